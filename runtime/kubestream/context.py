@@ -1,0 +1,221 @@
+"""StreamingContext: the entry point of a streaming application.
+
+It owns the DStream graph and the batch timer, and runs on an Engine: executor
+processes under `kubestream run`/`driver`, or in-process executors when created
+directly (handy in tests and notebooks, like Spark's local mode).
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from kubestream.batch import BatchInfo
+from kubestream.clock import Clock, SystemClock
+from kubestream.dstream import DStream, UnionDStream
+from kubestream.engine import Engine
+from kubestream.errors import ConfigError, JobFailedError
+from kubestream.graph import DStreamGraph
+from kubestream.listener import StreamingListener
+from kubestream.ops import HashPartitioner
+from kubestream.rdd import RDD
+from kubestream.receiver import Receiver
+from kubestream.scheduler.job_generator import JobGenerator, first_batch_time
+from kubestream.scheduler.job_scheduler import JobScheduler, JobSet
+from kubestream.sources.files import FileInputDStream
+from kubestream.sources.queue import QueueInputDStream
+from kubestream.sources.rate import RateInputDStream
+from kubestream.sources.receiver_stream import ReceiverInputDStream
+from kubestream.sources.socket import SocketTextReceiver
+
+log = logging.getLogger(__name__)
+
+
+class State(enum.Enum):
+    INITIALIZED = "initialized"
+    ACTIVE = "active"
+    STOPPED = "stopped"
+
+
+class StreamingContext:
+    def __init__(
+        self,
+        batch_interval: float = 1.0,
+        checkpoint: str | None = None,
+        *,
+        engine: Engine | None = None,
+        clock: Clock | None = None,
+        executors: int = 2,
+        on_batch_failure: str = "continue",
+        graceful_timeout: float | None = None,
+    ) -> None:
+        if not 0.001 <= batch_interval <= 3600:
+            raise ConfigError(f"batch_interval must be between 0.001 and 3600 seconds, got {batch_interval}")
+        if on_batch_failure not in ("continue", "stop"):
+            raise ConfigError(f"on_batch_failure must be 'continue' or 'stop', got {on_batch_failure!r}")
+        self.batch_interval = batch_interval
+        self.batch_interval_ms = round(batch_interval * 1000)
+        self.checkpoint_dir = checkpoint
+        self.clock: Clock = clock or SystemClock()
+        self.graceful_timeout = graceful_timeout or 10 * batch_interval
+        self._own_executors = None
+        if engine is None:
+            from kubestream.local_executors import InProcessExecutors
+
+            engine = Engine()
+            self._own_executors = InProcessExecutors(engine, executors)
+        self.engine = engine
+        self.graph = DStreamGraph()
+        self.listeners: list[StreamingListener] = []
+        self.state = State.INITIALIZED
+        self._partitioners: dict[int, HashPartitioner] = {}
+        self._terminated = threading.Event()
+        self._scheduler = JobScheduler(
+            self.listeners, self._batch_done, stop_on_failure=on_batch_failure == "stop", now=self.clock.now
+        )
+        self._generator = JobGenerator(self.clock, self.batch_interval_ms, self._generate_batch)
+
+    # --- sources --------------------------------------------------------------------------
+    def queue_stream(
+        self,
+        batches: Iterable[Sequence[Any]],
+        one_at_a_time: bool = True,
+        default: Sequence[Any] | None = None,
+    ) -> QueueInputDStream:
+        return QueueInputDStream(self, batches, one_at_a_time, default)
+
+    def text_file_stream(self, directory: str) -> DStream:
+        return FileInputDStream(self, directory)
+
+    def rate_stream(self, records_per_second: float) -> DStream:
+        return RateInputDStream(self, records_per_second)
+
+    def socket_text_stream(self, host: str, port: int) -> DStream:
+        return ReceiverInputDStream(self, SocketTextReceiver(host, port))
+
+    def receiver_stream(self, receiver: Receiver) -> DStream:
+        return ReceiverInputDStream(self, receiver)
+
+    def union(self, *streams: DStream) -> DStream:
+        return UnionDStream(self, list(streams))
+
+    def add_streaming_listener(self, listener: StreamingListener) -> None:
+        self.listeners.append(listener)
+
+    def hash_partitioner(self, num_partitions: int) -> HashPartitioner:
+        return self._partitioners.setdefault(num_partitions, HashPartitioner(num_partitions))
+
+    # --- lifecycle ------------------------------------------------------------------------
+    def start(self) -> None:
+        if self.state is not State.INITIALIZED:
+            raise ConfigError(f"a StreamingContext can be started once; this one is {self.state.value}")
+        self.graph.validate()
+        first = first_batch_time(self.clock.now() * 1000, self.batch_interval_ms)
+        self.graph.zero_time = first - self.batch_interval_ms
+        for stream in self.graph.inputs:
+            stream.start()
+        self.engine.receiver_tracker.start()
+        self._scheduler.start()
+        self._generator.start(first)
+        self.state = State.ACTIVE
+        log.info("streaming started: batch interval %d ms, first batch at %d", self.batch_interval_ms, first)
+
+    def stop(self, stop_engine: bool = True, graceful: bool = False, timeout: float | None = None) -> None:
+        """Stop; graceful processes everything already received first, within `timeout` seconds."""
+        if self.state is State.STOPPED:
+            return
+        if self.state is State.ACTIVE:
+            if graceful:
+                self._stop_gracefully(timeout or self.graceful_timeout)
+            self._generator.stop()
+            self.engine.task_scheduler.abort_all("streaming context stopped")
+            self._scheduler.stop()
+            for stream in self.graph.inputs:
+                stream.stop()
+            if not graceful:
+                self.engine.receiver_tracker.stop_receivers(timeout=1.0)
+        if stop_engine and self._own_executors is not None:
+            self._own_executors.stop()
+        self.state = State.STOPPED
+        self._terminated.set()
+        log.info("streaming stopped")
+
+    def _stop_gracefully(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        self.engine.receiver_tracker.stop_receivers(timeout=timeout / 2)
+        while self.engine.receiver_tracker.has_unallocated_blocks() and time.monotonic() < deadline:
+            time.sleep(min(0.05, self.batch_interval / 4))
+        self._generator.stop()
+        if not self._scheduler.wait_idle(max(0.0, deadline - time.monotonic())):
+            log.warning("graceful stop timed out after %.1f s with batches pending", timeout)
+
+    def await_termination(self, timeout: float | None = None) -> bool:
+        """Wait until stopped; raises if a failed batch stopped the job (on_batch_failure='stop')."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self._terminated.is_set():
+            if self._scheduler.failed_stop.is_set():
+                self.stop(stop_engine=True)
+                break
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                return False
+            self._terminated.wait(0.1 if remaining is None else min(0.1, remaining))
+        if self._scheduler.failure is not None:
+            raise JobFailedError(str(self._scheduler.failure))
+        return True
+
+    # --- batches --------------------------------------------------------------------------
+    @property
+    def batches(self) -> list[BatchInfo]:
+        return list(self._scheduler.batches)
+
+    def wait_for_batch(self, batch_time: int, timeout: float) -> BatchInfo:
+        """Block until the batch of `batch_time` completed (used by tests and the testing module)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for info in self.batches:
+                if info.batch_time == batch_time and info.completed:
+                    return info
+            time.sleep(0.005)
+        raise TimeoutError(f"batch {batch_time} did not complete in {timeout} s")
+
+    def _generate_batch(self, batch_time: int) -> None:
+        self.engine.receiver_tracker.allocate_blocks_to_batch(batch_time)
+        jobs = self.graph.generate_jobs(batch_time)
+        per_stream = {
+            s.id: s.records_per_batch.get(batch_time, 0) for s in self.graph.inputs
+        }
+        info = BatchInfo(
+            batch_time,
+            submission_time=self.clock.now(),
+            num_records=sum(per_stream.values()),
+            records_per_stream=per_stream,
+            output_operations=len(jobs),
+        )
+        self._scheduler.submit(JobSet(info, jobs))
+
+    def _batch_done(self, info: BatchInfo) -> None:
+        dropped = self.graph.clear_metadata(info.batch_time)
+        self.engine.forget_shuffles(_shuffle_ids(dropped))
+        keep = max(self.graph.input_remember_ms(), self.batch_interval_ms)
+        old_blocks = self.engine.receiver_tracker.forget_batches(info.batch_time - keep + 1)
+        self.engine.remove_blocks(old_blocks)
+
+
+def _shuffle_ids(rdds: list[RDD]) -> list[int]:
+    ids: set[int] = set()
+    stack, seen = list(rdds), set()
+    while stack:
+        rdd = stack.pop()
+        if rdd.id in seen:
+            continue
+        seen.add(rdd.id)
+        for dep in rdd.shuffle_dependencies():
+            ids.add(dep.shuffle_id)
+            stack.append(dep.rdd)
+        stack.extend(rdd.narrow_parents())
+    return sorted(ids)

@@ -1,0 +1,302 @@
+"""DStream: a stream as a sequence of per-batch RDDs, with Spark's operators under PEP 8 names.
+
+Operators keep their partition functions from construction, so a user function
+is pickled once for the life of the job rather than once per batch.
+"""
+
+from __future__ import annotations
+
+import inspect
+import operator
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from kubestream.ops import (
+    Aggregator,
+    FilterOp,
+    FlatMapOp,
+    FlatMapValuesOp,
+    GlomOp,
+    MapOp,
+    MapPartitionsOp,
+    MapPartitionsWithIndexOp,
+    MapValuesOp,
+    PartitionFn,
+)
+from kubestream.rdd import RDD, MapPartitionsRDD, ShuffledRDD, UnionRDD
+
+if TYPE_CHECKING:
+    from kubestream.context import StreamingContext
+
+
+class DStream:
+    """A discretized stream: compute(t) gives the RDD of batch time t (milliseconds)."""
+
+    def __init__(self, ssc: StreamingContext, parents: Iterable[DStream] = ()) -> None:
+        self.ssc = ssc
+        self.parents = list(parents)
+        self.id = ssc.graph.register(self)
+        self.generated: dict[int, RDD] = {}
+        self.remember_ms = 0
+
+    @property
+    def slide_ms(self) -> int:
+        return self.parents[0].slide_ms if self.parents else self.ssc.batch_interval_ms
+
+    def compute(self, batch_time: int) -> RDD | None:
+        raise NotImplementedError
+
+    def is_time_valid(self, batch_time: int) -> bool:
+        return (batch_time - self.ssc.graph.zero_time) % self.slide_ms == 0
+
+    def get_or_compute(self, batch_time: int) -> RDD | None:
+        if batch_time in self.generated:
+            return self.generated[batch_time]
+        if not self.is_time_valid(batch_time):
+            return None
+        rdd = self.compute(batch_time)
+        if rdd is not None:
+            self.generated[batch_time] = rdd
+        return rdd
+
+    def clear_metadata(self, batch_time: int) -> list[RDD]:
+        """Forget RDDs no longer needed after batch_time; returns them so their shuffles go too."""
+        keep_from = batch_time - max(self.remember_ms, self.slide_ms) + 1
+        old = [t for t in self.generated if t < keep_from]
+        return [self.generated.pop(t) for t in old]
+
+    def remember(self, duration_ms: int) -> None:
+        """Keep RDDs for at least this long, for windows reaching back over this stream."""
+        self.remember_ms = max(self.remember_ms, duration_ms)
+        for parent in self.parents:
+            parent.remember(duration_ms)
+
+    # --- narrow transformations -----------------------------------------------------------
+    def _op(self, op: PartitionFn) -> DStream:
+        return OpDStream(self, op)
+
+    def map(self, fn: Callable[[Any], Any]) -> DStream:
+        return self._op(MapOp(fn))
+
+    def flat_map(self, fn: Callable[[Any], Iterable[Any]]) -> DStream:
+        return self._op(FlatMapOp(fn))
+
+    def filter(self, fn: Callable[[Any], bool]) -> DStream:
+        return self._op(FilterOp(fn))
+
+    def map_partitions(self, fn: Callable[[Iterator[Any]], Iterable[Any]]) -> DStream:
+        return self._op(MapPartitionsOp(fn))
+
+    def map_partitions_with_index(self, fn: Callable[[int, Iterator[Any]], Iterable[Any]]) -> DStream:
+        return self._op(MapPartitionsWithIndexOp(fn))
+
+    def map_values(self, fn: Callable[[Any], Any]) -> DStream:
+        return self._op(MapValuesOp(fn))
+
+    def flat_map_values(self, fn: Callable[[Any], Iterable[Any]]) -> DStream:
+        return self._op(FlatMapValuesOp(fn))
+
+    def glom(self) -> DStream:
+        return self._op(GlomOp())
+
+    def union(self, *others: DStream) -> DStream:
+        return UnionDStream(self.ssc, [self, *others])
+
+    def repartition(self, num_partitions: int) -> DStream:
+        return TransformedDStream([self], lambda t, rdds: rdds[0].repartition(num_partitions))
+
+    # --- aggregations ---------------------------------------------------------------------
+    def combine_by_key(
+        self,
+        create_combiner: Callable[[Any], Any],
+        merge_value: Callable[[Any, Any], Any],
+        merge_combiners: Callable[[Any, Any], Any],
+        num_partitions: int | None = None,
+    ) -> DStream:
+        aggregator = Aggregator(create_combiner, merge_value, merge_combiners)
+        return ShuffledDStream(self, aggregator, num_partitions)
+
+    def reduce_by_key(self, fn: Callable[[Any, Any], Any], num_partitions: int | None = None) -> DStream:
+        return self.combine_by_key(_identity, fn, fn, num_partitions)
+
+    def group_by_key(self, num_partitions: int | None = None) -> DStream:
+        return ShuffledDStream(self, _GROUP, num_partitions)
+
+    def count_by_value(self, num_partitions: int | None = None) -> DStream:
+        return self.map(_with_one).reduce_by_key(operator.add, num_partitions)
+
+    def reduce(self, fn: Callable[[Any, Any], Any]) -> DStream:
+        """One record per non-empty batch: fn folded over the batch."""
+        return self.map(_keyed_by_none).reduce_by_key(fn, 1).map(_second)
+
+    def count(self) -> DStream:
+        """One record per batch, the batch's record count (0 for an empty batch)."""
+        counts = self.map_partitions(_partition_count)
+        return TransformedDStream([counts], _with_zero).reduce(operator.add)
+
+    # --- joins ----------------------------------------------------------------------------
+    def cogroup(self, other: DStream, num_partitions: int | None = None) -> DStream:
+        return TransformedDStream(
+            [self, other], lambda t, rdds: rdds[0].cogroup(rdds[1], num_partitions=num_partitions)
+        )
+
+    def join(self, other: DStream, num_partitions: int | None = None) -> DStream:
+        return TransformedDStream([self, other], lambda t, r: r[0].join(r[1], num_partitions))
+
+    def left_outer_join(self, other: DStream, num_partitions: int | None = None) -> DStream:
+        return TransformedDStream(
+            [self, other], lambda t, r: r[0].left_outer_join(r[1], num_partitions)
+        )
+
+    def right_outer_join(self, other: DStream, num_partitions: int | None = None) -> DStream:
+        return TransformedDStream(
+            [self, other], lambda t, r: r[0].right_outer_join(r[1], num_partitions)
+        )
+
+    def full_outer_join(self, other: DStream, num_partitions: int | None = None) -> DStream:
+        return TransformedDStream(
+            [self, other], lambda t, r: r[0].full_outer_join(r[1], num_partitions)
+        )
+
+    # --- arbitrary RDD functions ----------------------------------------------------------
+    def transform(self, fn: Callable[..., RDD]) -> DStream:
+        """fn(rdd) or fn(batch_time_ms, rdd) -> RDD, run on the driver for every batch."""
+        with_time = _arity(fn) >= 2
+        return TransformedDStream(
+            [self], lambda t, rdds: fn(t, rdds[0]) if with_time else fn(rdds[0])
+        )
+
+    def transform_with(self, other: DStream, fn: Callable[..., RDD]) -> DStream:
+        """fn(rdd, other_rdd) or fn(batch_time_ms, rdd, other_rdd) -> RDD."""
+        with_time = _arity(fn) >= 3
+        return TransformedDStream(
+            [self, other],
+            lambda t, r: fn(t, r[0], r[1]) if with_time else fn(r[0], r[1]),
+        )
+
+    # --- outputs --------------------------------------------------------------------------
+    def foreach_rdd(self, fn: Callable[..., None]) -> None:
+        """fn(rdd) or fn(batch_time_ms, rdd), run on the driver for every batch."""
+        with_time = _arity(fn) >= 2
+        self.ssc.graph.add_output(
+            self, lambda t, rdd: fn(t, rdd) if with_time else fn(rdd)
+        )
+
+    def pprint(self, num: int = 10) -> None:
+        from kubestream.output import print_batch
+
+        self.ssc.graph.add_output(self, lambda t, rdd: print_batch(t, rdd, num))
+
+    def save_as_text_files(self, prefix: str, suffix: str | None = None) -> None:
+        """One directory PREFIX-<batch ms>[.SUFFIX] per batch, of part-NNNNN files, written atomically."""
+        from kubestream.output import save_text_batch
+
+        self.ssc.graph.add_output(self, lambda t, rdd: save_text_batch(t, rdd, prefix, suffix))
+
+
+class OpDStream(DStream):
+    def __init__(self, parent: DStream, op: PartitionFn) -> None:
+        super().__init__(parent.ssc, [parent])
+        self.op = op
+
+    def compute(self, batch_time: int) -> RDD | None:
+        rdd = self.parents[0].get_or_compute(batch_time)
+        return None if rdd is None else MapPartitionsRDD(rdd, self.op)
+
+
+class ShuffledDStream(DStream):
+    def __init__(self, parent: DStream, aggregator: Aggregator, num_partitions: int | None) -> None:
+        super().__init__(parent.ssc, [parent])
+        self.aggregator = aggregator
+        self.num_partitions = num_partitions
+
+    def compute(self, batch_time: int) -> RDD | None:
+        rdd = self.parents[0].get_or_compute(batch_time)
+        if rdd is None:
+            return None
+        engine = rdd.engine
+        n = self.num_partitions or engine.default_parallelism
+        return ShuffledRDD(rdd, n, self.ssc.hash_partitioner(n), self.aggregator)
+
+
+class UnionDStream(DStream):
+    def __init__(self, ssc: StreamingContext, parents: list[DStream]) -> None:
+        slides = {p.slide_ms for p in parents}
+        if len(slides) > 1:
+            raise ValueError(f"union of streams with different slide durations: {sorted(slides)}")
+        super().__init__(ssc, parents)
+
+    def compute(self, batch_time: int) -> RDD | None:
+        rdds = [p.get_or_compute(batch_time) for p in self.parents]
+        present = [r for r in rdds if r is not None]
+        return UnionRDD(self.ssc.engine, present) if present else None
+
+
+class TransformedDStream(DStream):
+    def __init__(
+        self, parents: list[DStream], fn: Callable[[int, list[RDD]], RDD]
+    ) -> None:
+        super().__init__(parents[0].ssc, parents)
+        self.fn = fn
+
+    def compute(self, batch_time: int) -> RDD | None:
+        rdds = [p.get_or_compute(batch_time) for p in self.parents]
+        resolved = [r if r is not None else self.ssc.engine.empty_rdd() for r in rdds]
+        result = self.fn(batch_time, resolved)
+        if not isinstance(result, RDD):
+            raise TypeError(
+                f"a transform function must return an RDD, got {type(result).__name__}"
+            )
+        return result
+
+
+def _arity(fn: Callable[..., Any]) -> int:
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return 1
+    positional = [
+        p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+    ]
+    return len(positional)
+
+
+def _identity(value: Any) -> Any:
+    return value
+
+
+def _with_one(value: Any) -> tuple[Any, int]:
+    return value, 1
+
+
+def _keyed_by_none(value: Any) -> tuple[None, Any]:
+    return None, value
+
+
+def _second(pair: tuple[Any, Any]) -> Any:
+    return pair[1]
+
+
+def _partition_count(records: Iterator[Any]) -> list[int]:
+    return [sum(1 for _ in records)]
+
+
+def _with_zero(batch_time: int, rdds: list[RDD]) -> RDD:
+    return rdds[0].union(rdds[0].engine.parallelize([0], 1))
+
+
+def _singleton(value: Any) -> list[Any]:
+    return [value]
+
+
+def _append(values: list[Any], value: Any) -> list[Any]:
+    values.append(value)
+    return values
+
+
+def _extend(values: list[Any], more: list[Any]) -> list[Any]:
+    values.extend(more)
+    return values
+
+
+_GROUP = Aggregator(_singleton, _append, _extend)

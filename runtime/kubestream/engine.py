@@ -1,0 +1,197 @@
+"""The driver's execution engine (Spark's SparkContext): executors, schedulers, function shipping.
+
+Executors attach through a `send` callable, so the same engine drives executor
+processes over ZeroMQ and in-process executors in tests.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import logging
+import pickle
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from kubestream.functions import FunctionRegistry
+from kubestream.plan import ExecutorAddress, TaskDescription
+from kubestream.protocol import (
+    BlockAdded,
+    ExecutorLost,
+    Heartbeat,
+    LaunchTask,
+    ReceiverStatus,
+    RemoveBlocks,
+    TaskFinished,
+    TaskState,
+    ToDriver,
+    ToExecutor,
+)
+from kubestream.rdd import RDD, SourceRDD, empty_sources, parallel_sources, range_sources
+from kubestream.scheduler.dag_scheduler import DAGScheduler
+from kubestream.scheduler.map_output_tracker import MapOutputTracker
+from kubestream.scheduler.receiver_tracker import ReceiverTracker
+from kubestream.scheduler.task_scheduler import TaskScheduler
+
+log = logging.getLogger(__name__)
+
+ExecutorLink = Callable[[ToExecutor], None]
+
+
+class Engine:
+    def __init__(
+        self,
+        default_parallelism: int | None = None,
+        locality_wait: float = 0.1,
+        max_task_failures: int = 4,
+        block_interval: float = 0.2,
+    ) -> None:
+        self._parallelism = default_parallelism
+        self.functions = FunctionRegistry()
+        self.map_outputs = MapOutputTracker()
+        self.task_scheduler = TaskScheduler(
+            self._launch, locality_wait=locality_wait, max_task_failures=max_task_failures
+        )
+        self.dag_scheduler = DAGScheduler(self.functions, self.task_scheduler, self.map_outputs)
+        self.receiver_tracker = ReceiverTracker(self.send, self.executor_ids, block_interval)
+        self._links: dict[str, ExecutorLink] = {}
+        self._known: dict[str, set[str]] = {}
+        self._cores: dict[str, int] = {}
+        self._lock = threading.RLock()
+        self._executors_changed = threading.Condition(self._lock)
+        self._rdd_ids = itertools.count(1)
+        self._shuffle_ids = itertools.count(1)
+        self.listeners: list[Callable[[str, str], None]] = []
+
+    # --- ids and parallelism --------------------------------------------------------------
+    def new_rdd_id(self) -> int:
+        return next(self._rdd_ids)
+
+    def new_shuffle_id(self) -> int:
+        return next(self._shuffle_ids)
+
+    @property
+    def default_parallelism(self) -> int:
+        if self._parallelism:
+            return self._parallelism
+        with self._lock:
+            return max(2, sum(self._cores.values()))
+
+    # --- executors ------------------------------------------------------------------------
+    def attach_executor(self, address: ExecutorAddress, cores: int, link: ExecutorLink) -> None:
+        with self._lock:
+            if address.executor_id in self._links:
+                self._detach(address.executor_id, "re-registered")
+            self._links[address.executor_id] = link
+            self._known[address.executor_id] = set()
+            self._cores[address.executor_id] = cores
+            self._executors_changed.notify_all()
+        log.info("executor %s registered at %s", address.executor_id, address.address)
+        self.task_scheduler.add_executor(address, cores)
+        self.receiver_tracker.place_receivers()
+        self._notify("executor_added", address.executor_id)
+
+    def detach_executor(self, executor_id: str, reason: str) -> None:
+        with self._lock:
+            if executor_id not in self._links:
+                return
+            self._detach(executor_id, reason)
+        self.task_scheduler.remove_executor(executor_id)
+        self.receiver_tracker.executor_lost(executor_id)
+        for other in self.executor_ids():
+            self.send(other, ExecutorLost(executor_id))
+        self._notify("executor_removed", executor_id)
+
+    def _detach(self, executor_id: str, reason: str) -> None:
+        log.warning("executor %s removed: %s", executor_id, reason)
+        del self._links[executor_id]
+        self._known.pop(executor_id, None)
+        self._cores.pop(executor_id, None)
+        self.map_outputs.remove_executor(executor_id)
+        self._executors_changed.notify_all()
+
+    def executor_ids(self) -> list[str]:
+        with self._lock:
+            return list(self._links)
+
+    def wait_for_executors(self, count: int, timeout: float) -> bool:
+        with self._lock:
+            return self._executors_changed.wait_for(lambda: len(self._links) >= count, timeout)
+
+    def send(self, executor_id: str, message: ToExecutor) -> None:
+        with self._lock:
+            link = self._links.get(executor_id)
+        if link is not None:
+            link(message)
+
+    def broadcast(self, message: ToExecutor) -> None:
+        for executor_id in self.executor_ids():
+            self.send(executor_id, message)
+
+    def _notify(self, event: str, executor_id: str) -> None:
+        for listener in self.listeners:
+            listener(event, executor_id)
+
+    def _launch(self, executor_id: str, task: TaskDescription) -> None:
+        with self._lock:
+            known = self._known.get(executor_id)
+            if known is None:
+                return
+            missing = [r for r in task.function_refs() if r not in known]
+            known.update(missing)
+        blobs = {ref: self.functions.blob(ref) for ref in missing}
+        self.send(executor_id, LaunchTask(task, blobs))
+
+    def handle(self, executor_id: str, message: ToDriver) -> None:
+        """A message from an executor (called on the transport's thread)."""
+        if isinstance(message, TaskFinished):
+            if message.state is TaskState.FINISHED and isinstance(message.value, bytes):
+                message = dataclasses.replace(message, value=pickle.loads(message.value))
+            self.task_scheduler.status_update(executor_id, message)
+        elif isinstance(message, BlockAdded):
+            self.receiver_tracker.add_block(executor_id, message)
+        elif isinstance(message, ReceiverStatus):
+            self.receiver_tracker.update_status(executor_id, message)
+        elif isinstance(message, Heartbeat):
+            pass
+
+    # --- jobs -----------------------------------------------------------------------------
+    def run_job(
+        self,
+        rdd: RDD,
+        result_fn: Callable[[int, Any], Any],
+        partitions: Iterable[int] | None = None,
+    ) -> list[Any]:
+        return self.dag_scheduler.run_job(rdd, result_fn, partitions)
+
+    def remove_blocks(self, prefixes: Sequence[str]) -> None:
+        if prefixes:
+            self.broadcast(RemoveBlocks(tuple(prefixes)))
+
+    def forget_shuffles(self, shuffle_ids: list[int]) -> None:
+        self.map_outputs.unregister_shuffles(shuffle_ids)
+        self.remove_blocks([f"shuffle_{s}_" for s in shuffle_ids])
+
+    def executor_address(self, executor_id: str) -> ExecutorAddress | None:
+        return self.task_scheduler.executors().get(executor_id)
+
+    # --- RDD factories --------------------------------------------------------------------
+    def parallelize(self, records: Sequence[Any], slices: int | None = None) -> RDD:
+        return SourceRDD(self, parallel_sources(list(records), slices or self.default_parallelism))
+
+    def range(self, start: int, stop: int, slices: int | None = None) -> RDD:
+        return SourceRDD(self, range_sources(start, stop, slices or self.default_parallelism))
+
+    def empty_rdd(self) -> RDD:
+        return SourceRDD(self, empty_sources())
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 0.01) -> bool:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(interval)
+    return True

@@ -1,0 +1,140 @@
+"""What an executor does, apart from how messages reach it: runs tasks, keeps blocks, hosts receivers.
+
+The networked executor process and the in-process executors used by tests both
+wrap this class, so they run the same code paths.
+"""
+
+from __future__ import annotations
+
+import logging
+import pickle
+import queue
+import threading
+import time
+import traceback
+from collections.abc import Callable
+
+from kubestream.block_manager import BlockManager
+from kubestream.errors import FetchFailedError
+from kubestream.executor.receiver_supervisor import ReceiverSupervisor
+from kubestream.functions import FunctionCache
+from kubestream.plan import ExecutorAddress, run_task
+from kubestream.protocol import (
+    ExecutorLost,
+    LaunchTask,
+    RemoveBlocks,
+    StartReceiver,
+    StopReceiver,
+    TaskFinished,
+    TaskState,
+    ToDriver,
+    ToExecutor,
+)
+
+log = logging.getLogger(__name__)
+
+BlockFetcher = Callable[[ExecutorAddress, list[str]], list[bytes | None]]
+
+
+class ExecutorCore:
+    def __init__(
+        self,
+        executor_id: str,
+        to_driver: Callable[[ToDriver], None],
+        fetcher: BlockFetcher,
+        cores: int = 1,
+    ) -> None:
+        self.executor_id = executor_id
+        self.blocks = BlockManager()
+        self.functions = FunctionCache()
+        self.tasks_run = 0
+        self.tasks_failed = 0
+        self._to_driver = to_driver
+        self._fetcher = fetcher
+        self._queue: queue.SimpleQueue[LaunchTask | None] = queue.SimpleQueue()
+        self._lost_peers: set[str] = set()
+        self._receivers: dict[int, ReceiverSupervisor] = {}
+        self._workers = [
+            threading.Thread(target=self._work, name=f"task-{i}", daemon=True) for i in range(cores)
+        ]
+        for worker in self._workers:
+            worker.start()
+
+    def handle(self, message: ToExecutor) -> None:
+        if isinstance(message, LaunchTask):
+            self._queue.put(message)
+        elif isinstance(message, RemoveBlocks):
+            for prefix in message.prefixes:
+                self.blocks.remove_prefix(prefix)
+        elif isinstance(message, StartReceiver):
+            self._start_receiver(message)
+        elif isinstance(message, StopReceiver):
+            supervisor = self._receivers.pop(message.stream_id, None)
+            if supervisor is not None:
+                supervisor.stop()
+        elif isinstance(message, ExecutorLost):
+            self._lost_peers.add(message.executor_id)
+
+    def fetch_blocks(self, location: ExecutorAddress, block_ids: list[str]) -> list[bytes | None]:
+        if location.executor_id in self._lost_peers:
+            raise ConnectionError(f"executor {location.executor_id} is lost")
+        return self._fetcher(location, block_ids)
+
+    def stop(self) -> None:
+        for supervisor in list(self._receivers.values()):
+            supervisor.stop()
+        self._receivers.clear()
+        for _ in self._workers:
+            self._queue.put(None)
+
+    def _start_receiver(self, message: StartReceiver) -> None:
+        receiver = pickle.loads(message.receiver)
+        supervisor = ReceiverSupervisor(
+            message.stream_id,
+            receiver,
+            self.executor_id,
+            self.blocks,
+            self._to_driver,
+            message.block_interval,
+        )
+        self._receivers[message.stream_id] = supervisor
+        supervisor.start()
+
+    def _work(self) -> None:
+        while (message := self._queue.get()) is not None:
+            self._to_driver(self._run(message))
+
+    def _run(self, message: LaunchTask) -> TaskFinished:
+        task = message.task
+        started = time.perf_counter()
+        try:
+            self.functions.add(message.functions)
+            value = pickle.dumps(run_task(task, self), protocol=pickle.HIGHEST_PROTOCOL)
+        except FetchFailedError as exc:
+            return TaskFinished(
+                task.task_id,
+                TaskState.FETCH_FAILED,
+                error=str(exc),
+                fetch_failure=(exc.shuffle_id, exc.map_index, exc.executor_id),
+                duration=time.perf_counter() - started,
+            )
+        except Exception:
+            self.tasks_failed += 1
+            error = traceback.format_exc()
+            log.warning(
+                "task %s (partition %s) failed on %s:\n%s",
+                task.task_id,
+                task.partition,
+                self.executor_id,
+                error,
+            )
+            return TaskFinished(
+                task.task_id,
+                TaskState.FAILED,
+                error=error,
+                duration=time.perf_counter() - started,
+            )
+        self.tasks_run += 1
+        return TaskFinished(
+            task.task_id, TaskState.FINISHED, value=value, duration=time.perf_counter() - started
+        )

@@ -1,0 +1,106 @@
+"""Runs one receiver on an executor and cuts what it stores into blocks every block interval."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from kubestream.block_manager import BlockManager, serialise
+from kubestream.protocol import BlockAdded, ReceiverStatus, ToDriver
+from kubestream.receiver import Receiver
+
+log = logging.getLogger(__name__)
+
+
+class ReceiverSupervisor:
+    def __init__(
+        self,
+        stream_id: int,
+        receiver: Receiver,
+        executor_id: str,
+        blocks: BlockManager,
+        to_driver: Callable[[ToDriver], None],
+        block_interval: float,
+        restart_delay: float = 2.0,
+    ) -> None:
+        self.stream_id = stream_id
+        self.receiver = receiver
+        self._executor_id = executor_id
+        self._blocks = blocks
+        self._to_driver = to_driver
+        self._block_interval = block_interval
+        self._restart_delay = restart_delay
+        self._buffer: list[Any] = []
+        self._buffer_lock = threading.Lock()
+        self._stopped = threading.Event()
+        self._seq = 0
+        self._cutter = threading.Thread(
+            target=self._cut_blocks, name=f"block-generator-{stream_id}", daemon=True
+        )
+
+    def start(self) -> None:
+        self.receiver.attach(self)
+        self._cutter.start()
+        self._start_receiver()
+
+    def _start_receiver(self) -> None:
+        try:
+            self.receiver.on_start()
+            self._to_driver(ReceiverStatus(self.stream_id, "started"))
+        except Exception as exc:
+            self.report_error("receiver failed to start", exc)
+
+    def stop(self) -> None:
+        """Stop the receiver and flush what it stored, so a graceful stop loses nothing."""
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        try:
+            self.receiver.on_stop()
+        except Exception as exc:
+            self.report_error("receiver failed to stop cleanly", exc)
+        self._cutter.join(timeout=5)
+        self._flush()
+        self._to_driver(ReceiverStatus(self.stream_id, "stopped"))
+
+    # ReceiverHost
+    def store(self, records: Iterable[Any]) -> None:
+        with self._buffer_lock:
+            self._buffer.extend(records)
+
+    def restart(self, message: str, error: BaseException | None) -> None:
+        self.report_error(f"restarting receiver: {message}", error)
+
+        def again() -> None:
+            try:
+                self.receiver.on_stop()
+            except Exception as exc:
+                log.warning("receiver %s failed to stop before restart: %s", self.stream_id, exc)
+            if not self._stopped.wait(self._restart_delay):
+                self._start_receiver()
+
+        threading.Thread(target=again, name=f"receiver-restart-{self.stream_id}", daemon=True).start()
+
+    def report_error(self, message: str, error: BaseException | None) -> None:
+        detail = f"{message}: {error}" if error else message
+        log.warning("receiver %s: %s", self.stream_id, detail)
+        self._to_driver(ReceiverStatus(self.stream_id, "error", detail))
+
+    def is_stopped(self) -> bool:
+        return self._stopped.is_set()
+
+    def _cut_blocks(self) -> None:
+        while not self._stopped.wait(self._block_interval):
+            self._flush()
+
+    def _flush(self) -> None:
+        with self._buffer_lock:
+            records, self._buffer = self._buffer, []
+        if not records:
+            return
+        self._seq += 1
+        block_id = f"input-{self.stream_id}-{self._executor_id}-{self._seq}"
+        self._blocks.put(block_id, serialise(records))
+        self._to_driver(BlockAdded(self.stream_id, block_id, len(records)))

@@ -1,0 +1,112 @@
+"""Messages between driver and executors, and between executors.
+
+Plain frozen dataclasses, the same in local loopback and over ZeroMQ, where the
+transport pickles them only after CURVE has authenticated the peer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+from kubestream.functions import FunctionRef
+from kubestream.plan import TaskDescription
+
+
+@dataclass(frozen=True, slots=True)
+class RegisterExecutor:
+    executor_id: str
+    block_address: str
+    cores: int
+    pid: int
+    hash_probe: int
+
+
+@dataclass(frozen=True, slots=True)
+class RegistrationRefused:
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Heartbeat:
+    blocks: int = 0
+    block_bytes: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class LaunchTask:
+    task: TaskDescription
+    functions: dict[FunctionRef, bytes] = field(default_factory=dict)
+
+
+class TaskState(Enum):
+    FINISHED = "finished"
+    FAILED = "failed"
+    FETCH_FAILED = "fetch_failed"
+
+
+@dataclass(frozen=True, slots=True)
+class TaskFinished:
+    task_id: int
+    state: TaskState
+    value: object = None
+    error: str | None = None
+    fetch_failure: tuple[int, int, str] | None = None
+    duration: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class RemoveBlocks:
+    prefixes: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class StartReceiver:
+    stream_id: int
+    receiver: bytes
+    block_interval: float
+
+
+@dataclass(frozen=True, slots=True)
+class StopReceiver:
+    stream_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class BlockAdded:
+    stream_id: int
+    block_id: str
+    records: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiverStatus:
+    stream_id: int
+    state: str
+    message: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutorLost:
+    executor_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Shutdown:
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class FetchBlocks:
+    block_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class BlocksFetched:
+    blobs: tuple[bytes | None, ...]
+
+
+ToExecutor = (
+    LaunchTask | RemoveBlocks | StartReceiver | StopReceiver | ExecutorLost | Shutdown
+) | RegistrationRefused | Heartbeat
+ToDriver = RegisterExecutor | Heartbeat | TaskFinished | BlockAdded | ReceiverStatus

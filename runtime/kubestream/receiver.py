@@ -1,0 +1,60 @@
+"""Receivers: long-running readers hosted on executors, for sources that push data.
+
+A subclass implements on_start (start its own thread; must not block) and
+on_stop, and calls store() with each record. Stored records are cut into a block
+every block interval; a block reported to the driver belongs to the next batch.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable
+from typing import Any, Protocol
+
+
+class ReceiverHost(Protocol):
+    def store(self, records: Iterable[Any]) -> None: ...
+
+    def restart(self, message: str, error: BaseException | None) -> None: ...
+
+    def report_error(self, message: str, error: BaseException | None) -> None: ...
+
+    def is_stopped(self) -> bool: ...
+
+
+class Receiver(ABC):
+    """Spark's Receiver: implement on_start/on_stop, call store() from your thread."""
+
+    _host: ReceiverHost | None = None
+
+    def attach(self, host: ReceiverHost) -> None:
+        self._host = host
+
+    @abstractmethod
+    def on_start(self) -> None:
+        """Start reading; must return at once (start a thread)."""
+
+    @abstractmethod
+    def on_stop(self) -> None:
+        """Release what on_start acquired; the reading thread should notice is_stopped()."""
+
+    def _require_host(self) -> ReceiverHost:
+        if self._host is None:
+            raise RuntimeError("receiver is not running on an executor")
+        return self._host
+
+    def store(self, record: Any) -> None:
+        self._require_host().store((record,))
+
+    def store_many(self, records: Iterable[Any]) -> None:
+        self._require_host().store(records)
+
+    def restart(self, message: str, error: BaseException | None = None) -> None:
+        """Stop, wait the restart delay, start again: for a lost connection."""
+        self._require_host().restart(message, error)
+
+    def report_error(self, message: str, error: BaseException | None = None) -> None:
+        self._require_host().report_error(message, error)
+
+    def is_stopped(self) -> bool:
+        return self._host is None or self._host.is_stopped()

@@ -1,0 +1,131 @@
+"""Splits an RDD's lineage into stages at shuffle boundaries and runs them in order.
+
+A stage whose tasks hit a fetch failure (an executor holding map output died)
+recomputes the missing map outputs and tries again, a bounded number of times.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Protocol
+
+from kubestream.errors import JobFailedError
+from kubestream.functions import FunctionRegistry
+from kubestream.plan import OutputSpec, ResultOutput, ShuffleWrite, TaskDescription
+from kubestream.rdd import RDD, ShuffleDependency
+from kubestream.scheduler.map_output_tracker import MapOutputTracker
+from kubestream.scheduler.task_scheduler import PlannedTask, TaskSetOutcome
+
+
+class TaskRunner(Protocol):
+    def run_taskset(self, tasks: Sequence[PlannedTask]) -> TaskSetOutcome: ...
+
+
+class DAGScheduler:
+    def __init__(
+        self,
+        functions: FunctionRegistry,
+        tasks: TaskRunner,
+        map_outputs: MapOutputTracker,
+        max_stage_attempts: int = 4,
+    ) -> None:
+        self._functions = functions
+        self._tasks = tasks
+        self._map_outputs = map_outputs
+        self._max_attempts = max_stage_attempts
+        self._task_ids = itertools.count(1)
+        self._stage_ids = itertools.count(1)
+
+    def run_job(
+        self,
+        rdd: RDD,
+        result_fn: Callable[[int, Any], Any],
+        partitions: Iterable[int] | None = None,
+    ) -> list[Any]:
+        """Values of result_fn over the given partitions, in partition order."""
+        wanted = list(range(rdd.num_partitions) if partitions is None else partitions)
+        results: dict[int, Any] = {}
+        output = ResultOutput(self._functions.ref(result_fn))
+        shuffles_done: set[int] = set()
+        for _ in range(self._max_attempts):
+            self._ensure_parents(rdd, shuffles_done)
+            missing = [p for p in wanted if p not in results]
+            if not missing:
+                break
+            outcome = self._run_stage(rdd, missing, lambda _split: output)
+            results.update({p: value for p, (_, value) in outcome.completed.items()})
+            if outcome.error:
+                raise JobFailedError(outcome.error)
+            self._forget_failed_fetches(outcome, shuffles_done)
+        else:
+            raise JobFailedError(f"stage failed {self._max_attempts} times on fetch failures")
+        return [results[p] for p in wanted]
+
+    def _ensure_parents(self, rdd: RDD, done: set[int]) -> None:
+        for dep in _shuffle_dependencies(rdd):
+            if dep.shuffle_id not in done:
+                self._ensure_shuffle(dep, done)
+
+    def _ensure_shuffle(self, dep: ShuffleDependency, done: set[int]) -> None:
+        parent = dep.rdd
+        self._map_outputs.register_shuffle(dep.shuffle_id, parent.num_partitions)
+        partitioner = self._functions.ref(dep.partitioner) if dep.partitioner else None
+        aggregator = self._functions.ref(dep.aggregator) if dep.aggregator else None
+
+        def output(split: int) -> OutputSpec:
+            return ShuffleWrite(dep.shuffle_id, split, dep.num_partitions, partitioner, aggregator)
+
+        for _ in range(self._max_attempts):
+            self._ensure_parents(parent, done)
+            missing = self._map_outputs.missing(dep.shuffle_id)
+            if not missing:
+                done.add(dep.shuffle_id)
+                return
+            outcome = self._run_stage(parent, missing, output)
+            for split, (location, _) in outcome.completed.items():
+                self._map_outputs.register_output(dep.shuffle_id, split, location)
+            if outcome.error:
+                raise JobFailedError(outcome.error)
+            self._forget_failed_fetches(outcome, done)
+        raise JobFailedError(
+            f"shuffle {dep.shuffle_id} failed {self._max_attempts} times on fetch failures"
+        )
+
+    def _forget_failed_fetches(self, outcome: TaskSetOutcome, done: set[int]) -> None:
+        for shuffle_id, map_index, executor_id in outcome.fetch_failures:
+            self._map_outputs.unregister_output(shuffle_id, map_index, executor_id)
+            self._map_outputs.remove_executor(executor_id)
+            done.clear()
+
+    def _run_stage(
+        self, rdd: RDD, splits: list[int], output: Callable[[int], OutputSpec]
+    ) -> TaskSetOutcome:
+        stage_id = next(self._stage_ids)
+        planned = []
+        for split in splits:
+            source, ops = rdd.plan(split, self._map_outputs.locations)
+            task = TaskDescription(
+                task_id=next(self._task_ids),
+                stage_id=stage_id,
+                partition=split,
+                source=source,
+                ops=tuple(self._functions.ref(op) for op in ops),
+                output=output(split),
+            )
+            planned.append(PlannedTask(task, rdd.preferred_executors(split)))
+        return self._tasks.run_taskset(planned)
+
+
+def _shuffle_dependencies(rdd: RDD) -> list[ShuffleDependency]:
+    """Shuffle dependencies reachable from rdd through narrow edges only."""
+    found: list[ShuffleDependency] = []
+    stack, seen = [rdd], set()
+    while stack:
+        current = stack.pop()
+        if current.id in seen:
+            continue
+        seen.add(current.id)
+        found.extend(current.shuffle_dependencies())
+        stack.extend(current.narrow_parents())
+    return found

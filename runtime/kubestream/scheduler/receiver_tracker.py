@@ -1,0 +1,150 @@
+"""Places receivers on executors and allocates the blocks they report to batches.
+
+A block reported before a batch's time is allocated to that batch, once. A
+receiver whose executor is lost is started again on another one.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import pickle
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import cloudpickle
+
+from kubestream.protocol import BlockAdded, ReceiverStatus, StartReceiver, StopReceiver, ToExecutor
+from kubestream.receiver import Receiver
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ReceivedBlock:
+    block_id: str
+    records: int
+    executor_id: str
+
+
+@dataclass(slots=True)
+class ReceiverInfo:
+    stream_id: int
+    receiver: Receiver
+    executor_id: str | None = None
+    state: str = "pending"
+    last_error: str = ""
+
+
+class ReceiverTracker:
+    def __init__(
+        self,
+        send: Callable[[str, ToExecutor], None],
+        executors: Callable[[], list[str]],
+        block_interval: float = 0.2,
+    ) -> None:
+        self._send = send
+        self._executors = executors
+        self.block_interval = block_interval
+        self._receivers: dict[int, ReceiverInfo] = {}
+        self._unallocated: dict[int, list[ReceivedBlock]] = {}
+        self._allocated: dict[int, dict[int, list[ReceivedBlock]]] = {}
+        self._lock = threading.Condition()
+        self._placement = itertools.count()
+        self._running = False
+
+    def register(self, stream_id: int, receiver: Receiver) -> None:
+        with self._lock:
+            self._receivers[stream_id] = ReceiverInfo(stream_id, receiver)
+            self._unallocated.setdefault(stream_id, [])
+
+    def start(self) -> None:
+        with self._lock:
+            self._running = True
+        self.place_receivers()
+
+    def place_receivers(self) -> None:
+        """Start every receiver that has no live executor, spreading them round-robin."""
+        launches: list[tuple[str, ToExecutor]] = []
+        with self._lock:
+            alive = self._executors()
+            if not self._running or not alive:
+                return
+            for info in self._receivers.values():
+                if info.executor_id in alive:
+                    continue
+                executor_id = alive[next(self._placement) % len(alive)]
+                info.executor_id, info.state = executor_id, "starting"
+                blob = bytes(cloudpickle.dumps(info.receiver, protocol=pickle.HIGHEST_PROTOCOL))
+                launches.append(
+                    (executor_id, StartReceiver(info.stream_id, blob, self.block_interval))
+                )
+        for executor_id, message in launches:
+            log.info("starting receiver %s on executor %s", message.stream_id, executor_id)  # type: ignore[union-attr]
+            self._send(executor_id, message)
+
+    def executor_lost(self, executor_id: str) -> None:
+        with self._lock:
+            for info in self._receivers.values():
+                if info.executor_id == executor_id:
+                    info.executor_id, info.state = None, "lost"
+        self.place_receivers()
+
+    def add_block(self, executor_id: str, block: BlockAdded) -> None:
+        with self._lock:
+            self._unallocated.setdefault(block.stream_id, []).append(
+                ReceivedBlock(block.block_id, block.records, executor_id)
+            )
+
+    def update_status(self, executor_id: str, status: ReceiverStatus) -> None:
+        with self._lock:
+            info = self._receivers.get(status.stream_id)
+            if info is None:
+                return
+            info.state = status.state
+            if status.state == "error":
+                info.last_error = status.message
+            self._lock.notify_all()
+
+    def allocate_blocks_to_batch(self, batch_time: int) -> None:
+        with self._lock:
+            self._allocated[batch_time] = {sid: blocks for sid, blocks in self._unallocated.items()}
+            self._unallocated = {sid: [] for sid in self._unallocated}
+
+    def blocks_of_batch(self, batch_time: int, stream_id: int) -> list[ReceivedBlock]:
+        with self._lock:
+            return list(self._allocated.get(batch_time, {}).get(stream_id, []))
+
+    def has_unallocated_blocks(self) -> bool:
+        with self._lock:
+            return any(self._unallocated.values())
+
+    def forget_batches(self, before: int) -> list[str]:
+        """Drop allocations of batches older than `before`; returns their block ids."""
+        with self._lock:
+            old = [t for t in self._allocated if t < before]
+            ids = [
+                b.block_id
+                for t in old
+                for blocks in self._allocated.pop(t).values()
+                for b in blocks
+            ]
+        return ids
+
+    def stop_receivers(self, timeout: float) -> None:
+        """Stop every receiver and wait until each has flushed its last block."""
+        with self._lock:
+            running = [i for i in self._receivers.values() if i.executor_id is not None]
+            self._running = False
+        for info in running:
+            assert info.executor_id is not None
+            self._send(info.executor_id, StopReceiver(info.stream_id))
+        with self._lock:
+            self._lock.wait_for(
+                lambda: all(i.state == "stopped" for i in running), timeout=timeout
+            )
+
+    def receivers(self) -> list[ReceiverInfo]:
+        with self._lock:
+            return list(self._receivers.values())

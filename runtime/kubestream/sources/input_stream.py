@@ -1,0 +1,28 @@
+"""Base of every input stream: what the graph starts, stops and asks for records counts."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from kubestream.dstream import DStream
+
+if TYPE_CHECKING:
+    from kubestream.context import StreamingContext
+
+
+class InputDStream(DStream):
+    def __init__(self, ssc: StreamingContext) -> None:
+        super().__init__(ssc)
+        ssc.graph.add_input(self)
+        self.records_per_batch: dict[int, int] = {}
+
+    def start(self) -> None:
+        """Called once when the context starts, before the first batch."""
+
+    def stop(self) -> None:
+        """Called once when the context stops."""
+
+    def clear_metadata(self, batch_time: int) -> list:  # type: ignore[type-arg]
+        for t in [t for t in self.records_per_batch if t <= batch_time]:
+            del self.records_per_batch[t]
+        return super().clear_metadata(batch_time)

@@ -1,0 +1,45 @@
+"""queue_stream: a list of batches handed out one per batch interval, for tests and demos."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from kubestream.rdd import RDD
+from kubestream.sources.input_stream import InputDStream
+
+if TYPE_CHECKING:
+    from kubestream.context import StreamingContext
+
+
+class QueueInputDStream(InputDStream):
+    def __init__(
+        self,
+        ssc: StreamingContext,
+        batches: Iterable[Sequence[Any]],
+        one_at_a_time: bool = True,
+        default: Sequence[Any] | None = None,
+    ) -> None:
+        super().__init__(ssc)
+        self.queue: deque[list[Any]] = deque(list(b) for b in batches)
+        self.one_at_a_time = one_at_a_time
+        self.default = list(default) if default is not None else None
+
+    def push(self, batch: Sequence[Any]) -> None:
+        self.queue.append(list(batch))
+
+    def compute(self, batch_time: int) -> RDD | None:
+        records: list[Any]
+        if self.queue:
+            if self.one_at_a_time:
+                records = self.queue.popleft()
+            else:
+                records = [r for batch in self.queue for r in batch]
+                self.queue.clear()
+        elif self.default is not None:
+            records = self.default
+        else:
+            return self.ssc.engine.empty_rdd()
+        self.records_per_batch[batch_time] = len(records)
+        return self.ssc.engine.parallelize(records)

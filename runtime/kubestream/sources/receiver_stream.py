@@ -1,0 +1,35 @@
+"""Streams fed by receivers on executors; each batch reads the blocks allocated to it."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from kubestream.plan import ExecutorAddress
+from kubestream.rdd import RDD, SourceRDD, block_sources
+from kubestream.receiver import Receiver
+from kubestream.sources.input_stream import InputDStream
+
+if TYPE_CHECKING:
+    from kubestream.context import StreamingContext
+
+
+class ReceiverInputDStream(InputDStream):
+    def __init__(self, ssc: StreamingContext, receiver: Receiver) -> None:
+        super().__init__(ssc)
+        self.receiver = receiver
+        ssc.engine.receiver_tracker.register(self.id, receiver)
+
+    def compute(self, batch_time: int) -> RDD | None:
+        engine = self.ssc.engine
+        blocks = engine.receiver_tracker.blocks_of_batch(batch_time, self.id)
+        self.records_per_batch[batch_time] = sum(b.records for b in blocks)
+        if not blocks:
+            return engine.empty_rdd()
+        specs = []
+        preferred = []
+        for block in blocks:
+            address = engine.executor_address(block.executor_id)
+            locations = (address,) if address else (ExecutorAddress(block.executor_id, ""),)
+            specs.append((block.block_id, locations))
+            preferred.append((block.executor_id,))
+        return SourceRDD(engine, block_sources(specs), preferred)
