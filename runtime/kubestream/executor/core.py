@@ -45,6 +45,7 @@ class ExecutorCore:
         cores: int = 1,
     ) -> None:
         self.executor_id = executor_id
+        self.cores = cores
         self.blocks = BlockManager()
         self.functions = FunctionCache()
         self.tasks_run = 0
@@ -75,8 +76,11 @@ class ExecutorCore:
         elif isinstance(message, ExecutorLost):
             self._lost_peers.add(message.executor_id)
 
+    def is_lost(self, executor_id: str) -> bool:
+        return executor_id in self._lost_peers
+
     def fetch_blocks(self, location: ExecutorAddress, block_ids: list[str]) -> list[bytes | None]:
-        if location.executor_id in self._lost_peers:
+        if self.is_lost(location.executor_id):
             raise ConnectionError(f"executor {location.executor_id} is lost")
         return self._fetcher(location, block_ids)
 

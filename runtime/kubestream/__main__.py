@@ -1,0 +1,3 @@
+from kubestream.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,235 @@
+"""The `kubestream` command: run (local mode), driver and executor (pod entry points).
+
+Every flag can also come from an environment variable, KUBESTREAM_<FLAG>, which
+is how pods are configured. User mistakes end in one line on stderr and exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shlex
+import sys
+from collections.abc import Callable, Sequence
+from importlib.metadata import entry_points
+from typing import Any
+
+from kubestream.errors import ConfigError
+
+ENV_PREFIX = "KUBESTREAM_"
+
+
+def _env_name(flag: str) -> str:
+    return ENV_PREFIX + flag.lstrip("-").replace("-", "_").upper()
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be greater than 0, got {text!r}")
+    return value
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is between 0 and 65535, got {value}")
+    return value
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _flag(
+    parser: argparse.ArgumentParser,
+    flag: str,
+    help: str,
+    type: Callable[[str], Any] = str,
+    default: Any = None,
+    **kwargs: Any,
+) -> None:
+    env = _env_name(flag)
+    parser.add_argument(
+        flag,
+        type=type,
+        default=os.environ.get(env, default),
+        help=f"{help} (env {env})",
+        **kwargs,
+    )
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    _flag(parser, "--log-level", "logging level", default="INFO",
+          choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+
+
+def _driver_flags(parser: argparse.ArgumentParser) -> None:
+    _flag(parser, "--batch-interval", "seconds per batch", _positive_float, default="1.0")
+    _flag(parser, "--checkpoint", "checkpoint directory")
+    _flag(parser, "--graceful-timeout", "seconds a graceful stop may take (default: 10 batches)",
+          _positive_float)
+    _flag(parser, "--on-batch-failure", "what a failed batch does to the job", default="continue",
+          choices=["continue", "stop"])
+    _flag(parser, "--heartbeat-timeout", "seconds of executor silence before it is declared lost",
+          _positive_float, default="5")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="kubestream", description="Micro-batch stream processing, locally or on Kubernetes."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="run an application locally: driver plus N executor processes")
+    run.add_argument("app", help="path/to/app.py[:function] or package.module[:function]")
+    _flag(run, "--executors", "executor processes to start", _count, default="2")
+    _flag(run, "--duration", "stop gracefully after this many seconds", _positive_float)
+    _driver_flags(run)
+    _common(run)
+    run.set_defaults(func=_cmd_run)
+
+    driver = commands.add_parser("driver", help="run the driver of a job (pod entry point)")
+    _flag(driver, "--app", "path/to/app.py[:function] or package.module[:function]")
+    _flag(driver, "--app-args", "the application's arguments, shell-quoted")
+    _flag(driver, "--host", "address to listen on", default="0.0.0.0")
+    _flag(driver, "--driver-port", "ZeroMQ port executors connect to", _port, default="7077")
+    _flag(driver, "--duration", "stop gracefully after this many seconds", _positive_float)
+    _driver_flags(driver)
+    _common(driver)
+    driver.set_defaults(func=_cmd_driver)
+
+    executor = commands.add_parser("executor", help="run an executor (pod entry point)")
+    _flag(executor, "--driver-host", "the driver's host name or address", default="127.0.0.1")
+    _flag(executor, "--driver-port", "the driver's ZeroMQ port", _port, default="7077")
+    _flag(executor, "--executor-id", "this executor's unique id", default=None)
+    _flag(executor, "--advertise-host", "address peers use to fetch blocks from this executor",
+          default="127.0.0.1")
+    _flag(executor, "--block-host", "address the block server listens on", default="0.0.0.0")
+    _flag(executor, "--block-port", "port of the block server (0: any free port)", _port,
+          default="7078")
+    _flag(executor, "--cores", "tasks run at once", _count, default="1")
+    _flag(executor, "--heartbeat-interval", "seconds between heartbeats", _positive_float,
+          default="0.5")
+    _flag(executor, "--driver-timeout", "seconds without the driver before exiting",
+          _positive_float, default="60")
+    _flag(executor, "--parent-pid", "exit when this parent process is gone (local mode)", int)
+    _common(executor)
+    executor.set_defaults(func=_cmd_executor)
+
+    for plugin in entry_points(group="kubestream.commands"):
+        plugin.load()(commands)
+    return parser
+
+
+def _keys_from_env(generate: bool) -> Any:
+    from kubestream.transport import CurveKeys, generate_keypair
+
+    public = os.environ.get(ENV_PREFIX + "CURVE_PUBLIC_KEY")
+    secret = os.environ.get(ENV_PREFIX + "CURVE_SECRET_KEY")
+    if public and secret:
+        try:
+            return CurveKeys(public, secret)
+        except ValueError as exc:
+            raise ConfigError(f"{ENV_PREFIX}CURVE_PUBLIC_KEY/SECRET_KEY: {exc}") from None
+    if generate:
+        return CurveKeys(*generate_keypair())
+    raise ConfigError(
+        f"{ENV_PREFIX}CURVE_PUBLIC_KEY and {ENV_PREFIX}CURVE_SECRET_KEY must be set "
+        "(the job's key pair, from its Secret)"
+    )
+
+
+def _driver_options(args: argparse.Namespace, app: str, app_args: list[str], keys: Any, port: int) -> Any:
+    from kubestream.driver_main import DriverOptions
+
+    return DriverOptions(
+        app=app,
+        keys=keys,
+        app_args=app_args,
+        batch_interval=args.batch_interval,
+        checkpoint=args.checkpoint,
+        duration=args.duration,
+        host=getattr(args, "host", "127.0.0.1"),
+        port=port,
+        graceful_timeout=args.graceful_timeout,
+        on_batch_failure=args.on_batch_failure,
+        heartbeat_timeout=args.heartbeat_timeout,
+        log_level=args.log_level,
+    )
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from kubestream.driver_main import run_driver
+
+    options = _driver_options(args, args.app, args.app_args, _keys_from_env(generate=True), 0)
+    options = type(options)(**{**options.__dict__, "host": "127.0.0.1"})
+    return run_driver(options, local_executors=args.executors)
+
+
+def _cmd_driver(args: argparse.Namespace) -> int:
+    from kubestream.driver_main import run_driver
+
+    if not args.app:
+        raise ConfigError(f"--app (or {ENV_PREFIX}APP) is required")
+    app_args = shlex.split(args.app_args or "") + list(args.app_args_extra)
+    options = _driver_options(args, args.app, app_args, _keys_from_env(generate=False), args.driver_port)
+    return run_driver(options)
+
+
+def _cmd_executor(args: argparse.Namespace) -> int:
+    if os.environ.get("PYTHONHASHSEED") is None:
+        # Shuffles partition by hash(); every executor must hash strings alike.
+        os.environ["PYTHONHASHSEED"] = "0"
+        os.execv(sys.executable, [sys.executable, "-m", "kubestream", *sys.argv[1:]])
+    from kubestream.executor.process import ExecutorProcess
+
+    executor_id = args.executor_id or os.environ.get("HOSTNAME") or f"exec-{os.getpid()}"
+    process = ExecutorProcess(
+        executor_id,
+        f"tcp://{args.driver_host}:{args.driver_port}",
+        _keys_from_env(generate=False),
+        advertise_host=args.advertise_host,
+        block_host=args.block_host,
+        block_port=args.block_port,
+        cores=args.cores,
+        heartbeat_interval=args.heartbeat_interval,
+        driver_timeout=args.driver_timeout,
+        parent_pid=args.parent_pid,
+    )
+    return process.run()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    app_args: list[str] = []
+    if "--" in argv:
+        split = argv.index("--")
+        argv, app_args = argv[:split], argv[split + 1 :]
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    args.app_args = app_args if args.command == "run" else getattr(args, "app_args", None)
+    args.app_args_extra = app_args
+    logging.basicConfig(
+        level=getattr(logging, args.log_level),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        code: int = args.func(args)
+    except (ConfigError, OSError) as exc:
+        print(f"kubestream: error: {exc}", file=sys.stderr)
+        return 2
+    return code

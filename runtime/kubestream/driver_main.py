@@ -1,0 +1,120 @@
+"""The driver process: load the application, build its graph, run until told to stop.
+
+Shared by `kubestream run` (which also starts executor processes here) and
+`kubestream driver` (executors are pods that connect to it). SIGTERM or Ctrl-C
+stops gracefully; a second one stops at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from types import FrameType
+
+from kubestream.context import StreamingContext
+from kubestream.driver_endpoint import DriverEndpoint
+from kubestream.engine import Engine
+from kubestream.errors import ConfigError, JobFailedError
+from kubestream.local_cluster import LocalExecutorProcesses
+from kubestream.protocol import Shutdown
+from kubestream.app import load_app
+from kubestream.transport import CurveKeys
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DriverOptions:
+    app: str
+    keys: CurveKeys
+    app_args: list[str] = field(default_factory=list)
+    batch_interval: float = 1.0
+    checkpoint: str | None = None
+    duration: float | None = None
+    host: str = "0.0.0.0"
+    port: int = 7077
+    graceful_timeout: float | None = None
+    on_batch_failure: str = "continue"
+    heartbeat_timeout: float = 5.0
+    log_level: str = "WARNING"
+
+
+class _StopNow(BaseException):
+    """Raised by a second stop signal, to cut a graceful stop short."""
+
+
+class _Signals:
+    def __init__(self) -> None:
+        self.requested = threading.Event()
+
+    def install(self) -> None:
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, self._handle)
+            signal.signal(signal.SIGINT, self._handle)
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.requested.is_set():
+            raise _StopNow
+        log.warning("received %s: stopping gracefully (again to stop at once)", signal.Signals(signum).name)
+        self.requested.set()
+
+
+def run_driver(options: DriverOptions, local_executors: int = 0) -> int:
+    engine = Engine()
+    endpoint = DriverEndpoint(
+        engine, options.keys, options.host, options.port, heartbeat_timeout=options.heartbeat_timeout
+    )
+    executors = None
+    try:
+        if local_executors:
+            executors = LocalExecutorProcesses(
+                local_executors, endpoint.port, options.keys, options.log_level
+            )
+        build = load_app(options.app)
+        ssc = StreamingContext(
+            options.batch_interval,
+            options.checkpoint,
+            engine=engine,
+            on_batch_failure=options.on_batch_failure,
+            graceful_timeout=options.graceful_timeout,
+        )
+        build(ssc, list(options.app_args))
+        if local_executors and not engine.wait_for_executors(local_executors, timeout=30):
+            raise ConfigError(
+                f"only {len(engine.executor_ids())} of {local_executors} executors registered in 30 s"
+            )
+        return _run(ssc, options)
+    finally:
+        engine.broadcast(Shutdown("driver stopping"))
+        if executors is not None:
+            executors.stop()
+        endpoint.close()
+
+
+def _run(ssc: StreamingContext, options: DriverOptions) -> int:
+    signals = _Signals()
+    signals.install()
+    ssc.start()
+    deadline = None if options.duration is None else time.monotonic() + options.duration
+    code = 0
+    try:
+        try:
+            while not signals.requested.is_set():
+                if deadline is not None and time.monotonic() >= deadline:
+                    break
+                if ssc.await_termination(0.1):
+                    break
+            ssc.stop(graceful=True)
+        except _StopNow:
+            log.warning("stopping at once")
+            ssc.stop(graceful=False)
+    except JobFailedError as exc:
+        log.error("%s", exc)
+        code = 1
+    failed = [b for b in ssc.batches if b.failed]
+    if failed:
+        log.warning("%d of %d batches failed", len(failed), len(ssc.batches))
+    return code

@@ -1,0 +1,142 @@
+"""An executor process: ExecutorCore behind a DEALER to the driver and a block server for peers.
+
+It keeps re-registering while the driver is silent, so it survives a driver
+restart, and exits when told to, when the driver stays away longer than
+`driver_timeout`, or when its parent (local mode) is gone.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from typing import Any
+
+from kubestream.executor.core import ExecutorCore
+from kubestream.plan import ExecutorAddress
+from kubestream.protocol import (
+    BlocksFetched,
+    FetchBlocks,
+    Heartbeat,
+    RegisterExecutor,
+    RegistrationRefused,
+    Shutdown,
+)
+from kubestream.transport import Client, CurveKeys, RequestClient, RequestServer
+
+log = logging.getLogger(__name__)
+
+HASH_PROBE_TEXT = "kubestream-partitioning-probe"
+
+
+class ExecutorProcess:
+    def __init__(
+        self,
+        executor_id: str,
+        driver_address: str,
+        keys: CurveKeys,
+        advertise_host: str = "127.0.0.1",
+        block_host: str = "0.0.0.0",
+        block_port: int = 0,
+        cores: int = 1,
+        heartbeat_interval: float = 0.5,
+        driver_timeout: float = 60.0,
+        parent_pid: int | None = None,
+    ) -> None:
+        self.executor_id = executor_id
+        self._heartbeat_interval = heartbeat_interval
+        self._driver_timeout = driver_timeout
+        self._parent_pid = parent_pid
+        self._done = threading.Event()
+        self.exit_code = 0
+        self._last_contact = time.monotonic()
+        self._last_sent = 0.0
+        self._last_register = 0.0
+        self._registered = False
+        self._blocks_server = RequestServer(keys, block_host, block_port, self._serve_blocks)
+        self._block_address = f"tcp://{advertise_host}:{self._blocks_server.port}"
+        self._fetcher = RequestClient(keys)
+        self.core = ExecutorCore(executor_id, self._send, self._fetch, cores)
+        self._client = Client(
+            keys, driver_address, executor_id, self._on_message, self._on_tick,
+            tick=min(0.1, heartbeat_interval), name="executor-endpoint",
+        )
+        self._register()
+
+    def _send(self, message: object) -> None:
+        self._client.send(message)
+
+    def _register(self) -> None:
+        self._last_register = time.monotonic()
+        self._send(
+            RegisterExecutor(
+                self.executor_id,
+                self._block_address,
+                self.core.cores,
+                os.getpid(),
+                hash(HASH_PROBE_TEXT),
+            )
+        )
+
+    def _serve_blocks(self, request: Any) -> BlocksFetched:
+        if not isinstance(request, FetchBlocks):
+            return BlocksFetched(())
+        return BlocksFetched(tuple(self.core.blocks.get(b) for b in request.block_ids))
+
+    def _fetch(self, location: ExecutorAddress, block_ids: list[str]) -> list[bytes | None]:
+        reply = self._fetcher.request(
+            location.address,
+            FetchBlocks(tuple(block_ids)),
+            lambda: self.core.is_lost(location.executor_id),
+        )
+        return list(reply.blobs)
+
+    def _on_message(self, message: Any) -> None:
+        self._last_contact = time.monotonic()
+        if isinstance(message, Heartbeat):
+            if not self._registered:
+                log.info("executor %s registered with the driver", self.executor_id)
+            self._registered = True
+        elif isinstance(message, RegistrationRefused):
+            log.error("the driver refused executor %s: %s", self.executor_id, message.reason)
+            self._finish(2)
+        elif isinstance(message, Shutdown):
+            log.info("executor %s shutting down: %s", self.executor_id, message.reason or "asked by the driver")
+            self._finish(0)
+        else:
+            self.core.handle(message)
+
+    def _on_tick(self) -> None:
+        now = time.monotonic()
+        silent = now - self._last_contact
+        if silent > self._driver_timeout:
+            log.error("no word from the driver for %.0f s; exiting", silent)
+            self._finish(1)
+            return
+        if self._parent_pid is not None and os.getppid() != self._parent_pid:
+            log.error("the local driver process is gone; exiting")
+            self._finish(1)
+            return
+        if silent > 3 * self._heartbeat_interval and now - self._last_register > 3 * self._heartbeat_interval:
+            self._registered = False
+            self._register()
+        if self._registered and now - self._last_sent >= self._heartbeat_interval:
+            self._last_sent = now
+            blocks, size = self.core.blocks.stats()
+            self._send(Heartbeat(blocks, size))
+
+    def _finish(self, code: int) -> None:
+        self.exit_code = code
+        self._done.set()
+
+    def run(self) -> int:
+        """Serve until shut down; returns the process exit code."""
+        self._done.wait()
+        self.core.stop()
+        self._client.close()
+        self._blocks_server.close()
+        return self.exit_code
+
+    def stop(self) -> None:
+        self._finish(0)

@@ -1,0 +1,68 @@
+"""Executor processes on this machine, for `kubestream run` (local mode) and integration tests."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+from kubestream.transport import CurveKeys
+
+
+class LocalExecutorProcesses:
+    def __init__(
+        self,
+        count: int,
+        driver_port: int,
+        keys: CurveKeys,
+        log_level: str = "WARNING",
+        heartbeat_interval: float = 0.5,
+    ) -> None:
+        self._driver_port = driver_port
+        self._keys = keys
+        self._log_level = log_level
+        self._heartbeat_interval = heartbeat_interval
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        for i in range(count):
+            self.start(f"exec-{i + 1}")
+
+    def start(self, executor_id: str) -> subprocess.Popen[bytes]:
+        env = dict(os.environ)
+        env.update(
+            KUBESTREAM_CURVE_PUBLIC_KEY=self._keys.public,
+            KUBESTREAM_CURVE_SECRET_KEY=self._keys.secret,
+            PYTHONHASHSEED="0",
+        )
+        command = [
+            sys.executable, "-m", "kubestream", "executor",
+            "--driver-host", "127.0.0.1",
+            "--driver-port", str(self._driver_port),
+            "--executor-id", executor_id,
+            "--advertise-host", "127.0.0.1",
+            "--block-host", "127.0.0.1",
+            "--block-port", "0",
+            "--heartbeat-interval", str(self._heartbeat_interval),
+            "--driver-timeout", "30",
+            "--parent-pid", str(os.getpid()),
+            "--log-level", self._log_level,
+        ]
+        process = subprocess.Popen(command, env=env)
+        self.processes[executor_id] = process
+        return process
+
+    def kill(self, executor_id: str) -> None:
+        """kill -9, as a crash would."""
+        process = self.processes.pop(executor_id)
+        process.kill()
+        process.wait()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        deadline = time.monotonic() + timeout
+        for process in self.processes.values():
+            try:
+                process.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        self.processes.clear()

@@ -1,0 +1,351 @@
+"""ZeroMQ transport, the only module that imports zmq.
+
+Every socket is CURVE-encrypted. Servers (driver ROUTER, executor block server)
+authenticate clients through ZAP against the job's public key, so a peer without
+the job's key pair is refused during the handshake, before any message, and so
+any pickle, reaches the application. Each endpoint owns one I/O thread; other
+threads send by appending to an outbox and waking it through a pipe.
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import logging
+import os
+import pickle
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import zmq
+from zmq.auth.thread import ThreadAuthenticator
+from zmq.utils.monitor import recv_monitor_message
+
+log = logging.getLogger(__name__)
+
+_ZAP_DOMAIN = "kubestream"
+_HANDSHAKE_FAILURES = (
+    zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
+    | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+    | zmq.EVENT_HANDSHAKE_FAILED_AUTH
+)
+
+
+@dataclass(frozen=True)
+class CurveKeys:
+    """The job's CURVE key pair (Z85 text). The secret never appears in repr or logs."""
+
+    public: str
+    secret: str = field(repr=False)
+
+    def __post_init__(self) -> None:
+        for name, value in (("public", self.public), ("secret", self.secret)):
+            if len(value) != 40:
+                raise ValueError(f"CURVE {name} key must be 40 Z85 characters, got {len(value)}")
+
+
+def generate_keypair() -> tuple[str, str]:
+    """A fresh (public, secret) CURVE key pair as Z85 strings."""
+    public, secret = zmq.curve_keypair()
+    return public.decode("ascii"), secret.decode("ascii")
+
+
+class _JobKeyOnly:
+    """ZAP credentials provider: admit only clients presenting the job's own public key."""
+
+    def __init__(self, public: str) -> None:
+        self._public = public.encode("ascii")
+
+    def callback(self, domain: str, key: bytes) -> bool:
+        if key == self._public:
+            return True
+        log.warning(
+            "refused a peer whose CURVE key (%s...) is not this job's: nothing it sent was read",
+            key[:8].decode("ascii", "replace"),
+        )
+        return False
+
+
+class _Context:
+    """One zmq context and ZAP authenticator per process."""
+
+    _lock = threading.Lock()
+    _instance: _Context | None = None
+
+    def __init__(self, keys: CurveKeys) -> None:
+        self.zmq = zmq.Context()
+        self.keys = keys
+        self.auth = ThreadAuthenticator(self.zmq, log=logging.getLogger(__name__ + ".zap"))
+        self.auth.start()
+        self.auth.configure_curve_callback(
+            domain=_ZAP_DOMAIN, credentials_provider=_JobKeyOnly(keys.public)
+        )
+
+    @classmethod
+    def get(cls, keys: CurveKeys) -> _Context:
+        with cls._lock:
+            if cls._instance is None or cls._instance.keys != keys:
+                cls._instance = _Context(keys)
+            return cls._instance
+
+
+def _server_socket(ctx: _Context, kind: int) -> zmq.Socket[bytes]:
+    sock: zmq.Socket[bytes] = ctx.zmq.socket(kind)
+    sock.curve_secretkey = ctx.keys.secret.encode("ascii")
+    sock.curve_publickey = ctx.keys.public.encode("ascii")
+    sock.curve_server = True
+    sock.zap_domain = _ZAP_DOMAIN.encode("ascii")
+    sock.linger = 0
+    sock.sndhwm = 100_000
+    sock.rcvhwm = 100_000
+    return sock
+
+
+def _client_socket(ctx: _Context, kind: int, identity: bytes | None = None) -> zmq.Socket[bytes]:
+    sock: zmq.Socket[bytes] = ctx.zmq.socket(kind)
+    sock.curve_secretkey = ctx.keys.secret.encode("ascii")
+    sock.curve_publickey = ctx.keys.public.encode("ascii")
+    sock.curve_serverkey = ctx.keys.public.encode("ascii")
+    if identity is not None:
+        sock.identity = identity
+    sock.linger = 0
+    sock.sndhwm = 100_000
+    sock.rcvhwm = 100_000
+    return sock
+
+
+def encode(message: object) -> bytes:
+    return pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def decode(frame: bytes) -> Any:
+    return pickle.loads(frame)
+
+
+class _Endpoint:
+    """An I/O thread owning one socket: receives, drains the outbox, ticks."""
+
+    def __init__(self, sock: zmq.Socket[bytes], tick: float, on_tick: Callable[[], None] | None, name: str) -> None:
+        self._sock = sock
+        self._outbox: collections.deque[list[bytes]] = collections.deque()
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_w, False)
+        self._tick = tick
+        self._on_tick = on_tick
+        self._closed = threading.Event()
+        self._monitor: zmq.Socket[bytes] | None = None
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def _watch_handshakes(self) -> None:
+        self._monitor = self._sock.get_monitor_socket(_HANDSHAKE_FAILURES)
+
+    def _start(self) -> None:
+        self._thread.start()
+
+    def _post(self, frames: list[bytes]) -> None:
+        if self._closed.is_set():
+            return
+        self._outbox.append(frames)
+        try:
+            os.write(self._wake_w, b"x")
+        except BlockingIOError:
+            pass
+
+    def close(self, timeout: float = 2.0) -> None:
+        """Flush what is queued, then close the socket."""
+        if self._closed.is_set():
+            return
+        self._closed.set()
+        try:
+            os.write(self._wake_w, b"x")
+        except BlockingIOError:
+            pass
+        if threading.current_thread() is not self._thread:
+            self._thread.join(timeout)
+
+    def _handle(self, frames: list[bytes]) -> None:
+        raise NotImplementedError
+
+    def _run(self) -> None:
+        poller = zmq.Poller()
+        poller.register(self._sock, zmq.POLLIN)
+        poller.register(self._wake_r, zmq.POLLIN)
+        if self._monitor is not None:
+            poller.register(self._monitor, zmq.POLLIN)
+        next_tick = time.monotonic() + self._tick
+        try:
+            while True:
+                timeout_ms = max(0, int((next_tick - time.monotonic()) * 1000))
+                events = dict(poller.poll(timeout_ms))
+                if self._wake_r in events:
+                    os.read(self._wake_r, 65536)
+                self._drain_outbox()
+                if self._closed.is_set():
+                    return
+                if self._sock in events:
+                    for _ in range(1000):
+                        try:
+                            frames = self._sock.recv_multipart(zmq.NOBLOCK)
+                        except zmq.Again:
+                            break
+                        try:
+                            self._handle(frames)
+                        except Exception:
+                            log.exception("handling a message on %s failed", self._thread.name)
+                if self._monitor is not None and self._monitor in events:
+                    event = recv_monitor_message(self._monitor)
+                    log.warning(
+                        "refused a connection on %s: CURVE handshake failed (event %s)",
+                        event.get("endpoint", b"?"),
+                        event.get("event"),
+                    )
+                if time.monotonic() >= next_tick:
+                    next_tick = time.monotonic() + self._tick
+                    if self._on_tick is not None:
+                        try:
+                            self._on_tick()
+                        except Exception:
+                            log.exception("periodic work on %s failed", self._thread.name)
+        finally:
+            self._drain_outbox()
+            if self._monitor is not None:
+                self._sock.disable_monitor()
+                self._monitor.close(0)
+            self._sock.close(0)
+            os.close(self._wake_r)
+            os.close(self._wake_w)
+
+    def _drain_outbox(self) -> None:
+        while self._outbox:
+            frames = self._outbox.popleft()
+            try:
+                self._sock.send_multipart(frames, zmq.NOBLOCK)
+            except zmq.Again:
+                log.warning("dropped a message on %s: peer not reachable", self._thread.name)
+            except zmq.ZMQError as exc:
+                log.warning("send on %s failed: %s", self._thread.name, exc)
+
+
+class Server(_Endpoint):
+    """A CURVE ROUTER: on_message(peer_identity, message) runs on its I/O thread."""
+
+    def __init__(
+        self,
+        keys: CurveKeys,
+        host: str,
+        port: int,
+        on_message: Callable[[bytes, Any], None],
+        on_tick: Callable[[], None] | None = None,
+        tick: float = 0.05,
+        name: str = "router",
+    ) -> None:
+        ctx = _Context.get(keys)
+        sock = _server_socket(ctx, zmq.ROUTER)
+        try:
+            if port == 0:
+                self.port = sock.bind_to_random_port(f"tcp://{host}")
+            else:
+                sock.bind(f"tcp://{host}:{port}")
+                self.port = port
+        except zmq.ZMQError as exc:
+            sock.close(0)
+            raise OSError(f"cannot listen on {host}:{port}: {exc}") from exc
+        super().__init__(sock, tick, on_tick, name)
+        self._on_message = on_message
+        self._watch_handshakes()
+        self._start()
+
+    def send(self, peer: bytes, message: object) -> None:
+        self._post([peer, encode(message)])
+
+    def _handle(self, frames: list[bytes]) -> None:
+        peer, payload = frames[0], frames[-1]
+        self._on_message(peer, decode(payload))
+
+
+class Client(_Endpoint):
+    """A CURVE DEALER connected to a server: on_message(message) runs on its I/O thread."""
+
+    def __init__(
+        self,
+        keys: CurveKeys,
+        address: str,
+        identity: str,
+        on_message: Callable[[Any], None],
+        on_tick: Callable[[], None] | None = None,
+        tick: float = 0.05,
+        name: str = "dealer",
+    ) -> None:
+        ctx = _Context.get(keys)
+        sock = _client_socket(ctx, zmq.DEALER, identity.encode("utf-8"))
+        sock.connect(address)
+        super().__init__(sock, tick, on_tick, name)
+        self._on_message = on_message
+        self._start()
+
+    def send(self, message: object) -> None:
+        self._post([encode(message)])
+
+    def _handle(self, frames: list[bytes]) -> None:
+        self._on_message(decode(frames[-1]))
+
+
+class RequestClient:
+    """Synchronous request-reply over DEALER sockets, one per (thread, peer): for block fetches.
+
+    `abort()` is polled while waiting, so a fetch from a peer the driver declared
+    lost fails at once instead of waiting out the timeout.
+    """
+
+    def __init__(self, keys: CurveKeys, timeout: float = 30.0) -> None:
+        self._ctx = _Context.get(keys)
+        self._timeout = timeout
+        self._local = threading.local()
+        self._ids = itertools.count(1)
+
+    def request(self, address: str, message: object, abort: Callable[[], bool]) -> Any:
+        sockets: dict[str, zmq.Socket[bytes]] = self._local.__dict__.setdefault("sockets", {})
+        sock = sockets.get(address)
+        if sock is None:
+            sock = sockets[address] = _client_socket(self._ctx, zmq.DEALER)
+            sock.connect(address)
+        request_id = next(self._ids)
+        sock.send_multipart([str(request_id).encode(), encode(message)])
+        deadline = time.monotonic() + self._timeout
+        while time.monotonic() < deadline:
+            if sock.poll(50):
+                frames = sock.recv_multipart()
+                if frames[0] == str(request_id).encode():
+                    return decode(frames[-1])
+                continue
+            if abort():
+                break
+        sock.close(0)
+        del sockets[address]
+        raise ConnectionError(f"no answer from {address}")
+
+
+class RequestServer(Server):
+    """A Server whose handler answers each request; replies carry the request id back."""
+
+    def __init__(
+        self,
+        keys: CurveKeys,
+        host: str,
+        port: int,
+        answer: Callable[[Any], object],
+        name: str = "block-server",
+    ) -> None:
+        self._answer = answer
+        super().__init__(keys, host, port, self._ignore, name=name)
+
+    @staticmethod
+    def _ignore(peer: bytes, message: object) -> None:
+        del peer, message
+
+    def _handle(self, frames: list[bytes]) -> None:
+        peer, request_id, payload = frames[0], frames[1], frames[-1]
+        self._post([peer, request_id, encode(self._answer(decode(payload)))])
