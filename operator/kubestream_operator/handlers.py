@@ -1,0 +1,86 @@
+"""kopf handlers: every trigger funnels into one level-based reconcile per job.
+
+Create, update, resume, a periodic timer and any change to one of the job's
+pods all call ``reconcile`` under a per-job lock, so two triggers never race on
+the same job. Deletion runs behind a finalizer that stops the driver (with its
+graceful-stop time) before the executors, then lets garbage collection remove
+the rest.
+"""
+
+import logging
+import threading
+from collections import defaultdict
+from collections.abc import Mapping
+from typing import Any
+
+import kopf
+
+from kubestream_operator.kube import GROUP, PLURAL, VERSION, Cluster
+from kubestream_operator.manifests import JOB_LABEL
+from kubestream_operator.metrics import OperatorMetrics
+from kubestream_operator.reconcile import reconcile, stop
+
+FINALIZER = "kubestream.io/graceful-stop"
+MANAGED = {"app.kubernetes.io/managed-by": "kubestream-operator"}
+
+
+def build_registry(
+    cluster: Cluster, metrics: OperatorMetrics, resync: float
+) -> kopf.OperatorRegistry:
+    """A kopf registry with the operator's handlers bound to ``cluster``."""
+    registry = kopf.OperatorRegistry()
+    locks: defaultdict[tuple[str, str], threading.Lock] = defaultdict(threading.Lock)
+
+    def converge(namespace: str, name: str) -> None:
+        with locks[namespace, name]:
+            reconcile(cluster, namespace, name, metrics)
+
+    @kopf.on.login(registry=registry)
+    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+        # A private registry gets no default login handler; use the client's config.
+        return kopf.login_via_client(**kwargs)
+
+    @kopf.on.startup(registry=registry)
+    def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+        settings.persistence.finalizer = FINALIZER
+        # Keep kopf's bookkeeping in annotations: status belongs to the operator's state machine.
+        settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(
+            prefix="kubestream.io"
+        )
+        settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+            prefix="kubestream.io", key="last-handled-configuration"
+        )
+        # Watches silently stall behind some load balancers; reconnect regularly.
+        settings.watching.server_timeout = 300
+        settings.watching.client_timeout = 330
+        # The operator posts its own Events for every transition; kopf's are for problems.
+        settings.posting.level = logging.WARNING
+        settings.execution.max_workers = 8
+
+    @kopf.on.resume(GROUP, VERSION, PLURAL, registry=registry)
+    @kopf.on.create(GROUP, VERSION, PLURAL, registry=registry)
+    @kopf.on.update(GROUP, VERSION, PLURAL, registry=registry)
+    def on_change(*, namespace: str | None, name: str, **_: Any) -> None:
+        converge(namespace or "", name)
+
+    @kopf.timer(GROUP, VERSION, PLURAL, interval=resync, registry=registry)
+    def on_timer(*, namespace: str | None, name: str, **_: Any) -> None:
+        converge(namespace or "", name)
+
+    @kopf.on.event("", "v1", "pods", labels=MANAGED, registry=registry)
+    def on_pod(*, namespace: str | None, labels: Mapping[str, str], **_: Any) -> None:
+        job = labels.get(JOB_LABEL)
+        if job and namespace:
+            converge(namespace, job)
+
+    @kopf.on.delete(GROUP, VERSION, PLURAL, registry=registry)
+    def on_delete(*, namespace: str | None, name: str, body: kopf.Body, **_: Any) -> None:
+        namespace = namespace or ""
+        with locks[namespace, name]:
+            done = stop(cluster, dict(body))
+        if not done:
+            raise kopf.TemporaryError("waiting for the job's pods to stop", delay=1)
+        metrics.set_phase(namespace, name, None)
+        locks.pop((namespace, name), None)
+
+    return registry

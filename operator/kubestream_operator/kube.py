@@ -1,0 +1,237 @@
+"""The one module that talks to the Kubernetes API (import-linter enforces it).
+
+A thin, typed wrapper over the official client: raw JSON in and out, no
+decisions. Every failure becomes an ApiError carrying the server's message,
+which never contains Secret data (the operator only sends keys to the API in
+Secret bodies and never echoes a response body).
+"""
+
+import contextlib
+import json
+import uuid
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+
+from kubestream_operator.manifests import JobRef, Manifest, owner_reference
+
+GROUP = "kubestream.io"
+VERSION = "v1alpha1"
+PLURAL = "streamingjobs"
+
+Raw = dict[str, Any]
+
+
+class ApiError(Exception):
+    """A Kubernetes API call failed; ``status`` is the HTTP code (0 if none)."""
+
+    def __init__(self, action: str, exc: ApiException) -> None:
+        self.status = int(exc.status or 0)
+        reason = str(exc.reason or "error")
+        with contextlib.suppress(ValueError, AttributeError):
+            reason = json.loads(exc.body or "{}").get("message") or reason
+        super().__init__(f"{action}: {reason}")
+
+
+def load_config() -> None:
+    """In-cluster credentials when running in a pod, else the local kubeconfig."""
+    try:
+        config.load_incluster_config()
+    except config.ConfigException:
+        config.load_kube_config()
+
+
+def _json(response: Any) -> Raw:
+    data: Raw = json.loads(response.data)
+    return data
+
+
+class Cluster:
+    """Reads and writes a job's objects. Built once per operator process."""
+
+    def __init__(self) -> None:
+        self.api = client.ApiClient()
+        self.core = client.CoreV1Api(self.api)
+        self.custom = client.CustomObjectsApi(self.api)
+
+    def _call(self, action: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Raw:
+        try:
+            return _json(fn(*args, _preload_content=False, **kwargs))
+        except ApiException as exc:
+            raise ApiError(action, exc) from None
+
+    def _get(self, action: str, fn: Callable[..., Any], *args: Any) -> Raw | None:
+        try:
+            return self._call(action, fn, *args)
+        except ApiError as err:
+            if err.status == 404:
+                return None
+            raise
+
+    def get_job(self, namespace: str, name: str) -> Raw | None:
+        return self._get(
+            f"read StreamingJob {namespace}/{name}",
+            self.custom.get_namespaced_custom_object,
+            GROUP,
+            VERSION,
+            namespace,
+            PLURAL,
+            name,
+        )
+
+    def get_child(self, kind: str, namespace: str, name: str) -> Raw | None:
+        readers: dict[str, Callable[..., Any]] = {
+            "Secret": self.core.read_namespaced_secret,
+            "ServiceAccount": self.core.read_namespaced_service_account,
+            "ConfigMap": self.core.read_namespaced_config_map,
+            "Service": self.core.read_namespaced_service,
+            "PersistentVolumeClaim": self.core.read_namespaced_persistent_volume_claim,
+        }
+        reader = readers[kind]
+        return self._get(f"read {kind} {namespace}/{name}", reader, name, namespace)
+
+    def list_pods(self, namespace: str, selector: str) -> list[Raw]:
+        found = self._call(
+            f"list pods in {namespace}",
+            self.core.list_namespaced_pod,
+            namespace,
+            label_selector=selector,
+        )
+        items: list[Raw] = found.get("items") or []
+        return items
+
+    def create(self, manifest: Manifest) -> bool:
+        """Create one namespaced core object; False if it already exists."""
+        kind = manifest["kind"]
+        meta = manifest["metadata"]
+        creators: dict[str, Callable[..., Any]] = {
+            "Secret": self.core.create_namespaced_secret,
+            "ServiceAccount": self.core.create_namespaced_service_account,
+            "ConfigMap": self.core.create_namespaced_config_map,
+            "Service": self.core.create_namespaced_service,
+            "PersistentVolumeClaim": self.core.create_namespaced_persistent_volume_claim,
+            "Pod": self.core.create_namespaced_pod,
+        }
+        creator = creators[kind]
+        try:
+            self._call(f"create {kind} {meta['name']}", creator, meta["namespace"], manifest)
+        except ApiError as err:
+            if err.status == 409:
+                return False
+            raise
+        return True
+
+    def replace_config_map(self, manifest: Manifest) -> None:
+        meta = manifest["metadata"]
+        self._call(
+            f"update ConfigMap {meta['name']}",
+            self.core.patch_namespaced_config_map,
+            meta["name"],
+            meta["namespace"],
+            {"data": manifest["data"]},
+        )
+
+    def set_claim_owned(self, job: JobRef, name: str, owned: bool) -> None:
+        """Add or remove the job's owner reference on the checkpoint claim."""
+        claim = self.get_child("PersistentVolumeClaim", job.namespace, name)
+        if claim is None:
+            return
+        refs = [
+            r for r in claim["metadata"].get("ownerReferences") or [] if r.get("uid") != job.uid
+        ]
+        if owned:
+            refs.append(owner_reference(job))
+        self._call(
+            f"update owner of PersistentVolumeClaim {name}",
+            self.core.patch_namespaced_persistent_volume_claim,
+            name,
+            job.namespace,
+            {"metadata": {"ownerReferences": refs or None}},
+        )
+
+    def delete_pod(self, namespace: str, name: str, uid: str, grace: int) -> None:
+        """Delete a pod if it is still the one observed (uid precondition)."""
+        body = {"gracePeriodSeconds": grace, "preconditions": {"uid": uid}}
+        try:
+            self._call(
+                f"delete pod {namespace}/{name}",
+                self.core.delete_namespaced_pod,
+                name,
+                namespace,
+                body=body,
+            )
+        except ApiError as err:
+            if err.status not in (404, 409):
+                raise
+
+    def patch_job_status(self, job: JobRef, status: Mapping[str, Any]) -> None:
+        try:
+            self._call(
+                f"update status of StreamingJob {job.namespace}/{job.name}",
+                self.custom.patch_namespaced_custom_object_status,
+                GROUP,
+                VERSION,
+                job.namespace,
+                PLURAL,
+                job.name,
+                {"status": dict(status)},
+            )
+        except ApiError as err:
+            if err.status != 404:
+                raise
+
+    def post_event(self, job: JobRef, type_: str, reason: str, message: str) -> None:
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        event = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"name": f"{job.name}.{uuid.uuid4().hex[:16]}", "namespace": job.namespace},
+            "involvedObject": {
+                "apiVersion": f"{GROUP}/{VERSION}",
+                "kind": "StreamingJob",
+                "name": job.name,
+                "namespace": job.namespace,
+                "uid": job.uid,
+            },
+            "type": type_,
+            "reason": reason,
+            "message": message[:1024],
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+            "source": {"component": "kubestream-operator"},
+            "reportingComponent": "kubestream-operator",
+        }
+        self._call(
+            f"post event on {job.name}", self.core.create_namespaced_event, job.namespace, event
+        )
+
+    def ensure_peering(self, name: str, namespaces: list[str]) -> None:
+        """Create the kopf peering object(s) the replicas coordinate through."""
+        body: Raw = {"apiVersion": "kopf.dev/v1", "metadata": {"name": name}}
+        try:
+            if not namespaces:
+                self._call(
+                    f"create ClusterKopfPeering {name}",
+                    self.custom.create_cluster_custom_object,
+                    "kopf.dev",
+                    "v1",
+                    "clusterkopfpeerings",
+                    body | {"kind": "ClusterKopfPeering"},
+                )
+            for ns in namespaces:
+                self._call(
+                    f"create KopfPeering {ns}/{name}",
+                    self.custom.create_namespaced_custom_object,
+                    "kopf.dev",
+                    "v1",
+                    ns,
+                    "kopfpeerings",
+                    body | {"kind": "KopfPeering"},
+                )
+        except ApiError as err:
+            if err.status != 409:
+                raise

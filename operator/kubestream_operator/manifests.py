@@ -1,0 +1,316 @@
+"""Pure builders of every object the operator creates for a StreamingJob.
+
+Each function returns a plain manifest dict for one child; the reconciler
+decides which ones to create and ``kube`` sends them. Pods are configured only
+through environment variables, the interface of ``kubestream driver`` and
+``kubestream executor``; the CURVE keys reach them through secretKeyRef, so no
+key ever appears in a pod spec, a log or an event.
+"""
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from kubestream_operator.spec import JobSpec, PodSettings
+
+API_VERSION = "kubestream.io/v1alpha1"
+KIND = "StreamingJob"
+DRIVER_PORT = 7077
+BLOCK_PORT = 7078
+UI_PORT = 4040
+CHECKPOINT_PATH = "/checkpoint"
+CONFIG_PATH = "/etc/kubestream/config"
+JOB_LABEL = "kubestream.io/job"
+ROLE_LABEL = "kubestream.io/role"
+EXECUTOR_ID_LABEL = "kubestream.io/executor-id"
+SPEC_HASH_ANNOTATION = "kubestream.io/spec-hash"
+PUBLIC_KEY = "curve-public-key"
+SECRET_KEY = "curve-secret-key"
+
+Manifest = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class JobRef:
+    """The identity of a StreamingJob, enough to name and own its children."""
+
+    name: str
+    namespace: str
+    uid: str
+
+
+def secret_name(job: JobRef) -> str:
+    return f"{job.name}-curve"
+
+
+def service_account_name(job: JobRef) -> str:
+    return f"{job.name}-job"
+
+
+def config_map_name(job: JobRef) -> str:
+    return f"{job.name}-config"
+
+
+def service_name(job: JobRef) -> str:
+    return f"{job.name}-driver"
+
+
+def claim_name(job: JobRef, spec: JobSpec) -> str:
+    return spec.checkpoint.existing_claim or f"{job.name}-checkpoint"
+
+
+def driver_pod_name(job: JobRef) -> str:
+    return f"{job.name}-driver"
+
+
+def executor_pod_name(job: JobRef, executor_id: int) -> str:
+    return f"{job.name}-executor-{executor_id}"
+
+
+def labels(job: JobRef, role: str | None = None) -> dict[str, str]:
+    result = {
+        "app.kubernetes.io/name": "kubestream",
+        "app.kubernetes.io/instance": job.name,
+        "app.kubernetes.io/managed-by": "kubestream-operator",
+        JOB_LABEL: job.name,
+    }
+    if role:
+        result[ROLE_LABEL] = role
+    return result
+
+
+def executor_selector(job: JobRef) -> str:
+    """Label selector of the executor pods, published for the scale subresource."""
+    return f"{JOB_LABEL}={job.name},{ROLE_LABEL}=executor"
+
+
+def owner_reference(job: JobRef) -> dict[str, Any]:
+    return {
+        "apiVersion": API_VERSION,
+        "kind": KIND,
+        "name": job.name,
+        "uid": job.uid,
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def _metadata(job: JobRef, name: str, role: str | None = None, owned: bool = True) -> Manifest:
+    meta: Manifest = {"name": name, "namespace": job.namespace, "labels": labels(job, role)}
+    if owned:
+        meta["ownerReferences"] = [owner_reference(job)]
+    return meta
+
+
+def spec_hash(spec: JobSpec) -> str:
+    """Hash of the spec fields pods are built from; a change restarts the pods.
+
+    Executor counts, autoscaling, restart policy and suspend are left out: they
+    change how many pods run, not what a pod is.
+    """
+    fields = asdict(spec)
+    for key in ("replicas", "min_executors", "max_executors", "autoscaling", "restart", "suspend"):
+        fields.pop(key)
+    fields["checkpoint"].pop("retain_on_delete")
+    blob = json.dumps(fields, sort_keys=True, default=list).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def build_secret(job: JobRef, public_key: str, secret_key: str) -> Manifest:
+    """The job's CURVE key pair; the driver and executors read it as env vars."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": _metadata(job, secret_name(job)),
+        "type": "Opaque",
+        "stringData": {PUBLIC_KEY: public_key, SECRET_KEY: secret_key},
+    }
+
+
+def build_service_account(job: JobRef) -> Manifest:
+    """The job pods' identity: no Role is bound to it and no token is mounted."""
+    return {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": _metadata(job, service_account_name(job)),
+        "automountServiceAccountToken": False,
+    }
+
+
+def build_config_map(job: JobRef, spec: JobSpec) -> Manifest:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": _metadata(job, config_map_name(job)),
+        "data": dict(spec.configuration),
+    }
+
+
+def build_service(job: JobRef) -> Manifest:
+    """Headless Service giving the driver a stable DNS name for executors."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _metadata(job, service_name(job), "driver"),
+        "spec": {
+            "clusterIP": "None",
+            "publishNotReadyAddresses": True,
+            "selector": {JOB_LABEL: job.name, ROLE_LABEL: "driver"},
+            "ports": [
+                {"name": "driver", "port": DRIVER_PORT, "targetPort": DRIVER_PORT},
+                {"name": "ui", "port": UI_PORT, "targetPort": UI_PORT},
+            ],
+        },
+    }
+
+
+def build_claim(job: JobRef, spec: JobSpec) -> Manifest:
+    """The checkpoint claim; owned by the job only when it is not to be retained."""
+    claim: Manifest = {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": _metadata(job, claim_name(job, spec), owned=claim_owned(spec)),
+        "spec": {
+            "accessModes": ["ReadWriteOnce"],
+            "resources": {"requests": {"storage": spec.checkpoint.size}},
+        },
+    }
+    if spec.checkpoint.storage_class:
+        claim["spec"]["storageClassName"] = spec.checkpoint.storage_class
+    return claim
+
+
+def claim_owned(spec: JobSpec) -> bool:
+    """Whether garbage collection should delete the claim with the job."""
+    return not spec.checkpoint.retain_on_delete
+
+
+def _env(job: JobRef, spec: JobSpec, settings: PodSettings) -> list[dict[str, Any]]:
+    def key_ref(key: str) -> dict[str, Any]:
+        return {"secretKeyRef": {"name": secret_name(job), "key": key}}
+
+    env: list[dict[str, Any]] = [
+        {"name": "KUBESTREAM_JOB", "value": job.name},
+        {"name": "KUBESTREAM_APP", "value": spec.app},
+        {"name": "KUBESTREAM_APP_ARGS", "value": json.dumps(list(spec.app_args))},
+        {"name": "KUBESTREAM_BATCH_INTERVAL", "value": f"{spec.batch_interval:g}"},
+        {"name": "KUBESTREAM_DRIVER_HOST", "value": f"{service_name(job)}.{job.namespace}.svc"},
+        {"name": "KUBESTREAM_DRIVER_PORT", "value": str(DRIVER_PORT)},
+        {"name": "KUBESTREAM_UI_PORT", "value": str(UI_PORT)},
+        {"name": "KUBESTREAM_CONFIG", "value": CONFIG_PATH},
+        {"name": "KUBESTREAM_GRACEFUL_TIMEOUT", "value": str(spec.graceful_stop_seconds)},
+        {"name": "KUBESTREAM_POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+        {"name": "KUBESTREAM_CURVE_PUBLIC_KEY", "valueFrom": key_ref(PUBLIC_KEY)},
+        {"name": "KUBESTREAM_CURVE_SECRET_KEY", "valueFrom": key_ref(SECRET_KEY)},
+    ]
+    env += [{"name": name, "value": value} for name, value in settings.env]
+    env += [
+        {"name": r.env, "valueFrom": {"secretKeyRef": {"name": r.secret_name, "key": r.key}}}
+        for r in spec.secret_refs
+    ]
+    return env
+
+
+def _pod(
+    job: JobRef,
+    spec: JobSpec,
+    *,
+    name: str,
+    role: str,
+    settings: PodSettings,
+    command: list[str],
+    extra_env: list[dict[str, Any]],
+    ports: list[dict[str, Any]],
+) -> Manifest:
+    volumes: list[dict[str, Any]] = [
+        {"name": "config", "configMap": {"name": config_map_name(job)}},
+        {"name": "tmp", "emptyDir": {}},
+    ]
+    mounts: list[dict[str, Any]] = [
+        {"name": "config", "mountPath": CONFIG_PATH, "readOnly": True},
+        {"name": "tmp", "mountPath": "/tmp"},
+    ]
+    if role == "driver":
+        volumes.append(
+            {"name": "checkpoint", "persistentVolumeClaim": {"claimName": claim_name(job, spec)}}
+        )
+        mounts.append({"name": "checkpoint", "mountPath": CHECKPOINT_PATH})
+    container: dict[str, Any] = {
+        "name": role,
+        "image": spec.image,
+        "imagePullPolicy": spec.image_pull_policy,
+        "command": command,
+        "env": _env(job, spec, settings) + extra_env,
+        "ports": ports,
+        "volumeMounts": mounts,
+        "resources": {k: dict(v) for k, v in settings.resources.items() if v},
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "capabilities": {"drop": ["ALL"]},
+        },
+        "readinessProbe": {"httpGet": {"path": "/metrics", "port": "ui"}, "periodSeconds": 5},
+    }
+    metadata = _metadata(job, name, role)
+    metadata["annotations"] = {SPEC_HASH_ANNOTATION: spec_hash(spec)}
+    pod_spec: dict[str, Any] = {
+        "serviceAccountName": service_account_name(job),
+        "automountServiceAccountToken": False,
+        "restartPolicy": "Never",
+        "terminationGracePeriodSeconds": spec.graceful_stop_seconds,
+        "enableServiceLinks": False,
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": 10001,
+            "runAsGroup": 10001,
+            "fsGroup": 10001,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "containers": [container],
+        "volumes": volumes,
+    }
+    if settings.node_selector:
+        pod_spec["nodeSelector"] = dict(settings.node_selector)
+    if settings.tolerations:
+        pod_spec["tolerations"] = [dict(t) for t in settings.tolerations]
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": pod_spec}
+
+
+def build_driver_pod(job: JobRef, spec: JobSpec) -> Manifest:
+    """The driver: `kubestream driver`, checkpointing to the claim."""
+    return _pod(
+        job,
+        spec,
+        name=driver_pod_name(job),
+        role="driver",
+        settings=spec.driver,
+        command=["kubestream", "driver"],
+        extra_env=[{"name": "KUBESTREAM_CHECKPOINT", "value": CHECKPOINT_PATH}],
+        ports=[
+            {"name": "driver", "containerPort": DRIVER_PORT},
+            {"name": "ui", "containerPort": UI_PORT},
+        ],
+    )
+
+
+def build_executor_pod(job: JobRef, spec: JobSpec, executor_id: int) -> Manifest:
+    """One executor: `kubestream executor`, connecting to the driver's Service."""
+    pod = _pod(
+        job,
+        spec,
+        name=executor_pod_name(job, executor_id),
+        role="executor",
+        settings=spec.executor,
+        command=["kubestream", "executor"],
+        extra_env=[
+            {"name": "KUBESTREAM_EXECUTOR_ID", "value": str(executor_id)},
+            {"name": "KUBESTREAM_BLOCK_PORT", "value": str(BLOCK_PORT)},
+        ],
+        ports=[
+            {"name": "blocks", "containerPort": BLOCK_PORT},
+            {"name": "ui", "containerPort": UI_PORT},
+        ],
+    )
+    pod["metadata"]["labels"][EXECUTOR_ID_LABEL] = str(executor_id)
+    return pod

@@ -1,0 +1,123 @@
+"""Reads one StreamingJob and its children into the planner's Observed snapshot.
+
+``pod_state`` and ``job_ref`` are pure conversions of raw API objects; ``observe``
+gathers them through ``kube.Cluster``. Called by the reconciler on every pass.
+"""
+
+from collections.abc import Mapping
+from typing import Any
+
+from kubestream_operator import manifests as m
+from kubestream_operator.kube import Cluster
+from kubestream_operator.plan import CLAIM, Observed, PodState, read_status
+from kubestream_operator.spec import JobSpec, SpecError, parse_spec
+
+
+def job_ref(job: Mapping[str, Any]) -> m.JobRef:
+    meta = job["metadata"]
+    return m.JobRef(name=meta["name"], namespace=meta["namespace"], uid=meta["uid"])
+
+
+def _termination(status: Mapping[str, Any]) -> str:
+    """Why a pod ended, in words, from its container statuses."""
+    for cs in status.get("containerStatuses") or []:
+        done = (cs.get("state") or {}).get("terminated")
+        if done:
+            text = f"container {cs.get('name')} exited with code {done.get('exitCode')}"
+            if done.get("reason"):
+                text += f" ({done['reason']})"
+            if done.get("message"):
+                text += f": {str(done['message'])[:200]}"
+            return text
+    reason, message = status.get("reason"), status.get("message")
+    return ": ".join(str(x) for x in (reason, message) if x)
+
+
+def pod_state(pod: Mapping[str, Any]) -> PodState:
+    meta, status = pod["metadata"], pod.get("status") or {}
+    labels = meta.get("labels") or {}
+    eid = labels.get(m.EXECUTOR_ID_LABEL)
+    ready = any(
+        c.get("type") == "Ready" and c.get("status") == "True"
+        for c in status.get("conditions") or []
+    )
+    return PodState(
+        name=meta["name"],
+        uid=meta["uid"],
+        phase=status.get("phase") or "Pending",
+        ready=ready,
+        spec_hash=(meta.get("annotations") or {}).get(m.SPEC_HASH_ANNOTATION, ""),
+        deleting=bool(meta.get("deletionTimestamp")),
+        executor_id=int(eid) if eid is not None and str(eid).isdigit() else None,
+        message=_termination(status),
+    )
+
+
+def _owned_by(obj: Mapping[str, Any], job: m.JobRef) -> bool:
+    return any(r.get("uid") == job.uid for r in obj["metadata"].get("ownerReferences") or [])
+
+
+def _missing_secrets(cluster: Cluster, job: m.JobRef, spec: JobSpec) -> tuple[str, ...]:
+    missing = []
+    for ref in spec.secret_refs:
+        secret = cluster.get_child("Secret", job.namespace, ref.secret_name)
+        data = (secret or {}).get("data") or {}
+        if ref.key not in data:
+            missing.append(f"{ref.secret_name}/{ref.key}")
+    return tuple(missing)
+
+
+def pods_of(cluster: Cluster, job: m.JobRef) -> tuple[PodState | None, tuple[PodState, ...]]:
+    """The job's driver pod and executor pods (only those it owns)."""
+    pods = [
+        p
+        for p in cluster.list_pods(job.namespace, f"{m.JOB_LABEL}={job.name}")
+        if _owned_by(p, job)
+    ]
+    driver = None
+    executors = []
+    for pod in pods:
+        role = (pod["metadata"].get("labels") or {}).get(m.ROLE_LABEL)
+        if role == "driver":
+            driver = pod_state(pod)
+        elif role == "executor":
+            executors.append(pod_state(pod))
+    executors.sort(key=lambda p: (p.executor_id is None, p.executor_id or 0, p.name))
+    return driver, tuple(executors)
+
+
+def observe(cluster: Cluster, job: Mapping[str, Any], now: float) -> Observed:
+    ref = job_ref(job)
+    spec: JobSpec | SpecError
+    try:
+        spec = parse_spec(job.get("spec") or {})
+    except SpecError as err:
+        spec = err
+    status = read_status(job.get("status") or {})
+    generation = int(job["metadata"].get("generation") or 0)
+    driver, executors = pods_of(cluster, ref)
+    if isinstance(spec, SpecError):
+        return Observed(ref, generation, spec, status, now, driver=driver, executors=executors)
+    names = {
+        "Secret": m.secret_name(ref),
+        "ServiceAccount": m.service_account_name(ref),
+        "ConfigMap": m.config_map_name(ref),
+        "Service": m.service_name(ref),
+        CLAIM: m.claim_name(ref, spec),
+    }
+    found = {kind: cluster.get_child(kind, ref.namespace, name) for kind, name in names.items()}
+    config = found["ConfigMap"]
+    claim = found[CLAIM]
+    return Observed(
+        job=ref,
+        generation=generation,
+        spec=spec,
+        status=status,
+        now=now,
+        children=frozenset(kind for kind, obj in found.items() if obj is not None),
+        config_data=(config.get("data") or {}) if config else None,
+        claim_owned=_owned_by(claim, ref) if claim else None,
+        missing_secrets=_missing_secrets(cluster, ref, spec),
+        driver=driver,
+        executors=executors,
+    )

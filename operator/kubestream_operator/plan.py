@@ -1,0 +1,453 @@
+"""Every reconcile decision, as pure functions of what was observed.
+
+``plan`` looks at one StreamingJob and its children as they are now and returns
+what to create, update and delete, the status to record and the Events to post.
+``plan_stop`` does the same for a job being deleted. Nothing here talks to the
+cluster or reads a clock, so the whole lifecycle is unit-tested without one, and
+running a plan twice, or after a crash halfway, converges to the same objects.
+"""
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from kubestream_operator import manifests as m
+from kubestream_operator.backoff import restart_delay
+from kubestream_operator.phases import Condition, Phase, merge_conditions, phase_named
+from kubestream_operator.spec import JobSpec, SpecError
+
+# A driver that has run this long without failing has its failure count reset.
+STABLE_RUN_SECONDS = 600
+
+SECRET = "Secret"
+SERVICE_ACCOUNT = "ServiceAccount"
+CONFIG_MAP = "ConfigMap"
+SERVICE = "Service"
+CLAIM = "PersistentVolumeClaim"
+
+
+@dataclass(frozen=True)
+class PodState:
+    """What the planner needs to know about one pod of the job."""
+
+    name: str
+    uid: str
+    phase: str
+    ready: bool
+    spec_hash: str
+    deleting: bool
+    executor_id: int | None = None
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    """What the operator recorded in status.* last time."""
+
+    phase: Phase | None = None
+    observed_generation: int = 0
+    driver_restarts: int = 0
+    failed_driver_uid: str = ""
+    next_driver_start: float | None = None
+    running_since: float | None = None
+    conditions: tuple[Mapping[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
+class Observed:
+    """One job and its children as read from the cluster at time ``now``."""
+
+    job: m.JobRef
+    generation: int
+    spec: JobSpec | SpecError
+    status: JobStatus
+    now: float
+    children: frozenset[str] = frozenset()
+    config_data: Mapping[str, str] | None = None
+    claim_owned: bool | None = None
+    missing_secrets: tuple[str, ...] = ()
+    driver: PodState | None = None
+    executors: tuple[PodState, ...] = ()
+
+
+@dataclass(frozen=True)
+class Deletion:
+    """Delete pod ``name`` (only if its uid is still ``uid``), giving it ``grace`` seconds."""
+
+    name: str
+    uid: str
+    grace: int
+
+
+@dataclass(frozen=True)
+class Note:
+    """A Kubernetes Event to post on the job."""
+
+    type: str
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What one reconcile does, in order: keys, creates, updates, deletes, status, events."""
+
+    create_keys: bool = False
+    create: tuple[m.Manifest, ...] = ()
+    update_config: m.Manifest | None = None
+    set_claim_owned: tuple[str, bool] | None = None
+    delete: tuple[Deletion, ...] = ()
+    status: dict[str, Any] = field(default_factory=dict)
+    events: tuple[Note, ...] = ()
+
+
+def iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(value: Any) -> float | None:
+    """Seconds since the epoch from an RFC 3339 status field, None if absent or bad."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def read_status(status: Mapping[str, Any]) -> JobStatus:
+    """The planner's view of a job's status; unknown or missing fields get defaults."""
+    phase = phase_named(status.get("phase"))
+    conditions = status.get("conditions")
+    return JobStatus(
+        phase=phase,
+        observed_generation=int(status.get("observedGeneration") or 0),
+        driver_restarts=int(status.get("driverRestarts") or 0),
+        failed_driver_uid=str(status.get("failedDriverUid") or ""),
+        next_driver_start=parse_time(status.get("nextDriverStart")),
+        running_since=parse_time(status.get("runningSince")),
+        conditions=tuple(conditions) if isinstance(conditions, list) else (),
+    )
+
+
+class _Draft:
+    """Mutable scratchpad of one planning pass; frozen into a Plan at the end."""
+
+    def __init__(self, obs: Observed, spec: JobSpec) -> None:
+        self.obs = obs
+        self.spec = spec
+        st = obs.status
+        self.phase = st.phase or Phase.PENDING
+        self.detail = ""
+        self.restarts = st.driver_restarts
+        self.failed_uid = st.failed_driver_uid
+        self.next_start = st.next_driver_start
+        self.running_since = st.running_since
+        self.problems: list[tuple[str, str]] = []
+        self.create: list[m.Manifest] = []
+        self.delete: list[Deletion] = []
+        self.events: list[Note] = []
+
+    def note(self, reason: str, message: str, warning: bool = False) -> None:
+        self.events.append(Note("Warning" if warning else "Normal", reason, message))
+
+    def stop(self, pod: PodState, grace: int) -> None:
+        if not pod.deleting:
+            self.delete.append(Deletion(pod.name, pod.uid, grace))
+
+
+def _ensure_children(d: _Draft) -> tuple[bool, m.Manifest | None, tuple[str, bool] | None]:
+    obs, spec, job = d.obs, d.spec, d.obs.job
+    have = obs.children
+    if SERVICE_ACCOUNT not in have:
+        d.create.append(m.build_service_account(job))
+    create_keys = SECRET not in have
+    config = m.build_config_map(job, spec)
+    update_config = None
+    if CONFIG_MAP not in have:
+        d.create.append(config)
+    elif dict(obs.config_data or {}) != config["data"]:
+        update_config = config
+    if SERVICE not in have:
+        d.create.append(m.build_service(job))
+    set_owned = None
+    if spec.checkpoint.existing_claim:
+        if CLAIM not in have:
+            d.problems.append(
+                (
+                    "ClaimNotFound",
+                    f"spec.checkpoint.existingClaim: PersistentVolumeClaim "
+                    f"{spec.checkpoint.existing_claim!r} does not exist in namespace "
+                    f"{job.namespace!r}; create it or remove the field",
+                )
+            )
+    elif CLAIM not in have:
+        d.create.append(m.build_claim(job, spec))
+    elif obs.claim_owned is not None and obs.claim_owned != m.claim_owned(spec):
+        set_owned = (m.claim_name(job, spec), m.claim_owned(spec))
+    if obs.missing_secrets:
+        names = ", ".join(repr(n) for n in obs.missing_secrets)
+        d.problems.append(
+            (
+                "SecretNotFound",
+                f"spec.secretRefs: Secret {names} not found in namespace {job.namespace!r} "
+                f"(or lacks the key); create it, and the job starts",
+            )
+        )
+    return create_keys, update_config, set_owned
+
+
+def _driver_failed(d: _Draft, reason: str, message: str) -> None:
+    policy = d.spec.restart
+    d.restarts += 1
+    d.running_since = None
+    if policy.type == "Never" or d.restarts > policy.limit:
+        d.phase = Phase.FAILED
+        d.next_start = None
+        why = (
+            "restartPolicy.type is Never"
+            if policy.type == "Never"
+            else f"it failed {d.restarts} times in a row (restartPolicy.limit is {policy.limit})"
+        )
+        d.detail = (
+            f"{message}; the driver is not restarted because {why}. Fix the cause, then change "
+            f"the spec (for example a new image) to start the job again"
+        )
+        d.problems.append(("DriverFailed", d.detail))
+        d.note("DriverFailed", d.detail, warning=True)
+        return
+    delay = restart_delay(d.restarts, policy.backoff_seconds, policy.max_backoff_seconds)
+    d.next_start = d.obs.now + delay
+    d.phase = Phase.RECOVERING
+    d.detail = f"{message}; restart {d.restarts} of {policy.limit} in {delay}s, from the checkpoint"
+    d.note(reason, d.detail, warning=True)
+
+
+def _plan_driver(d: _Draft, desired_hash: str, blocked: bool) -> None:
+    obs, spec, job = d.obs, d.spec, d.obs.job
+    pod = obs.driver
+    if pod is not None and pod.deleting:
+        return
+    if pod is None:
+        if d.phase in (Phase.STARTING, Phase.RUNNING):
+            _driver_failed(d, "DriverLost", "the driver pod disappeared")
+        elif d.phase is Phase.RECOVERING and d.next_start and obs.now < d.next_start:
+            d.detail = f"waiting for the restart backoff until {iso(d.next_start)}"
+        elif blocked:
+            d.phase = Phase.PENDING
+        else:
+            d.create.append(m.build_driver_pod(job, spec))
+            d.note("DriverCreated", f"created driver pod {m.driver_pod_name(job)}")
+            d.phase = Phase.STARTING
+            d.next_start = None
+        return
+    ended = pod.phase == "Failed" or (pod.phase == "Succeeded" and spec.restart.type == "Always")
+    if ended:
+        if pod.uid != d.failed_uid:
+            d.failed_uid = pod.uid
+            what = pod.message or f"the driver pod ended with phase {pod.phase}"
+            _driver_failed(d, "DriverFailed", what)
+        d.stop(pod, 0)
+    elif pod.phase == "Succeeded":
+        d.phase = Phase.SUCCEEDED
+        d.detail = "the driver exited cleanly"
+        d.stop(pod, 0)
+    elif pod.spec_hash != desired_hash:
+        d.phase = Phase.RESTARTING
+        d.detail = "the spec changed; the driver stops gracefully and resumes from the checkpoint"
+        d.note("SpecChanged", d.detail)
+        d.stop(pod, spec.graceful_stop_seconds)
+    elif pod.phase == "Running":
+        d.phase = Phase.RUNNING
+        if d.running_since is None:
+            d.running_since = obs.now
+        elif obs.now - d.running_since >= STABLE_RUN_SECONDS:
+            d.restarts = 0
+    else:
+        d.phase = Phase.STARTING
+
+
+def _plan_executors(d: _Draft, desired_hash: str, blocked: bool) -> None:
+    obs, spec, job = d.obs, d.spec, d.obs.job
+    driver_current = obs.driver is None or obs.driver.spec_hash == desired_hash
+    taken: set[int] = set()
+    for pod in obs.executors:
+        eid = pod.executor_id
+        if pod.deleting:
+            if eid is not None:
+                taken.add(eid)
+            continue
+        if eid is None or eid >= spec.replicas:
+            d.stop(pod, spec.graceful_stop_seconds)
+            d.note("ExecutorRemoved", f"scaled down: deleting executor pod {pod.name}")
+        elif pod.phase in ("Failed", "Succeeded"):
+            d.stop(pod, 0)
+            why = pod.message or f"it ended with phase {pod.phase}"
+            d.note("ExecutorLost", f"executor pod {pod.name} is lost ({why}); replacing it", True)
+            taken.add(eid)
+        elif pod.spec_hash != desired_hash and driver_current:
+            d.stop(pod, spec.graceful_stop_seconds)
+            d.note("ExecutorRestarted", f"the spec changed; restarting executor pod {pod.name}")
+            taken.add(eid)
+        else:
+            taken.add(eid)
+    if blocked:
+        return
+    for eid in range(spec.replicas):
+        if eid not in taken:
+            d.create.append(m.build_executor_pod(job, spec, eid))
+            d.note("ExecutorCreated", f"created executor pod {m.executor_pod_name(job, eid)}")
+
+
+def _stop_all(d: _Draft) -> bool:
+    """Stop the driver first, executors once it is gone; True when no pod is left."""
+    obs = d.obs
+    if obs.driver is not None:
+        grace = 0 if obs.driver.phase in ("Failed", "Succeeded") else d.spec.graceful_stop_seconds
+        d.stop(obs.driver, grace)
+        return False
+    for pod in obs.executors:
+        d.stop(pod, d.spec.graceful_stop_seconds)
+    return not obs.executors
+
+
+def _conditions(d: _Draft, ready: int) -> list[Condition]:
+    spec, phase = d.spec, d.phase
+    executors = f"{ready}/{spec.replicas} executors ready"
+    is_ready = phase is Phase.RUNNING and ready >= spec.min_executors
+    if is_ready:
+        ready_cond = Condition("Ready", True, "Running", f"the driver is running; {executors}")
+    elif phase is Phase.RUNNING:
+        ready_cond = Condition(
+            "Ready",
+            False,
+            "TooFewExecutors",
+            f"{executors}, fewer than executors.min ({spec.min_executors})",
+        )
+    else:
+        ready_cond = Condition("Ready", False, phase.value, phase.description)
+    moving = phase in (
+        Phase.PENDING,
+        Phase.STARTING,
+        Phase.RESTARTING,
+        Phase.RECOVERING,
+        Phase.SUSPENDING,
+    ) or (phase is Phase.RUNNING and ready != spec.replicas)
+    progress_msg = d.detail or (phase.description if phase is not Phase.RUNNING else executors)
+    progressing = Condition(
+        "Progressing",
+        moving,
+        phase.value if moving else "Stable",
+        progress_msg if moving else phase.description,
+    )
+    if d.problems:
+        reason, _ = d.problems[0]
+        degraded = Condition("Degraded", True, reason, "; ".join(msg for _, msg in d.problems))
+    elif phase is Phase.RECOVERING:
+        degraded = Condition("Degraded", True, "DriverRestarting", d.detail or phase.description)
+    else:
+        degraded = Condition("Degraded", False, "AsExpected", "no problem found")
+    return [ready_cond, progressing, degraded]
+
+
+def _status(d: _Draft, desired_hash: str) -> dict[str, Any]:
+    obs, spec = d.obs, d.spec
+    live = [p for p in obs.executors if not p.deleting]
+    ready = sum(1 for p in live if p.ready and p.phase == "Running")
+    desired = 0 if d.phase in (Phase.SUSPENDED, Phase.SUSPENDING) else spec.replicas
+    if d.phase.terminal:
+        desired = 0
+    return {
+        "phase": d.phase.value,
+        "observedGeneration": obs.generation,
+        "conditions": merge_conditions(
+            obs.status.conditions, _conditions(d, ready), iso(obs.now), obs.generation
+        ),
+        "executors": f"{ready}/{desired}",
+        "readyExecutors": ready,
+        "desiredExecutors": desired,
+        "selector": m.executor_selector(obs.job),
+        "driverRestarts": d.restarts,
+        "failedDriverUid": d.failed_uid or None,
+        "nextDriverStart": iso(d.next_start) if d.next_start else None,
+        "runningSince": iso(d.running_since) if d.running_since else None,
+        "specHash": desired_hash,
+    }
+
+
+def _invalid(obs: Observed, error: SpecError) -> Plan:
+    phase = obs.status.phase or Phase.PENDING
+    conditions = [
+        Condition("Ready", False, "InvalidSpec", str(error)),
+        Condition("Progressing", False, "InvalidSpec", "waiting for a corrected spec"),
+        Condition("Degraded", True, "InvalidSpec", str(error)),
+    ]
+    status = {
+        "phase": phase.value,
+        "observedGeneration": obs.generation,
+        "conditions": merge_conditions(
+            obs.status.conditions, conditions, iso(obs.now), obs.generation
+        ),
+        "selector": m.executor_selector(obs.job),
+    }
+    events: tuple[Note, ...] = ()
+    if obs.status.observed_generation != obs.generation:
+        events = (Note("Warning", "InvalidSpec", str(error)),)
+    return Plan(status=status, events=events)
+
+
+def plan(obs: Observed) -> Plan:
+    """Converge one job towards its spec: the level-based heart of the operator."""
+    if isinstance(obs.spec, SpecError):
+        return _invalid(obs, obs.spec)
+    d = _Draft(obs, obs.spec)
+    before = d.phase
+    new_generation = obs.status.observed_generation != obs.generation
+    if d.phase.terminal and new_generation:
+        d.phase, d.restarts, d.next_start, d.failed_uid = Phase.PENDING, 0, None, ""
+        d.note("Retrying", "the spec changed; starting the job again")
+    desired_hash = m.spec_hash(d.spec)
+    create_keys, update_config, set_owned = _ensure_children(d)
+    blocked = bool(d.problems)
+    if d.spec.suspend:
+        d.restarts, d.next_start, d.running_since = 0, None, None
+        d.phase = Phase.SUSPENDED if _stop_all(d) else Phase.SUSPENDING
+    elif d.phase.terminal:
+        _stop_all(d)
+        if d.phase is Phase.FAILED and not d.problems:
+            d.problems.append(("DriverFailed", "the driver failed; change the spec to retry"))
+    else:
+        if d.phase in (Phase.SUSPENDED, Phase.SUSPENDING):
+            d.phase = Phase.PENDING
+        _plan_driver(d, desired_hash, blocked)
+        if d.phase.terminal:
+            _stop_all(d)
+        else:
+            _plan_executors(d, desired_hash, blocked)
+    if d.phase is not Phase.RUNNING:
+        d.running_since = None
+    if d.phase is not before:
+        text = d.detail or d.phase.description
+        warn = d.phase in (Phase.FAILED, Phase.RECOVERING)
+        d.note(d.phase.value, f"{before.value} -> {d.phase.value}: {text}", warn)
+    return Plan(
+        create_keys=create_keys,
+        create=tuple(d.create),
+        update_config=update_config,
+        set_claim_owned=set_owned,
+        delete=tuple(d.delete),
+        status=_status(d, desired_hash),
+        events=tuple(d.events),
+    )
+
+
+def plan_stop(obs: Observed, grace: int) -> tuple[tuple[Deletion, ...], bool]:
+    """Deletions for a job being deleted (driver first) and whether all pods are gone."""
+    deletes: list[Deletion] = []
+    if obs.driver is not None:
+        if not obs.driver.deleting:
+            deletes.append(Deletion(obs.driver.name, obs.driver.uid, grace))
+        return tuple(deletes), False
+    deletes.extend(Deletion(p.name, p.uid, grace) for p in obs.executors if not p.deleting)
+    return tuple(deletes), not obs.executors

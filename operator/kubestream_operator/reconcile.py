@@ -1,0 +1,104 @@
+"""One reconcile pass: observe -> plan -> apply -> record status and Events.
+
+Called by the kopf handlers for every trigger (create, update, resume, timer,
+a child pod changing), always on a fresh read of the job, so passes are
+level-based and idempotent. API failures end up in the Degraded condition
+instead of crashing the operator.
+"""
+
+import logging
+import time
+from collections.abc import Callable
+
+from kubestream_operator import manifests as m
+from kubestream_operator.keys import curve_keypair
+from kubestream_operator.kube import ApiError, Cluster
+from kubestream_operator.metrics import OperatorMetrics
+from kubestream_operator.observe import job_ref, observe
+from kubestream_operator.phases import Condition, merge_conditions
+from kubestream_operator.plan import Plan, iso, plan, plan_stop
+
+log = logging.getLogger(__name__)
+
+RESTART_REASONS = frozenset({"DriverFailed", "DriverLost"})
+
+
+def _apply(cluster: Cluster, job: m.JobRef, todo: Plan) -> None:
+    if todo.create_keys:
+        public, secret = curve_keypair()
+        cluster.create(m.build_secret(job, public, secret))
+    for manifest in todo.create:
+        cluster.create(manifest)
+    if todo.update_config is not None:
+        cluster.replace_config_map(todo.update_config)
+    if todo.set_claim_owned is not None:
+        cluster.set_claim_owned(job, *todo.set_claim_owned)
+    for gone in todo.delete:
+        cluster.delete_pod(job.namespace, gone.name, gone.uid, gone.grace)
+
+
+def reconcile(
+    cluster: Cluster,
+    namespace: str,
+    name: str,
+    metrics: OperatorMetrics,
+    clock: Callable[[], float] = time.time,
+) -> None:
+    """Converge one job; a job that no longer exists is forgotten."""
+    job = cluster.get_job(namespace, name)
+    if job is None or job["metadata"].get("deletionTimestamp"):
+        return
+    metrics.reconciles.inc()
+    ref = job_ref(job)
+    now = clock()
+    try:
+        obs = observe(cluster, job, now)
+        todo = plan(obs)
+        _apply(cluster, ref, todo)
+    except ApiError as err:
+        metrics.errors.labels("api").inc()
+        log.warning("reconcile of %s/%s failed: %s", namespace, name, err)
+        _record_error(cluster, job, str(err), now)
+        return
+    cluster.patch_job_status(ref, todo.status)
+    metrics.set_phase(namespace, name, todo.status.get("phase"))
+    for note in todo.events:
+        if note.reason in RESTART_REASONS:
+            metrics.driver_restarts.inc()
+        log.info("%s/%s %s: %s", namespace, name, note.reason, note.message)
+        cluster.post_event(ref, note.type, note.reason, note.message)
+
+
+def _record_error(cluster: Cluster, job: m.Manifest, message: str, now: float) -> None:
+    """Put an API failure into the Degraded condition, keeping the other conditions."""
+    ref = job_ref(job)
+    status = job.get("status") or {}
+    old = status.get("conditions") or []
+    generation = int(job["metadata"].get("generation") or 0)
+    kept = [
+        Condition(c["type"], c.get("status") == "True", c.get("reason", ""), c.get("message", ""))
+        for c in old
+        if c.get("type") != "Degraded"
+    ]
+    conditions = merge_conditions(
+        old, [*kept, Condition("Degraded", True, "ApiError", message)], iso(now), generation
+    )
+    try:
+        cluster.patch_job_status(ref, {"conditions": conditions})
+        cluster.post_event(ref, "Warning", "ApiError", message)
+    except ApiError as err:
+        log.warning("could not record the failure on %s: %s", ref.name, err)
+
+
+def stop(cluster: Cluster, job: m.Manifest) -> bool:
+    """Stop a deleted job's pods, driver first; True once none is left."""
+    ref = job_ref(job)
+    grace = int((job.get("spec") or {}).get("gracefulStopTimeoutSeconds") or 60)
+    obs = observe(cluster, job, time.time())
+    deletions, done = plan_stop(obs, grace)
+    if obs.status.phase is None or obs.status.phase.value != "Deleting":
+        cluster.patch_job_status(ref, {"phase": "Deleting"})
+        cluster.post_event(ref, "Normal", "Deleting", "stopping the driver, then the executors")
+    for gone in deletions:
+        cluster.delete_pod(ref.namespace, gone.name, gone.uid, gone.grace)
+    return done

@@ -1,0 +1,313 @@
+"""The StreamingJob spec as typed, validated values.
+
+The CRD schema already refuses most bad input; this module re-checks what the
+reconciler relies on (so a job created before a schema change cannot crash it)
+and checks what a schema cannot, such as the image reference. Every error names
+the field. Called by the reconciler before it plans anything.
+"""
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+# A docker reference: optional registry host[:port], path components, then
+# a tag and/or a digest (distribution/reference grammar, simplified).
+_IMAGE = re.compile(
+    r"^(?:[a-zA-Z0-9.-]+(?::[0-9]+)?/)?"
+    r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*"
+    r"(?::[\w][\w.-]{0,127})?(?:@[A-Za-z][A-Za-z0-9]*:[0-9a-fA-F]{32,})?$"
+)
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
+
+
+class SpecError(ValueError):
+    """A spec field the operator cannot act on; ``field`` is its dotted path."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"spec.{field}: {message}")
+        self.field = field
+
+
+@dataclass(frozen=True)
+class PodSettings:
+    """Settings shared by the driver and executor pods."""
+
+    resources: Mapping[str, Mapping[str, str]]
+    env: tuple[tuple[str, str], ...]
+    node_selector: Mapping[str, str]
+    tolerations: tuple[Mapping[str, Any], ...]
+
+
+@dataclass(frozen=True)
+class SecretRef:
+    """An environment variable read from a key of a Secret."""
+
+    env: str
+    secret_name: str
+    key: str
+
+
+@dataclass(frozen=True)
+class Autoscaling:
+    """Autoscaling policy; validated now, acted on by the autoscaler."""
+
+    enabled: bool
+    scale_up_threshold: float
+    scale_down_threshold: float
+    stabilization_window_seconds: int
+    scale_up_cooldown_seconds: int
+    scale_down_cooldown_seconds: int
+    max_step: int
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """Where checkpoints live: a claim the operator creates, or an existing one."""
+
+    size: str
+    storage_class: str | None
+    existing_claim: str | None
+    retain_on_delete: bool
+
+
+@dataclass(frozen=True)
+class RestartPolicy:
+    """When the driver is recreated, and how long to wait between attempts."""
+
+    type: str
+    backoff_seconds: int
+    max_backoff_seconds: int
+    limit: int
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """Everything the operator needs from a StreamingJob's spec."""
+
+    image: str
+    image_pull_policy: str
+    app: str
+    app_args: tuple[str, ...]
+    batch_interval: float
+    configuration: Mapping[str, str]
+    secret_refs: tuple[SecretRef, ...]
+    driver: PodSettings
+    executor: PodSettings
+    replicas: int
+    min_executors: int
+    max_executors: int
+    autoscaling: Autoscaling
+    checkpoint: Checkpoint
+    restart: RestartPolicy
+    suspend: bool
+    graceful_stop_seconds: int
+
+
+def _obj(value: Any, field: str) -> Mapping[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise SpecError(field, "must be an object")
+    return value
+
+
+def _str(spec: Mapping[str, Any], key: str, field: str, default: str | None = None) -> str:
+    value = spec.get(key, default)
+    if not isinstance(value, str) or not value:
+        raise SpecError(field, "must be a non-empty string")
+    return value
+
+
+def _num(
+    spec: Mapping[str, Any], key: str, field: str, default: float, bounds: tuple[float, float]
+) -> float:
+    lo, hi = bounds
+    value = spec.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise SpecError(field, "must be a number")
+    if not lo <= value <= hi:
+        raise SpecError(field, f"must be between {lo:g} and {hi:g}, got {value:g}")
+    return float(value)
+
+
+def _int(
+    spec: Mapping[str, Any], key: str, field: str, default: int, bounds: tuple[int, int]
+) -> int:
+    lo, hi = bounds
+    value = spec.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise SpecError(field, "must be an integer")
+    if not lo <= value <= hi:
+        raise SpecError(field, f"must be between {lo} and {hi}, got {value}")
+    return value
+
+
+def _bool(spec: Mapping[str, Any], key: str, field: str, default: bool) -> bool:
+    value = spec.get(key, default)
+    if not isinstance(value, bool):
+        raise SpecError(field, "must be true or false")
+    return value
+
+
+def _pod_settings(raw: Any, field: str) -> PodSettings:
+    spec = _obj(raw, field)
+    resources = _obj(spec.get("resources"), f"{field}.resources")
+    parsed: dict[str, dict[str, str]] = {}
+    for kind in ("requests", "limits"):
+        values = _obj(resources.get(kind), f"{field}.resources.{kind}")
+        parsed[kind] = {str(k): str(v) for k, v in values.items()}
+    env = []
+    for i, item in enumerate(spec.get("env") or []):
+        entry = _obj(item, f"{field}.env[{i}]")
+        name = _str(entry, "name", f"{field}.env[{i}].name")
+        if not _ENV_NAME.match(name):
+            raise SpecError(f"{field}.env[{i}].name", f"{name!r} is not a valid variable name")
+        if name.startswith("KUBESTREAM_"):
+            raise SpecError(
+                f"{field}.env[{i}].name", "KUBESTREAM_* variables are set by the operator"
+            )
+        env.append((name, str(entry.get("value", ""))))
+    selector = _obj(spec.get("nodeSelector"), f"{field}.nodeSelector")
+    tolerations = spec.get("tolerations") or []
+    if not isinstance(tolerations, list):
+        raise SpecError(f"{field}.tolerations", "must be a list")
+    return PodSettings(
+        resources=parsed,
+        env=tuple(env),
+        node_selector={str(k): str(v) for k, v in selector.items()},
+        tolerations=tuple(_obj(t, f"{field}.tolerations[{i}]") for i, t in enumerate(tolerations)),
+    )
+
+
+def _application(raw: Any) -> tuple[str, tuple[str, ...]]:
+    app = _obj(raw, "application")
+    if ("file" in app) == ("module" in app):
+        raise SpecError("application", "set exactly one of application.file and application.module")
+    where = "file" if "file" in app else "module"
+    target = _str(app, where, f"application.{where}")
+    function = _str(app, "function", "application.function")
+    args = app.get("arguments") or []
+    if not isinstance(args, list) or not all(isinstance(a, str) for a in args):
+        raise SpecError("application.arguments", "must be a list of strings")
+    return f"{target}:{function}", tuple(args)
+
+
+def _secret_refs(raw: Any) -> tuple[SecretRef, ...]:
+    if not isinstance(raw, list):
+        raise SpecError("secretRefs", "must be a list")
+    refs = []
+    for i, item in enumerate(raw):
+        entry = _obj(item, f"secretRefs[{i}]")
+        refs.append(
+            SecretRef(
+                env=_str(entry, "env", f"secretRefs[{i}].env"),
+                secret_name=_str(entry, "secretName", f"secretRefs[{i}].secretName"),
+                key=_str(entry, "key", f"secretRefs[{i}].key"),
+            )
+        )
+    return tuple(refs)
+
+
+def _autoscaling(raw: Any) -> Autoscaling:
+    a = _obj(raw, "autoscaling")
+    f = "autoscaling."
+    policy = Autoscaling(
+        enabled=_bool(a, "enabled", f + "enabled", False),
+        scale_up_threshold=_num(a, "scaleUpThreshold", f + "scaleUpThreshold", 0.8, (0.01, 10)),
+        scale_down_threshold=_num(a, "scaleDownThreshold", f + "scaleDownThreshold", 0.3, (0, 10)),
+        stabilization_window_seconds=_int(
+            a, "stabilizationWindowSeconds", f + "stabilizationWindowSeconds", 60, (0, 3600)
+        ),
+        scale_up_cooldown_seconds=_int(
+            a, "scaleUpCooldownSeconds", f + "scaleUpCooldownSeconds", 30, (0, 3600)
+        ),
+        scale_down_cooldown_seconds=_int(
+            a, "scaleDownCooldownSeconds", f + "scaleDownCooldownSeconds", 120, (0, 3600)
+        ),
+        max_step=_int(a, "maxStep", f + "maxStep", 2, (1, 100)),
+    )
+    if policy.scale_down_threshold >= policy.scale_up_threshold:
+        raise SpecError(f + "scaleDownThreshold", "must be below autoscaling.scaleUpThreshold")
+    return policy
+
+
+def _checkpoint(raw: Any) -> Checkpoint:
+    c = _obj(raw, "checkpoint")
+    existing = c.get("existingClaim")
+    storage_class = c.get("storageClassName")
+    if existing is not None and storage_class is not None:
+        raise SpecError(
+            "checkpoint.storageClassName", "cannot be set together with checkpoint.existingClaim"
+        )
+    return Checkpoint(
+        size=str(c.get("size", "1Gi")),
+        storage_class=_str(c, "storageClassName", "checkpoint.storageClassName")
+        if storage_class is not None
+        else None,
+        existing_claim=_str(c, "existingClaim", "checkpoint.existingClaim")
+        if existing is not None
+        else None,
+        retain_on_delete=_bool(c, "retainOnDelete", "checkpoint.retainOnDelete", True),
+    )
+
+
+def _restart(raw: Any) -> RestartPolicy:
+    r = _obj(raw, "restartPolicy")
+    kind = r.get("type", "OnFailure")
+    if kind not in ("Always", "OnFailure", "Never"):
+        raise SpecError("restartPolicy.type", f"must be Always, OnFailure or Never, got {kind!r}")
+    policy = RestartPolicy(
+        type=kind,
+        backoff_seconds=_int(r, "backoffSeconds", "restartPolicy.backoffSeconds", 10, (1, 3600)),
+        max_backoff_seconds=_int(
+            r, "maxBackoffSeconds", "restartPolicy.maxBackoffSeconds", 300, (1, 86400)
+        ),
+        limit=_int(r, "limit", "restartPolicy.limit", 5, (0, 1000)),
+    )
+    if policy.backoff_seconds > policy.max_backoff_seconds:
+        raise SpecError("restartPolicy.backoffSeconds", "must not exceed maxBackoffSeconds")
+    return policy
+
+
+def parse_spec(spec: Mapping[str, Any]) -> JobSpec:
+    """Typed spec; raises SpecError naming the first field that is wrong."""
+    image = _str(spec, "image", "image")
+    if not _IMAGE.match(image):
+        raise SpecError("image", f"{image!r} is not a valid image reference")
+    pull = spec.get("imagePullPolicy", "IfNotPresent")
+    if pull not in ("Always", "IfNotPresent", "Never"):
+        raise SpecError("imagePullPolicy", "must be Always, IfNotPresent or Never")
+    app, args = _application(spec.get("application"))
+    interval = _num(spec, "batchIntervalSeconds", "batchIntervalSeconds", 1.0, (0.1, 3600))
+    executors = _obj(spec.get("executors"), "executors")
+    lo = _int(executors, "min", "executors.min", 1, (0, 1000))
+    hi = _int(executors, "max", "executors.max", 10, (1, 1000))
+    replicas = _int(executors, "replicas", "executors.replicas", 2, (0, 1000))
+    if lo > hi:
+        raise SpecError("executors.min", "must be less than or equal to executors.max")
+    if not lo <= replicas <= hi:
+        raise SpecError("executors.replicas", f"must lie between {lo} and {hi}, got {replicas}")
+    config = _obj(spec.get("configuration"), "configuration")
+    graceful = _int(spec, "gracefulStopTimeoutSeconds", "gracefulStopTimeoutSeconds", 60, (1, 3600))
+    if graceful < interval:
+        raise SpecError("gracefulStopTimeoutSeconds", "must be at least batchIntervalSeconds")
+    return JobSpec(
+        image=image,
+        image_pull_policy=pull,
+        app=app,
+        app_args=args,
+        batch_interval=interval,
+        configuration={str(k): str(v) for k, v in config.items()},
+        secret_refs=_secret_refs(spec.get("secretRefs") or []),
+        driver=_pod_settings(spec.get("driver"), "driver"),
+        executor=_pod_settings(executors, "executors"),
+        replicas=replicas,
+        min_executors=lo,
+        max_executors=hi,
+        autoscaling=_autoscaling(spec.get("autoscaling")),
+        checkpoint=_checkpoint(spec.get("checkpoint")),
+        restart=_restart(spec.get("restartPolicy")),
+        suspend=_bool(spec, "suspend", "suspend", False),
+        graceful_stop_seconds=graceful,
+    )
