@@ -73,7 +73,7 @@ class _Context:
     """One zmq context and ZAP authenticator per process."""
 
     _lock = threading.Lock()
-    _instance: _Context | None = None
+    _instances: dict[CurveKeys, _Context] = {}  # noqa: RUF012 - a per-process registry
 
     def __init__(self, keys: CurveKeys) -> None:
         self.zmq = zmq.Context()
@@ -87,9 +87,9 @@ class _Context:
     @classmethod
     def get(cls, keys: CurveKeys) -> _Context:
         with cls._lock:
-            if cls._instance is None or cls._instance.keys != keys:
-                cls._instance = _Context(keys)
-            return cls._instance
+            if keys not in cls._instances:
+                cls._instances[keys] = _Context(keys)
+            return cls._instances[keys]
 
 
 def _server_socket(ctx: _Context, kind: int) -> zmq.Socket[bytes]:
@@ -305,6 +305,8 @@ class RequestClient:
         self._timeout = timeout
         self._local = threading.local()
         self._ids = itertools.count(1)
+        self._all: list[zmq.Socket[bytes]] = []
+        self._all_lock = threading.Lock()
 
     def request(self, address: str, message: object, abort: Callable[[], bool]) -> Any:
         sockets: dict[str, zmq.Socket[bytes]] = self._local.__dict__.setdefault("sockets", {})
@@ -312,6 +314,8 @@ class RequestClient:
         if sock is None:
             sock = sockets[address] = _client_socket(self._ctx, zmq.DEALER)
             sock.connect(address)
+            with self._all_lock:
+                self._all.append(sock)
         request_id = next(self._ids)
         sock.send_multipart([str(request_id).encode(), encode(message)])
         deadline = time.monotonic() + self._timeout
@@ -326,6 +330,13 @@ class RequestClient:
         sock.close(0)
         del sockets[address]
         raise ConnectionError(f"no answer from {address}")
+
+    def close(self) -> None:
+        """Close every socket this client opened; call once no thread is fetching."""
+        with self._all_lock:
+            for sock in self._all:
+                sock.close(0)
+            self._all.clear()
 
 
 class RequestServer(Server):

@@ -136,6 +136,7 @@ class ExecutorProcess:
         self.core.stop()
         self._client.close()
         self._blocks_server.close()
+        self._fetcher.close()
         return self.exit_code
 
     def stop(self) -> None:
