@@ -1,7 +1,7 @@
 """Word count per batch, from a directory of text files or a TCP socket.
 
-    kubestream run examples/wordcount.py -- --dir /tmp/words [--out /tmp/counts]
-    kubestream run examples/wordcount.py -- --socket localhost:9999
+kubestream run examples/wordcount.py -- --dir /tmp/words [--out /tmp/counts]
+kubestream run examples/wordcount.py -- --socket localhost:9999
 """
 
 from __future__ import annotations

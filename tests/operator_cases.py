@@ -66,38 +66,99 @@ def _sorted_groups(stream: DStream) -> DStream:
 
 CASES = [
     Case("map", numbers, lambda s: s.map(lambda x: x * 3 + 1), lambda b: [x * 3 + 1 for x in b]),
-    Case("flat_map", numbers, lambda s: s.flat_map(lambda x: [x] * (x % 3)),
-         lambda b: [y for x in b for y in [x] * (x % 3)]),
-    Case("filter", numbers, lambda s: s.filter(lambda x: x % 2 == 0), lambda b: [x for x in b if x % 2 == 0]),
-    Case("map_partitions", numbers, lambda s: s.map_partitions(_double_partition), lambda b: [x * 2 for x in b]),
-    Case("glom", numbers, lambda s: s.glom().flat_map(lambda part: part), lambda b: list(b)),
-    Case("repartition", numbers, lambda s: s.repartition(3), lambda b: list(b)),
-    Case("union", numbers, lambda a, b: a.union(b.map(lambda x: -x)), lambda a, b: a + [-x for x in b], 2),
+    Case(
+        "flat_map",
+        numbers,
+        lambda s: s.flat_map(lambda x: [x] * (x % 3)),
+        lambda b: [y for x in b for y in [x] * (x % 3)],
+    ),
+    Case(
+        "filter",
+        numbers,
+        lambda s: s.filter(lambda x: x % 2 == 0),
+        lambda b: [x for x in b if x % 2 == 0],
+    ),
+    Case(
+        "map_partitions",
+        numbers,
+        lambda s: s.map_partitions(_double_partition),
+        lambda b: [x * 2 for x in b],
+    ),
+    Case("glom", numbers, lambda s: s.glom().flat_map(lambda part: part), list),
+    Case("repartition", numbers, lambda s: s.repartition(3), list),
+    Case(
+        "union",
+        numbers,
+        lambda a, b: a.union(b.map(lambda x: -x)),
+        lambda a, b: a + [-x for x in b],
+        2,
+    ),
     Case("count", numbers, lambda s: s.count(), lambda b: [len(b)]),
-    Case("count_by_value", numbers, lambda s: s.count_by_value(), lambda b: list(Counter(b).items())),
+    Case(
+        "count_by_value", numbers, lambda s: s.count_by_value(), lambda b: list(Counter(b).items())
+    ),
     Case("reduce", numbers, lambda s: s.reduce(operator.add), lambda b: [sum(b)] if b else []),
-    Case("reduce_by_key", pairs, lambda s: s.reduce_by_key(operator.add),
-         lambda b: [(k, sum(v for kk, v in b if kk == k)) for k in {k for k, _ in b}]),
+    Case(
+        "reduce_by_key",
+        pairs,
+        lambda s: s.reduce_by_key(operator.add),
+        lambda b: [(k, sum(v for kk, v in b if kk == k)) for k in {k for k, _ in b}],
+    ),
     Case("group_by_key", pairs, lambda s: _sorted_groups(s.group_by_key()), _group_ref),
-    Case("combine_by_key", pairs,
-         lambda s: s.combine_by_key(lambda v: (v, 1), lambda c, v: (c[0] + v, c[1] + 1),
-                                    lambda c, d: (c[0] + d[0], c[1] + d[1])),
-         lambda b: [(k, (sum(v for kk, v in b if kk == k), sum(1 for kk, _ in b if kk == k)))
-                    for k in {k for k, _ in b}]),
+    Case(
+        "combine_by_key",
+        pairs,
+        lambda s: s.combine_by_key(
+            lambda v: (v, 1),
+            lambda c, v: (c[0] + v, c[1] + 1),
+            lambda c, d: (c[0] + d[0], c[1] + d[1]),
+        ),
+        lambda b: [
+            (k, (sum(v for kk, v in b if kk == k), sum(1 for kk, _ in b if kk == k)))
+            for k in {k for k, _ in b}
+        ],
+    ),
     Case("join", pairs, lambda a, b: a.join(b), lambda a, b: _join_ref(a, b, False, False), 2),
-    Case("left_outer_join", pairs, lambda a, b: a.left_outer_join(b),
-         lambda a, b: _join_ref(a, b, True, False), 2),
-    Case("right_outer_join", pairs, lambda a, b: a.right_outer_join(b),
-         lambda a, b: _join_ref(a, b, False, True), 2),
-    Case("full_outer_join", pairs, lambda a, b: a.full_outer_join(b),
-         lambda a, b: _join_ref(a, b, True, True), 2),
-    Case("cogroup", pairs, lambda a, b: a.cogroup(b).map_values(lambda s: (sorted(s[0]), sorted(s[1]))),
-         _cogroup_ref, 2),
-    Case("transform", numbers, lambda s: s.transform(lambda rdd: rdd.filter(lambda x: x > 0).map(str)),
-         lambda b: [str(x) for x in b if x > 0]),
-    Case("transform_with_time", numbers,
-         lambda s: s.transform(lambda t, rdd: rdd.map(lambda x: (t % 1000, x))),
-         lambda b: [(0, x) for x in b]),
+    Case(
+        "left_outer_join",
+        pairs,
+        lambda a, b: a.left_outer_join(b),
+        lambda a, b: _join_ref(a, b, True, False),
+        2,
+    ),
+    Case(
+        "right_outer_join",
+        pairs,
+        lambda a, b: a.right_outer_join(b),
+        lambda a, b: _join_ref(a, b, False, True),
+        2,
+    ),
+    Case(
+        "full_outer_join",
+        pairs,
+        lambda a, b: a.full_outer_join(b),
+        lambda a, b: _join_ref(a, b, True, True),
+        2,
+    ),
+    Case(
+        "cogroup",
+        pairs,
+        lambda a, b: a.cogroup(b).map_values(lambda s: (sorted(s[0]), sorted(s[1]))),
+        _cogroup_ref,
+        2,
+    ),
+    Case(
+        "transform",
+        numbers,
+        lambda s: s.transform(lambda rdd: rdd.filter(lambda x: x > 0).map(str)),
+        lambda b: [str(x) for x in b if x > 0],
+    ),
+    Case(
+        "transform_with_time",
+        numbers,
+        lambda s: s.transform(lambda t, rdd: rdd.map(lambda x: (t % 1000, x))),
+        lambda b: [(0, x) for x in b],
+    ),
 ]
 
 

@@ -1,6 +1,6 @@
 """kubestream: Spark-Streaming-style micro-batch stream processing in Python.
 
-    from kubestream import StreamingContext
+from kubestream import StreamingContext
 """
 
 from kubestream.batch import BatchInfo

@@ -73,19 +73,38 @@ def _flag(
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    _flag(parser, "--log-level", "logging level", default="INFO",
-          choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    _flag(
+        parser,
+        "--log-level",
+        "logging level",
+        default="INFO",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+    )
 
 
 def _driver_flags(parser: argparse.ArgumentParser) -> None:
     _flag(parser, "--batch-interval", "seconds per batch", _positive_float, default="1.0")
     _flag(parser, "--checkpoint", "checkpoint directory")
-    _flag(parser, "--graceful-timeout", "seconds a graceful stop may take (default: 10 batches)",
-          _positive_float)
-    _flag(parser, "--on-batch-failure", "what a failed batch does to the job", default="continue",
-          choices=["continue", "stop"])
-    _flag(parser, "--heartbeat-timeout", "seconds of executor silence before it is declared lost",
-          _positive_float, default="5")
+    _flag(
+        parser,
+        "--graceful-timeout",
+        "seconds a graceful stop may take (default: 10 batches)",
+        _positive_float,
+    )
+    _flag(
+        parser,
+        "--on-batch-failure",
+        "what a failed batch does to the job",
+        default="continue",
+        choices=["continue", "stop"],
+    )
+    _flag(
+        parser,
+        "--heartbeat-timeout",
+        "seconds of executor silence before it is declared lost",
+        _positive_float,
+        default="5",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -94,7 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
-    run = commands.add_parser("run", help="run an application locally: driver plus N executor processes")
+    run = commands.add_parser(
+        "run", help="run an application locally: driver plus N executor processes"
+    )
     run.add_argument("app", help="path/to/app.py[:function] or package.module[:function]")
     _flag(run, "--executors", "executor processes to start", _count, default="2")
     _flag(run, "--duration", "stop gracefully after this many seconds", _positive_float)
@@ -116,16 +137,35 @@ def build_parser() -> argparse.ArgumentParser:
     _flag(executor, "--driver-host", "the driver's host name or address", default="127.0.0.1")
     _flag(executor, "--driver-port", "the driver's ZeroMQ port", _port, default="7077")
     _flag(executor, "--executor-id", "this executor's unique id", default=None)
-    _flag(executor, "--advertise-host", "address peers use to fetch blocks from this executor",
-          default="127.0.0.1")
+    _flag(
+        executor,
+        "--advertise-host",
+        "address peers use to fetch blocks from this executor",
+        default="127.0.0.1",
+    )
     _flag(executor, "--block-host", "address the block server listens on", default="0.0.0.0")
-    _flag(executor, "--block-port", "port of the block server (0: any free port)", _port,
-          default="7078")
+    _flag(
+        executor,
+        "--block-port",
+        "port of the block server (0: any free port)",
+        _port,
+        default="7078",
+    )
     _flag(executor, "--cores", "tasks run at once", _count, default="1")
-    _flag(executor, "--heartbeat-interval", "seconds between heartbeats", _positive_float,
-          default="0.5")
-    _flag(executor, "--driver-timeout", "seconds without the driver before exiting",
-          _positive_float, default="60")
+    _flag(
+        executor,
+        "--heartbeat-interval",
+        "seconds between heartbeats",
+        _positive_float,
+        default="0.5",
+    )
+    _flag(
+        executor,
+        "--driver-timeout",
+        "seconds without the driver before exiting",
+        _positive_float,
+        default="60",
+    )
     _flag(executor, "--parent-pid", "exit when this parent process is gone (local mode)", int)
     _common(executor)
     executor.set_defaults(func=_cmd_executor)
@@ -153,7 +193,9 @@ def _keys_from_env(generate: bool) -> Any:
     )
 
 
-def _driver_options(args: argparse.Namespace, app: str, app_args: list[str], keys: Any, port: int) -> Any:
+def _driver_options(
+    args: argparse.Namespace, app: str, app_args: list[str], keys: Any, port: int
+) -> Any:
     from kubestream.driver_main import DriverOptions
 
     return DriverOptions(
@@ -186,7 +228,9 @@ def _cmd_driver(args: argparse.Namespace) -> int:
     if not args.app:
         raise ConfigError(f"--app (or {ENV_PREFIX}APP) is required")
     app_args = shlex.split(args.app_args or "") + list(args.app_args_extra)
-    options = _driver_options(args, args.app, app_args, _keys_from_env(generate=False), args.driver_port)
+    options = _driver_options(
+        args, args.app, app_args, _keys_from_env(generate=False), args.driver_port
+    )
     return run_driver(options)
 
 

@@ -21,6 +21,7 @@ from kubestream.engine import Engine
 from kubestream.errors import ConfigError, JobFailedError
 from kubestream.graph import DStreamGraph
 from kubestream.listener import StreamingListener
+from kubestream.local_executors import InProcessExecutors
 from kubestream.ops import HashPartitioner
 from kubestream.rdd import RDD
 from kubestream.receiver import Receiver
@@ -54,9 +55,13 @@ class StreamingContext:
         graceful_timeout: float | None = None,
     ) -> None:
         if not 0.001 <= batch_interval <= 3600:
-            raise ConfigError(f"batch_interval must be between 0.001 and 3600 seconds, got {batch_interval}")
+            raise ConfigError(
+                f"batch_interval must be between 0.001 and 3600 seconds, got {batch_interval}"
+            )
         if on_batch_failure not in ("continue", "stop"):
-            raise ConfigError(f"on_batch_failure must be 'continue' or 'stop', got {on_batch_failure!r}")
+            raise ConfigError(
+                f"on_batch_failure must be 'continue' or 'stop', got {on_batch_failure!r}"
+            )
         self.batch_interval = batch_interval
         self.batch_interval_ms = round(batch_interval * 1000)
         self.checkpoint_dir = checkpoint
@@ -64,8 +69,6 @@ class StreamingContext:
         self.graceful_timeout = graceful_timeout or 10 * batch_interval
         self._own_executors = None
         if engine is None:
-            from kubestream.local_executors import InProcessExecutors
-
             engine = Engine()
             self._own_executors = InProcessExecutors(engine, executors)
         self.engine = engine
@@ -75,7 +78,10 @@ class StreamingContext:
         self._partitioners: dict[int, HashPartitioner] = {}
         self._terminated = threading.Event()
         self._scheduler = JobScheduler(
-            self.listeners, self._batch_done, stop_on_failure=on_batch_failure == "stop", now=self.clock.now
+            self.listeners,
+            self._batch_done,
+            stop_on_failure=on_batch_failure == "stop",
+            now=self.clock.now,
         )
         self._generator = JobGenerator(self.clock, self.batch_interval_ms, self._generate_batch)
 
@@ -112,7 +118,9 @@ class StreamingContext:
     # --- lifecycle ------------------------------------------------------------------------
     def start(self) -> None:
         if self.state is not State.INITIALIZED:
-            raise ConfigError(f"a StreamingContext can be started once; this one is {self.state.value}")
+            raise ConfigError(
+                f"a StreamingContext can be started once; this one is {self.state.value}"
+            )
         self.graph.validate()
         first = first_batch_time(self.clock.now() * 1000, self.batch_interval_ms)
         self.graph.zero_time = first - self.batch_interval_ms
@@ -122,9 +130,15 @@ class StreamingContext:
         self._scheduler.start()
         self._generator.start(first)
         self.state = State.ACTIVE
-        log.info("streaming started: batch interval %d ms, first batch at %d", self.batch_interval_ms, first)
+        log.info(
+            "streaming started: batch interval %d ms, first batch at %d",
+            self.batch_interval_ms,
+            first,
+        )
 
-    def stop(self, stop_engine: bool = True, graceful: bool = False, timeout: float | None = None) -> None:
+    def stop(
+        self, stop_engine: bool = True, graceful: bool = False, timeout: float | None = None
+    ) -> None:
         """Stop; graceful processes everything already received first, within `timeout` seconds."""
         if self.state is State.STOPPED:
             return
@@ -154,7 +168,7 @@ class StreamingContext:
             log.warning("graceful stop timed out after %.1f s with batches pending", timeout)
 
     def await_termination(self, timeout: float | None = None) -> bool:
-        """Wait until stopped; raises if a failed batch stopped the job (on_batch_failure='stop')."""
+        """Wait until stopped; raises if a failed batch stopped the job (policy 'stop')."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while not self._terminated.is_set():
             if self._scheduler.failed_stop.is_set():
@@ -174,7 +188,7 @@ class StreamingContext:
         return list(self._scheduler.batches)
 
     def wait_for_batch(self, batch_time: int, timeout: float) -> BatchInfo:
-        """Block until the batch of `batch_time` completed (used by tests and the testing module)."""
+        """Block until the batch of `batch_time` completed (for tests and kubestream.testing)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             for info in self.batches:
@@ -186,9 +200,7 @@ class StreamingContext:
     def _generate_batch(self, batch_time: int) -> None:
         self.engine.receiver_tracker.allocate_blocks_to_batch(batch_time)
         jobs = self.graph.generate_jobs(batch_time)
-        per_stream = {
-            s.id: s.records_per_batch.get(batch_time, 0) for s in self.graph.inputs
-        }
+        per_stream = {s.id: s.records_per_batch.get(batch_time, 0) for s in self.graph.inputs}
         info = BatchInfo(
             batch_time,
             submission_time=self.clock.now(),

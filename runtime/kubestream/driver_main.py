@@ -14,13 +14,13 @@ import time
 from dataclasses import dataclass, field
 from types import FrameType
 
+from kubestream.app import load_app
 from kubestream.context import StreamingContext
 from kubestream.driver_endpoint import DriverEndpoint
 from kubestream.engine import Engine
 from kubestream.errors import ConfigError, JobFailedError
 from kubestream.local_cluster import LocalExecutorProcesses
 from kubestream.protocol import Shutdown
-from kubestream.app import load_app
 from kubestream.transport import CurveKeys
 
 log = logging.getLogger(__name__)
@@ -58,14 +58,20 @@ class _Signals:
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         if self.requested.is_set():
             raise _StopNow
-        log.warning("received %s: stopping gracefully (again to stop at once)", signal.Signals(signum).name)
+        log.warning(
+            "received %s: stopping gracefully (again to stop at once)", signal.Signals(signum).name
+        )
         self.requested.set()
 
 
 def run_driver(options: DriverOptions, local_executors: int = 0) -> int:
     engine = Engine()
     endpoint = DriverEndpoint(
-        engine, options.keys, options.host, options.port, heartbeat_timeout=options.heartbeat_timeout
+        engine,
+        options.keys,
+        options.host,
+        options.port,
+        heartbeat_timeout=options.heartbeat_timeout,
     )
     executors = None
     try:
@@ -84,7 +90,8 @@ def run_driver(options: DriverOptions, local_executors: int = 0) -> int:
         build(ssc, list(options.app_args))
         if local_executors and not engine.wait_for_executors(local_executors, timeout=30):
             raise ConfigError(
-                f"only {len(engine.executor_ids())} of {local_executors} executors registered in 30 s"
+                f"only {len(engine.executor_ids())} of {local_executors} executors "
+                "registered in 30 s"
             )
         return _run(ssc, options)
     finally:

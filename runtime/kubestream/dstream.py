@@ -23,6 +23,7 @@ from kubestream.ops import (
     MapValuesOp,
     PartitionFn,
 )
+from kubestream.output import print_batch, save_text_batch
 from kubestream.rdd import RDD, MapPartitionsRDD, ShuffledRDD, UnionRDD
 
 if TYPE_CHECKING:
@@ -87,7 +88,9 @@ class DStream:
     def map_partitions(self, fn: Callable[[Iterator[Any]], Iterable[Any]]) -> DStream:
         return self._op(MapPartitionsOp(fn))
 
-    def map_partitions_with_index(self, fn: Callable[[int, Iterator[Any]], Iterable[Any]]) -> DStream:
+    def map_partitions_with_index(
+        self, fn: Callable[[int, Iterator[Any]], Iterable[Any]]
+    ) -> DStream:
         return self._op(MapPartitionsWithIndexOp(fn))
 
     def map_values(self, fn: Callable[[Any], Any]) -> DStream:
@@ -116,7 +119,9 @@ class DStream:
         aggregator = Aggregator(create_combiner, merge_value, merge_combiners)
         return ShuffledDStream(self, aggregator, num_partitions)
 
-    def reduce_by_key(self, fn: Callable[[Any, Any], Any], num_partitions: int | None = None) -> DStream:
+    def reduce_by_key(
+        self, fn: Callable[[Any, Any], Any], num_partitions: int | None = None
+    ) -> DStream:
         return self.combine_by_key(_identity, fn, fn, num_partitions)
 
     def group_by_key(self, num_partitions: int | None = None) -> DStream:
@@ -178,19 +183,13 @@ class DStream:
     def foreach_rdd(self, fn: Callable[..., None]) -> None:
         """fn(rdd) or fn(batch_time_ms, rdd), run on the driver for every batch."""
         with_time = _arity(fn) >= 2
-        self.ssc.graph.add_output(
-            self, lambda t, rdd: fn(t, rdd) if with_time else fn(rdd)
-        )
+        self.ssc.graph.add_output(self, lambda t, rdd: fn(t, rdd) if with_time else fn(rdd))
 
     def pprint(self, num: int = 10) -> None:
-        from kubestream.output import print_batch
-
         self.ssc.graph.add_output(self, lambda t, rdd: print_batch(t, rdd, num))
 
     def save_as_text_files(self, prefix: str, suffix: str | None = None) -> None:
-        """One directory PREFIX-<batch ms>[.SUFFIX] per batch, of part-NNNNN files, written atomically."""
-        from kubestream.output import save_text_batch
-
+        """One directory PREFIX-<batch ms>[.SUFFIX] per batch of part-NNNNN files, atomically."""
         self.ssc.graph.add_output(self, lambda t, rdd: save_text_batch(t, rdd, prefix, suffix))
 
 
@@ -233,9 +232,7 @@ class UnionDStream(DStream):
 
 
 class TransformedDStream(DStream):
-    def __init__(
-        self, parents: list[DStream], fn: Callable[[int, list[RDD]], RDD]
-    ) -> None:
+    def __init__(self, parents: list[DStream], fn: Callable[[int, list[RDD]], RDD]) -> None:
         super().__init__(parents[0].ssc, parents)
         self.fn = fn
 
@@ -244,9 +241,7 @@ class TransformedDStream(DStream):
         resolved = [r if r is not None else self.ssc.engine.empty_rdd() for r in rdds]
         result = self.fn(batch_time, resolved)
         if not isinstance(result, RDD):
-            raise TypeError(
-                f"a transform function must return an RDD, got {type(result).__name__}"
-            )
+            raise TypeError(f"a transform function must return an RDD, got {type(result).__name__}")
         return result
 
 
@@ -255,9 +250,7 @@ def _arity(fn: Callable[..., Any]) -> int:
         params = inspect.signature(fn).parameters.values()
     except (TypeError, ValueError):
         return 1
-    positional = [
-        p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
-    ]
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
     return len(positional)
 
 

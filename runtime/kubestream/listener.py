@@ -20,7 +20,9 @@ class StreamingListener:
     def on_output_operation_started(self, batch: BatchInfo, output_id: int) -> None:
         """One output operation of a batch started."""
 
-    def on_output_operation_completed(self, batch: BatchInfo, output_id: int, error: str | None) -> None:
+    def on_output_operation_completed(
+        self, batch: BatchInfo, output_id: int, error: str | None
+    ) -> None:
         """One output operation of a batch ended, with its error if it failed."""
 
     def on_receiver_started(self, stream_id: int, executor_id: str) -> None:

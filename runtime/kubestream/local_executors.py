@@ -23,7 +23,9 @@ class InProcessExecutors:
 
         core = ExecutorCore(executor_id, to_driver, self._fetch, cores)
         self.cores[executor_id] = core
-        self.engine.attach_executor(ExecutorAddress(executor_id, f"inproc://{executor_id}"), cores, core.handle)
+        self.engine.attach_executor(
+            ExecutorAddress(executor_id, f"inproc://{executor_id}"), cores, core.handle
+        )
         return core
 
     def kill(self, executor_id: str) -> None:

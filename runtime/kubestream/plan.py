@@ -173,7 +173,9 @@ def _fetch_shuffle_blobs(source: ShuffleSource, env: TaskEnv) -> list[bytes]:
     remote: dict[ExecutorAddress, list[int]] = {}
     for map_index, location in enumerate(source.maps):
         if location.executor_id == env.executor_id:
-            blob = env.blocks.get(shuffle_block_id(source.shuffle_id, map_index, source.reduce_index))
+            blob = env.blocks.get(
+                shuffle_block_id(source.shuffle_id, map_index, source.reduce_index)
+            )
             if blob is None:
                 raise FetchFailedError(
                     source.shuffle_id, map_index, location.executor_id, "block missing"

@@ -107,6 +107,8 @@ class BlocksFetched:
 
 
 ToExecutor = (
-    LaunchTask | RemoveBlocks | StartReceiver | StopReceiver | ExecutorLost | Shutdown
-) | RegistrationRefused | Heartbeat
+    (LaunchTask | RemoveBlocks | StartReceiver | StopReceiver | ExecutorLost | Shutdown)
+    | RegistrationRefused
+    | Heartbeat
+)
 ToDriver = RegisterExecutor | Heartbeat | TaskFinished | BlockAdded | ReceiverStatus

@@ -129,7 +129,9 @@ class RDD:
         aggregator = Aggregator(create_combiner, merge_value, merge_combiners)
         return ShuffledRDD(self, n, HashPartitioner(n), aggregator)
 
-    def reduce_by_key(self, fn: Callable[[Any, Any], Any], num_partitions: int | None = None) -> RDD:
+    def reduce_by_key(
+        self, fn: Callable[[Any, Any], Any], num_partitions: int | None = None
+    ) -> RDD:
         return self.combine_by_key(_identity, fn, fn, num_partitions)
 
     def group_by_key(self, num_partitions: int | None = None) -> RDD:

@@ -10,6 +10,7 @@ threads send by appending to an outbox and waking it through a pipe.
 from __future__ import annotations
 
 import collections
+import contextlib
 import itertools
 import logging
 import os
@@ -128,7 +129,9 @@ def decode(frame: bytes) -> Any:
 class _Endpoint:
     """An I/O thread owning one socket: receives, drains the outbox, ticks."""
 
-    def __init__(self, sock: zmq.Socket[bytes], tick: float, on_tick: Callable[[], None] | None, name: str) -> None:
+    def __init__(
+        self, sock: zmq.Socket[bytes], tick: float, on_tick: Callable[[], None] | None, name: str
+    ) -> None:
         self._sock = sock
         self._outbox: collections.deque[list[bytes]] = collections.deque()
         self._wake_r, self._wake_w = os.pipe()
@@ -149,20 +152,16 @@ class _Endpoint:
         if self._closed.is_set():
             return
         self._outbox.append(frames)
-        try:
+        with contextlib.suppress(BlockingIOError):
             os.write(self._wake_w, b"x")
-        except BlockingIOError:
-            pass
 
     def close(self, timeout: float = 2.0) -> None:
         """Flush what is queued, then close the socket."""
         if self._closed.is_set():
             return
         self._closed.set()
-        try:
+        with contextlib.suppress(BlockingIOError):
             os.write(self._wake_w, b"x")
-        except BlockingIOError:
-            pass
         if threading.current_thread() is not self._thread:
             self._thread.join(timeout)
 

@@ -27,8 +27,9 @@ class Cluster:
 def start_cluster(executors: int = 2, heartbeat_timeout: float = 2.0) -> Cluster:
     keys = CurveKeys(*generate_keypair())
     engine = Engine(default_parallelism=4)
-    endpoint = DriverEndpoint(engine, keys, "127.0.0.1", 0, heartbeat_interval=0.2,
-                              heartbeat_timeout=heartbeat_timeout)
+    endpoint = DriverEndpoint(
+        engine, keys, "127.0.0.1", 0, heartbeat_interval=0.2, heartbeat_timeout=heartbeat_timeout
+    )
     processes = LocalExecutorProcesses(executors, endpoint.port, keys, heartbeat_interval=0.2)
     if not engine.wait_for_executors(executors, timeout=30):
         raise RuntimeError(f"executors did not register: {engine.executor_ids()}")

@@ -17,10 +17,15 @@ ROOT = Path(__file__).resolve().parents[2]
 WORDCOUNT = ROOT / "examples" / "wordcount.py"
 
 
-def kubestream(*args: str, timeout: float = 60, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def kubestream(
+    *args: str, timeout: float = 60, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "kubestream", *args],
-        capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
     )
 
 
@@ -60,7 +65,13 @@ def test_driver_port_in_use() -> None:
         busy.listen()
         port = busy.getsockname()[1]
         result = kubestream(
-            "driver", "--app", str(WORDCOUNT), "--host", "127.0.0.1", "--driver-port", str(port),
+            "driver",
+            "--app",
+            str(WORDCOUNT),
+            "--host",
+            "127.0.0.1",
+            "--driver-port",
+            str(port),
             env={"KUBESTREAM_CURVE_PUBLIC_KEY": "x" * 40, "KUBESTREAM_CURVE_SECRET_KEY": "y" * 40},
         )
     assert_one_line_error(result, str(port))
@@ -70,7 +81,10 @@ def test_driver_without_keys_says_which_variables() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("KUBESTREAM_CURVE")}
     result = subprocess.run(
         [sys.executable, "-m", "kubestream", "driver", "--app", str(WORDCOUNT)],
-        capture_output=True, text=True, timeout=60, env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
     )
     assert_one_line_error(result, "KUBESTREAM_CURVE_PUBLIC_KEY")
 
@@ -91,8 +105,19 @@ def test_wordcount_in_local_mode_matches_reference(tmp_path: Path) -> None:
     feeder = threading.Thread(target=feed)
     feeder.start()
     result = kubestream(
-        "run", str(WORDCOUNT), "--executors", "2", "--batch-interval", "0.5", "--duration", "6",
-        "--", "--dir", str(inbox), "--out", str(out / "counts"),
+        "run",
+        str(WORDCOUNT),
+        "--executors",
+        "2",
+        "--batch-interval",
+        "0.5",
+        "--duration",
+        "6",
+        "--",
+        "--dir",
+        str(inbox),
+        "--out",
+        str(out / "counts"),
     )
     feeder.join()
     assert result.returncode == 0, result.stderr
@@ -112,9 +137,21 @@ def test_signal_stops_gracefully_with_exit_zero(tmp_path: Path, sig: str) -> Non
     inbox = tmp_path / "in"
     inbox.mkdir()
     process = subprocess.Popen(
-        [sys.executable, "-m", "kubestream", "run", str(WORDCOUNT), "--batch-interval", "0.2",
-         "--", "--dir", str(inbox)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "kubestream",
+            "run",
+            str(WORDCOUNT),
+            "--batch-interval",
+            "0.2",
+            "--",
+            "--dir",
+            str(inbox),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     time.sleep(3)
     process.send_signal(getattr(__import__("signal"), f"SIG{sig}"))

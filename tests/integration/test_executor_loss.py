@@ -54,8 +54,12 @@ def reduce_stage_is_slow(stream: Any) -> Any:
     )
 
 
-@pytest.mark.parametrize("pipeline", [map_stage_is_slow, reduce_stage_is_slow], ids=["map", "reduce"])
-def test_killed_executor_loses_no_record_and_duplicates_none(fresh_cluster: Cluster, pipeline: Any) -> None:
+@pytest.mark.parametrize(
+    "pipeline", [map_stage_is_slow, reduce_stage_is_slow], ids=["map", "reduce"]
+)
+def test_killed_executor_loses_no_record_and_duplicates_none(
+    fresh_cluster: Cluster, pipeline: Any
+) -> None:
     watcher = kill_when_busy(fresh_cluster, "exec-2")
     (batch,) = run_batches([[RECORDS]], pipeline, engine=fresh_cluster.engine)
     watcher.join(5)

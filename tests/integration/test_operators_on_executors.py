@@ -19,7 +19,9 @@ from tests.operator_cases import CASES, Case, canonical, expected
 )
 @given(data=st.data())
 def test_operator_matches_reference(cluster: Cluster, case: Case, data: st.DataObject) -> None:
-    inputs = [data.draw(st.lists(case.records, min_size=1, max_size=3)) for _ in range(case.streams)]
+    inputs = [
+        data.draw(st.lists(case.records, min_size=1, max_size=3)) for _ in range(case.streams)
+    ]
     produced = run_batches(inputs, case.pipeline, engine=cluster.engine)
     assert [canonical(batch) for batch in produced] == expected(case, inputs)
 

@@ -14,13 +14,17 @@ from kubestream.transport import Client, CurveKeys, RequestClient, generate_keyp
 from tests.integration.conftest import Cluster
 
 
-def test_client_with_another_key_cannot_register_or_report(cluster: Cluster, caplog: pytest.LogCaptureFixture) -> None:
+def test_client_with_another_key_cannot_register_or_report(
+    cluster: Cluster, caplog: pytest.LogCaptureFixture
+) -> None:
     stranger = CurveKeys(*generate_keypair())
     assert stranger.public != cluster.keys.public
     received: list[object] = []
     before = cluster.engine.executor_ids()
     with caplog.at_level(logging.WARNING):
-        client = Client(stranger, f"tcp://127.0.0.1:{cluster.endpoint.port}", "intruder", received.append)
+        client = Client(
+            stranger, f"tcp://127.0.0.1:{cluster.endpoint.port}", "intruder", received.append
+        )
         client.send(RegisterExecutor("intruder", "tcp://127.0.0.1:1", 4, os.getpid(), 0))
         client.send(TaskFinished(1, TaskState.FINISHED, value=b"forged"))
         time.sleep(1.5)
@@ -45,6 +49,8 @@ def test_client_with_another_key_cannot_read_a_block(cluster: Cluster) -> None:
 def test_plain_tcp_bytes_reach_nothing(cluster: Cluster) -> None:
     before = cluster.engine.executor_ids()
     with socket.create_connection(("127.0.0.1", cluster.endpoint.port)) as raw:
-        raw.sendall(b"\xff\x00\x00\x00\x00\x00\x00\x00\x01\x7f" + b"cos\nsystem\n(S'echo pwned'\ntR." * 10)
+        raw.sendall(
+            b"\xff\x00\x00\x00\x00\x00\x00\x00\x01\x7f" + b"cos\nsystem\n(S'echo pwned'\ntR." * 10
+        )
         time.sleep(0.5)
     assert cluster.engine.executor_ids() == before

@@ -14,6 +14,8 @@ from tests.operator_cases import CASES, Case, canonical, expected
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_operator_matches_reference(case: Case, data: st.DataObject) -> None:
-    inputs = [data.draw(st.lists(case.records, min_size=1, max_size=3)) for _ in range(case.streams)]
+    inputs = [
+        data.draw(st.lists(case.records, min_size=1, max_size=3)) for _ in range(case.streams)
+    ]
     produced = run_batches(inputs, case.pipeline)
     assert [canonical(batch) for batch in produced] == expected(case, inputs)

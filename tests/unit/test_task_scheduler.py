@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from kubestream.plan import EmptySource, ExecutorAddress, ResultOutput, ShuffleWrite, TaskDescription
+from kubestream.plan import (
+    EmptySource,
+    ExecutorAddress,
+    ResultOutput,
+    ShuffleWrite,
+    TaskDescription,
+)
 from kubestream.protocol import TaskFinished, TaskState
 from kubestream.scheduler.task_scheduler import PlannedTask, TaskScheduler
 
@@ -20,7 +26,9 @@ def task(task_id: int, partition: int = 0, shuffle: bool = False) -> TaskDescrip
     return TaskDescription(task_id, 1, partition, EmptySource(), (), output)
 
 
-def scheduler(now: list[float], executors: int = 2, **kwargs: float) -> tuple[TaskScheduler, Recorder]:
+def scheduler(
+    now: list[float], executors: int = 2, **kwargs: float
+) -> tuple[TaskScheduler, Recorder]:
     launcher = Recorder()
     ts = TaskScheduler(launcher, clock=lambda: now[0], **kwargs)  # type: ignore[arg-type]
     for i in range(1, executors + 1):
@@ -28,7 +36,9 @@ def scheduler(now: list[float], executors: int = 2, **kwargs: float) -> tuple[Ta
     return ts, launcher
 
 
-def finish(ts: TaskScheduler, executor: str, task_id: int, state: TaskState = TaskState.FINISHED) -> None:
+def finish(
+    ts: TaskScheduler, executor: str, task_id: int, state: TaskState = TaskState.FINISHED
+) -> None:
     ts.status_update(executor, TaskFinished(task_id, state, value=task_id, error="boom"))
 
 
@@ -84,7 +94,9 @@ def test_running_task_of_a_lost_executor_runs_again_elsewhere() -> None:
 def test_shuffle_output_of_a_lost_executor_is_recomputed() -> None:
     now = [0.0]
     ts, launched = scheduler(now)
-    taskset = ts.submit([PlannedTask(task(1, 0, shuffle=True)), PlannedTask(task(2, 1, shuffle=True))])
+    taskset = ts.submit(
+        [PlannedTask(task(1, 0, shuffle=True)), PlannedTask(task(2, 1, shuffle=True))]
+    )
     on = dict((tid, eid) for eid, tid in launched.launched)
     finish(ts, on[1], 1)
     ts.remove_executor(on[1])

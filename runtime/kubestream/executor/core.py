@@ -1,4 +1,4 @@
-"""What an executor does, apart from how messages reach it: runs tasks, keeps blocks, hosts receivers.
+"""What an executor does, whatever carries its messages: runs tasks, keeps blocks, hosts receivers.
 
 The networked executor process and the in-process executors used by tests both
 wrap this class, so they run the same code paths.

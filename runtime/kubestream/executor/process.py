@@ -59,8 +59,13 @@ class ExecutorProcess:
         self._fetcher = RequestClient(keys)
         self.core = ExecutorCore(executor_id, self._send, self._fetch, cores)
         self._client = Client(
-            keys, driver_address, executor_id, self._on_message, self._on_tick,
-            tick=min(0.1, heartbeat_interval), name="executor-endpoint",
+            keys,
+            driver_address,
+            executor_id,
+            self._on_message,
+            self._on_tick,
+            tick=min(0.1, heartbeat_interval),
+            name="executor-endpoint",
         )
         self._register()
 
@@ -102,7 +107,11 @@ class ExecutorProcess:
             log.error("the driver refused executor %s: %s", self.executor_id, message.reason)
             self._finish(2)
         elif isinstance(message, Shutdown):
-            log.info("executor %s shutting down: %s", self.executor_id, message.reason or "asked by the driver")
+            log.info(
+                "executor %s shutting down: %s",
+                self.executor_id,
+                message.reason or "asked by the driver",
+            )
             self._finish(0)
         else:
             self.core.handle(message)
@@ -118,7 +127,10 @@ class ExecutorProcess:
             log.error("the local driver process is gone; exiting")
             self._finish(1)
             return
-        if silent > 3 * self._heartbeat_interval and now - self._last_register > 3 * self._heartbeat_interval:
+        if (
+            silent > 3 * self._heartbeat_interval
+            and now - self._last_register > 3 * self._heartbeat_interval
+        ):
             self._registered = False
             self._register()
         if self._registered and now - self._last_sent >= self._heartbeat_interval:

@@ -81,7 +81,9 @@ class ReceiverSupervisor:
             if not self._stopped.wait(self._restart_delay):
                 self._start_receiver()
 
-        threading.Thread(target=again, name=f"receiver-restart-{self.stream_id}", daemon=True).start()
+        threading.Thread(
+            target=again, name=f"receiver-restart-{self.stream_id}", daemon=True
+        ).start()
 
     def report_error(self, message: str, error: BaseException | None) -> None:
         detail = f"{message}: {error}" if error else message

@@ -19,7 +19,11 @@ def first_batch_time(now_ms: float, interval_ms: int) -> int:
 
 class JobGenerator:
     def __init__(
-        self, clock: Clock, interval_ms: int, generate: Callable[[int], None], name: str = "job-generator"
+        self,
+        clock: Clock,
+        interval_ms: int,
+        generate: Callable[[int], None],
+        name: str = "job-generator",
     ) -> None:
         self._clock = clock
         self._interval_ms = interval_ms

@@ -141,9 +141,7 @@ class ReceiverTracker:
             assert info.executor_id is not None
             self._send(info.executor_id, StopReceiver(info.stream_id))
         with self._lock:
-            self._lock.wait_for(
-                lambda: all(i.state == "stopped" for i in running), timeout=timeout
-            )
+            self._lock.wait_for(lambda: all(i.state == "stopped" for i in running), timeout=timeout)
 
     def receivers(self) -> list[ReceiverInfo]:
         with self._lock:

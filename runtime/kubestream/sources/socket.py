@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 
@@ -15,15 +16,15 @@ class SocketTextReceiver(Receiver):
         self._socket: socket.socket | None = None
 
     def on_start(self) -> None:
-        threading.Thread(target=self._receive, name=f"socket-{self.host}:{self.port}", daemon=True).start()
+        threading.Thread(
+            target=self._receive, name=f"socket-{self.host}:{self.port}", daemon=True
+        ).start()
 
     def on_stop(self) -> None:
         sock, self._socket = self._socket, None
         if sock is not None:
-            try:
+            with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             sock.close()
 
     def _receive(self) -> None:
