@@ -89,23 +89,21 @@ class Aggregator:
     def combine_values(self, records: Iterable[tuple[Any, Any]]) -> dict[Any, Any]:
         create, merge = self.create_combiner, self.merge_value
         combined: dict[Any, Any] = {}
-        get = combined.get
-        missing = _MISSING
         for key, value in records:
-            old = get(key, missing)
-            combined[key] = create(value) if old is missing else merge(old, value)
+            if key in combined:
+                combined[key] = merge(combined[key], value)
+            else:
+                combined[key] = create(value)
         return combined
 
     def merge_into(self, combined: dict[Any, Any], records: Iterable[tuple[Any, Any]]) -> None:
         merge = self.merge_combiners
-        get = combined.get
-        missing = _MISSING
         for key, value in records:
-            old = get(key, missing)
-            combined[key] = value if old is missing else merge(old, value)
+            if key in combined:
+                combined[key] = merge(combined[key], value)
+            else:
+                combined[key] = value
 
-
-_MISSING = object()
 
 
 def portable_hash(key: Any) -> int:
