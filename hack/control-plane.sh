@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A real Kubernetes control plane on 127.0.0.1 without nodes: etcd,
 # kube-apiserver (RBAC on, serving certs and a service-account signing key made
-# here) and kube-controller-manager (garbage collection, namespaces, service
+# here) and kube-controller-manager (garbage collection, namespaces, claim
+# protection, service
 # accounts). The operator tests' fixture and `make control-plane` both use it.
 #
 #   hack/control-plane.sh up [DIR]     start; last line printed: KUBECONFIG=DIR/kubeconfig
@@ -124,7 +125,7 @@ KC
   start kube-controller-manager "$kube_bin/kube-controller-manager" \
     --kubeconfig "$kubeconfig" --authentication-kubeconfig "$kubeconfig" \
     --authorization-kubeconfig "$kubeconfig" --bind-address 127.0.0.1 --secure-port "$(free_port)" \
-    --leader-elect=false --controllers garbagecollector,namespace,serviceaccount,serviceaccount-token \
+    --leader-elect=false --controllers garbage-collector-controller,namespace-controller,serviceaccount-controller,serviceaccount-token-controller,persistentvolumeclaim-protection-controller,persistentvolume-protection-controller \
     --service-account-private-key-file "$pki/sa.key" --root-ca-file "$pki/ca.crt" \
     --concurrent-gc-syncs 5
   echo "control plane up in $dir (apiserver https://127.0.0.1:$api_port); stop: hack/control-plane.sh down $dir"

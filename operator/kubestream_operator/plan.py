@@ -376,6 +376,14 @@ def _status(d: _Draft, desired_hash: str) -> dict[str, Any]:
     }
 
 
+def _recorded_failure(status: JobStatus) -> tuple[str, str]:
+    """The reason and message a Failed job recorded, so later passes keep showing them."""
+    for cond in status.conditions:
+        if cond.get("type") == "Degraded" and cond.get("status") == "True":
+            return str(cond.get("reason")), str(cond.get("message"))
+    return "DriverFailed", "the driver failed; change the spec to start the job again"
+
+
 def _invalid(obs: Observed, error: SpecError) -> Plan:
     phase = obs.status.phase or Phase.PENDING
     conditions = [
@@ -415,8 +423,8 @@ def plan(obs: Observed) -> Plan:
         d.phase = Phase.SUSPENDED if _stop_all(d) else Phase.SUSPENDING
     elif d.phase.terminal:
         _stop_all(d)
-        if d.phase is Phase.FAILED and not d.problems:
-            d.problems.append(("DriverFailed", "the driver failed; change the spec to retry"))
+        if d.phase is Phase.FAILED:
+            d.problems.append(_recorded_failure(obs.status))
     else:
         if d.phase in (Phase.SUSPENDED, Phase.SUSPENDING):
             d.phase = Phase.PENDING
