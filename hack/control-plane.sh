@@ -2,8 +2,8 @@
 # A real Kubernetes control plane on 127.0.0.1 without nodes: etcd,
 # kube-apiserver (RBAC on, serving certs and a service-account signing key made
 # here) and kube-controller-manager (garbage collection, namespaces, claim
-# protection, service
-# accounts). The operator tests' fixture and `make control-plane` both use it.
+# protection, service accounts). The operator tests' fixture and
+# `make control-plane` both use it.
 #
 #   hack/control-plane.sh up [DIR]     start; last line printed: KUBECONFIG=DIR/kubeconfig
 #   hack/control-plane.sh down [DIR]   stop everything started in DIR

@@ -1,0 +1,127 @@
+"""Manifest builders: ownership, configuration by env, no key material in pods."""
+
+import json
+from dataclasses import replace
+from typing import Any
+
+from kubestream_operator import manifests as m
+from kubestream_operator.spec import JobSpec, parse_spec
+
+JOB = m.JobRef(name="wc", namespace="team", uid="uid-1")
+
+
+def spec(**fields: Any) -> JobSpec:
+    base: dict[str, Any] = {
+        "image": "registry.example.com/team/wc:1.0",
+        "application": {"module": "wc.app", "function": "build", "arguments": ["a b", "c"]},
+        "secretRefs": [{"env": "KAFKA_PASSWORD", "secretName": "kafka", "key": "password"}],
+    }
+    base.update(fields)
+    return parse_spec(base)
+
+
+def env_of(pod: dict[str, Any]) -> dict[str, Any]:
+    return {
+        e["name"]: e.get("value", e.get("valueFrom")) for e in pod["spec"]["containers"][0]["env"]
+    }
+
+
+def test_every_child_is_owned_by_the_job() -> None:
+    s = spec()
+    children = [
+        m.build_secret(JOB, "p" * 40, "s" * 40),
+        m.build_service_account(JOB),
+        m.build_config_map(JOB, s),
+        m.build_service(JOB),
+        m.build_driver_pod(JOB, s),
+        m.build_executor_pod(JOB, s, 0),
+    ]
+    for child in children:
+        assert child["metadata"]["ownerReferences"] == [m.owner_reference(JOB)]
+        assert child["metadata"]["namespace"] == "team"
+
+
+def test_claim_is_owned_only_when_not_retained() -> None:
+    assert "ownerReferences" not in m.build_claim(JOB, spec())["metadata"]
+    dropped = spec(checkpoint={"retainOnDelete": False, "size": "5Gi", "storageClassName": "fast"})
+    claim = m.build_claim(JOB, dropped)
+    assert claim["metadata"]["ownerReferences"] == [m.owner_reference(JOB)]
+    assert claim["spec"]["storageClassName"] == "fast"
+    assert claim["spec"]["resources"]["requests"]["storage"] == "5Gi"
+
+
+def test_driver_pod_is_configured_by_the_runtime_env_vars() -> None:
+    pod = m.build_driver_pod(JOB, spec())
+    env = env_of(pod)
+    assert pod["spec"]["containers"][0]["command"] == ["kubestream", "driver"]
+    assert env["KUBESTREAM_APP"] == "wc.app:build"
+    assert json.loads(env["KUBESTREAM_APP_ARGS"]) == ["a b", "c"]
+    assert env["KUBESTREAM_BATCH_INTERVAL"] == "1"
+    assert env["KUBESTREAM_CHECKPOINT"] == m.CHECKPOINT_PATH
+    assert env["KUBESTREAM_UI_PORT"] == "4040"
+    assert env["KUBESTREAM_CURVE_SECRET_KEY"] == {
+        "secretKeyRef": {"name": "wc-curve", "key": m.SECRET_KEY}
+    }
+    assert env["KAFKA_PASSWORD"] == {"secretKeyRef": {"name": "kafka", "key": "password"}}
+    claims = [v for v in pod["spec"]["volumes"] if "persistentVolumeClaim" in v]
+    assert claims == [
+        {"name": "checkpoint", "persistentVolumeClaim": {"claimName": "wc-checkpoint"}}
+    ]
+
+
+def test_executor_pod_knows_its_id_and_the_driver_address() -> None:
+    pod = m.build_executor_pod(JOB, spec(), 3)
+    env = env_of(pod)
+    assert pod["metadata"]["name"] == "wc-executor-3"
+    assert pod["metadata"]["labels"][m.EXECUTOR_ID_LABEL] == "3"
+    assert env["KUBESTREAM_EXECUTOR_ID"] == "3"
+    assert env["KUBESTREAM_DRIVER_HOST"] == "wc-driver.team.svc"
+    assert env["KUBESTREAM_DRIVER_PORT"] == "7077"
+    assert env["KUBESTREAM_BLOCK_PORT"] == "7078"
+    assert not [v for v in pod["spec"]["volumes"] if "persistentVolumeClaim" in v]
+
+
+def test_pods_are_locked_down_and_carry_no_key_material() -> None:
+    public, secret = "P" * 40, "S" * 40
+    for pod in (m.build_driver_pod(JOB, spec()), m.build_executor_pod(JOB, spec(), 0)):
+        text = json.dumps(pod)
+        assert public not in text
+        assert secret not in text
+        pod_spec = pod["spec"]
+        assert pod_spec["automountServiceAccountToken"] is False
+        assert pod_spec["serviceAccountName"] == "wc-job"
+        assert pod_spec["securityContext"]["runAsNonRoot"] is True
+        ctx = pod_spec["containers"][0]["securityContext"]
+        assert ctx == {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "capabilities": {"drop": ["ALL"]},
+        }
+    assert m.build_service_account(JOB)["automountServiceAccountToken"] is False
+
+
+def test_spec_hash_changes_with_what_a_pod_is_not_with_how_many() -> None:
+    base = spec()
+    assert m.spec_hash(base) == m.spec_hash(replace(base, replicas=5, suspend=True))
+    assert m.spec_hash(base) != m.spec_hash(replace(base, image="other:2"))
+    assert m.spec_hash(base) != m.spec_hash(replace(base, configuration={"k": "v"}))
+
+
+def test_user_settings_reach_the_pod() -> None:
+    s = spec(
+        executors={
+            "replicas": 1,
+            "min": 1,
+            "max": 2,
+            "resources": {"requests": {"cpu": "1"}},
+            "env": [{"name": "LOG_LEVEL", "value": "debug"}],
+            "nodeSelector": {"pool": "stream"},
+            "tolerations": [{"key": "dedicated", "operator": "Exists"}],
+        }
+    )
+    pod = m.build_executor_pod(JOB, s, 0)
+    assert pod["spec"]["containers"][0]["resources"] == {"requests": {"cpu": "1"}}
+    assert env_of(pod)["LOG_LEVEL"] == "debug"
+    assert pod["spec"]["nodeSelector"] == {"pool": "stream"}
+    assert pod["spec"]["tolerations"] == [{"key": "dedicated", "operator": "Exists"}]
+    assert "nodeSelector" not in m.build_driver_pod(JOB, s)["spec"]

@@ -1,0 +1,395 @@
+"""The reconcile decisions, driven pass by pass over an in-memory world.
+
+``World`` keeps what the API server would (children, pods, status) and applies
+each plan the way ``reconcile`` does; tests play the kubelet by setting pod
+phases and move time by hand. No cluster, no sleeping.
+"""
+
+import itertools
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from kubestream_operator import manifests as m
+from kubestream_operator.plan import (
+    CLAIM,
+    CONFIG_MAP,
+    SECRET,
+    SERVICE,
+    SERVICE_ACCOUNT,
+    Observed,
+    Plan,
+    PodState,
+    plan,
+    plan_stop,
+    read_status,
+)
+from kubestream_operator.spec import SpecError, parse_spec
+
+JOB = m.JobRef(name="wc", namespace="team", uid="uid-1")
+_uids = itertools.count(1)
+
+
+def spec_dict(**fields: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "image": "registry.example.com/team/wc:1.0",
+        "application": {"module": "wc", "function": "build"},
+        "executors": {"replicas": 2, "min": 1, "max": 4},
+        "restartPolicy": {"backoffSeconds": 10, "maxBackoffSeconds": 300, "limit": 2},
+        "gracefulStopTimeoutSeconds": 30,
+    }
+    base.update(fields)
+    return base
+
+
+class World:
+    """An API server's memory of one job, updated by applying plans."""
+
+    def __init__(self, **fields: Any) -> None:
+        self.raw_spec = spec_dict(**fields)
+        self.generation = 1
+        self.now = 1000.0
+        self.status: dict[str, Any] = {}
+        self.children: set[str] = set()
+        self.config: dict[str, str] | None = None
+        self.claim_owned: bool | None = None
+        self.pods: dict[str, PodState] = {}
+        self.missing_secrets: tuple[str, ...] = ()
+        self.last: Plan = Plan()
+
+    def change_spec(self, **fields: Any) -> None:
+        self.raw_spec.update(fields)
+        self.generation += 1
+
+    def observe(self) -> Observed:
+        try:
+            spec: Any = parse_spec(self.raw_spec)
+        except SpecError as err:
+            spec = err
+        pods = sorted(self.pods.values(), key=lambda p: p.name)
+        return Observed(
+            job=JOB,
+            generation=self.generation,
+            spec=spec,
+            status=read_status(self.status),
+            now=self.now,
+            children=frozenset(self.children),
+            config_data=self.config,
+            claim_owned=self.claim_owned,
+            missing_secrets=self.missing_secrets,
+            driver=next((p for p in pods if p.executor_id is None), None),
+            executors=tuple(p for p in pods if p.executor_id is not None),
+        )
+
+    def step(self) -> Plan:
+        todo = plan(self.observe())
+        if todo.create_keys:
+            self.children.add(SECRET)
+        for obj in todo.create:
+            if obj["kind"] == "Pod":
+                meta = obj["metadata"]
+                eid = meta["labels"].get(m.EXECUTOR_ID_LABEL)
+                self.pods[meta["name"]] = PodState(
+                    name=meta["name"],
+                    uid=f"pod-{next(_uids)}",
+                    phase="Pending",
+                    ready=False,
+                    spec_hash=meta["annotations"][m.SPEC_HASH_ANNOTATION],
+                    deleting=False,
+                    executor_id=int(eid) if eid is not None else None,
+                )
+            else:
+                self.children.add(obj["kind"])
+                if obj["kind"] == CLAIM:
+                    self.claim_owned = "ownerReferences" in obj["metadata"]
+                if obj["kind"] == CONFIG_MAP:
+                    self.config = obj["data"]
+        if todo.update_config is not None:
+            self.config = todo.update_config["data"]
+        if todo.set_claim_owned is not None:
+            self.claim_owned = todo.set_claim_owned[1]
+        for gone in todo.delete:
+            if self.pods.get(gone.name) and self.pods[gone.name].uid == gone.uid:
+                del self.pods[gone.name]
+        self.status.update(todo.status)
+        self.last = todo
+        return todo
+
+    def set_phase(self, name: str, phase: str, message: str = "") -> None:
+        self.pods[name] = replace(
+            self.pods[name], phase=phase, ready=phase == "Running", message=message
+        )
+
+    def run_all(self) -> None:
+        for name in list(self.pods):
+            self.set_phase(name, "Running")
+
+    @property
+    def phase(self) -> str:
+        return str(self.status["phase"])
+
+    def condition(self, kind: str) -> dict[str, Any]:
+        return next(c for c in self.status["conditions"] if c["type"] == kind)
+
+    def reasons(self) -> list[str]:
+        return [e.reason for e in self.last.events]
+
+
+def test_new_job_creates_every_child_then_a_second_pass_does_nothing() -> None:
+    w = World()
+    first = w.step()
+    assert first.create_keys
+    kinds = [o["kind"] for o in first.create]
+    assert kinds == [SERVICE_ACCOUNT, CONFIG_MAP, SERVICE, CLAIM, "Pod", "Pod", "Pod"]
+    assert sorted(w.pods) == ["wc-driver", "wc-executor-0", "wc-executor-1"]
+    assert w.phase == "Starting"
+    assert "Starting" in w.reasons()
+    again = w.step()
+    assert not again.create_keys
+    assert again.create == ()
+    assert again.delete == ()
+    assert again.events == ()
+    assert again.status == first.status
+
+
+def test_running_job_is_ready_and_keeps_condition_times() -> None:
+    w = World()
+    w.step()
+    w.run_all()
+    w.now += 5
+    w.step()
+    assert w.phase == "Running"
+    assert w.status["executors"] == "2/2"
+    ready = w.condition("Ready")
+    assert (ready["status"], ready["reason"]) == ("True", "Running")
+    w.now += 60
+    w.step()
+    assert w.condition("Ready")["lastTransitionTime"] == ready["lastTransitionTime"]
+    assert w.condition("Progressing")["status"] == "False"
+
+
+def test_failed_driver_is_recreated_after_doubling_backoff_then_job_fails() -> None:
+    w = World()
+    w.step()
+    w.run_all()
+    w.step()
+    for attempt, delay in ((1, 10), (2, 20)):
+        w.set_phase("wc-driver", "Failed", "container driver exited with code 2")
+        w.step()
+        assert w.phase == "Recovering"
+        assert w.status["driverRestarts"] == attempt
+        assert "DriverFailed" in w.reasons()
+        assert "wc-driver" not in w.pods
+        w.now += delay - 1
+        w.step()
+        assert "wc-driver" not in w.pods, "recreated before the backoff ended"
+        w.now += 1
+        w.step()
+        assert w.phase == "Starting"
+        assert "wc-driver" in w.pods
+    w.set_phase("wc-driver", "Failed", "container driver exited with code 2")
+    w.step()
+    assert w.phase == "Failed"
+    degraded = w.condition("Degraded")
+    assert degraded["reason"] == "DriverFailed"
+    assert "exited with code 2" in degraded["message"]
+    assert "restartPolicy.limit is 2" in degraded["message"]
+    w.step()
+    assert w.pods == {}
+    assert "exited with code 2" in w.condition("Degraded")["message"]
+
+
+def test_a_failed_driver_seen_twice_counts_once() -> None:
+    w = World()
+    w.step()
+    w.set_phase("wc-driver", "Failed")
+    failed = w.pods["wc-driver"]
+    w.step()
+    w.pods["wc-driver"] = failed  # the deletion is not visible yet, or the operator crashed
+    w.step()
+    assert w.status["driverRestarts"] == 1
+
+
+def test_restart_policy_never_fails_at_once_and_clean_exit_completes() -> None:
+    w = World(restartPolicy={"type": "Never"})
+    w.step()
+    w.set_phase("wc-driver", "Failed")
+    w.step()
+    assert w.phase == "Failed"
+    done = World()
+    done.step()
+    done.set_phase("wc-driver", "Succeeded")
+    done.step()
+    assert done.phase == "Succeeded"
+    done.step()
+    assert done.pods == {}
+
+
+def test_clean_exit_restarts_under_policy_always() -> None:
+    w = World(restartPolicy={"type": "Always", "backoffSeconds": 1, "maxBackoffSeconds": 5})
+    w.step()
+    w.set_phase("wc-driver", "Succeeded")
+    w.step()
+    assert w.phase == "Recovering"
+
+
+def test_driver_deleted_by_hand_counts_as_a_failure() -> None:
+    w = World()
+    w.step()
+    w.run_all()
+    w.step()
+    del w.pods["wc-driver"]
+    w.step()
+    assert w.phase == "Recovering"
+    assert "DriverLost" in w.reasons()
+
+
+def test_spec_change_restarts_driver_gracefully_then_executors() -> None:
+    w = World()
+    w.step()
+    w.run_all()
+    w.step()
+    old = {n: p.uid for n, p in w.pods.items()}
+    w.change_spec(image="registry.example.com/team/wc:2.0")
+    todo = w.step()
+    assert w.phase == "Restarting"
+    assert [(d.name, d.grace) for d in todo.delete] == [("wc-driver", 30)]
+    w.step()  # new driver; executors are stale and go now
+    w.step()  # executors come back
+    assert sorted(w.pods) == sorted(old)
+    assert all(w.pods[n].uid != old[n] for n in old)
+    assert len({p.spec_hash for p in w.pods.values()}) == 1
+    assert w.status["driverRestarts"] == 0
+
+
+def test_spec_change_gives_a_failed_job_a_fresh_start() -> None:
+    w = World(restartPolicy={"type": "Never"})
+    w.step()
+    w.set_phase("wc-driver", "Failed")
+    w.step()
+    assert w.phase == "Failed"
+    w.change_spec(image="registry.example.com/team/wc:fixed")
+    w.step()
+    assert w.phase == "Starting"
+    assert "Retrying" in w.reasons()
+    assert w.status["driverRestarts"] == 0
+
+
+def test_suspend_stops_driver_before_executors_and_resume_restarts() -> None:
+    w = World()
+    w.step()
+    w.run_all()
+    w.step()
+    w.change_spec(suspend=True)
+    todo = w.step()
+    assert [d.name for d in todo.delete] == ["wc-driver"]
+    assert w.phase == "Suspending"
+    todo = w.step()
+    assert sorted(d.name for d in todo.delete) == ["wc-executor-0", "wc-executor-1"]
+    w.step()
+    assert w.phase == "Suspended"
+    assert CLAIM in w.children
+    w.change_spec(suspend=False)
+    w.step()
+    assert w.phase == "Starting"
+    assert len(w.pods) == 3
+
+
+def test_scaling_adds_and_removes_the_highest_executors() -> None:
+    w = World()
+    w.step()
+    w.change_spec(executors={"replicas": 4, "min": 1, "max": 4})
+    w.step()
+    assert sorted(w.pods) == ["wc-driver"] + [f"wc-executor-{i}" for i in range(4)]
+    w.change_spec(executors={"replicas": 1, "min": 1, "max": 4})
+    todo = w.step()
+    assert sorted(d.name for d in todo.delete) == [f"wc-executor-{i}" for i in (1, 2, 3)]
+    assert w.status["desiredExecutors"] == 1
+
+
+def test_lost_executor_is_replaced() -> None:
+    w = World()
+    w.step()
+    w.run_all()
+    w.step()
+    w.set_phase("wc-executor-1", "Failed", "OOMKilled")
+    w.step()
+    assert "ExecutorLost" in w.reasons()
+    assert "wc-executor-1" not in w.pods
+    w.step()
+    assert "wc-executor-1" in w.pods
+
+
+def test_missing_secret_blocks_the_start_with_a_degraded_condition() -> None:
+    w = World(secretRefs=[{"env": "PW", "secretName": "kafka", "key": "password"}])
+    w.missing_secrets = ("kafka/password",)
+    w.step()
+    assert w.pods == {}
+    assert w.phase == "Pending"
+    degraded = w.condition("Degraded")
+    assert degraded["reason"] == "SecretNotFound"
+    assert "spec.secretRefs" in degraded["message"]
+    assert "kafka/password" in degraded["message"]
+    w.missing_secrets = ()
+    w.step()
+    assert "wc-driver" in w.pods
+    assert w.condition("Degraded")["status"] == "False"
+
+
+def test_missing_existing_claim_is_reported() -> None:
+    w = World(checkpoint={"existingClaim": "shared"})
+    w.step()
+    assert w.condition("Degraded")["reason"] == "ClaimNotFound"
+    assert w.pods == {}
+
+
+def test_invalid_spec_is_degraded_and_creates_nothing() -> None:
+    w = World(image="Bad Image!")
+    todo = w.step()
+    assert todo.create == ()
+    degraded = w.condition("Degraded")
+    assert degraded["reason"] == "InvalidSpec"
+    assert degraded["message"].startswith("spec.image: ")
+    assert [e.reason for e in todo.events] == ["InvalidSpec"]
+
+
+def test_configuration_and_retain_policy_changes_update_children() -> None:
+    w = World()
+    w.step()
+    w.change_spec(configuration={"topic": "clicks"}, checkpoint={"retainOnDelete": False})
+    todo = w.step()
+    assert todo.update_config is not None
+    assert todo.update_config["data"] == {"topic": "clicks"}
+    assert todo.set_claim_owned == ("wc-checkpoint", True)
+
+
+def test_a_long_stable_run_forgets_old_failures() -> None:
+    w = World()
+    w.step()
+    w.set_phase("wc-driver", "Failed")
+    w.step()
+    w.now += 10
+    w.step()
+    w.run_all()
+    w.step()
+    assert w.status["driverRestarts"] == 1
+    w.now += 601
+    w.step()
+    assert w.status["driverRestarts"] == 0
+
+
+@pytest.mark.parametrize("driver_deleting", [False, True])
+def test_stop_deletes_the_driver_first(driver_deleting: bool) -> None:
+    w = World()
+    w.step()
+    w.pods["wc-driver"] = replace(w.pods["wc-driver"], deleting=driver_deleting)
+    deletions, done = plan_stop(w.observe(), 30)
+    assert not done
+    assert [d.name for d in deletions] == ([] if driver_deleting else ["wc-driver"])
+    del w.pods["wc-driver"]
+    deletions, done = plan_stop(w.observe(), 30)
+    assert sorted(d.name for d in deletions) == ["wc-executor-0", "wc-executor-1"]
+    assert not done
+    w.pods.clear()
+    assert plan_stop(w.observe(), 30) == ((), True)
