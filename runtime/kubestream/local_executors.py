@@ -21,7 +21,7 @@ class InProcessExecutors:
         def to_driver(message: object, eid: str = executor_id) -> None:
             self.engine.handle(eid, message)  # type: ignore[arg-type]
 
-        core = ExecutorCore(executor_id, to_driver, self._fetch, cores)
+        core = ExecutorCore(executor_id, to_driver, self._fetch, self._put, cores)
         self.cores[executor_id] = core
         self.engine.attach_executor(
             ExecutorAddress(executor_id, f"inproc://{executor_id}"), cores, core.handle
@@ -39,6 +39,12 @@ class InProcessExecutors:
         if core is None:
             raise ConnectionError(f"executor {location.executor_id} is gone")
         return [core.blocks.get(b) for b in block_ids]
+
+    def _put(self, location: ExecutorAddress, block_id: str, blob: bytes) -> None:
+        core = self.cores.get(location.executor_id)
+        if core is None:
+            raise ConnectionError(f"executor {location.executor_id} is gone")
+        core.blocks.put(block_id, blob)
 
     def stop(self) -> None:
         for core in self.cores.values():

@@ -105,7 +105,6 @@ class Aggregator:
                 combined[key] = value
 
 
-
 def portable_hash(key: Any) -> int:
     """hash() made equal across processes: None and tuples holding None hash by address in 3.11.
 

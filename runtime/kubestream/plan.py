@@ -84,7 +84,15 @@ class ResultOutput:
     fn: FunctionRef
 
 
-OutputSpec = ShuffleWrite | ResultOutput
+@dataclass(frozen=True, slots=True)
+class StoreBlock:
+    """Keep the partition as a block here and on one peer: persisted state and windows."""
+
+    block_id: str
+    peers: tuple[ExecutorAddress, ...]
+
+
+OutputSpec = ShuffleWrite | ResultOutput | StoreBlock
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +126,10 @@ class TaskEnv(Protocol):
         """Blocks from a peer; raises ConnectionError when the peer cannot answer."""
         ...
 
+    def put_block(self, location: ExecutorAddress, block_id: str, blob: bytes) -> None:
+        """Store a copy of a block on a peer; raises ConnectionError when it cannot."""
+        ...
+
 
 def run_task(task: TaskDescription, env: TaskEnv) -> Any:
     """Run one task; returns the result value, or None for a shuffle-map task."""
@@ -127,7 +139,24 @@ def run_task(task: TaskDescription, env: TaskEnv) -> Any:
     output = task.output
     if isinstance(output, ResultOutput):
         return env.functions.get(output.fn)(task.partition, records)
+    if isinstance(output, StoreBlock):
+        return _store_block(output, records, env)
     _write_shuffle(output, records, env)
+    return None
+
+
+def _store_block(output: StoreBlock, records: Iterator[Any], env: TaskEnv) -> str | None:
+    """Store locally and on the first reachable peer; returns that peer's executor id."""
+    blob = serialise(list(records))
+    env.blocks.put(output.block_id, blob)
+    for peer in output.peers:
+        if peer.executor_id == env.executor_id:
+            continue
+        try:
+            env.put_block(peer, output.block_id, blob)
+        except ConnectionError:
+            continue
+        return peer.executor_id
     return None
 
 

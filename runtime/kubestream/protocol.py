@@ -106,6 +106,17 @@ class BlocksFetched:
     blobs: tuple[bytes | None, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class PutBlock:
+    block_id: str
+    blob: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class BlockStored:
+    block_id: str
+
+
 ToExecutor = (
     (LaunchTask | RemoveBlocks | StartReceiver | StopReceiver | ExecutorLost | Shutdown)
     | RegistrationRefused

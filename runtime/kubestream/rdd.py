@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import operator
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -264,6 +265,39 @@ def block_sources(blocks: Sequence[tuple[str, tuple[ExecutorAddress, ...]]]) -> 
 
 def empty_sources() -> list[SourceSpec]:
     return [EmptySource()]
+
+
+class PersistedRDD(RDD):
+    """An RDD computed once and kept as blocks on two executors, so later batches start from it.
+
+    State and window streams persist every batch's RDD: lineage stays one batch
+    long, and losing one executor leaves a copy. Materialised lazily by the DAG
+    scheduler, on the job thread, in batch order.
+    """
+
+    def __init__(self, parent: RDD, block_prefix: str) -> None:
+        super().__init__(parent.engine, parent.num_partitions)
+        self.parent = parent
+        self.block_prefix = block_prefix
+        self.blocks: list[tuple[str, tuple[ExecutorAddress, ...]]] | None = None
+        self.lock = threading.Lock()
+
+    def block_id(self, split: int) -> str:
+        return f"{self.block_prefix}{split}"
+
+    def narrow_parents(self) -> Sequence[RDD]:
+        return () if self.blocks is not None else (self.parent,)
+
+    def plan(self, split: int, locate: MapLocations) -> tuple[SourceSpec, list[PartitionFn]]:
+        if self.blocks is None:
+            raise RuntimeError(f"persisted RDD {self.id} planned before it was materialised")
+        block_id, locations = self.blocks[split]
+        return BlockSource(block_id, locations), []
+
+    def preferred_executors(self, split: int) -> tuple[str, ...]:
+        if self.blocks is None:
+            return ()
+        return tuple(loc.executor_id for loc in self.blocks[split][1])
 
 
 class MapPartitionsRDD(RDD):

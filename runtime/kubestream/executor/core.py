@@ -34,6 +34,7 @@ from kubestream.protocol import (
 log = logging.getLogger(__name__)
 
 BlockFetcher = Callable[[ExecutorAddress, list[str]], list[bytes | None]]
+BlockPutter = Callable[[ExecutorAddress, str, bytes], None]
 
 
 class ExecutorCore:
@@ -42,6 +43,7 @@ class ExecutorCore:
         executor_id: str,
         to_driver: Callable[[ToDriver], None],
         fetcher: BlockFetcher,
+        putter: BlockPutter,
         cores: int = 1,
     ) -> None:
         self.executor_id = executor_id
@@ -52,6 +54,7 @@ class ExecutorCore:
         self.tasks_failed = 0
         self._to_driver = to_driver
         self._fetcher = fetcher
+        self._putter = putter
         self._queue: queue.SimpleQueue[LaunchTask | None] = queue.SimpleQueue()
         self._lost_peers: set[str] = set()
         self._receivers: dict[int, ReceiverSupervisor] = {}
@@ -83,6 +86,11 @@ class ExecutorCore:
         if self.is_lost(location.executor_id):
             raise ConnectionError(f"executor {location.executor_id} is lost")
         return self._fetcher(location, block_ids)
+
+    def put_block(self, location: ExecutorAddress, block_id: str, blob: bytes) -> None:
+        if self.is_lost(location.executor_id):
+            raise ConnectionError(f"executor {location.executor_id} is lost")
+        self._putter(location, block_id, blob)
 
     def stop(self) -> None:
         for supervisor in list(self._receivers.values()):

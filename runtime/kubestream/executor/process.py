@@ -17,8 +17,10 @@ from kubestream.executor.core import ExecutorCore
 from kubestream.plan import ExecutorAddress
 from kubestream.protocol import (
     BlocksFetched,
+    BlockStored,
     FetchBlocks,
     Heartbeat,
+    PutBlock,
     RegisterExecutor,
     RegistrationRefused,
     Shutdown,
@@ -57,7 +59,7 @@ class ExecutorProcess:
         self._blocks_server = RequestServer(keys, block_host, block_port, self._serve_blocks)
         self._block_address = f"tcp://{advertise_host}:{self._blocks_server.port}"
         self._fetcher = RequestClient(keys)
-        self.core = ExecutorCore(executor_id, self._send, self._fetch, cores)
+        self.core = ExecutorCore(executor_id, self._send, self._fetch, self._put, cores)
         self._client = Client(
             keys,
             driver_address,
@@ -84,10 +86,20 @@ class ExecutorProcess:
             )
         )
 
-    def _serve_blocks(self, request: Any) -> BlocksFetched:
+    def _serve_blocks(self, request: Any) -> BlocksFetched | BlockStored:
+        if isinstance(request, PutBlock):
+            self.core.blocks.put(request.block_id, request.blob)
+            return BlockStored(request.block_id)
         if not isinstance(request, FetchBlocks):
             return BlocksFetched(())
         return BlocksFetched(tuple(self.core.blocks.get(b) for b in request.block_ids))
+
+    def _put(self, location: ExecutorAddress, block_id: str, blob: bytes) -> None:
+        self._fetcher.request(
+            location.address,
+            PutBlock(block_id, blob),
+            lambda: self.core.is_lost(location.executor_id),
+        )
 
     def _fetch(self, location: ExecutorAddress, block_ids: list[str]) -> list[bytes | None]:
         reply = self._fetcher.request(

@@ -12,14 +12,23 @@ from typing import Any, Protocol
 
 from kubestream.errors import JobFailedError
 from kubestream.functions import FunctionRegistry
-from kubestream.plan import OutputSpec, ResultOutput, ShuffleWrite, TaskDescription
-from kubestream.rdd import RDD, ShuffleDependency
+from kubestream.plan import (
+    ExecutorAddress,
+    OutputSpec,
+    ResultOutput,
+    ShuffleWrite,
+    StoreBlock,
+    TaskDescription,
+)
+from kubestream.rdd import RDD, PersistedRDD, ShuffleDependency
 from kubestream.scheduler.map_output_tracker import MapOutputTracker
 from kubestream.scheduler.task_scheduler import PlannedTask, TaskSetOutcome
 
 
 class TaskRunner(Protocol):
     def run_taskset(self, tasks: Sequence[PlannedTask]) -> TaskSetOutcome: ...
+
+    def executors(self) -> dict[str, ExecutorAddress]: ...
 
 
 class DAGScheduler:
@@ -45,24 +54,58 @@ class DAGScheduler:
     ) -> list[Any]:
         """Values of result_fn over the given partitions, in partition order."""
         wanted = list(range(rdd.num_partitions) if partitions is None else partitions)
-        results: dict[int, Any] = {}
         output = ResultOutput(self._functions.ref(result_fn))
-        shuffles_done: set[int] = set()
+        done = self._run_to_completion(rdd, wanted, lambda _split: output, set())
+        return [done[p][1] for p in wanted]
+
+    def _run_to_completion(
+        self,
+        rdd: RDD,
+        wanted: list[int],
+        output: Callable[[int], OutputSpec],
+        shuffles_done: set[int],
+    ) -> dict[int, tuple[ExecutorAddress, Any]]:
+        """Run a final stage until every wanted partition completed, recomputing lost parents."""
+        results: dict[int, tuple[ExecutorAddress, Any]] = {}
         for _ in range(self._max_attempts):
             self._ensure_parents(rdd, shuffles_done)
             missing = [p for p in wanted if p not in results]
             if not missing:
-                break
-            outcome = self._run_stage(rdd, missing, lambda _split: output)
-            results.update({p: value for p, (_, value) in outcome.completed.items()})
+                return results
+            outcome = self._run_stage(rdd, missing, output)
+            results.update(outcome.completed)
             if outcome.error:
                 raise JobFailedError(outcome.error)
             self._forget_failed_fetches(outcome, shuffles_done)
-        else:
-            raise JobFailedError(f"stage failed {self._max_attempts} times on fetch failures")
-        return [results[p] for p in wanted]
+        if all(p in results for p in wanted):
+            return results
+        raise JobFailedError(f"stage failed {self._max_attempts} times on fetch failures")
+
+    def _materialise(self, persisted: PersistedRDD, shuffles_done: set[int]) -> None:
+        with persisted.lock:
+            if persisted.blocks is not None:
+                return
+            peers = sorted(self._tasks.executors().values(), key=lambda a: a.executor_id)
+
+            def output(split: int) -> OutputSpec:
+                turn = split % len(peers) if peers else 0
+                return StoreBlock(persisted.block_id(split), tuple(peers[turn:] + peers[:turn]))
+
+            splits = list(range(persisted.num_partitions))
+            done = self._run_to_completion(persisted.parent, splits, output, shuffles_done)
+            executors = self._tasks.executors()
+            blocks = []
+            for split in splits:
+                location, replica = done[split]
+                copies = [location]
+                if replica in executors:
+                    copies.append(executors[replica])
+                blocks.append((persisted.block_id(split), tuple(copies)))
+            persisted.blocks = blocks
 
     def _ensure_parents(self, rdd: RDD, done: set[int]) -> None:
+        for persisted in _unmaterialised(rdd):
+            self._materialise(persisted, done)
         for dep in _shuffle_dependencies(rdd):
             if dep.shuffle_id not in done:
                 self._ensure_shuffle(dep, done)
@@ -115,6 +158,22 @@ class DAGScheduler:
             )
             planned.append(PlannedTask(task, rdd.preferred_executors(split)))
         return self._tasks.run_taskset(planned)
+
+
+def _unmaterialised(rdd: RDD) -> list[PersistedRDD]:
+    """Persisted RDDs not yet computed: rdd itself or reachable through narrow edges."""
+    found: list[PersistedRDD] = []
+    stack, seen = [rdd], set()
+    while stack:
+        current = stack.pop()
+        if current.id in seen:
+            continue
+        seen.add(current.id)
+        if isinstance(current, PersistedRDD) and current.blocks is None:
+            found.append(current)
+            continue
+        stack.extend(current.narrow_parents())
+    return found
 
 
 def _shuffle_dependencies(rdd: RDD) -> list[ShuffleDependency]:
