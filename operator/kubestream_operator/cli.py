@@ -66,10 +66,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(env KUBESTREAM_OPERATOR_RESYNC_SECONDS)",
     )
     parser.add_argument(
-        "--verbose",
-        action="store_true",
-        default=_env("KUBESTREAM_OPERATOR_VERBOSE", "") not in ("", "0", "false"),
-        help="debug logging (env KUBESTREAM_OPERATOR_VERBOSE)",
+        "--log-level",
+        default=_env("KUBESTREAM_LOG_LEVEL", "INFO"),
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="logging level (env KUBESTREAM_LOG_LEVEL)",
     )
 
 
@@ -85,7 +85,7 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
 def run(args: argparse.Namespace) -> int:
     """Run the operator until it is stopped; returns the process exit code."""
     logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
+        level=getattr(logging, args.log_level),
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
     load_config()

@@ -9,6 +9,7 @@ key ever appears in a pod spec, a log or an event.
 
 import hashlib
 import json
+import shlex
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -193,14 +194,17 @@ def _env(job: JobRef, spec: JobSpec, settings: PodSettings) -> list[dict[str, An
     env: list[dict[str, Any]] = [
         {"name": "KUBESTREAM_JOB", "value": job.name},
         {"name": "KUBESTREAM_APP", "value": spec.app},
-        {"name": "KUBESTREAM_APP_ARGS", "value": json.dumps(list(spec.app_args))},
+        {"name": "KUBESTREAM_APP_ARGS", "value": shlex.join(spec.app_args)},
         {"name": "KUBESTREAM_BATCH_INTERVAL", "value": f"{spec.batch_interval:g}"},
         {"name": "KUBESTREAM_DRIVER_HOST", "value": f"{service_name(job)}.{job.namespace}.svc"},
         {"name": "KUBESTREAM_DRIVER_PORT", "value": str(DRIVER_PORT)},
         {"name": "KUBESTREAM_UI_PORT", "value": str(UI_PORT)},
         {"name": "KUBESTREAM_CONFIG", "value": CONFIG_PATH},
         {"name": "KUBESTREAM_GRACEFUL_TIMEOUT", "value": str(spec.graceful_stop_seconds)},
-        {"name": "KUBESTREAM_POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+        {
+            "name": "KUBESTREAM_ADVERTISE_HOST",
+            "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}},
+        },
         {"name": "KUBESTREAM_CURVE_PUBLIC_KEY", "valueFrom": key_ref(PUBLIC_KEY)},
         {"name": "KUBESTREAM_CURVE_SECRET_KEY", "valueFrom": key_ref(SECRET_KEY)},
     ]
@@ -250,7 +254,8 @@ def _pod(
             "readOnlyRootFilesystem": True,
             "capabilities": {"drop": ["ALL"]},
         },
-        "readinessProbe": {"httpGet": {"path": "/metrics", "port": "ui"}, "periodSeconds": 5},
+        # Ready once the ZeroMQ port (driver) or block server (executor) accepts connections.
+        "readinessProbe": {"tcpSocket": {"port": ports[0]["name"]}, "periodSeconds": 5},
     }
     metadata = _metadata(job, name, role)
     metadata["annotations"] = {SPEC_HASH_ANNOTATION: spec_hash(spec)}

@@ -157,7 +157,7 @@ class Kube:
 
 
 class OperatorProcess:
-    """``python -m kubestream_operator`` for one namespace, as a real process."""
+    """``kubestream operator`` for one namespace, as a real process."""
 
     def __init__(self, kubeconfig: Path, namespace: str, log: Path, *extra: str) -> None:
         self.kubeconfig = kubeconfig
@@ -177,7 +177,8 @@ class OperatorProcess:
                 [
                     sys.executable,
                     "-m",
-                    "kubestream_operator",
+                    "kubestream",
+                    "operator",
                     "--namespace",
                     self.namespace,
                     "--resync-seconds",

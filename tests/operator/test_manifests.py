@@ -1,6 +1,7 @@
 """Manifest builders: ownership, configuration by env, no key material in pods."""
 
 import json
+import shlex
 from dataclasses import replace
 from typing import Any
 
@@ -55,7 +56,7 @@ def test_driver_pod_is_configured_by_the_runtime_env_vars() -> None:
     env = env_of(pod)
     assert pod["spec"]["containers"][0]["command"] == ["kubestream", "driver"]
     assert env["KUBESTREAM_APP"] == "wc.app:build"
-    assert json.loads(env["KUBESTREAM_APP_ARGS"]) == ["a b", "c"]
+    assert shlex.split(env["KUBESTREAM_APP_ARGS"]) == ["a b", "c"]
     assert env["KUBESTREAM_BATCH_INTERVAL"] == "1"
     assert env["KUBESTREAM_CHECKPOINT"] == m.CHECKPOINT_PATH
     assert env["KUBESTREAM_UI_PORT"] == "4040"
@@ -78,6 +79,7 @@ def test_executor_pod_knows_its_id_and_the_driver_address() -> None:
     assert env["KUBESTREAM_DRIVER_HOST"] == "wc-driver.team.svc"
     assert env["KUBESTREAM_DRIVER_PORT"] == "7077"
     assert env["KUBESTREAM_BLOCK_PORT"] == "7078"
+    assert env["KUBESTREAM_ADVERTISE_HOST"] == {"fieldRef": {"fieldPath": "status.podIP"}}
     assert not [v for v in pod["spec"]["volumes"] if "persistentVolumeClaim" in v]
 
 
