@@ -10,6 +10,7 @@ from kubestream.errors import ConfigError, JobFailedError, KubestreamError
 from kubestream.listener import StreamingListener
 from kubestream.rdd import RDD
 from kubestream.receiver import Receiver
+from kubestream.state import State, StateSpec
 
 __all__ = [
     "RDD",
@@ -19,6 +20,8 @@ __all__ = [
     "JobFailedError",
     "KubestreamError",
     "Receiver",
+    "State",
+    "StateSpec",
     "StreamingContext",
     "StreamingListener",
 ]

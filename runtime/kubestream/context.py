@@ -23,7 +23,7 @@ from kubestream.graph import DStreamGraph
 from kubestream.listener import StreamingListener
 from kubestream.local_executors import InProcessExecutors
 from kubestream.ops import HashPartitioner
-from kubestream.rdd import RDD
+from kubestream.rdd import RDD, PersistedRDD
 from kubestream.receiver import Receiver
 from kubestream.scheduler.job_generator import JobGenerator, first_batch_time
 from kubestream.scheduler.job_scheduler import JobScheduler, JobSet
@@ -213,6 +213,7 @@ class StreamingContext:
     def _batch_done(self, info: BatchInfo) -> None:
         dropped = self.graph.clear_metadata(info.batch_time)
         self.engine.forget_shuffles(_shuffle_ids(dropped))
+        self.engine.remove_blocks([r.block_prefix for r in dropped if isinstance(r, PersistedRDD)])
         keep = max(self.graph.input_remember_ms(), self.batch_interval_ms)
         old_blocks = self.engine.receiver_tracker.forget_batches(info.batch_time - keep + 1)
         self.engine.remove_blocks(old_blocks)

@@ -163,6 +163,74 @@ class DStream:
             [self, other], lambda t, r: r[0].full_outer_join(r[1], num_partitions)
         )
 
+    # --- windows ----------------------------------------------------------------------------
+    def window(self, window: float, slide: float | None = None) -> DStream:
+        """Every slide (seconds, default: the batch interval), the records of the last `window`."""
+        from kubestream.windows import WindowedDStream, to_ms
+
+        slide_ms = to_ms(slide, "slide") if slide is not None else self.slide_ms
+        return WindowedDStream(self, to_ms(window, "window"), slide_ms)
+
+    def reduce_by_key_and_window(
+        self,
+        reduce_fn: Callable[[Any, Any], Any],
+        inverse_fn: Callable[[Any, Any], Any] | None = None,
+        window: float = 0,
+        slide: float | None = None,
+        num_partitions: int | None = None,
+        filter_fn: Callable[[tuple[Any, Any]], bool] | None = None,
+    ) -> DStream:
+        """With inverse_fn the window updates incrementally; filter_fn drops keys (e.g. zeros)."""
+        from kubestream.windows import ReducedWindowedDStream, to_ms
+
+        window_ms = to_ms(window, "window")
+        slide_ms = to_ms(slide, "slide") if slide is not None else self.slide_ms
+        if inverse_fn is None:
+            reduced = self.reduce_by_key(reduce_fn, num_partitions)
+            windowed = reduced.window(window, slide).reduce_by_key(reduce_fn, num_partitions)
+            return windowed.filter(filter_fn) if filter_fn is not None else windowed
+        return ReducedWindowedDStream(
+            self, reduce_fn, inverse_fn, window_ms, slide_ms, num_partitions, filter_fn
+        )
+
+    def reduce_by_window(
+        self,
+        reduce_fn: Callable[[Any, Any], Any],
+        inverse_fn: Callable[[Any, Any], Any] | None,
+        window: float,
+        slide: float | None = None,
+    ) -> DStream:
+        keyed = self.map(_keyed_by_none)
+        return keyed.reduce_by_key_and_window(reduce_fn, inverse_fn, window, slide, 1).map(_second)
+
+    def count_by_window(self, window: float, slide: float | None = None) -> DStream:
+        return self.map(_one).reduce_by_window(operator.add, operator.sub, window, slide)
+
+    def count_by_value_and_window(
+        self, window: float, slide: float | None = None, num_partitions: int | None = None
+    ) -> DStream:
+        return self.map(_with_one).reduce_by_key_and_window(
+            operator.add, operator.sub, window, slide, num_partitions, _non_zero_value
+        )
+
+    # --- state ----------------------------------------------------------------------------
+    def update_state_by_key(
+        self,
+        update_fn: Callable[[list[Any], Any], Any],
+        num_partitions: int | None = None,
+        initial: Iterable[tuple[Any, Any]] | None = None,
+    ) -> DStream:
+        """update_fn(new_values, old_state_or_None) -> new state; None removes the key."""
+        from kubestream.state import StateDStream
+
+        return StateDStream(self, update_fn, num_partitions, initial)
+
+    def map_with_state(self, spec: Any) -> Any:
+        """spec: kubestream.StateSpec; returns a stream of mapped records with state_snapshots()."""
+        from kubestream.state import MapWithStateDStream
+
+        return MapWithStateDStream(self, spec)
+
     # --- arbitrary RDD functions ----------------------------------------------------------
     def transform(self, fn: Callable[..., RDD]) -> DStream:
         """fn(rdd) or fn(batch_time_ms, rdd) -> RDD, run on the driver for every batch."""
@@ -260,6 +328,14 @@ def _identity(value: Any) -> Any:
 
 def _with_one(value: Any) -> tuple[Any, int]:
     return value, 1
+
+
+def _one(value: Any) -> int:
+    return 1
+
+
+def _non_zero_value(pair: tuple[Any, Any]) -> bool:
+    return bool(pair[1] != 0)
 
 
 def _keyed_by_none(value: Any) -> tuple[None, Any]:

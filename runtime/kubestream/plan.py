@@ -108,7 +108,7 @@ class TaskDescription:
         refs = list(self.ops)
         if isinstance(self.output, ResultOutput):
             refs.append(self.output.fn)
-        else:
+        elif isinstance(self.output, ShuffleWrite):
             refs += [r for r in (self.output.partitioner, self.output.aggregator) if r]
         sources = self.source.parts if isinstance(self.source, CoGroupSource) else (self.source,)
         refs += [s.aggregator for s in sources if isinstance(s, ShuffleSource) and s.aggregator]
@@ -198,18 +198,14 @@ def _read_input_block(source: BlockSource, env: TaskEnv) -> bytes:
 
 
 def _fetch_shuffle_blobs(source: ShuffleSource, env: TaskEnv) -> list[bytes]:
-    blobs: list[bytes] = []
+    """Map outputs in map order, so records of one key keep their input order."""
+    blobs: dict[int, bytes | None] = {}
     remote: dict[ExecutorAddress, list[int]] = {}
     for map_index, location in enumerate(source.maps):
         if location.executor_id == env.executor_id:
-            blob = env.blocks.get(
+            blobs[map_index] = env.blocks.get(
                 shuffle_block_id(source.shuffle_id, map_index, source.reduce_index)
             )
-            if blob is None:
-                raise FetchFailedError(
-                    source.shuffle_id, map_index, location.executor_id, "block missing"
-                )
-            blobs.append(blob)
         else:
             remote.setdefault(location, []).append(map_index)
     for location, map_indexes in remote.items():
@@ -220,13 +216,15 @@ def _fetch_shuffle_blobs(source: ShuffleSource, env: TaskEnv) -> list[bytes]:
             raise FetchFailedError(
                 source.shuffle_id, map_indexes[0], location.executor_id, str(exc)
             ) from exc
-        for map_index, blob in zip(map_indexes, fetched, strict=True):
-            if blob is None:
-                raise FetchFailedError(
-                    source.shuffle_id, map_index, location.executor_id, "block missing"
-                )
-            blobs.append(blob)
-    return blobs
+        blobs.update(zip(map_indexes, fetched, strict=True))
+    ordered = []
+    for map_index in range(len(source.maps)):
+        blob = blobs[map_index]
+        if blob is None:
+            executor_id = source.maps[map_index].executor_id
+            raise FetchFailedError(source.shuffle_id, map_index, executor_id, "block missing")
+        ordered.append(blob)
+    return ordered
 
 
 def _read_shuffle(source: ShuffleSource, env: TaskEnv) -> Iterator[Any]:

@@ -10,7 +10,7 @@ import itertools
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
 
-from kubestream.errors import JobFailedError
+from kubestream.errors import FetchFailedError, JobFailedError
 from kubestream.functions import FunctionRegistry
 from kubestream.plan import (
     ExecutorAddress,
@@ -147,7 +147,10 @@ class DAGScheduler:
         stage_id = next(self._stage_ids)
         planned = []
         for split in splits:
-            source, ops = rdd.plan(split, self._map_outputs.locations)
+            try:
+                source, ops = rdd.plan(split, self._map_outputs.locations)
+            except FetchFailedError as lost:
+                return TaskSetOutcome(fetch_failures=[(lost.shuffle_id, lost.map_index, "")])
             task = TaskDescription(
                 task_id=next(self._task_ids),
                 stage_id=stage_id,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 
+from kubestream.errors import FetchFailedError
 from kubestream.plan import ExecutorAddress
 
 
@@ -27,9 +28,11 @@ class MapOutputTracker:
     def locations(self, shuffle_id: int) -> tuple[ExecutorAddress, ...]:
         with self._lock:
             outputs = self._outputs[shuffle_id]
-            if any(loc is None for loc in outputs):
-                raise RuntimeError(f"shuffle {shuffle_id} has missing map outputs")
-            return tuple(loc for loc in outputs if loc is not None)
+            located = tuple(loc for loc in outputs if loc is not None)
+            if len(located) < len(outputs):
+                lost = outputs.index(None)
+                raise FetchFailedError(shuffle_id, lost, "", "map output lost with its executor")
+            return located
 
     def unregister_output(self, shuffle_id: int, map_index: int, executor_id: str) -> None:
         with self._lock:
