@@ -35,12 +35,12 @@ def build_registry(
         with locks[namespace, name]:
             reconcile(cluster, namespace, name, metrics)
 
-    @kopf.on.login(registry=registry)
+    @kopf.on.login(id="kubeconfig", registry=registry)
     def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
         # A private registry gets no default login handler; use the client's config.
         return kopf.login_via_client(**kwargs)
 
-    @kopf.on.startup(registry=registry)
+    @kopf.on.startup(id="settings", registry=registry)
     def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
         settings.persistence.finalizer = FINALIZER
         # Keep kopf's bookkeeping in annotations: status belongs to the operator's state machine.
@@ -57,23 +57,23 @@ def build_registry(
         settings.posting.level = logging.WARNING
         settings.execution.max_workers = 8
 
-    @kopf.on.resume(GROUP, VERSION, PLURAL, registry=registry)
-    @kopf.on.create(GROUP, VERSION, PLURAL, registry=registry)
-    @kopf.on.update(GROUP, VERSION, PLURAL, registry=registry)
+    @kopf.on.resume(GROUP, VERSION, PLURAL, id="reconcile", registry=registry)
+    @kopf.on.create(GROUP, VERSION, PLURAL, id="reconcile", registry=registry)
+    @kopf.on.update(GROUP, VERSION, PLURAL, id="reconcile", registry=registry)
     def on_change(*, namespace: str | None, name: str, **_: Any) -> None:
         converge(namespace or "", name)
 
-    @kopf.timer(GROUP, VERSION, PLURAL, interval=resync, registry=registry)
+    @kopf.timer(GROUP, VERSION, PLURAL, interval=resync, id="resync", registry=registry)
     def on_timer(*, namespace: str | None, name: str, **_: Any) -> None:
         converge(namespace or "", name)
 
-    @kopf.on.event("", "v1", "pods", labels=MANAGED, registry=registry)
+    @kopf.on.event("", "v1", "pods", labels=MANAGED, id="pod-changed", registry=registry)
     def on_pod(*, namespace: str | None, labels: Mapping[str, str], **_: Any) -> None:
         job = labels.get(JOB_LABEL)
         if job and namespace:
             converge(namespace, job)
 
-    @kopf.on.delete(GROUP, VERSION, PLURAL, registry=registry)
+    @kopf.on.delete(GROUP, VERSION, PLURAL, id="graceful-stop", registry=registry)
     def on_delete(*, namespace: str | None, name: str, body: kopf.Body, **_: Any) -> None:
         namespace = namespace or ""
         with locks[namespace, name]:
