@@ -56,6 +56,7 @@ class Cluster:
         self.api = client.ApiClient()
         self.core = client.CoreV1Api(self.api)
         self.custom = client.CustomObjectsApi(self.api)
+        self.networking = client.NetworkingV1Api(self.api)
 
     def _call(self, action: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Raw:
         try:
@@ -89,6 +90,7 @@ class Cluster:
             "ConfigMap": self.core.read_namespaced_config_map,
             "Service": self.core.read_namespaced_service,
             "PersistentVolumeClaim": self.core.read_namespaced_persistent_volume_claim,
+            "NetworkPolicy": self.networking.read_namespaced_network_policy,
         }
         reader = readers[kind]
         return self._get(f"read {kind} {namespace}/{name}", reader, name, namespace)
@@ -104,7 +106,7 @@ class Cluster:
         return items
 
     def create(self, manifest: Manifest) -> bool:
-        """Create one namespaced core object; False if it already exists."""
+        """Create one namespaced child; False if it already exists."""
         kind = manifest["kind"]
         meta = manifest["metadata"]
         creators: dict[str, Callable[..., Any]] = {
@@ -114,6 +116,7 @@ class Cluster:
             "Service": self.core.create_namespaced_service,
             "PersistentVolumeClaim": self.core.create_namespaced_persistent_volume_claim,
             "Pod": self.core.create_namespaced_pod,
+            "NetworkPolicy": self.networking.create_namespaced_network_policy,
         }
         creator = creators[kind]
         try:

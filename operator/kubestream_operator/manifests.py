@@ -53,6 +53,10 @@ def config_map_name(job: JobRef) -> str:
     return f"{job.name}-config"
 
 
+def network_policy_name(job: JobRef) -> str:
+    return f"{job.name}-pods"
+
+
 def service_name(job: JobRef) -> str:
     return f"{job.name}-driver"
 
@@ -161,6 +165,27 @@ def build_service(job: JobRef) -> Manifest:
             "ports": [
                 {"name": "driver", "port": DRIVER_PORT, "targetPort": DRIVER_PORT},
                 {"name": "ui", "port": UI_PORT, "targetPort": UI_PORT},
+            ],
+        },
+    }
+
+
+def build_network_policy(job: JobRef) -> Manifest:
+    """Only the job's own pods reach its ZeroMQ ports; the UI/metrics port stays open."""
+    own_pods = {"matchLabels": {JOB_LABEL: job.name}}
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": _metadata(job, network_policy_name(job)),
+        "spec": {
+            "podSelector": own_pods,
+            "policyTypes": ["Ingress"],
+            "ingress": [
+                {
+                    "from": [{"podSelector": own_pods}],
+                    "ports": [{"port": DRIVER_PORT}, {"port": BLOCK_PORT}],
+                },
+                {"ports": [{"port": UI_PORT}]},
             ],
         },
     }

@@ -9,7 +9,7 @@ from typing import Any
 
 from kubestream_operator import manifests as m
 from kubestream_operator.kube import Cluster
-from kubestream_operator.plan import CLAIM, Observed, PodState, read_status
+from kubestream_operator.plan import CLAIM, NETWORK_POLICY, Observed, PodState, read_status
 from kubestream_operator.spec import JobSpec, SpecError, parse_spec
 
 
@@ -103,6 +103,7 @@ def observe(cluster: Cluster, job: Mapping[str, Any], now: float) -> Observed:
         "ServiceAccount": m.service_account_name(ref),
         "ConfigMap": m.config_map_name(ref),
         "Service": m.service_name(ref),
+        NETWORK_POLICY: m.network_policy_name(ref),
         CLAIM: m.claim_name(ref, spec),
     }
     found = {kind: cluster.get_child(kind, ref.namespace, name) for kind, name in names.items()}

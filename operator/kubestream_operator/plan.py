@@ -25,6 +25,7 @@ SERVICE_ACCOUNT = "ServiceAccount"
 CONFIG_MAP = "ConfigMap"
 SERVICE = "Service"
 CLAIM = "PersistentVolumeClaim"
+NETWORK_POLICY = "NetworkPolicy"
 
 
 @dataclass(frozen=True)
@@ -171,6 +172,8 @@ def _ensure_children(d: _Draft) -> tuple[bool, m.Manifest | None, tuple[str, boo
         update_config = config
     if SERVICE not in have:
         d.create.append(m.build_service(job))
+    if NETWORK_POLICY not in have:
+        d.create.append(m.build_network_policy(job))
     set_owned = None
     if spec.checkpoint.existing_claim:
         if CLAIM not in have:

@@ -56,6 +56,7 @@ class Kube:
         self.api = config.new_client_from_config(config_file=str(self.kubeconfig))
         self.core = client.CoreV1Api(self.api)
         self.custom = client.CustomObjectsApi(self.api)
+        self.networking = client.NetworkingV1Api(self.api)
 
     def kubectl(
         self, *args: str, check: bool = True, stdin: str | None = None

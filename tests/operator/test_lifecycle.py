@@ -51,6 +51,7 @@ def test_job_gets_every_child_owned_and_status_fills_in(
         core.read_namespaced_service_account("wordcount-job", namespace),
         core.read_namespaced_config_map("wordcount-config", namespace),
         core.read_namespaced_service("wordcount-driver", namespace),
+        kube.networking.read_namespaced_network_policy("wordcount-pods", namespace),
         *kube.pods(namespace).values(),
     ]
     for child in children:
@@ -224,6 +225,7 @@ def test_deletion_stops_pods_and_garbage_collection_removes_everything(
             "service": core.list_namespaced_service,
             "serviceaccount": core.list_namespaced_service_account,
             "claim": core.list_namespaced_persistent_volume_claim,
+            "networkpolicy": kube.networking.list_namespaced_network_policy,
         }
         return sorted(
             f"{kind}/{obj.metadata.name}"

@@ -34,12 +34,22 @@ def test_every_child_is_owned_by_the_job() -> None:
         m.build_service_account(JOB),
         m.build_config_map(JOB, s),
         m.build_service(JOB),
+        m.build_network_policy(JOB),
         m.build_driver_pod(JOB, s),
         m.build_executor_pod(JOB, s, 0),
     ]
     for child in children:
         assert child["metadata"]["ownerReferences"] == [m.owner_reference(JOB)]
         assert child["metadata"]["namespace"] == "team"
+
+
+def test_network_policy_admits_only_own_pods_to_zeromq_ports() -> None:
+    spec = m.build_network_policy(JOB)["spec"]
+    assert spec["podSelector"] == {"matchLabels": {m.JOB_LABEL: "wc"}}
+    zmq_rule, ui_rule = spec["ingress"]
+    assert zmq_rule["from"] == [{"podSelector": {"matchLabels": {m.JOB_LABEL: "wc"}}}]
+    assert zmq_rule["ports"] == [{"port": 7077}, {"port": 7078}]
+    assert ui_rule == {"ports": [{"port": 4040}]}
 
 
 def test_claim_is_owned_only_when_not_retained() -> None:

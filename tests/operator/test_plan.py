@@ -15,6 +15,7 @@ from kubestream_operator import manifests as m
 from kubestream_operator.plan import (
     CLAIM,
     CONFIG_MAP,
+    NETWORK_POLICY,
     SECRET,
     SERVICE,
     SERVICE_ACCOUNT,
@@ -141,7 +142,16 @@ def test_new_job_creates_every_child_then_a_second_pass_does_nothing() -> None:
     first = w.step()
     assert first.create_keys
     kinds = [o["kind"] for o in first.create]
-    assert kinds == [SERVICE_ACCOUNT, CONFIG_MAP, SERVICE, CLAIM, "Pod", "Pod", "Pod"]
+    assert kinds == [
+        SERVICE_ACCOUNT,
+        CONFIG_MAP,
+        SERVICE,
+        NETWORK_POLICY,
+        CLAIM,
+        "Pod",
+        "Pod",
+        "Pod",
+    ]
     assert sorted(w.pods) == ["wc-driver", "wc-executor-0", "wc-executor-1"]
     assert w.phase == "Starting"
     assert "Starting" in w.reasons()
