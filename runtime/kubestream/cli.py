@@ -84,7 +84,14 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 def _driver_flags(parser: argparse.ArgumentParser) -> None:
     _flag(parser, "--batch-interval", "seconds per batch", _positive_float, default="1.0")
-    _flag(parser, "--checkpoint", "checkpoint directory")
+    _flag(parser, "--checkpoint", "checkpoint directory (a job started on one resumes from it)")
+    _flag(
+        parser,
+        "--checkpoint-interval",
+        "seconds between data checkpoints of state "
+        "(default: a multiple of the slides, at least 10 s)",
+        _positive_float,
+    )
     _flag(
         parser,
         "--graceful-timeout",
@@ -204,6 +211,7 @@ def _driver_options(
         app_args=app_args,
         batch_interval=args.batch_interval,
         checkpoint=args.checkpoint,
+        checkpoint_interval=args.checkpoint_interval,
         duration=args.duration,
         host=getattr(args, "host", "127.0.0.1"),
         port=port,

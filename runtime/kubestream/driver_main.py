@@ -33,6 +33,7 @@ class DriverOptions:
     app_args: list[str] = field(default_factory=list)
     batch_interval: float = 1.0
     checkpoint: str | None = None
+    checkpoint_interval: float | None = None
     duration: float | None = None
     host: str = "0.0.0.0"
     port: int = 7077
@@ -86,6 +87,7 @@ def run_driver(options: DriverOptions, local_executors: int = 0) -> int:
             engine=engine,
             on_batch_failure=options.on_batch_failure,
             graceful_timeout=options.graceful_timeout,
+            checkpoint_interval=options.checkpoint_interval,
         )
         build(ssc, list(options.app_args))
         if local_executors and not engine.wait_for_executors(local_executors, timeout=30):
