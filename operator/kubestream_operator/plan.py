@@ -52,6 +52,7 @@ class JobStatus:
     failed_driver_uid: str = ""
     next_driver_start: float | None = None
     running_since: float | None = None
+    last_failure: str = ""
     conditions: tuple[Mapping[str, Any], ...] = ()
 
 
@@ -128,6 +129,7 @@ def read_status(status: Mapping[str, Any]) -> JobStatus:
         failed_driver_uid=str(status.get("failedDriverUid") or ""),
         next_driver_start=parse_time(status.get("nextDriverStart")),
         running_since=parse_time(status.get("runningSince")),
+        last_failure=str(status.get("lastDriverFailure") or ""),
         conditions=tuple(conditions) if isinstance(conditions, list) else (),
     )
 
@@ -145,6 +147,7 @@ class _Draft:
         self.failed_uid = st.failed_driver_uid
         self.next_start = st.next_driver_start
         self.running_since = st.running_since
+        self.last_failure = st.last_failure
         self.problems: list[tuple[str, str]] = []
         self.create: list[m.Manifest] = []
         self.delete: list[Deletion] = []
@@ -203,6 +206,7 @@ def _ensure_children(d: _Draft) -> tuple[bool, m.Manifest | None, tuple[str, boo
 
 def _driver_failed(d: _Draft, reason: str, message: str) -> None:
     policy = d.spec.restart
+    d.last_failure = message
     d.restarts += 1
     d.running_since = None
     if policy.type == "Never" or d.restarts > policy.limit:
@@ -236,7 +240,10 @@ def _plan_driver(d: _Draft, desired_hash: str, blocked: bool) -> None:
         if d.phase in (Phase.STARTING, Phase.RUNNING):
             _driver_failed(d, "DriverLost", "the driver pod disappeared")
         elif d.phase is Phase.RECOVERING and d.next_start and obs.now < d.next_start:
-            d.detail = f"waiting for the restart backoff until {iso(d.next_start)}"
+            d.detail = (
+                f"{d.last_failure or 'the driver failed'}; restart {d.restarts} of "
+                f"{d.spec.restart.limit} at {iso(d.next_start)}, from the checkpoint"
+            )
         elif blocked:
             d.phase = Phase.PENDING
         else:
@@ -375,6 +382,7 @@ def _status(d: _Draft, desired_hash: str) -> dict[str, Any]:
         "failedDriverUid": d.failed_uid or None,
         "nextDriverStart": iso(d.next_start) if d.next_start else None,
         "runningSince": iso(d.running_since) if d.running_since else None,
+        "lastDriverFailure": d.last_failure or None,
         "specHash": desired_hash,
     }
 

@@ -88,16 +88,24 @@ def test_job_gets_every_child_owned_and_status_fills_in(
 def test_failed_driver_restarts_with_backoff_then_job_fails_at_limit(
     kube: Kube, namespace: str, operator: OperatorProcess
 ) -> None:
-    kube.apply(namespace, job_manifest())
+    kube.apply(
+        namespace,
+        job_manifest(restartPolicy={"backoffSeconds": 2, "maxBackoffSeconds": 4, "limit": 2}),
+    )
     for attempt in (1, 2):
         driver = wait_for(lambda: kube.pods(namespace, "driver").get("wc-driver"), "driver pod")
         kube.act_as_kubelet_set_pod_phase(namespace, "wc-driver", "Failed", exit_code=3)
-        wait_for(
-            lambda n=attempt: kube.status(namespace, "wc").get("driverRestarts") == n,
-            f"driver failure {attempt} counted",
+        status = wait_for(
+            lambda n=attempt: (
+                (s := kube.status(namespace, "wc")).get("driverRestarts") == n
+                and s.get("phase") == "Recovering"
+                and s
+            ),
+            f"driver failure {attempt} counted, phase Recovering",
         )
-        assert phase_is(kube, namespace, "wc", "Recovering")
-        assert kube.condition(namespace, "wc", "Degraded")["reason"] == "DriverRestarting"
+        degraded = next(c for c in status["conditions"] if c["type"] == "Degraded")
+        assert degraded["reason"] == "DriverRestarting"
+        assert "exited with code 3" in degraded["message"]
         new = wait_for(
             lambda old=driver.metadata.uid: (
                 (p := kube.pods(namespace, "driver").get("wc-driver"))

@@ -194,6 +194,8 @@ def test_failed_driver_is_recreated_after_doubling_backoff_then_job_fails() -> N
         w.now += delay - 1
         w.step()
         assert "wc-driver" not in w.pods, "recreated before the backoff ended"
+        assert "exited with code 2" in w.condition("Degraded")["message"]
+        assert w.status["lastDriverFailure"] == "container driver exited with code 2"
         w.now += 1
         w.step()
         assert w.phase == "Starting"
