@@ -11,10 +11,11 @@ import enum
 import logging
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from kubestream.batch import BatchInfo
+from kubestream.checkpointing import Checkpointer
 from kubestream.clock import Clock, SystemClock
 from kubestream.dstream import DStream, UnionDStream
 from kubestream.engine import Engine
@@ -53,6 +54,7 @@ class StreamingContext:
         executors: int = 2,
         on_batch_failure: str = "continue",
         graceful_timeout: float | None = None,
+        checkpoint_interval: float | None = None,
     ) -> None:
         if not 0.001 <= batch_interval <= 3600:
             raise ConfigError(
@@ -64,7 +66,14 @@ class StreamingContext:
             )
         self.batch_interval = batch_interval
         self.batch_interval_ms = round(batch_interval * 1000)
-        self.checkpoint_dir = checkpoint
+        self.checkpoint_dir: str | None = None
+        self._checkpointer: Checkpointer | None = None
+        self._checkpoint_interval = checkpoint_interval
+        if checkpoint:
+            self.checkpoint(checkpoint)
+        self.graph_lock = threading.RLock()
+        self._pending: set[int] = set()
+        self._last_completed: int | None = None
         self.clock: Clock = clock or SystemClock()
         self.graceful_timeout = graceful_timeout or 10 * batch_interval
         self._own_executors = None
@@ -84,6 +93,22 @@ class StreamingContext:
             now=self.clock.now,
         )
         self._generator = JobGenerator(self.clock, self.batch_interval_ms, self._generate_batch)
+
+    def checkpoint(self, directory: str) -> None:
+        """Checkpoint here; a job started on a directory holding a checkpoint resumes from it."""
+        self.checkpoint_dir = directory
+        self._checkpointer = Checkpointer(self, directory, self._checkpoint_interval)
+
+    @staticmethod
+    def get_or_create(
+        checkpoint_dir: str, create: Callable[[], StreamingContext]
+    ) -> StreamingContext:
+        """Spark's getOrCreate: `create` builds the context and its graph; when checkpoint_dir
+        holds a checkpoint, start() resumes that graph's positions and state from it."""
+        ssc = create()
+        if ssc.checkpoint_dir != checkpoint_dir:
+            ssc.checkpoint(checkpoint_dir)
+        return ssc
 
     # --- sources --------------------------------------------------------------------------
     def queue_stream(
@@ -122,10 +147,19 @@ class StreamingContext:
                 f"a StreamingContext can be started once; this one is {self.state.value}"
             )
         self.graph.validate()
-        first = first_batch_time(self.clock.now() * 1000, self.batch_interval_ms)
-        self.graph.zero_time = first - self.batch_interval_ms
+        resume = None
+        if self._checkpointer is not None:
+            self._checkpointer.prepare()
+            resume = self._checkpointer.recover()
+        if resume is None:
+            first = first_batch_time(self.clock.now() * 1000, self.batch_interval_ms)
+            self.graph.zero_time = first - self.batch_interval_ms
+        else:
+            first = resume
         for stream in self.graph.inputs:
             stream.start()
+        if self._checkpointer is not None and resume is None:
+            self._checkpointer.started_fresh()
         self.engine.receiver_tracker.start()
         self._scheduler.start()
         self._generator.start(first)
@@ -166,6 +200,12 @@ class StreamingContext:
         self._generator.stop()
         if not self._scheduler.wait_idle(max(0.0, deadline - time.monotonic())):
             log.warning("graceful stop timed out after %.1f s with batches pending", timeout)
+            return
+        done = [b for b in self._scheduler.batches if b.completed]
+        if self._checkpointer is not None and done:
+            with self.graph_lock:
+                pending = sorted(self._pending)
+            self._checkpointer.batch_completed(done[-1], pending, force_data=True)
 
     def await_termination(self, timeout: float | None = None) -> bool:
         """Wait until stopped; raises if a failed batch stopped the job (policy 'stop')."""
@@ -199,8 +239,14 @@ class StreamingContext:
 
     def _generate_batch(self, batch_time: int) -> None:
         self.engine.receiver_tracker.allocate_blocks_to_batch(batch_time)
-        jobs = self.graph.generate_jobs(batch_time)
-        per_stream = {s.id: s.records_per_batch.get(batch_time, 0) for s in self.graph.inputs}
+        with self.graph_lock:
+            jobs = self.graph.generate_jobs(batch_time)
+            per_stream = {s.id: s.records_per_batch.get(batch_time, 0) for s in self.graph.inputs}
+            self._pending.add(batch_time)
+            if self._checkpointer is not None:
+                self._checkpointer.batch_generated(
+                    batch_time, self._last_completed, sorted(self._pending)
+                )
         info = BatchInfo(
             batch_time,
             submission_time=self.clock.now(),
@@ -211,7 +257,14 @@ class StreamingContext:
         self._scheduler.submit(JobSet(info, jobs))
 
     def _batch_done(self, info: BatchInfo) -> None:
-        dropped = self.graph.clear_metadata(info.batch_time)
+        with self.graph_lock:
+            self._pending.discard(info.batch_time)
+            self._last_completed = info.batch_time
+            pending = sorted(self._pending)
+        if self._checkpointer is not None:
+            self._checkpointer.batch_completed(info, pending)
+        with self.graph_lock:
+            dropped = self.graph.clear_metadata(info.batch_time)
         self.engine.forget_shuffles(_shuffle_ids(dropped))
         self.engine.remove_blocks([r.block_prefix for r in dropped if isinstance(r, PersistedRDD)])
         keep = max(self.graph.input_remember_ms(), self.batch_interval_ms)

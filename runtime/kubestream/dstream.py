@@ -47,6 +47,10 @@ class DStream:
     def compute(self, batch_time: int) -> RDD | None:
         raise NotImplementedError
 
+    def describe(self) -> str:
+        """The stream's shape for the graph fingerprint: its kind, not its code."""
+        return type(self).__name__
+
     def is_time_valid(self, batch_time: int) -> bool:
         return (batch_time - self.ssc.graph.zero_time) % self.slide_ms == 0
 
@@ -261,10 +265,24 @@ class DStream:
         self.ssc.graph.add_output(self, lambda t, rdd: save_text_batch(t, rdd, prefix, suffix))
 
 
+class StatefulDStream(DStream):
+    """A stream whose RDD at t builds on its RDD at t - slide: data-checkpointed every N batches."""
+
+    def checkpoint_records(self, batch_time: int) -> list[Any] | None:
+        rdd = self.generated.get(batch_time)
+        return None if rdd is None else rdd.collect()
+
+    def restore_records(self, batch_time: int, records: list[Any]) -> None:
+        self.generated[batch_time] = self.ssc.engine.parallelize(records)
+
+
 class OpDStream(DStream):
     def __init__(self, parent: DStream, op: PartitionFn) -> None:
         super().__init__(parent.ssc, [parent])
         self.op = op
+
+    def describe(self) -> str:
+        return f"{type(self.op).__name__}"
 
     def compute(self, batch_time: int) -> RDD | None:
         rdd = self.parents[0].get_or_compute(batch_time)

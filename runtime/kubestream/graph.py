@@ -55,5 +55,14 @@ class DStreamGraph:
             dropped += stream.clear_metadata(batch_time)
         return dropped
 
+    def fingerprint(self) -> list[str]:
+        """One line per stream: id, kind and parents. Code inside functions may change freely."""
+        return [f"{s.id}: {s.describe()} <- {[p.id for p in s.parents]}" for s in self.streams] + [
+            f"output {i}: on stream {stream.id}" for i, (stream, _) in enumerate(self.outputs)
+        ]
+
+    def max_remember_ms(self) -> int:
+        return max((s.remember_ms for s in self.streams), default=0)
+
     def input_remember_ms(self) -> int:
         return max((s.remember_ms for s in self.inputs), default=0)

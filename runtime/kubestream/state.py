@@ -12,14 +12,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from kubestream.dstream import DStream
+from kubestream.dstream import DStream, StatefulDStream
 from kubestream.rdd import RDD, PersistedRDD
 
 _MAPPED = 0
 _STATE = 1
 
 
-class StateDStream(DStream):
+class StateDStream(StatefulDStream):
     """update_state_by_key: update_fn(new_values, old_state) -> new_state (None removes the key)."""
 
     def __init__(
@@ -128,7 +128,7 @@ class MapWithStateDStream(DStream):
         return self.combined.map_partitions(_state_records)
 
 
-class _CombinedStateDStream(DStream):
+class _CombinedStateDStream(StatefulDStream):
     """Tagged records: (MAPPED, value) and (STATE, (key, state, last_update_ms)), persisted."""
 
     def __init__(self, parent: DStream, spec: StateSpec) -> None:
@@ -137,6 +137,10 @@ class _CombinedStateDStream(DStream):
         timeout_ms = None if spec.timeout is None else round(spec.timeout * 1000)
         self.step = functools.partial(_map_key, spec.function, timeout_ms)
         self.remember(2 * self.slide_ms)
+
+    def checkpoint_records(self, batch_time: int) -> list[Any] | None:
+        rdd = self.generated.get(batch_time)
+        return None if rdd is None else rdd.filter(_is_state).collect()
 
     def compute(self, batch_time: int) -> RDD | None:
         new = self.parents[0].get_or_compute(batch_time)
@@ -180,6 +184,10 @@ def _map_key(
     if state.exists():
         out.append((_STATE, (key, state.get(), batch_time)))
     return out
+
+
+def _is_state(record: tuple[int, Any]) -> bool:
+    return record[0] == _STATE
 
 
 def _mapped_records(record: tuple[int, Any]) -> list[Any]:

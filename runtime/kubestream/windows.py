@@ -11,7 +11,7 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
-from kubestream.dstream import DStream
+from kubestream.dstream import DStream, StatefulDStream
 from kubestream.errors import ConfigError
 from kubestream.rdd import RDD, PersistedRDD, UnionRDD
 
@@ -56,6 +56,9 @@ class WindowedDStream(DStream):
     def slide_ms(self) -> int:
         return self._slide_ms
 
+    def describe(self) -> str:
+        return f"window({self.window_ms}, {self._slide_ms})"
+
     def compute(self, batch_time: int) -> RDD | None:
         return union_of(self.parents[0], batch_time - self.window_ms, batch_time, self.ssc)
 
@@ -73,7 +76,7 @@ def union_of(stream: DStream, after: int, until: int, ssc: Any) -> RDD:
     return UnionRDD(ssc.engine, rdds) if rdds else ssc.engine.empty_rdd()
 
 
-class ReducedWindowedDStream(DStream):
+class ReducedWindowedDStream(StatefulDStream):
     """reduce_by_key_and_window with an inverse: previous window - what left + what arrived."""
 
     def __init__(
@@ -102,6 +105,9 @@ class ReducedWindowedDStream(DStream):
     @property
     def slide_ms(self) -> int:
         return self._slide_ms
+
+    def describe(self) -> str:
+        return f"reduce_by_key_and_window({self.window_ms}, {self._slide_ms})"
 
     def compute(self, batch_time: int) -> RDD | None:
         reduced = self.parents[0]

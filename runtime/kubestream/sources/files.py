@@ -9,7 +9,7 @@ whole state, which makes the source replayable from a checkpoint.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from kubestream.rdd import RDD, SourceRDD, file_sources
 from kubestream.sources.input_stream import InputDStream
@@ -37,10 +37,20 @@ class FileInputDStream(InputDStream):
         self.new_files_only = new_files_only
         self.seen: set[str] = set()
         self.files_per_batch: dict[int, list[str]] = {}
+        self.history_ms = 0
+        self._restored = False
 
     def start(self) -> None:
-        if self.new_files_only:
+        if self.new_files_only and not self._restored:
             self.seen.update(list_visible_files(self.directory))
+
+    def checkpoint_state(self) -> dict[str, Any]:
+        return {"seen": sorted(self.seen), "files_per_batch": dict(self.files_per_batch)}
+
+    def restore_state(self, state: dict[str, Any]) -> None:
+        self.seen = set(state["seen"])
+        self.files_per_batch = dict(state["files_per_batch"])
+        self._restored = True
 
     def compute(self, batch_time: int) -> RDD | None:
         files = self.files_per_batch.get(batch_time)
@@ -53,6 +63,7 @@ class FileInputDStream(InputDStream):
         return SourceRDD(self.ssc.engine, file_sources(files))
 
     def clear_metadata(self, batch_time: int) -> list:  # type: ignore[type-arg]
-        for t in [t for t in self.files_per_batch if t <= batch_time]:
+        """Keep recent batches' files: a recovering driver replays them from the checkpoint."""
+        for t in [t for t in self.files_per_batch if t <= batch_time - self.history_ms]:
             del self.files_per_batch[t]
         return super().clear_metadata(batch_time)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from kubestream.dstream import DStream
 
@@ -21,6 +21,13 @@ class InputDStream(DStream):
 
     def stop(self) -> None:
         """Called once when the context stops."""
+
+    def checkpoint_state(self) -> dict[str, Any]:
+        """What a restarted driver needs to read exactly what this stream read: positions."""
+        return {}
+
+    def restore_state(self, state: dict[str, Any]) -> None:
+        """Take back positions from a checkpoint (before start)."""
 
     def clear_metadata(self, batch_time: int) -> list:  # type: ignore[type-arg]
         for t in [t for t in self.records_per_batch if t <= batch_time]:

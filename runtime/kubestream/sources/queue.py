@@ -6,6 +6,7 @@ from collections import deque
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from kubestream.errors import ConfigError
 from kubestream.rdd import RDD
 from kubestream.sources.input_stream import InputDStream
 
@@ -25,6 +26,12 @@ class QueueInputDStream(InputDStream):
         self.queue: deque[list[Any]] = deque(list(b) for b in batches)
         self.one_at_a_time = one_at_a_time
         self.default = list(default) if default is not None else None
+
+    def checkpoint_state(self) -> dict[str, Any]:
+        raise ConfigError(
+            "queue_stream cannot be checkpointed (its batches live only in the driver's memory); "
+            "use text_file_stream, rate_stream or a receiver, or run without --checkpoint"
+        )
 
     def push(self, batch: Sequence[Any]) -> None:
         self.queue.append(list(batch))

@@ -5,7 +5,7 @@ Replayable: batch t always holds the same range, so it needs no receiver.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from kubestream.rdd import RDD, SourceRDD, range_sources
 from kubestream.sources.input_stream import InputDStream
@@ -21,6 +21,12 @@ class RateInputDStream(InputDStream):
         super().__init__(ssc)
         self.records_per_second = records_per_second
         self.start_time: int | None = None
+
+    def checkpoint_state(self) -> dict[str, Any]:
+        return {"start_time": self.start_time}
+
+    def restore_state(self, state: dict[str, Any]) -> None:
+        self.start_time = state["start_time"]
 
     def _offset(self, batch_time: int) -> int:
         assert self.start_time is not None
