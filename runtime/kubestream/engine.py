@@ -55,7 +55,9 @@ class Engine:
             self._launch, locality_wait=locality_wait, max_task_failures=max_task_failures
         )
         self.dag_scheduler = DAGScheduler(self.functions, self.task_scheduler, self.map_outputs)
-        self.receiver_tracker = ReceiverTracker(self.send, self.executor_ids, block_interval)
+        self.receiver_tracker = ReceiverTracker(
+            self.send, self.task_scheduler.executors, block_interval
+        )
         self._links: dict[str, ExecutorLink] = {}
         self._known: dict[str, set[str]] = {}
         self._cores: dict[str, int] = {}

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 from kubestream.functions import FunctionRef
-from kubestream.plan import TaskDescription
+from kubestream.plan import ExecutorAddress, TaskDescription
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +65,7 @@ class StartReceiver:
     stream_id: int
     receiver: bytes
     block_interval: float
+    replicas: tuple[ExecutorAddress, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +78,7 @@ class BlockAdded:
     stream_id: int
     block_id: str
     records: int
+    replica: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -92,6 +92,20 @@ class ExecutorCore:
             raise ConnectionError(f"executor {location.executor_id} is lost")
         self._putter(location, block_id, blob)
 
+    def replicate_block(
+        self, block_id: str, blob: bytes, peers: tuple[ExecutorAddress, ...]
+    ) -> str | None:
+        """Copy a block to the first live peer (Spark's replicated storage); its id, or None."""
+        for peer in peers:
+            if peer.executor_id == self.executor_id or self.is_lost(peer.executor_id):
+                continue
+            try:
+                self.put_block(peer, block_id, blob)
+            except ConnectionError:
+                continue
+            return peer.executor_id
+        return None
+
     def stop(self) -> None:
         for supervisor in list(self._receivers.values()):
             supervisor.stop()
@@ -101,6 +115,10 @@ class ExecutorCore:
 
     def _start_receiver(self, message: StartReceiver) -> None:
         receiver = pickle.loads(message.receiver)
+
+        def replicate(block_id: str, blob: bytes) -> str | None:
+            return self.replicate_block(block_id, blob, message.replicas)
+
         supervisor = ReceiverSupervisor(
             message.stream_id,
             receiver,
@@ -108,6 +126,7 @@ class ExecutorCore:
             self.blocks,
             self._to_driver,
             message.block_interval,
+            replicate,
         )
         self._receivers[message.stream_id] = supervisor
         supervisor.start()

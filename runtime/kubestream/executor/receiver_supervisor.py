@@ -23,6 +23,7 @@ class ReceiverSupervisor:
         blocks: BlockManager,
         to_driver: Callable[[ToDriver], None],
         block_interval: float,
+        replicate: Callable[[str, bytes], str | None],
         restart_delay: float = 2.0,
     ) -> None:
         self.stream_id = stream_id
@@ -31,6 +32,7 @@ class ReceiverSupervisor:
         self._blocks = blocks
         self._to_driver = to_driver
         self._block_interval = block_interval
+        self._replicate = replicate
         self._restart_delay = restart_delay
         self._buffer: list[Any] = []
         self._buffer_lock = threading.Lock()
@@ -104,5 +106,7 @@ class ReceiverSupervisor:
             return
         self._seq += 1
         block_id = f"input-{self.stream_id}-{self._executor_id}-{self._seq}"
-        self._blocks.put(block_id, serialise(records))
-        self._to_driver(BlockAdded(self.stream_id, block_id, len(records)))
+        blob = serialise(records)
+        self._blocks.put(block_id, blob)
+        replica = self._replicate(block_id, blob)
+        self._to_driver(BlockAdded(self.stream_id, block_id, len(records), replica))

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import cloudpickle
 
+from kubestream.plan import ExecutorAddress
 from kubestream.protocol import BlockAdded, ReceiverStatus, StartReceiver, StopReceiver, ToExecutor
 from kubestream.receiver import Receiver
 
@@ -26,6 +27,10 @@ class ReceivedBlock:
     block_id: str
     records: int
     executor_id: str
+    replica: str | None = None
+
+    def holders(self) -> tuple[str, ...]:
+        return (self.executor_id,) if self.replica is None else (self.executor_id, self.replica)
 
 
 @dataclass(slots=True)
@@ -41,7 +46,7 @@ class ReceiverTracker:
     def __init__(
         self,
         send: Callable[[str, ToExecutor], None],
-        executors: Callable[[], list[str]],
+        executors: Callable[[], dict[str, ExecutorAddress]],
         block_interval: float = 0.2,
     ) -> None:
         self._send = send
@@ -68,7 +73,8 @@ class ReceiverTracker:
         """Start every receiver that has no live executor, spreading them round-robin."""
         launches: list[tuple[str, ToExecutor]] = []
         with self._lock:
-            alive = self._executors()
+            addresses = self._executors()
+            alive = sorted(addresses)
             if not self._running or not alive:
                 return
             for info in self._receivers.values():
@@ -77,8 +83,12 @@ class ReceiverTracker:
                 executor_id = alive[next(self._placement) % len(alive)]
                 info.executor_id, info.state = executor_id, "starting"
                 blob = bytes(cloudpickle.dumps(info.receiver, protocol=pickle.HIGHEST_PROTOCOL))
+                replicas = tuple(addresses[e] for e in alive if e != executor_id)
                 launches.append(
-                    (executor_id, StartReceiver(info.stream_id, blob, self.block_interval))
+                    (
+                        executor_id,
+                        StartReceiver(info.stream_id, blob, self.block_interval, replicas),
+                    )
                 )
         for executor_id, message in launches:
             log.info("starting receiver %s on executor %s", message.stream_id, executor_id)  # type: ignore[union-attr]
@@ -94,7 +104,7 @@ class ReceiverTracker:
     def add_block(self, executor_id: str, block: BlockAdded) -> None:
         with self._lock:
             self._unallocated.setdefault(block.stream_id, []).append(
-                ReceivedBlock(block.block_id, block.records, executor_id)
+                ReceivedBlock(block.block_id, block.records, executor_id, block.replica)
             )
 
     def update_status(self, executor_id: str, status: ReceiverStatus) -> None:
@@ -115,6 +125,10 @@ class ReceiverTracker:
     def blocks_of_batch(self, batch_time: int, stream_id: int) -> list[ReceivedBlock]:
         with self._lock:
             return list(self._allocated.get(batch_time, {}).get(stream_id, []))
+
+    def unallocated_records(self) -> int:
+        with self._lock:
+            return sum(b.records for blocks in self._unallocated.values() for b in blocks)
 
     def has_unallocated_blocks(self) -> bool:
         with self._lock:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from kubestream.plan import ExecutorAddress
 from kubestream.rdd import RDD, SourceRDD, block_sources
 from kubestream.receiver import Receiver
 from kubestream.sources.input_stream import InputDStream
@@ -28,8 +27,9 @@ class ReceiverInputDStream(InputDStream):
         specs = []
         preferred = []
         for block in blocks:
-            address = engine.executor_address(block.executor_id)
-            locations = (address,) if address else (ExecutorAddress(block.executor_id, ""),)
+            holders = block.holders()
+            live = (engine.executor_address(e) for e in holders)
+            locations = tuple(address for address in live if address is not None)
             specs.append((block.block_id, locations))
-            preferred.append((block.executor_id,))
+            preferred.append(holders)
         return SourceRDD(engine, block_sources(specs), preferred)
