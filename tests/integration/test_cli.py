@@ -158,3 +158,16 @@ def test_signal_stops_gracefully_with_exit_zero(tmp_path: Path, sig: str) -> Non
     _, stderr = process.communicate(timeout=30)
     assert process.returncode == 0, stderr
     assert "stopping gracefully" in stderr
+
+
+def test_failing_batch_stops_the_job_when_the_policy_says_so(tmp_path: Path) -> None:
+    app = tmp_path / "fails.py"
+    app.write_text(
+        "def build(ssc, args):\n    ssc.rate_stream(50).map(lambda x: 1 // (x - x)).pprint()\n"
+    )
+    result = kubestream(
+        "run", str(app), "--batch-interval", "0.2", "--on-batch-failure", "stop", timeout=120
+    )
+    assert result.returncode == 1, result.stderr
+    assert "ZeroDivisionError" in result.stderr
+    assert result.stderr.strip().splitlines()[-1].endswith("batches failed")
