@@ -7,7 +7,6 @@ is how pods are configured. User mistakes end in one line on stderr and exit 2.
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import shlex
 import sys
@@ -15,6 +14,7 @@ from collections.abc import Callable, Sequence
 from importlib.metadata import entry_points
 from typing import Any
 
+from kubestream import logs
 from kubestream.errors import ConfigError
 
 ENV_PREFIX = "KUBESTREAM_"
@@ -80,9 +80,25 @@ def _common(parser: argparse.ArgumentParser) -> None:
         default="INFO",
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
     )
+    _flag(
+        parser,
+        "--log-format",
+        "text for people, json for one JSON object a line with job, batch and executor fields",
+        default="text",
+        choices=list(logs.FORMATS),
+    )
+    _flag(parser, "--job", "the job's name, in logs and the UI (default: the application's name)")
 
 
 def _driver_flags(parser: argparse.ArgumentParser) -> None:
+    _flag(
+        parser,
+        "--ui-port",
+        "port of the web UI, status JSON and /metrics (0: any free port; "
+        "when taken, the next ones are tried)",
+        _port,
+        default="4040",
+    )
     _flag(parser, "--batch-interval", "seconds per batch", _positive_float, default="1.0")
     _flag(parser, "--checkpoint", "checkpoint directory (a job started on one resumes from it)")
     _flag(
@@ -158,6 +174,13 @@ def build_parser() -> argparse.ArgumentParser:
         _port,
         default="7078",
     )
+    _flag(
+        executor,
+        "--metrics-port",
+        "port of this executor's /metrics, on the block host (0: any free port)",
+        _port,
+        default="9090",
+    )
     _flag(executor, "--cores", "tasks run at once", _count, default="1")
     _flag(
         executor,
@@ -193,7 +216,9 @@ def _keys_from_env(generate: bool) -> Any:
         except ValueError as exc:
             raise ConfigError(f"{ENV_PREFIX}CURVE_PUBLIC_KEY/SECRET_KEY: {exc}") from None
     if generate:
-        return CurveKeys(*generate_keypair())
+        keys = CurveKeys(*generate_keypair())
+        logs.redact(keys.secret)
+        return keys
     raise ConfigError(
         f"{ENV_PREFIX}CURVE_PUBLIC_KEY and {ENV_PREFIX}CURVE_SECRET_KEY must be set "
         "(the job's key pair, from its Secret)"
@@ -219,7 +244,25 @@ def _driver_options(
         on_batch_failure=args.on_batch_failure,
         heartbeat_timeout=args.heartbeat_timeout,
         log_level=args.log_level,
+        log_format=args.log_format,
+        job=_job(args) or "",
+        ui_port=args.ui_port,
     )
+
+
+def _default_job(app: str) -> str:
+    """`path/to/wordcount.py:build` and `pkg.wordcount:build` are both job `wordcount`."""
+    target = app.split(":", maxsplit=1)[0].rsplit("/", 1)[-1].removesuffix(".py")
+    return target.rsplit(".", 1)[-1]
+
+
+def _job(args: argparse.Namespace) -> str | None:
+    app = getattr(args, "app", None)
+    return getattr(args, "job", None) or (_default_job(app) if app else None)
+
+
+def _executor_id(args: argparse.Namespace) -> str:
+    return str(args.executor_id or os.environ.get("HOSTNAME") or f"exec-{os.getpid()}")
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -249,14 +292,14 @@ def _cmd_executor(args: argparse.Namespace) -> int:
         os.execv(sys.executable, [sys.executable, "-m", "kubestream", *sys.argv[1:]])
     from kubestream.executor.process import ExecutorProcess
 
-    executor_id = args.executor_id or os.environ.get("HOSTNAME") or f"exec-{os.getpid()}"
     process = ExecutorProcess(
-        executor_id,
+        _executor_id(args),
         f"tcp://{args.driver_host}:{args.driver_port}",
         _keys_from_env(generate=False),
         advertise_host=args.advertise_host,
         block_host=args.block_host,
         block_port=args.block_port,
+        metrics_port=args.metrics_port,
         cores=args.cores,
         heartbeat_interval=args.heartbeat_interval,
         driver_timeout=args.driver_timeout,
@@ -275,9 +318,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.app_args = app_args if args.command == "run" else getattr(args, "app_args", None)
     args.app_args_extra = app_args
-    logging.basicConfig(
-        level=getattr(logging, args.log_level),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    logs.redact(os.environ.get(ENV_PREFIX + "CURVE_SECRET_KEY"))
+    logs.configure(
+        args.log_level,
+        getattr(args, "log_format", "text"),  # plugin commands may not have these flags
+        job=_job(args),
+        executor_id=_executor_id(args) if args.command == "executor" else None,
     )
     try:
         code: int = args.func(args)

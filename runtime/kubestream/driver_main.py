@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import logging
 import signal
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
 from types import FrameType
+from typing import Any
+
+from prometheus_client import CollectorRegistry
 
 from kubestream.app import load_app
 from kubestream.context import StreamingContext
@@ -20,8 +24,12 @@ from kubestream.driver_endpoint import DriverEndpoint
 from kubestream.engine import Engine
 from kubestream.errors import ConfigError, JobFailedError
 from kubestream.local_cluster import LocalExecutorProcesses
+from kubestream.logs import BatchLogContext
+from kubestream.metrics import DriverMetrics
 from kubestream.protocol import Shutdown
+from kubestream.status import context_status
 from kubestream.transport import CurveKeys
+from kubestream.ui.server import UIServer
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +49,9 @@ class DriverOptions:
     on_batch_failure: str = "continue"
     heartbeat_timeout: float = 5.0
     log_level: str = "WARNING"
+    log_format: str = "text"
+    job: str = ""
+    ui_port: int = 4040
 
 
 class _StopNow(BaseException):
@@ -75,10 +86,15 @@ def run_driver(options: DriverOptions, local_executors: int = 0) -> int:
         heartbeat_timeout=options.heartbeat_timeout,
     )
     executors = None
+    ui = None
     try:
         if local_executors:
             executors = LocalExecutorProcesses(
-                local_executors, endpoint.port, options.keys, options.log_level
+                local_executors,
+                endpoint.port,
+                options.keys,
+                options.log_level,
+                log_format=options.log_format,
             )
         build = load_app(options.app)
         ssc = StreamingContext(
@@ -89,6 +105,7 @@ def run_driver(options: DriverOptions, local_executors: int = 0) -> int:
             graceful_timeout=options.graceful_timeout,
             checkpoint_interval=options.checkpoint_interval,
         )
+        ui = _start_ui(ssc, options)
         build(ssc, list(options.app_args))
         if local_executors and not engine.wait_for_executors(local_executors, timeout=30):
             raise ConfigError(
@@ -101,6 +118,23 @@ def run_driver(options: DriverOptions, local_executors: int = 0) -> int:
         if executors is not None:
             executors.stop()
         endpoint.close()
+        if ui is not None:
+            ui.close()
+
+
+def _start_ui(ssc: StreamingContext, options: DriverOptions) -> UIServer:
+    """Metrics, batch-time log fields and the web UI; prints the page's address."""
+    ssc.add_streaming_listener(BatchLogContext())
+    registry = CollectorRegistry()
+    ssc.add_streaming_listener(DriverMetrics(registry, ssc.batch_interval, ssc.engine))
+    job = options.job or options.app
+
+    def status(limit: int) -> dict[str, Any]:
+        return context_status(ssc, job, limit)
+
+    ui = UIServer(status, registry, options.host, options.ui_port)
+    print(f"kubestream: Streaming UI at {ui.url()}", file=sys.stderr, flush=True)
+    return ui
 
 
 def _run(ssc: StreamingContext, options: DriverOptions) -> int:

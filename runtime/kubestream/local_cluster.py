@@ -18,11 +18,13 @@ class LocalExecutorProcesses:
         keys: CurveKeys,
         log_level: str = "WARNING",
         heartbeat_interval: float = 0.5,
+        log_format: str = "text",
     ) -> None:
         self._driver_port = driver_port
         self._keys = keys
         self._log_level = log_level
         self._heartbeat_interval = heartbeat_interval
+        self._log_format = log_format
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         for i in range(count):
             self.start(f"exec-{i + 1}")
@@ -59,6 +61,11 @@ class LocalExecutorProcesses:
             str(os.getpid()),
             "--log-level",
             self._log_level,
+            "--log-format",
+            self._log_format,
+            # Several executors share this machine: each takes a free metrics port.
+            "--metrics-port",
+            "0",
         ]
         process = subprocess.Popen(command, env=env)
         self.processes[executor_id] = process

@@ -13,7 +13,10 @@ import threading
 import time
 from typing import Any
 
+from prometheus_client import CollectorRegistry, start_http_server
+
 from kubestream.executor.core import ExecutorCore
+from kubestream.metrics import ExecutorMetrics
 from kubestream.plan import ExecutorAddress
 from kubestream.protocol import (
     BlocksFetched,
@@ -41,6 +44,7 @@ class ExecutorProcess:
         advertise_host: str = "127.0.0.1",
         block_host: str = "0.0.0.0",
         block_port: int = 0,
+        metrics_port: int | None = None,
         cores: int = 1,
         heartbeat_interval: float = 0.5,
         driver_timeout: float = 60.0,
@@ -60,6 +64,19 @@ class ExecutorProcess:
         self._block_address = f"tcp://{advertise_host}:{self._blocks_server.port}"
         self._fetcher = RequestClient(keys)
         self.core = ExecutorCore(executor_id, self._send, self._fetch, self._put, cores)
+        self.registry = CollectorRegistry()
+        self._metrics = ExecutorMetrics(self.registry, executor_id, self.core.blocks.stats)
+        self._metrics_server = None
+        if metrics_port is not None:
+            self._metrics_server, _ = start_http_server(
+                metrics_port, block_host, registry=self.registry
+            )
+            log.info(
+                "executor %s metrics at http://%s:%d/metrics",
+                executor_id,
+                advertise_host,
+                self._metrics_server.server_port,
+            )
         self._client = Client(
             keys,
             driver_address,
@@ -72,6 +89,7 @@ class ExecutorProcess:
         self._register()
 
     def _send(self, message: object) -> None:
+        self._metrics.observe(message)
         self._client.send(message)
 
     def _register(self) -> None:
@@ -161,6 +179,9 @@ class ExecutorProcess:
         self._client.close()
         self._blocks_server.close()
         self._fetcher.close()
+        if self._metrics_server is not None:
+            self._metrics_server.shutdown()
+            self._metrics_server.server_close()
         return self.exit_code
 
     def stop(self) -> None:
