@@ -70,7 +70,11 @@ def test_driver_killed_three_times_output_is_exactly_once(tmp_path: Path) -> Non
     fed = threading.Event()
 
     def feed() -> None:
-        time.sleep(2.0)
+        # Files present before a job's first start are not its input (new files only), so
+        # feed once the first driver has started and recorded that in its checkpoint.
+        deadline = time.monotonic() + 60
+        while not list(checkpoint.glob("metadata-*")) and time.monotonic() < deadline:
+            time.sleep(0.05)
         for i, text in enumerate(texts):
             staged = inbox / f".f{i}"
             staged.write_text(text + "\n")
@@ -82,7 +86,11 @@ def test_driver_killed_three_times_output_is_exactly_once(tmp_path: Path) -> Non
     feeder.start()
     for attempt in range(3):
         driver = start(checkpoint, inbox, out, tmp_path / f"driver-{attempt}.log")
-        time.sleep(rng.uniform(2.0, 4.0))
+        if attempt == 0:
+            deadline = time.monotonic() + 60
+            while not list(checkpoint.glob("metadata-*")) and time.monotonic() < deadline:
+                time.sleep(0.05)
+        time.sleep(rng.uniform(1.5, 4.0))
         driver.send_signal(signal.SIGKILL)
         driver.wait()
     assert fed.wait(60)
