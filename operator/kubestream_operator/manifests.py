@@ -336,6 +336,7 @@ def build_executor_pod(job: JobRef, spec: JobSpec, executor_id: int) -> Manifest
         extra_env=[
             {"name": "KUBESTREAM_EXECUTOR_ID", "value": str(executor_id)},
             {"name": "KUBESTREAM_BLOCK_PORT", "value": str(BLOCK_PORT)},
+            {"name": "KUBESTREAM_METRICS_PORT", "value": str(UI_PORT)},
         ],
         ports=[
             {"name": "blocks", "containerPort": BLOCK_PORT},

@@ -50,6 +50,7 @@ def pod_state(pod: Mapping[str, Any]) -> PodState:
         deleting=bool(meta.get("deletionTimestamp")),
         executor_id=int(eid) if eid is not None and str(eid).isdigit() else None,
         message=_termination(status),
+        ip=str(status.get("podIP") or ""),
     )
 
 

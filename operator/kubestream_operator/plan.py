@@ -40,6 +40,7 @@ class PodState:
     deleting: bool
     executor_id: int | None = None
     message: str = ""
+    ip: str = ""
 
 
 @dataclass(frozen=True)

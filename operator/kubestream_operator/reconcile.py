@@ -10,6 +10,7 @@ import logging
 import time
 from collections.abc import Callable
 
+from kubestream_operator import driver_status
 from kubestream_operator import manifests as m
 from kubestream_operator.keys import curve_keypair
 from kubestream_operator.kube import ApiError, Cluster
@@ -60,6 +61,11 @@ def reconcile(
         log.warning("reconcile of %s/%s failed: %s", namespace, name, err)
         _record_error(cluster, job, str(err), now)
         return
+    driver = obs.driver
+    if driver is not None and driver.phase == "Running" and driver.ip and not driver.deleting:
+        doc = driver_status.fetch(driver.ip, m.UI_PORT)
+        if doc is not None:
+            todo.status.update(driver_status.batch_fields(doc))
     cluster.patch_job_status(ref, todo.status)
     metrics.set_phase(namespace, name, todo.status.get("phase"))
     for note in todo.events:

@@ -117,9 +117,14 @@ class Kube:
         return [e.reason for e in sorted(events, key=lambda e: e.metadata.creation_timestamp)]
 
     def act_as_kubelet_set_pod_phase(
-        self, namespace: str, name: str, phase: str, exit_code: int | None = None
+        self,
+        namespace: str,
+        name: str,
+        phase: str,
+        exit_code: int | None = None,
+        pod_ip: str | None = None,
     ) -> None:
-        """Write pod status as a kubelet would: phase, Ready, container state."""
+        """Write pod status as a kubelet would: phase, Ready, container state, pod IP."""
         now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         pod = self.core.read_namespaced_pod(name, namespace)
         container = pod.spec.containers[0]
@@ -154,6 +159,9 @@ class Kube:
                 }
             ],
         }
+        if pod_ip:
+            status["podIP"] = pod_ip
+            status["podIPs"] = [{"ip": pod_ip}]
         self.core.patch_namespaced_pod_status(name, namespace, {"status": status})
 
 
