@@ -85,12 +85,19 @@ def test_driver_killed_three_times_output_is_exactly_once(tmp_path: Path) -> Non
     feeder = threading.Thread(target=feed, daemon=True)
     feeder.start()
     for attempt in range(3):
-        driver = start(checkpoint, inbox, out, tmp_path / f"driver-{attempt}.log")
-        if attempt == 0:
-            deadline = time.monotonic() + 60
-            while not list(checkpoint.glob("metadata-*")) and time.monotonic() < deadline:
-                time.sleep(0.05)
-        time.sleep(rng.uniform(1.5, 4.0))
+        log = tmp_path / f"driver-{attempt}.log"
+        driver = start(checkpoint, inbox, out, log)
+        # Kill it while it processes batches, not while it starts up.
+        running = (
+            (lambda: bool(list(checkpoint.glob("metadata-*"))))
+            if attempt == 0
+            else (lambda log=log: "recovered from checkpoint" in log.read_text())
+        )
+        deadline = time.monotonic() + 60
+        while not running() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert running(), f"driver {attempt} never started: {log.read_text()[-2000:]}"
+        time.sleep(rng.uniform(0.5, 2.5))
         driver.send_signal(signal.SIGKILL)
         driver.wait()
     assert fed.wait(60)
