@@ -116,6 +116,20 @@ class Kube:
         ).items
         return [e.reason for e in sorted(events, key=lambda e: e.metadata.creation_timestamp)]
 
+    def act_as_scheduler_bind(self, namespace: str, name: str, node: str) -> None:
+        """Bind a pod to a node, so deleting it waits for that node's kubelet to confirm."""
+        body = {
+            "apiVersion": "v1",
+            "kind": "Binding",
+            "metadata": {"name": name},
+            "target": {"apiVersion": "v1", "kind": "Node", "name": node},
+        }
+        self.core.create_namespaced_pod_binding(name, namespace, body, _preload_content=False)
+
+    def act_as_kubelet_finish_termination(self, namespace: str, name: str) -> None:
+        """The kubelet's last step once a terminating container is gone."""
+        self.core.delete_namespaced_pod(name, namespace, grace_period_seconds=0)
+
     def act_as_kubelet_set_pod_phase(
         self,
         namespace: str,

@@ -250,3 +250,43 @@ def test_deletion_stops_pods_and_garbage_collection_removes_everything(
         return last[-1] == expected
 
     wait_for(only_expected_left, f"only {expected} left (last: {last[-1:]})", timeout=90)
+
+
+def test_deletion_gives_the_driver_its_graceful_stop_time_before_the_executors(
+    kube: Kube, namespace: str, operator: OperatorProcess
+) -> None:
+    node = f"node-{namespace}"
+    kube.core.create_node({"metadata": {"name": node}})
+    try:
+        kube.apply(namespace, job_manifest(gracefulStopTimeoutSeconds=7))
+        wait_for(lambda: len(kube.pods(namespace)) == 3, "3 pods")
+        for name in kube.pods(namespace):
+            kube.act_as_scheduler_bind(namespace, name, node)
+        kube.kubectl("delete", "-n", namespace, "sj/wc", "--wait=false")
+
+        def terminating() -> dict[str, int | None]:
+            pods = kube.core.list_namespaced_pod(namespace).items
+            return {
+                p.metadata.name: p.metadata.deletion_grace_period_seconds
+                for p in pods
+                if p.metadata.deletion_timestamp
+            }
+
+        assert wait_for(terminating, "the driver terminating") == {"wc-driver": 7}
+        wait_for(
+            lambda: operator.log.read_text().count("waiting for the job's pods to stop") >= 3,
+            "the deletion handler to retry while the driver stops",
+        )
+        assert terminating() == {"wc-driver": 7}, "executors must outlive the stopping driver"
+        assert kube.job(namespace, "wc") is not None, "the finalizer keeps the job meanwhile"
+        kube.act_as_kubelet_finish_termination(namespace, "wc-driver")
+        executors = wait_for(
+            lambda: (t := terminating()) and set(t) == {"wc-executor-0", "wc-executor-1"} and t,
+            "the executors terminating once the driver is gone",
+        )
+        assert set(executors.values()) == {7}
+        for name in executors:
+            kube.act_as_kubelet_finish_termination(namespace, name)
+        wait_for(lambda: kube.job(namespace, "wc") is None, "the job gone")
+    finally:
+        kube.core.delete_node(node)
