@@ -18,6 +18,7 @@ from kubestream.block_manager import BlockManager
 from kubestream.errors import FetchFailedError
 from kubestream.executor.receiver_supervisor import ReceiverSupervisor
 from kubestream.functions import FunctionCache
+from kubestream.logs import bind
 from kubestream.plan import ExecutorAddress, run_task
 from kubestream.protocol import (
     ExecutorLost,
@@ -127,13 +128,15 @@ class ExecutorCore:
             self._to_driver,
             message.block_interval,
             replicate,
+            message.wal_dir,
         )
         self._receivers[message.stream_id] = supervisor
         supervisor.start()
 
     def _work(self) -> None:
         while (message := self._queue.get()) is not None:
-            self._to_driver(self._run(message))
+            with bind(task_id=message.task.task_id):
+                self._to_driver(self._run(message))
 
     def _run(self, message: LaunchTask) -> TaskFinished:
         task = message.task

@@ -3,6 +3,7 @@
 
 const SVG = "http://www.w3.org/2000/svg";
 const BOX = { width: 600, height: 170, left: 56, right: 12, top: 10, bottom: 24 };
+let subsecond = false; // batch times need milliseconds when batches are shorter than a second
 
 function el(name, attrs, text) {
   const node = document.createElementNS(SVG, name);
@@ -13,12 +14,15 @@ function el(name, attrs, text) {
 
 function seconds(value) {
   if (value === null || value === undefined) return "–";
-  if (value < 1) return (value * 1000).toFixed(value < 0.01 ? 1 : 0) + " ms";
+  if (value === 0) return "0";
+  const ms = value * 1000;
+  if (value < 1) return ms.toFixed(ms < 1 ? 2 : ms < 10 ? 1 : 0) + " ms";
   return value.toFixed(2) + " s";
 }
 
 function clock(ms) {
-  return new Date(ms).toLocaleTimeString([], { hour12: false });
+  const time = new Date(ms).toLocaleTimeString([], { hour12: false });
+  return subsecond ? `${time}.${String(Math.floor(ms % 1000)).padStart(3, "0")}` : time;
 }
 
 function niceMax(value) {
@@ -98,6 +102,7 @@ function bytes(n) {
 }
 
 function render(status) {
+  subsecond = status.batch_interval < 1;
   document.getElementById("job").textContent = status.job;
   const state = document.getElementById("state");
   state.textContent = status.state;
