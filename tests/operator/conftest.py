@@ -1,7 +1,8 @@
 """Fixtures for the operator tests.
 
 ``kube`` starts a real control plane once per session (etcd, kube-apiserver,
-kube-controller-manager; binaries built on first use by hack/ scripts), installs
+kube-controller-manager; binaries built by hack/ scripts when a collected test
+needs them and they are not cached yet), installs
 the CRDs and the operator's RBAC from the repo. ``operator`` runs the operator in
 its own fresh namespace with exactly that RBAC, so a missing permission fails a test.
 """
@@ -22,6 +23,29 @@ def _script(*args: str) -> str:
     if result.returncode != 0:
         pytest.fail(f"{' '.join(args)} failed:\n{result.stderr[-4000:]}")
     return result.stdout.strip().splitlines()[-1]
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Build the control plane's binaries before the first test that needs them.
+
+    The first build from Go modules takes minutes, longer than the per-test
+    timeout, so it happens here rather than inside a fixture; later runs find
+    everything cached and this costs a few milliseconds.
+    """
+    if not any("kube" in getattr(item, "fixturenames", ()) for item in items):
+        return
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    hack = REPO / "hack"
+    for build in (
+        [str(hack / "build-kube.sh"), "kube-apiserver", "kube-controller-manager", "kubectl"],
+        [str(hack / "build-etcd.sh")],
+    ):
+        if reporter is not None:
+            reporter.write_line(f"operator tests: {' '.join(Path(a).name for a in build)}")
+        result = subprocess.run(build, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            pytest.exit(f"{build[0]} failed:\n{result.stderr[-4000:]}", returncode=1)
 
 
 @pytest.fixture(scope="session")
