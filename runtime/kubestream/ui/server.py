@@ -51,8 +51,9 @@ class UIServer:
         self._server = _bind(host, port, handler)
         self.host = host
         self.port: int = self._server.server_address[1]
+        # A short poll interval, so close() (on shutdown) does not wait half a second.
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="ui-server", daemon=True
+            target=self._server.serve_forever, args=(0.05,), name="ui-server", daemon=True
         )
         self._thread.start()
 
