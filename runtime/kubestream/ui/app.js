@@ -37,6 +37,10 @@ function tickLabel(value, unit) {
   return value >= 1000 ? (value / 1000).toFixed(value >= 10000 ? 0 : 1) + "k" : String(+value.toFixed(1));
 }
 
+function format(value, unit) {
+  return unit === "s" ? seconds(value) : `${tickLabel(value, unit)} ${unit}`;
+}
+
 // One timeline: a line and a point per batch, failed batches in red; `limit` draws a dashed line.
 function plot(svg, batches, key, limit) {
   svg.replaceChildren();
@@ -47,6 +51,10 @@ function plot(svg, batches, key, limit) {
   svg.appendChild(el("line", { class: "axis", x1: BOX.left, y1: BOX.top + h, x2: BOX.left + w, y2: BOX.top + h }));
   svg.appendChild(el("line", { class: "axis", x1: BOX.left, y1: BOX.top, x2: BOX.left, y2: BOX.top + h }));
   svg.dataset.points = String(points.length);
+  const values = points.map((b) => b[key]);
+  svg.parentNode.querySelector(".avg").textContent = points.length
+    ? `avg ${format(values.reduce((a, v) => a + v, 0) / values.length, unit)} · max ${format(Math.max(...values), unit)}`
+    : "";
   if (points.length === 0) {
     svg.appendChild(el("text", { class: "empty", x: BOX.left + w / 2, y: BOX.top + h / 2, "text-anchor": "middle" }, "no completed batch yet"));
     return;
@@ -75,7 +83,7 @@ function plot(svg, batches, key, limit) {
       cx: x(b.batch_time).toFixed(1), cy: y(b[key]).toFixed(1), r: b.state === "failed" ? 4 : radius,
       "data-batch-time": b.batch_time, "data-value": b[key],
     });
-    dot.appendChild(el("title", {}, `${clock(b.batch_time)}: ${unit === "s" ? seconds(b[key]) : tickLabel(b[key], unit) + " " + unit}`));
+    dot.appendChild(el("title", {}, `${clock(b.batch_time)}: ${format(b[key], unit)}`));
     svg.appendChild(dot);
   }
 }
