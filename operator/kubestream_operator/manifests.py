@@ -26,6 +26,7 @@ JOB_LABEL = "kubestream.io/job"
 ROLE_LABEL = "kubestream.io/role"
 EXECUTOR_ID_LABEL = "kubestream.io/executor-id"
 SPEC_HASH_ANNOTATION = "kubestream.io/spec-hash"
+KEYS_ANNOTATION = "kubestream.io/keys"
 PUBLIC_KEY = "curve-public-key"
 SECRET_KEY = "curve-secret-key"
 
@@ -244,6 +245,7 @@ def _env(job: JobRef, spec: JobSpec, settings: PodSettings) -> list[dict[str, An
 def _pod(
     job: JobRef,
     spec: JobSpec,
+    keys_id: str,
     *,
     name: str,
     role: str,
@@ -283,7 +285,7 @@ def _pod(
         "readinessProbe": {"tcpSocket": {"port": ports[0]["name"]}, "periodSeconds": 5},
     }
     metadata = _metadata(job, name, role)
-    metadata["annotations"] = {SPEC_HASH_ANNOTATION: spec_hash(spec)}
+    metadata["annotations"] = {SPEC_HASH_ANNOTATION: spec_hash(spec), KEYS_ANNOTATION: keys_id}
     pod_spec: dict[str, Any] = {
         "serviceAccountName": service_account_name(job),
         "automountServiceAccountToken": False,
@@ -307,11 +309,16 @@ def _pod(
     return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": pod_spec}
 
 
-def build_driver_pod(job: JobRef, spec: JobSpec) -> Manifest:
-    """The driver: `kubestream driver`, checkpointing to the claim."""
+def build_driver_pod(job: JobRef, spec: JobSpec, keys_id: str) -> Manifest:
+    """The driver: `kubestream driver`, checkpointing to the claim.
+
+    ``keys_id`` (the key Secret's uid) marks which key pair the pod was started
+    with, so pods are restarted together if the Secret is ever replaced.
+    """
     return _pod(
         job,
         spec,
+        keys_id,
         name=driver_pod_name(job),
         role="driver",
         settings=spec.driver,
@@ -324,11 +331,12 @@ def build_driver_pod(job: JobRef, spec: JobSpec) -> Manifest:
     )
 
 
-def build_executor_pod(job: JobRef, spec: JobSpec, executor_id: int) -> Manifest:
+def build_executor_pod(job: JobRef, spec: JobSpec, executor_id: int, keys_id: str) -> Manifest:
     """One executor: `kubestream executor`, connecting to the driver's Service."""
     pod = _pod(
         job,
         spec,
+        keys_id,
         name=executor_pod_name(job, executor_id),
         role="executor",
         settings=spec.executor,

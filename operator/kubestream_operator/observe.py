@@ -51,6 +51,7 @@ def pod_state(pod: Mapping[str, Any]) -> PodState:
         executor_id=int(eid) if eid is not None and str(eid).isdigit() else None,
         message=_termination(status),
         ip=str(status.get("podIP") or ""),
+        keys_id=(meta.get("annotations") or {}).get(m.KEYS_ANNOTATION, ""),
     )
 
 
@@ -120,6 +121,7 @@ def observe(cluster: Cluster, job: Mapping[str, Any], now: float) -> Observed:
         config_data=(config.get("data") or {}) if config else None,
         claim_owned=_owned_by(claim, ref) if claim else None,
         missing_secrets=_missing_secrets(cluster, ref, spec),
+        keys_id=str(found["Secret"]["metadata"]["uid"]) if found["Secret"] else "",
         driver=driver,
         executors=executors,
     )

@@ -41,6 +41,7 @@ class PodState:
     executor_id: int | None = None
     message: str = ""
     ip: str = ""
+    keys_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,7 @@ class Observed:
     config_data: Mapping[str, str] | None = None
     claim_owned: bool | None = None
     missing_secrets: tuple[str, ...] = ()
+    keys_id: str = ""
     driver: PodState | None = None
     executors: tuple[PodState, ...] = ()
 
@@ -232,6 +234,10 @@ def _driver_failed(d: _Draft, reason: str, message: str) -> None:
     d.note(reason, d.detail, warning=True)
 
 
+def _stale(d: _Draft, pod: PodState, desired_hash: str) -> bool:
+    return pod.spec_hash != desired_hash or pod.keys_id != d.obs.keys_id
+
+
 def _plan_driver(d: _Draft, desired_hash: str, blocked: bool) -> None:
     obs, spec, job = d.obs, d.spec, d.obs.job
     pod = obs.driver
@@ -248,7 +254,7 @@ def _plan_driver(d: _Draft, desired_hash: str, blocked: bool) -> None:
         elif blocked:
             d.phase = Phase.PENDING
         else:
-            d.create.append(m.build_driver_pod(job, spec))
+            d.create.append(m.build_driver_pod(job, spec, obs.keys_id))
             d.note("DriverCreated", f"created driver pod {m.driver_pod_name(job)}")
             d.phase = Phase.STARTING
             d.next_start = None
@@ -264,10 +270,14 @@ def _plan_driver(d: _Draft, desired_hash: str, blocked: bool) -> None:
         d.phase = Phase.SUCCEEDED
         d.detail = "the driver exited cleanly"
         d.stop(pod, 0)
-    elif pod.spec_hash != desired_hash:
+    elif _stale(d, pod, desired_hash):
         d.phase = Phase.RESTARTING
-        d.detail = "the spec changed; the driver stops gracefully and resumes from the checkpoint"
-        d.note("SpecChanged", d.detail)
+        if pod.spec_hash != desired_hash:
+            reason, what = "SpecChanged", "the spec changed"
+        else:
+            reason, what = "KeysChanged", f"Secret {m.secret_name(job)} was replaced"
+        d.detail = f"{what}; the driver stops gracefully and resumes from the checkpoint"
+        d.note(reason, d.detail)
         d.stop(pod, spec.graceful_stop_seconds)
     elif pod.phase == "Running":
         d.phase = Phase.RUNNING
@@ -281,7 +291,7 @@ def _plan_driver(d: _Draft, desired_hash: str, blocked: bool) -> None:
 
 def _plan_executors(d: _Draft, desired_hash: str, blocked: bool) -> None:
     obs, spec, job = d.obs, d.spec, d.obs.job
-    driver_current = obs.driver is None or obs.driver.spec_hash == desired_hash
+    driver_current = obs.driver is None or not _stale(d, obs.driver, desired_hash)
     taken: set[int] = set()
     for pod in obs.executors:
         eid = pod.executor_id
@@ -297,7 +307,7 @@ def _plan_executors(d: _Draft, desired_hash: str, blocked: bool) -> None:
             why = pod.message or f"it ended with phase {pod.phase}"
             d.note("ExecutorLost", f"executor pod {pod.name} is lost ({why}); replacing it", True)
             taken.add(eid)
-        elif pod.spec_hash != desired_hash and driver_current:
+        elif _stale(d, pod, desired_hash) and driver_current:
             d.stop(pod, spec.graceful_stop_seconds)
             d.note("ExecutorRestarted", f"the spec changed; restarting executor pod {pod.name}")
             taken.add(eid)
@@ -307,7 +317,7 @@ def _plan_executors(d: _Draft, desired_hash: str, blocked: bool) -> None:
         return
     for eid in range(spec.replicas):
         if eid not in taken:
-            d.create.append(m.build_executor_pod(job, spec, eid))
+            d.create.append(m.build_executor_pod(job, spec, eid, obs.keys_id))
             d.note("ExecutorCreated", f"created executor pod {m.executor_pod_name(job, eid)}")
 
 
@@ -429,7 +439,8 @@ def plan(obs: Observed) -> Plan:
         d.note("Retrying", "the spec changed; starting the job again")
     desired_hash = m.spec_hash(d.spec)
     create_keys, update_config, set_owned = _ensure_children(d)
-    blocked = bool(d.problems)
+    # Pods wait for the key Secret: they record which key pair they start with.
+    blocked = bool(d.problems) or create_keys
     if d.spec.suspend:
         d.restarts, d.next_start, d.running_since = 0, None, None
         d.phase = Phase.SUSPENDED if _stop_all(d) else Phase.SUSPENDING

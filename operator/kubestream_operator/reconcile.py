@@ -17,7 +17,7 @@ from kubestream_operator.kube import ApiError, Cluster
 from kubestream_operator.metrics import OperatorMetrics
 from kubestream_operator.observe import job_ref, observe
 from kubestream_operator.phases import Condition, merge_conditions
-from kubestream_operator.plan import Plan, iso, plan, plan_stop
+from kubestream_operator.plan import Note, Plan, iso, plan, plan_stop
 
 log = logging.getLogger(__name__)
 
@@ -52,10 +52,17 @@ def reconcile(
     metrics.reconciles.inc()
     ref = job_ref(job)
     now = clock()
+    notes: list[Note] = []
     try:
-        obs = observe(cluster, job, now)
-        todo = plan(obs)
-        _apply(cluster, ref, todo)
+        # A pass that creates the key Secret plans again at once: pods need its uid.
+        for _ in range(2):
+            obs = observe(cluster, job, now)
+            todo = plan(obs)
+            _apply(cluster, ref, todo)
+            notes.extend(todo.events)
+            if not todo.create_keys:
+                break
+            job = cluster.get_job(namespace, name) or job
     except ApiError as err:
         metrics.errors.labels("api").inc()
         log.warning("reconcile of %s/%s failed: %s", namespace, name, err)
@@ -68,7 +75,7 @@ def reconcile(
             todo.status.update(driver_status.batch_fields(doc))
     cluster.patch_job_status(ref, todo.status)
     metrics.set_phase(namespace, name, todo.status.get("phase"))
-    for note in todo.events:
+    for note in notes:
         if note.reason in RESTART_REASONS:
             metrics.driver_restarts.inc()
         log.info("%s/%s %s: %s", namespace, name, note.reason, note.message)

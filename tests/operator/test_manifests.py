@@ -35,8 +35,8 @@ def test_every_child_is_owned_by_the_job() -> None:
         m.build_config_map(JOB, s),
         m.build_service(JOB),
         m.build_network_policy(JOB),
-        m.build_driver_pod(JOB, s),
-        m.build_executor_pod(JOB, s, 0),
+        m.build_driver_pod(JOB, s, "keys-1"),
+        m.build_executor_pod(JOB, s, 0, "keys-1"),
     ]
     for child in children:
         assert child["metadata"]["ownerReferences"] == [m.owner_reference(JOB)]
@@ -62,7 +62,7 @@ def test_claim_is_owned_only_when_not_retained() -> None:
 
 
 def test_driver_pod_is_configured_by_the_runtime_env_vars() -> None:
-    pod = m.build_driver_pod(JOB, spec())
+    pod = m.build_driver_pod(JOB, spec(), "keys-1")
     env = env_of(pod)
     assert pod["spec"]["containers"][0]["command"] == ["kubestream", "driver"]
     assert env["KUBESTREAM_APP"] == "wc.app:build"
@@ -81,10 +81,11 @@ def test_driver_pod_is_configured_by_the_runtime_env_vars() -> None:
 
 
 def test_executor_pod_knows_its_id_and_the_driver_address() -> None:
-    pod = m.build_executor_pod(JOB, spec(), 3)
+    pod = m.build_executor_pod(JOB, spec(), 3, "keys-1")
     env = env_of(pod)
     assert pod["metadata"]["name"] == "wc-executor-3"
     assert pod["metadata"]["labels"][m.EXECUTOR_ID_LABEL] == "3"
+    assert pod["metadata"]["annotations"][m.KEYS_ANNOTATION] == "keys-1"
     assert env["KUBESTREAM_EXECUTOR_ID"] == "3"
     assert env["KUBESTREAM_DRIVER_HOST"] == "wc-driver.team.svc"
     assert env["KUBESTREAM_DRIVER_PORT"] == "7077"
@@ -95,7 +96,10 @@ def test_executor_pod_knows_its_id_and_the_driver_address() -> None:
 
 def test_pods_are_locked_down_and_carry_no_key_material() -> None:
     public, secret = "P" * 40, "S" * 40
-    for pod in (m.build_driver_pod(JOB, spec()), m.build_executor_pod(JOB, spec(), 0)):
+    for pod in (
+        m.build_driver_pod(JOB, spec(), "keys-1"),
+        m.build_executor_pod(JOB, spec(), 0, "keys-1"),
+    ):
         text = json.dumps(pod)
         assert public not in text
         assert secret not in text
@@ -131,9 +135,9 @@ def test_user_settings_reach_the_pod() -> None:
             "tolerations": [{"key": "dedicated", "operator": "Exists"}],
         }
     )
-    pod = m.build_executor_pod(JOB, s, 0)
+    pod = m.build_executor_pod(JOB, s, 0, "keys-1")
     assert pod["spec"]["containers"][0]["resources"] == {"requests": {"cpu": "1"}}
     assert env_of(pod)["LOG_LEVEL"] == "debug"
     assert pod["spec"]["nodeSelector"] == {"pool": "stream"}
     assert pod["spec"]["tolerations"] == [{"key": "dedicated", "operator": "Exists"}]
-    assert "nodeSelector" not in m.build_driver_pod(JOB, s)["spec"]
+    assert "nodeSelector" not in m.build_driver_pod(JOB, s, "keys-1")["spec"]

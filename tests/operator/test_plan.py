@@ -57,6 +57,7 @@ class World:
         self.claim_owned: bool | None = None
         self.pods: dict[str, PodState] = {}
         self.missing_secrets: tuple[str, ...] = ()
+        self.keys_id = ""
         self.last: Plan = Plan()
 
     def change_spec(self, **fields: Any) -> None:
@@ -79,14 +80,26 @@ class World:
             config_data=self.config,
             claim_owned=self.claim_owned,
             missing_secrets=self.missing_secrets,
+            keys_id=self.keys_id,
             driver=next((p for p in pods if p.executor_id is None), None),
             executors=tuple(p for p in pods if p.executor_id is not None),
         )
 
     def step(self) -> Plan:
+        """One reconcile: like ``reconcile``, plans again at once after creating keys."""
+        todo = self.step_once()
+        events = todo.events
+        if todo.create_keys:
+            todo = self.step_once()
+            events += todo.events
+        self.last = replace(todo, events=events)
+        return self.last
+
+    def step_once(self) -> Plan:
         todo = plan(self.observe())
         if todo.create_keys:
             self.children.add(SECRET)
+            self.keys_id = f"keys-{next(_uids)}"
         for obj in todo.create:
             if obj["kind"] == "Pod":
                 meta = obj["metadata"]
@@ -99,6 +112,7 @@ class World:
                     spec_hash=meta["annotations"][m.SPEC_HASH_ANNOTATION],
                     deleting=False,
                     executor_id=int(eid) if eid is not None else None,
+                    keys_id=meta["annotations"][m.KEYS_ANNOTATION],
                 )
             else:
                 self.children.add(obj["kind"])
@@ -114,7 +128,6 @@ class World:
             if self.pods.get(gone.name) and self.pods[gone.name].uid == gone.uid:
                 del self.pods[gone.name]
         self.status.update(todo.status)
-        self.last = todo
         return todo
 
     def set_phase(self, name: str, phase: str, message: str = "") -> None:
@@ -139,28 +152,39 @@ class World:
 
 def test_new_job_creates_every_child_then_a_second_pass_does_nothing() -> None:
     w = World()
-    first = w.step()
-    assert first.create_keys
-    kinds = [o["kind"] for o in first.create]
-    assert kinds == [
-        SERVICE_ACCOUNT,
-        CONFIG_MAP,
-        SERVICE,
-        NETWORK_POLICY,
-        CLAIM,
-        "Pod",
-        "Pod",
-        "Pod",
+    keys = w.step_once()
+    assert keys.create_keys
+    kinds = [o["kind"] for o in keys.create]
+    assert kinds == [SERVICE_ACCOUNT, CONFIG_MAP, SERVICE, NETWORK_POLICY, CLAIM]
+    pods = w.step_once()
+    assert [o["metadata"]["name"] for o in pods.create] == [
+        "wc-driver",
+        "wc-executor-0",
+        "wc-executor-1",
     ]
-    assert sorted(w.pods) == ["wc-driver", "wc-executor-0", "wc-executor-1"]
+    assert {p.keys_id for p in w.pods.values()} == {w.keys_id}
     assert w.phase == "Starting"
-    assert "Starting" in w.reasons()
     again = w.step()
     assert not again.create_keys
     assert again.create == ()
     assert again.delete == ()
     assert again.events == ()
-    assert again.status == first.status
+    assert again.status == pods.status
+
+
+def test_replaced_key_secret_restarts_every_pod_with_the_new_keys() -> None:
+    w = World()
+    w.step()
+    w.run_all()
+    w.step()
+    w.children.discard(SECRET)
+    todo = w.step()
+    assert [e.reason for e in todo.events if e.reason == "KeysChanged"] == ["KeysChanged"]
+    assert [d.name for d in todo.delete] == ["wc-driver"]
+    w.step()
+    w.step()
+    assert len(w.pods) == 3
+    assert {p.keys_id for p in w.pods.values()} == {w.keys_id}
 
 
 def test_running_job_is_ready_and_keeps_condition_times() -> None:

@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from kubestream_operator import manifests as m
+from kubestream_operator.keys import curve_keypair
 from kubestream_operator.spec import parse_spec
 from tests.operator.harness import Kube, OperatorProcess, wait_for
 from tests.operator.test_lifecycle import job_manifest, phase_is
@@ -126,6 +127,29 @@ def test_children_deleted_by_hand_come_back(
     )
 
 
+def test_a_deleted_key_secret_is_remade_and_every_pod_restarts_with_it(
+    kube: Kube, namespace: str, operator: OperatorProcess
+) -> None:
+    kube.apply(namespace, job_manifest())
+    wait_for(lambda: len(kube.pods(namespace)) == 3, "3 pods")
+    old = {n: p.metadata.uid for n, p in kube.pods(namespace).items()}
+    kube.kubectl("delete", "-n", namespace, "secret/wc-curve")
+
+    def restarted_with_new_keys() -> bool:
+        try:
+            uid = kube.core.read_namespaced_secret("wc-curve", namespace).metadata.uid
+        except Exception:
+            return False
+        pods = kube.pods(namespace)
+        return len(pods) == 3 and all(
+            p.metadata.uid != old[n] and p.metadata.annotations[m.KEYS_ANNOTATION] == uid
+            for n, p in pods.items()
+        )
+
+    wait_for(restarted_with_new_keys, "all pods restarted with the new key Secret")
+    assert "KeysChanged" in kube.event_reasons(namespace, "wc")
+
+
 def test_operator_killed_mid_reconcile_converges_after_restart(
     kube: Kube, namespace: str, operator_kubeconfig: Path, tmp_path: Path
 ) -> None:
@@ -133,10 +157,11 @@ def test_operator_killed_mid_reconcile_converges_after_restart(
     kube.apply(namespace, job_manifest())
     job = wait_for(lambda: kube.job(namespace, "wc"), "job")
     ref = m.JobRef("wc", namespace, job["metadata"]["uid"])
-    kube.apply(namespace, m.build_secret(ref, "p" * 40, "s" * 40))
+    public, secret = curve_keypair()
+    kube.apply(namespace, m.build_secret(ref, public, secret))
     kube.apply(namespace, m.build_service_account(ref))
-    spec = m.build_executor_pod(ref, parse_spec(job["spec"]), 1)
-    kube.apply(namespace, spec)
+    keys_id = kube.core.read_namespaced_secret("wc-curve", namespace).metadata.uid
+    kube.apply(namespace, m.build_executor_pod(ref, parse_spec(job["spec"]), 1, keys_id))
     first = OperatorProcess(operator_kubeconfig, namespace, tmp_path / "first.log")
     first.start()
     try:
