@@ -96,9 +96,16 @@ def _record_error(cluster: Cluster, job: m.Manifest, message: str, now: float) -
     conditions = merge_conditions(
         old, [*kept, Condition("Degraded", True, "ApiError", message)], iso(now), generation
     )
+    repeated = any(
+        c.get("type") == "Degraded"
+        and c.get("reason") == "ApiError"
+        and c.get("message") == message
+        for c in old
+    )
     try:
         cluster.patch_job_status(ref, {"conditions": conditions})
-        cluster.post_event(ref, "Warning", "ApiError", message)
+        if not repeated:  # one Event per distinct failure, not one per resync
+            cluster.post_event(ref, "Warning", "ApiError", message)
     except ApiError as err:
         log.warning("could not record the failure on %s: %s", ref.name, err)
 

@@ -89,6 +89,13 @@ def test_what_the_schema_cannot_check_becomes_degraded_not_a_crash(
         "ApiError",
     )
     assert "nodeSelector" in kube.condition(namespace, "badnode", "Degraded")["message"]
+    wait_for(
+        lambda: (
+            operator.log.read_text().count("reconcile of " + namespace + "/badnode failed") >= 3
+        ),
+        "several failed passes",
+    )
+    assert kube.event_reasons(namespace, "badnode").count("ApiError") == 1
     wait_for(lambda: "fine-driver" in kube.pods(namespace), "the valid job still runs")
     assert "needs-secret-driver" not in kube.pods(namespace)
     kube.kubectl(
