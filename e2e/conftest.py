@@ -34,6 +34,20 @@ LOCAL_KUBECONFIG = Path(
 KIND_KUBECONFIG = (CACHE / "kind-kubeconfig").resolve()
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "e2e: needs a real Kubernetes cluster (e2e/)")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    here = Path(__file__).resolve().parent
+    for item in items:
+        if here in Path(item.path).resolve().parents:
+            item.add_marker(pytest.mark.e2e)
+            # The first test may bring the cluster up from nothing (tens of
+            # minutes on a new machine); every wait inside has its own timeout.
+            item.add_marker(pytest.mark.timeout(3600))
+
+
 @dataclass(frozen=True)
 class Cluster:
     """The cluster under test and how to get a locally built image into it."""
