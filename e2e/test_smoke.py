@@ -10,7 +10,7 @@ import pytest
 from kubernetes import client
 
 from conftest import Cluster
-from waits import pod_exec, pods_ready, wait_for, wait_for_field
+from waits import pod_exec, pods_ready, wait_for, wait_for_event, wait_for_field
 
 IMAGE = "kubestream/e2e-smoke:1"
 SMOKE = Path(__file__).resolve().parent / "smoke"
@@ -62,11 +62,16 @@ def _deploy(cluster: Cluster, namespace: str, image: str, replicas: int) -> None
     )
 
 
+# Asks the URL 40 times; prints who answered, and errors as "error:<reason>"
+# (until kube-proxy has the endpoints, a Service's address is unreachable).
 FETCH = (
     "import sys, urllib.request\n"
     "seen = set()\n"
     "for _ in range(40):\n"
-    "    seen.add(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())\n"
+    "    try:\n"
+    "        seen.add(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())\n"
+    "    except OSError as err:\n"
+    "        seen.add('error:' + str(getattr(err, 'reason', err)).replace(' ', '_'))\n"
     "print(' '.join(sorted(seen)))\n"
 )
 
@@ -82,13 +87,23 @@ def test_deployment_ready_and_pods_reach_each_other_by_service_dns(
         2,
         timeout=180,
     )
+    scaled = wait_for_event(cluster.core, namespace, "ScalingReplicaSet", "smoke")
+    print(f"Event {scaled.reason}: {scaled.message}")
     first, second = pods_ready(cluster.core, namespace, "app=smoke", 2)
     url = f"http://smoke.{namespace}.svc.cluster.local/"
     # From the first pod, through the Service's DNS name: the answers must come
     # from both pods, so the second one was reached over the pod network.
-    answered = pod_exec(cluster.core, namespace, first, ["python3", "-c", FETCH, url]).split()
-    print(f"{first} asked {url} 40 times; answered by: {answered}")
-    assert second in answered, f"{second} never answered {first} via {url}: {answered}"
+    # kube-proxy picks up the second endpoint a moment after the pod is Ready,
+    # so ask in rounds until it answers (or the wait reports who did).
+    answered: set[str] = set()
+
+    def second_answers() -> tuple[bool, object]:
+        out = pod_exec(cluster.core, namespace, first, ["python3", "-c", FETCH, url])
+        answered.update(out.split())
+        return second in answered, f"answers and errors so far: {sorted(answered)}"
+
+    wait_for(f"{second} to answer {first} via {url}", second_answers, timeout=60)
+    print(f"{first} asked {url}; answered by: {sorted(answered)}")
 
 
 def _pvc_pod(name: str, image: str) -> client.V1Pod:
