@@ -22,7 +22,9 @@ def smoke_image(cluster: Cluster) -> str:
     return IMAGE
 
 
-def _container(image: str, **kwargs: object) -> client.V1Container:
+def _container(
+    image: str, volume_mounts: list[client.V1VolumeMount] | None = None
+) -> client.V1Container:
     return client.V1Container(
         name="smoke",
         image=image,
@@ -31,7 +33,7 @@ def _container(image: str, **kwargs: object) -> client.V1Container:
         readiness_probe=client.V1Probe(
             tcp_socket=client.V1TCPSocketAction(port=8080), period_seconds=1
         ),
-        **kwargs,
+        volume_mounts=volume_mounts,
     )
 
 
