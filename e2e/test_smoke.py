@@ -153,6 +153,8 @@ def test_pvc_binds_and_keeps_data_when_its_pod_is_recreated(
         "Bound",
     )
     print(f"PVC data bound to {claim.spec.volume_name} ({claim.spec.storage_class_name})")
+    provisioned = wait_for_event(core, namespace, "ProvisioningSucceeded", "data")
+    print(f"Event {provisioned.reason}: {provisioned.message}")
     pods_ready(core, namespace, "", 1)
     write = "open('/data/proof', 'w').write('written by the first pod')"
     pod_exec(core, namespace, "writer", ["python3", "-c", write])

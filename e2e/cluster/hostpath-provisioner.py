@@ -13,6 +13,7 @@ one node.
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import shutil
 import ssl
@@ -68,6 +69,30 @@ def our_classes(api: Api) -> tuple[set[str], str | None]:
     return ours, default
 
 
+def event(api: Api, claim: dict[str, Any], reason: str, message: str) -> None:
+    """Posts an Event on the claim, as the CSI external-provisioner does."""
+    meta = claim["metadata"]
+    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    body = {
+        "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
+        "involvedObject": {
+            "apiVersion": "v1",
+            "kind": "PersistentVolumeClaim",
+            "namespace": meta["namespace"],
+            "name": meta["name"],
+            "uid": meta["uid"],
+        },
+        "reason": reason,
+        "message": message,
+        "type": "Normal",
+        "source": {"component": PROVISIONER},
+        "firstTimestamp": now,
+        "lastTimestamp": now,
+        "count": 1,
+    }
+    api.call("POST", f"/api/v1/namespaces/{meta['namespace']}/events", body)
+
+
 def provision(api: Api, root: Path, claim: dict[str, Any], sc: str) -> None:
     meta, spec = claim["metadata"], claim["spec"]
     name = f"pvc-{meta['uid']}"
@@ -100,6 +125,7 @@ def provision(api: Api, root: Path, claim: dict[str, Any], sc: str) -> None:
     try:
         api.call("POST", "/api/v1/persistentvolumes", pv)
         print(f"provisioned {name} for {meta['namespace']}/{meta['name']} at {path}", flush=True)
+        event(api, claim, "ProvisioningSucceeded", f"Successfully provisioned volume {name}")
     except urllib.error.HTTPError as err:
         if err.code != 409:  # 409: made on an earlier pass
             raise
