@@ -67,6 +67,7 @@ class Checkpointer:
         self._requested_ms = None if data_interval is None else round(data_interval * 1000)
         self.interval_ms = ssc.batch_interval_ms
         self.data_time: int | None = None
+        self.history_ms = 0
 
     @property
     def stateful(self) -> list[StatefulDStream]:
@@ -78,11 +79,15 @@ class Checkpointer:
         self.interval_ms = data_interval_ms(
             batch_ms, [s.slide_ms for s in self.stateful], self._requested_ms
         )
-        history = self.state_store.keep * self.interval_ms + self.ssc.graph.max_remember_ms()
+        self.history_ms = (
+            self.state_store.keep * self.interval_ms
+            + self.ssc.graph.max_remember_ms()
+            + 2 * batch_ms
+        )
         for stream in self.ssc.graph.inputs:
             stream.checkpoint_state()
             if isinstance(stream, FileInputDStream):
-                stream.history_ms = history + 2 * batch_ms
+                stream.history_ms = self.history_ms
 
     def recover(self) -> int | None:
         """Restore from the newest usable checkpoint; returns the batch time to resume at."""
@@ -104,6 +109,7 @@ class Checkpointer:
         graph.zero_time = meta["zero_time"]
         for stream in graph.inputs:
             stream.restore_state(meta["inputs"].get(stream.id, {}))
+        self.ssc.engine.receiver_tracker.restore_state(meta["receivers"])
         interval = self.ssc.batch_interval_ms
         resume = self._restore_state(meta)
         if resume is None:
@@ -144,6 +150,7 @@ class Checkpointer:
             "batch_interval_ms": self.ssc.batch_interval_ms,
             "zero_time": graph.zero_time,
             "inputs": {s.id: s.checkpoint_state() for s in graph.inputs},
+            "receivers": self.ssc.engine.receiver_tracker.checkpoint_state(),
             "pending": sorted(pending),
             "last_completed": last_completed,
             "data_time": self.data_time,

@@ -108,6 +108,13 @@ def _driver_flags(parser: argparse.ArgumentParser) -> None:
         "(default: a multiple of the slides, at least 10 s)",
         _positive_float,
     )
+    parser.add_argument(
+        "--write-ahead-log",
+        action="store_true",
+        default=os.environ.get(ENV_PREFIX + "WRITE_AHEAD_LOG", "").lower() in ("1", "true", "yes"),
+        help="write received blocks under the checkpoint directory before a reliable receiver "
+        "acknowledges its source (env KUBESTREAM_WRITE_AHEAD_LOG)",
+    )
     _flag(
         parser,
         "--graceful-timeout",
@@ -237,6 +244,7 @@ def _driver_options(
         batch_interval=args.batch_interval,
         checkpoint=args.checkpoint,
         checkpoint_interval=args.checkpoint_interval,
+        write_ahead_log=args.write_ahead_log,
         duration=args.duration,
         host=getattr(args, "host", "127.0.0.1"),
         port=port,

@@ -7,8 +7,10 @@ directly (handy in tests and notebooks, like Spark's local mode).
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -36,6 +38,8 @@ from kubestream.sources.socket import SocketTextReceiver
 
 log = logging.getLogger(__name__)
 
+WAL_DIR = "receivedData"
+
 
 class State(enum.Enum):
     INITIALIZED = "initialized"
@@ -55,6 +59,7 @@ class StreamingContext:
         on_batch_failure: str = "continue",
         graceful_timeout: float | None = None,
         checkpoint_interval: float | None = None,
+        write_ahead_log: bool = False,
     ) -> None:
         if not 0.001 <= batch_interval <= 3600:
             raise ConfigError(
@@ -69,6 +74,7 @@ class StreamingContext:
         self.checkpoint_dir: str | None = None
         self._checkpointer: Checkpointer | None = None
         self._checkpoint_interval = checkpoint_interval
+        self.write_ahead_log = write_ahead_log
         if checkpoint:
             self.checkpoint(checkpoint)
         self.graph_lock = threading.RLock()
@@ -147,6 +153,10 @@ class StreamingContext:
                 f"a StreamingContext can be started once; this one is {self.state.value}"
             )
         self.graph.validate()
+        if self.write_ahead_log:
+            if self.checkpoint_dir is None:
+                raise ConfigError("the write-ahead log lives in the checkpoint directory: set one")
+            self.engine.receiver_tracker.wal_dir = os.path.join(self.checkpoint_dir, WAL_DIR)
         resume = None
         if self._checkpointer is not None:
             self._checkpointer.prepare()
@@ -158,6 +168,8 @@ class StreamingContext:
             first = resume
         for stream in self.graph.inputs:
             stream.start()
+        if self.write_ahead_log:
+            self.engine.receiver_tracker.adopt_orphans()
         if self._checkpointer is not None and resume is None:
             self._checkpointer.started_fresh()
         self.engine.receiver_tracker.start()
@@ -268,8 +280,14 @@ class StreamingContext:
         self.engine.forget_shuffles(_shuffle_ids(dropped))
         self.engine.remove_blocks([r.block_prefix for r in dropped if isinstance(r, PersistedRDD)])
         keep = max(self.graph.input_remember_ms(), self.batch_interval_ms)
+        if self._checkpointer is not None:
+            keep = max(keep, self._checkpointer.history_ms)
         old_blocks = self.engine.receiver_tracker.forget_batches(info.batch_time - keep + 1)
-        self.engine.remove_blocks(old_blocks)
+        self.engine.remove_blocks([b.block_id for b in old_blocks])
+        for block in old_blocks:
+            if block.wal_path is not None:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(block.wal_path)
 
 
 def _shuffle_ids(rdds: list[RDD]) -> list[int]:

@@ -42,6 +42,7 @@ class DriverOptions:
     batch_interval: float = 1.0
     checkpoint: str | None = None
     checkpoint_interval: float | None = None
+    write_ahead_log: bool = False
     duration: float | None = None
     host: str = "0.0.0.0"
     port: int = 7077
@@ -104,6 +105,7 @@ def run_driver(options: DriverOptions, local_executors: int = 0) -> int:
             on_batch_failure=options.on_batch_failure,
             graceful_timeout=options.graceful_timeout,
             checkpoint_interval=options.checkpoint_interval,
+            write_ahead_log=options.write_ahead_log,
         )
         ui = _start_ui(ssc, options)
         build(ssc, list(options.app_args))

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from kubestream.block_manager import BlockManager, deserialise, serialise, shuffle_block_id
+from kubestream.checkpoint_store import read_verified
 from kubestream.errors import BlockLostError, FetchFailedError
 from kubestream.functions import FunctionCache, FunctionRef
 from kubestream.ops import Aggregator
@@ -50,6 +51,7 @@ class FileSource:
 class BlockSource:
     block_id: str
     locations: tuple[ExecutorAddress, ...]
+    wal_path: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,6 +195,10 @@ def _read_input_block(source: BlockSource, env: TaskEnv) -> bytes:
         except ConnectionError:
             continue
         if blob is not None:
+            return blob
+    if source.wal_path is not None:
+        blob = read_verified(source.wal_path)
+        if isinstance(blob, bytes):
             return blob
     raise BlockLostError(f"input block {source.block_id} is held by no live executor")
 

@@ -66,6 +66,7 @@ class StartReceiver:
     receiver: bytes
     block_interval: float
     replicas: tuple[ExecutorAddress, ...] = ()
+    wal_dir: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +80,7 @@ class BlockAdded:
     block_id: str
     records: int
     replica: str | None = None
+    wal_path: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

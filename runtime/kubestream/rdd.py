@@ -259,8 +259,10 @@ def file_sources(paths: Sequence[str]) -> list[SourceSpec]:
     return [FileSource(p) for p in paths]
 
 
-def block_sources(blocks: Sequence[tuple[str, tuple[ExecutorAddress, ...]]]) -> list[SourceSpec]:
-    return [BlockSource(block_id, locations) for block_id, locations in blocks]
+def block_sources(
+    blocks: Sequence[tuple[str, tuple[ExecutorAddress, ...], str | None]],
+) -> list[SourceSpec]:
+    return [BlockSource(block_id, locations, wal) for block_id, locations, wal in blocks]
 
 
 def empty_sources() -> list[SourceSpec]:

@@ -15,6 +15,8 @@ from typing import Any, Protocol
 class ReceiverHost(Protocol):
     def store(self, records: Iterable[Any]) -> None: ...
 
+    def store_block(self, records: list[Any]) -> None: ...
+
     def restart(self, message: str, error: BaseException | None) -> None: ...
 
     def report_error(self, message: str, error: BaseException | None) -> None: ...
@@ -48,6 +50,12 @@ class Receiver(ABC):
 
     def store_many(self, records: Iterable[Any]) -> None:
         self._require_host().store(records)
+
+    def store_block(self, records: Iterable[Any]) -> None:
+        """Store records as one block and return once it is safe: kept on two executors and,
+        with the write-ahead log on, written under the checkpoint directory. A reliable
+        receiver acknowledges its source only after this returns."""
+        self._require_host().store_block(list(records))
 
     def restart(self, message: str, error: BaseException | None = None) -> None:
         """Stop, wait the restart delay, start again: for a lost connection."""

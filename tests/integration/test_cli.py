@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -90,75 +91,102 @@ def test_driver_without_keys_says_which_variables() -> None:
     assert_one_line_error(result, "KUBESTREAM_CURVE_PUBLIC_KEY")
 
 
+class RunningJob:
+    """A `kubestream run` process whose output is read as it comes, so tests wait on it."""
+
+    def __init__(self, *args: str) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "kubestream", "run", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.first_batch = threading.Event()
+        self.stdout: list[str] = []
+        self.stderr: list[str] = []
+        self._readers = [
+            threading.Thread(target=self._read_stdout),
+            threading.Thread(target=self._read_stderr),
+        ]
+        for reader in self._readers:
+            reader.start()
+
+    def _read_stdout(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.stdout.append(line)
+            if line.startswith("Time:"):
+                self.first_batch.set()
+
+    def _read_stderr(self) -> None:
+        assert self.process.stderr is not None
+        self.stderr.extend(self.process.stderr)
+
+    def wait_for_first_batch(self) -> None:
+        """The first printed batch proves the file stream has taken its start listing."""
+        if not self.first_batch.wait(60):
+            self.stop(signal.SIGKILL)
+            pytest.fail("no batch printed within 60 s; stderr:\n" + "".join(self.stderr))
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        self.process.send_signal(sig)
+        code = self.process.wait(timeout=60)
+        for reader in self._readers:
+            reader.join()
+        for pipe in (self.process.stdout, self.process.stderr):
+            assert pipe is not None
+            pipe.close()
+        return code
+
+
+def read_counts(out: Path) -> Counter[str]:
+    totals: Counter[str] = Counter()
+    for part in out.glob("counts-*/part-*"):
+        for line in part.read_text().splitlines():
+            word, count = eval(line)  # lines are str((word, count)), as Spark writes them
+            totals[word] += count
+    return totals
+
+
 def test_wordcount_in_local_mode_matches_reference(tmp_path: Path) -> None:
     inbox, out = tmp_path / "in", tmp_path / "out"
     inbox.mkdir()
     texts = [f"the quick brown fox {i} jumps over the lazy dog {i % 3}" for i in range(12)]
-
-    def feed() -> None:
-        time.sleep(2.5)
-        for i, text in enumerate(texts):
-            staged = inbox / f".part{i}"
-            staged.write_text(text + "\n" + text.upper() + "\n")
-            staged.rename(inbox / f"part{i}.txt")
-            time.sleep(0.15)
-
-    feeder = threading.Thread(target=feed)
-    feeder.start()
-    result = kubestream(
-        "run",
+    expected = Counter(w for t in texts for w in (t + " " + t.upper()).split())
+    job = RunningJob(
         str(WORDCOUNT),
         "--executors",
         "2",
         "--batch-interval",
         "0.5",
-        "--duration",
-        "6",
         "--",
         "--dir",
         str(inbox),
         "--out",
         str(out / "counts"),
     )
-    feeder.join()
-    assert result.returncode == 0, result.stderr
-    totals: Counter[str] = Counter()
-    for part in out.glob("counts-*/part-*"):
-        for line in part.read_text().splitlines():
-            word, count = eval(line)  # lines are str((word, count)), as Spark writes them
-            totals[word] += count
-    expected = Counter(w for t in texts for w in (t + " " + t.upper()).split())
-    assert totals == expected
+    job.wait_for_first_batch()
+    for i, text in enumerate(texts):
+        staged = inbox / f".part{i}"
+        staged.write_text(text + "\n" + text.upper() + "\n")
+        staged.rename(inbox / f"part{i}.txt")
+        time.sleep(0.15)
+    deadline = time.monotonic() + 60
+    while read_counts(out) != expected and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert job.stop() == 0, "".join(job.stderr)
+    assert read_counts(out) == expected
     assert not list(out.glob(".*")), "a temporary batch directory was left behind"
-    assert "Time:" in result.stdout
 
 
-@pytest.mark.parametrize("sig", ["TERM", "INT"])
-def test_signal_stops_gracefully_with_exit_zero(tmp_path: Path, sig: str) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signal_stops_gracefully_with_exit_zero(tmp_path: Path, sig: int) -> None:
     inbox = tmp_path / "in"
     inbox.mkdir()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "kubestream",
-            "run",
-            str(WORDCOUNT),
-            "--batch-interval",
-            "0.2",
-            "--",
-            "--dir",
-            str(inbox),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    time.sleep(3)
-    process.send_signal(getattr(__import__("signal"), f"SIG{sig}"))
-    _, stderr = process.communicate(timeout=30)
-    assert process.returncode == 0, stderr
-    assert "stopping gracefully" in stderr
+    job = RunningJob(str(WORDCOUNT), "--batch-interval", "0.2", "--", "--dir", str(inbox))
+    job.wait_for_first_batch()
+    assert job.stop(sig) == 0, "".join(job.stderr)
+    assert "stopping gracefully" in "".join(job.stderr)
 
 
 def test_failing_batch_stops_the_job_when_the_policy_says_so(tmp_path: Path) -> None:

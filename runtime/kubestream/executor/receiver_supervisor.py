@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from kubestream.block_manager import BlockManager, serialise
+from kubestream.checkpoint_store import write_atomically
 from kubestream.protocol import BlockAdded, ReceiverStatus, ToDriver
 from kubestream.receiver import Receiver
 
@@ -24,6 +26,7 @@ class ReceiverSupervisor:
         to_driver: Callable[[ToDriver], None],
         block_interval: float,
         replicate: Callable[[str, bytes], str | None],
+        wal_dir: str | None = None,
         restart_delay: float = 2.0,
     ) -> None:
         self.stream_id = stream_id
@@ -33,6 +36,8 @@ class ReceiverSupervisor:
         self._to_driver = to_driver
         self._block_interval = block_interval
         self._replicate = replicate
+        self._wal_dir = wal_dir
+        self._write_lock = threading.Lock()
         self._restart_delay = restart_delay
         self._buffer: list[Any] = []
         self._buffer_lock = threading.Lock()
@@ -99,14 +104,27 @@ class ReceiverSupervisor:
         while not self._stopped.wait(self._block_interval):
             self._flush()
 
+    def store_block(self, records: list[Any]) -> None:
+        if records:
+            self._write_block(records)
+
     def _flush(self) -> None:
         with self._buffer_lock:
             records, self._buffer = self._buffer, []
-        if not records:
-            return
-        self._seq += 1
-        block_id = f"input-{self.stream_id}-{self._executor_id}-{self._seq}"
+        if records:
+            self._write_block(records)
+
+    def _write_block(self, records: list[Any]) -> None:
+        """Memory, write-ahead log, second executor, then tell the driver: in that order."""
+        with self._write_lock:
+            self._seq += 1
+            block_id = f"input-{self.stream_id}-{self._executor_id}-{os.getpid()}-{self._seq}"
         blob = serialise(records)
         self._blocks.put(block_id, blob)
+        wal_path = None
+        if self._wal_dir is not None:
+            wal_path = os.path.join(self._wal_dir, str(self.stream_id), block_id)
+            os.makedirs(os.path.dirname(wal_path), exist_ok=True)
+            write_atomically(wal_path, blob)
         replica = self._replicate(block_id, blob)
-        self._to_driver(BlockAdded(self.stream_id, block_id, len(records), replica))
+        self._to_driver(BlockAdded(self.stream_id, block_id, len(records), replica, wal_path))

@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
 import pickle
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import cloudpickle
 
+from kubestream.block_manager import deserialise
+from kubestream.checkpoint_store import read_verified
 from kubestream.plan import ExecutorAddress
 from kubestream.protocol import BlockAdded, ReceiverStatus, StartReceiver, StopReceiver, ToExecutor
 from kubestream.receiver import Receiver
@@ -28,6 +32,7 @@ class ReceivedBlock:
     records: int
     executor_id: str
     replica: str | None = None
+    wal_path: str | None = None
 
     def holders(self) -> tuple[str, ...]:
         return (self.executor_id,) if self.replica is None else (self.executor_id, self.replica)
@@ -52,6 +57,7 @@ class ReceiverTracker:
         self._send = send
         self._executors = executors
         self.block_interval = block_interval
+        self.wal_dir: str | None = None
         self._receivers: dict[int, ReceiverInfo] = {}
         self._unallocated: dict[int, list[ReceivedBlock]] = {}
         self._allocated: dict[int, dict[int, list[ReceivedBlock]]] = {}
@@ -87,7 +93,9 @@ class ReceiverTracker:
                 launches.append(
                     (
                         executor_id,
-                        StartReceiver(info.stream_id, blob, self.block_interval, replicas),
+                        StartReceiver(
+                            info.stream_id, blob, self.block_interval, replicas, self.wal_dir
+                        ),
                     )
                 )
         for executor_id, message in launches:
@@ -104,7 +112,9 @@ class ReceiverTracker:
     def add_block(self, executor_id: str, block: BlockAdded) -> None:
         with self._lock:
             self._unallocated.setdefault(block.stream_id, []).append(
-                ReceivedBlock(block.block_id, block.records, executor_id, block.replica)
+                ReceivedBlock(
+                    block.block_id, block.records, executor_id, block.replica, block.wal_path
+                )
             )
 
     def update_status(self, executor_id: str, status: ReceiverStatus) -> None:
@@ -118,7 +128,10 @@ class ReceiverTracker:
             self._lock.notify_all()
 
     def allocate_blocks_to_batch(self, batch_time: int) -> None:
+        """A batch replayed after recovery keeps the blocks it had before the crash."""
         with self._lock:
+            if batch_time in self._allocated:
+                return
             self._allocated[batch_time] = {sid: blocks for sid, blocks in self._unallocated.items()}
             self._unallocated = {sid: [] for sid in self._unallocated}
 
@@ -134,17 +147,62 @@ class ReceiverTracker:
         with self._lock:
             return any(self._unallocated.values())
 
-    def forget_batches(self, before: int) -> list[str]:
-        """Drop allocations of batches older than `before`; returns their block ids."""
+    def forget_batches(self, before: int) -> list[ReceivedBlock]:
+        """Drop allocations of batches older than `before`; returns their blocks."""
         with self._lock:
             old = [t for t in self._allocated if t < before]
-            ids = [
-                b.block_id
-                for t in old
-                for blocks in self._allocated.pop(t).values()
+            return [b for t in old for blocks in self._allocated.pop(t).values() for b in blocks]
+
+    def checkpoint_state(self) -> dict[str, Any]:
+        """Blocks in the write-ahead log: allocated per batch, and not yet allocated."""
+        with self._lock:
+            return {
+                "allocated": {
+                    t: {sid: [b for b in blocks if b.wal_path] for sid, blocks in streams.items()}
+                    for t, streams in self._allocated.items()
+                },
+                "unallocated": {
+                    sid: [b for b in blocks if b.wal_path]
+                    for sid, blocks in self._unallocated.items()
+                },
+            }
+
+    def adopt_orphans(self) -> int:
+        """Blocks in the write-ahead log that no checkpoint mentions (the driver died between
+        the log write and the block report) become unallocated again: none is lost."""
+        if self.wal_dir is None or not os.path.isdir(self.wal_dir):
+            return 0
+        with self._lock:
+            known = {
+                b.wal_path
+                for batches in (self._allocated.values(), [self._unallocated])
+                for streams in batches
+                for blocks in streams.values()
                 for b in blocks
-            ]
-        return ids
+            }
+            adopted = 0
+            for stream in sorted(os.listdir(self.wal_dir)):
+                if not stream.isdigit():
+                    continue
+                directory = os.path.join(self.wal_dir, stream)
+                for name in sorted(os.listdir(directory)):
+                    path = os.path.join(directory, name)
+                    if name.startswith(".") or path in known:
+                        continue
+                    records = len(deserialise(read_verified(path)))
+                    self._unallocated.setdefault(int(stream), []).append(
+                        ReceivedBlock(name, records, "", None, path)
+                    )
+                    adopted += 1
+        if adopted:
+            log.warning("adopted %d received blocks from the write-ahead log", adopted)
+        return adopted
+
+    def restore_state(self, state: dict[str, Any]) -> None:
+        with self._lock:
+            self._allocated = {t: dict(s) for t, s in state["allocated"].items()}
+            for sid, blocks in state["unallocated"].items():
+                self._unallocated.setdefault(sid, [])[:0] = blocks
 
     def stop_receivers(self, timeout: float) -> None:
         """Stop every receiver and wait until each has flushed its last block."""

@@ -30,6 +30,6 @@ class ReceiverInputDStream(InputDStream):
             holders = block.holders()
             live = (engine.executor_address(e) for e in holders)
             locations = tuple(address for address in live if address is not None)
-            specs.append((block.block_id, locations))
+            specs.append((block.block_id, locations, block.wal_path))
             preferred.append(holders)
         return SourceRDD(engine, block_sources(specs), preferred)

@@ -1,0 +1,90 @@
+"""With the write-ahead log, killing the driver loses no message a reliable receiver took."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+APP = ROOT / "examples" / "spool_receiver.py"
+
+
+def start(
+    checkpoint: Path, spool: Path, out: Path, log: Path, *extra: str
+) -> subprocess.Popen[str]:
+    with log.open("w") as stderr:
+        return subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "kubestream",
+                "run",
+                str(APP),
+                "--batch-interval",
+                "0.5",
+                "--checkpoint",
+                str(checkpoint),
+                "--write-ahead-log",
+                "--log-level",
+                "WARNING",
+                *extra,
+                "--",
+                "--spool",
+                str(spool),
+                "--out",
+                str(out),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+            text=True,
+        )
+
+
+def test_driver_kills_lose_no_received_message(tmp_path: Path) -> None:
+    spool, out, checkpoint = tmp_path / "spool", tmp_path / "out", tmp_path / "checkpoint"
+    spool.mkdir()
+    messages = [f"message-{i:05d}" for i in range(3000)]
+    fed = threading.Event()
+
+    def feed() -> None:
+        for start_index in range(0, len(messages), 20):
+            staged = spool / f".m{start_index}"
+            staged.write_text("\n".join(messages[start_index : start_index + 20]) + "\n")
+            staged.rename(spool / f"m{start_index:05d}")
+            time.sleep(0.1)
+        fed.set()
+
+    feeder = threading.Thread(target=feed, daemon=True)
+    for attempt in range(3):
+        log = tmp_path / f"driver-{attempt}.log"
+        driver = start(checkpoint, spool, out, log)
+        # Kill each driver while its receiver is taking messages, not while it starts up.
+        running = (
+            (lambda: bool(list(checkpoint.glob("metadata-*"))))
+            if attempt == 0
+            else (lambda log=log: "recovered from checkpoint" in log.read_text())
+        )
+        deadline = time.monotonic() + 60
+        while not running() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert running(), f"driver {attempt} never started: {log.read_text()[-2000:]}"
+        if attempt == 0:
+            feeder.start()
+        time.sleep(1.5)
+        assert not fed.is_set(), "feed more: every kill must fall while messages flow"
+        driver.send_signal(signal.SIGKILL)
+        driver.wait()
+    assert fed.wait(60)
+    log = tmp_path / "driver-final.log"
+    final = start(checkpoint, spool, out, log, "--duration", "5")
+    final.wait(timeout=120)
+    assert final.returncode == 0, log.read_text()
+    assert not list(spool.iterdir()), "the spool was not drained"
+    seen: set[str] = set()
+    for part in out.glob("messages-*/part-*"):
+        seen.update(part.read_text().splitlines())
+    assert seen == set(messages), f"lost {len(set(messages) - seen)} messages"
