@@ -258,15 +258,16 @@ def _pod(
         {"name": "config", "configMap": {"name": config_map_name(job)}},
         {"name": "tmp", "emptyDir": {}},
     ]
+    # The checkpoint claim goes on executors too: their receivers write the
+    # write-ahead log there, and a directory source on it is read by the tasks.
+    volumes.append(
+        {"name": "checkpoint", "persistentVolumeClaim": {"claimName": claim_name(job, spec)}}
+    )
     mounts: list[dict[str, Any]] = [
         {"name": "config", "mountPath": CONFIG_PATH, "readOnly": True},
         {"name": "tmp", "mountPath": "/tmp"},
+        {"name": "checkpoint", "mountPath": CHECKPOINT_PATH},
     ]
-    if role == "driver":
-        volumes.append(
-            {"name": "checkpoint", "persistentVolumeClaim": {"claimName": claim_name(job, spec)}}
-        )
-        mounts.append({"name": "checkpoint", "mountPath": CHECKPOINT_PATH})
     container: dict[str, Any] = {
         "name": role,
         "image": spec.image,
@@ -281,8 +282,13 @@ def _pod(
             "readOnlyRootFilesystem": True,
             "capabilities": {"drop": ["ALL"]},
         },
-        # Ready once the ZeroMQ port (driver) or block server (executor) accepts connections.
-        "readinessProbe": {"tcpSocket": {"port": ports[0]["name"]}, "periodSeconds": 5},
+        # Ready once /metrics answers: the driver binds its ZeroMQ port and an
+        # executor its block server before that. Not a TCP probe of those ports:
+        # a bare connection fails the CURVE handshake, a logged warning each time.
+        "readinessProbe": {
+            "httpGet": {"path": "/metrics", "port": "ui"},
+            "periodSeconds": 5,
+        },
     }
     metadata = _metadata(job, name, role)
     metadata["annotations"] = {SPEC_HASH_ANNOTATION: spec_hash(spec), KEYS_ANNOTATION: keys_id}

@@ -74,10 +74,6 @@ def test_driver_pod_is_configured_by_the_runtime_env_vars() -> None:
         "secretKeyRef": {"name": "wc-curve", "key": m.SECRET_KEY}
     }
     assert env["KAFKA_PASSWORD"] == {"secretKeyRef": {"name": "kafka", "key": "password"}}
-    claims = [v for v in pod["spec"]["volumes"] if "persistentVolumeClaim" in v]
-    assert claims == [
-        {"name": "checkpoint", "persistentVolumeClaim": {"claimName": "wc-checkpoint"}}
-    ]
 
 
 def test_executor_pod_knows_its_id_and_the_driver_address() -> None:
@@ -91,7 +87,25 @@ def test_executor_pod_knows_its_id_and_the_driver_address() -> None:
     assert env["KUBESTREAM_DRIVER_PORT"] == "7077"
     assert env["KUBESTREAM_BLOCK_PORT"] == "7078"
     assert env["KUBESTREAM_ADVERTISE_HOST"] == {"fieldRef": {"fieldPath": "status.podIP"}}
-    assert not [v for v in pod["spec"]["volumes"] if "persistentVolumeClaim" in v]
+
+
+def test_driver_and_executors_share_the_checkpoint_claim() -> None:
+    """Executors write the receivers' write-ahead log there and read a directory source on it."""
+    for s, claim in ((spec(), "wc-checkpoint"), (spec(checkpoint={"existingClaim": "c"}), "c")):
+        for pod in (m.build_driver_pod(JOB, s, "k"), m.build_executor_pod(JOB, s, 0, "k")):
+            claims = [v for v in pod["spec"]["volumes"] if "persistentVolumeClaim" in v]
+            assert claims == [{"name": "checkpoint", "persistentVolumeClaim": {"claimName": claim}}]
+            mounts = pod["spec"]["containers"][0]["volumeMounts"]
+            assert {"name": "checkpoint", "mountPath": m.CHECKPOINT_PATH} in mounts
+
+
+def test_readiness_is_asked_over_http_not_on_the_curve_ports() -> None:
+    """A bare TCP probe of a CURVE port fails the handshake and logs a warning every period."""
+    for pod in (m.build_driver_pod(JOB, spec(), "k"), m.build_executor_pod(JOB, spec(), 0, "k")):
+        container = pod["spec"]["containers"][0]
+        probe = container["readinessProbe"]
+        assert probe["httpGet"] == {"path": "/metrics", "port": "ui"}
+        assert {"name": "ui", "containerPort": m.UI_PORT} in container["ports"]
 
 
 def test_pods_are_locked_down_and_carry_no_key_material() -> None:
