@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from importlib.metadata import entry_points
@@ -313,6 +314,9 @@ def _cmd_executor(args: argparse.Namespace) -> int:
         driver_timeout=args.driver_timeout,
         parent_pid=args.parent_pid,
     )
+    # In a pod the executor is PID 1, which ignores SIGTERM without a handler:
+    # deleting the pod would wait out its whole grace period before SIGKILL.
+    signal.signal(signal.SIGTERM, lambda signum, frame: process.stop())
     return process.run()
 
 

@@ -10,10 +10,13 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections import Counter
 from pathlib import Path
 
 import pytest
+
+from kubestream.transport import generate_keypair
 
 ROOT = Path(__file__).resolve().parents[2]
 WORDCOUNT = ROOT / "examples" / "wordcount.py"
@@ -200,3 +203,36 @@ def test_failing_batch_stops_the_job_when_the_policy_says_so(tmp_path: Path) -> 
     assert result.returncode == 1, result.stderr
     assert "ZeroDivisionError" in result.stderr
     assert re.search(r"\b1 of 1 batches failed", result.stderr), "the job ran on after the failure"
+
+
+def test_executor_exits_zero_on_sigterm() -> None:
+    """In a pod the executor is PID 1, where SIGTERM does nothing without a handler."""
+    public, secret = generate_keypair()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        metrics_port = probe.getsockname()[1]
+    executor = subprocess.Popen(
+        [sys.executable, "-m", "kubestream", "executor", "--driver-port", "1"],
+        stderr=subprocess.PIPE,
+        text=True,
+        env={
+            **os.environ,
+            "PYTHONHASHSEED": "0",
+            "KUBESTREAM_CURVE_PUBLIC_KEY": public,
+            "KUBESTREAM_CURVE_SECRET_KEY": secret,
+            "KUBESTREAM_BLOCK_PORT": "0",
+            "KUBESTREAM_METRICS_PORT": str(metrics_port),
+        },
+    )
+    url = f"http://127.0.0.1:{metrics_port}/metrics"
+    deadline = time.monotonic() + 30
+    while executor.poll() is None and time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(url, timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.1)
+    time.sleep(0.5)  # /metrics answers a moment before the handler is installed
+    executor.send_signal(signal.SIGTERM)
+    _, stderr = executor.communicate(timeout=10)
+    assert executor.returncode == 0, stderr
