@@ -19,6 +19,7 @@ if [ -x "$bin/helm" ]; then
   echo "$bin/helm"
   exit 0
 fi
+command -v go >/dev/null || { echo "helm: building it needs Go on PATH (go.dev/dl)" >&2; exit 1; }
 mkdir -p "$bin"
 echo "helm: downloading helm.sh/helm/v3 $HELM_VERSION" >&2
 gomod=$(GOFLAGS=-mod=mod go mod download -json "helm.sh/helm/v3@$HELM_VERSION" \

@@ -1,0 +1,233 @@
+"""The chart against the real API server of the operator tests' control plane:
+server-side dry runs of what it renders, `helm install --dry-run=server` and its
+NOTES, and the operator really working with the chart's namespaced RBAC."""
+
+import json
+import secrets
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.chart.chart import Chart, Manifest, non_default, one
+from tests.operator.harness import Kube, OperatorProcess, wait_for
+
+pytestmark = pytest.mark.integration
+
+# The Prometheus Operator's PodMonitor CRD is not on the test API server and its
+# real definition is not available offline, so this stand-in only makes the kind
+# known: the dry run checks the PodMonitors' apiVersion and kind and that they are
+# namespaced; their fields are checked against the job pods in test_render.py.
+PODMONITOR_CRD: Manifest = {
+    "apiVersion": "apiextensions.k8s.io/v1",
+    "kind": "CustomResourceDefinition",
+    "metadata": {"name": "podmonitors.monitoring.coreos.com"},
+    "spec": {
+        "group": "monitoring.coreos.com",
+        "scope": "Namespaced",
+        "names": {"kind": "PodMonitor", "plural": "podmonitors", "singular": "podmonitor"},
+        "versions": [
+            {
+                "name": "v1",
+                "served": True,
+                "storage": True,
+                "schema": {
+                    "openAPIV3Schema": {
+                        "type": "object",
+                        "x-kubernetes-preserve-unknown-fields": True,
+                    }
+                },
+            }
+        ],
+    },
+}
+
+
+@pytest.fixture
+def namespaces(kube: Kube) -> Iterator[list[str]]:
+    """A release namespace and two namespaces to watch, all fresh."""
+    base = f"c-{secrets.token_hex(3)}"
+    names = [f"{base}-release", f"{base}-a", f"{base}-b"]
+    for name in names:
+        kube.kubectl("create", "namespace", name)
+    yield names
+    for name in names:
+        kube.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+def dry_run(kube: Kube, manifests: str) -> list[str]:
+    """Server-side apply, dry run: the API server validates every field (strictly)."""
+    result = kube.kubectl(
+        "apply",
+        "--server-side",
+        "--dry-run=server",
+        "--field-manager=chart-test",
+        "-f",
+        "-",
+        stdin=manifests,
+        check=False,
+    )
+    assert result.returncode == 0, f"dry run refused:\n{result.stderr}"
+    return result.stdout.splitlines()
+
+
+def test_default_render_passes_a_server_side_dry_run(
+    chart: Chart, kube: Kube, namespaces: list[str]
+) -> None:
+    release = namespaces[0]
+    text = chart.template_text("--include-crds", namespace=release)
+    applied = dry_run(kube, text)
+    assert len(applied) == len([d for d in yaml.safe_load_all(text) if d]), applied
+    assert all(line.endswith("(server dry run)") for line in applied), applied
+
+    # The same dry run refuses what the API server does not know.
+    sts = one([d for d in yaml.safe_load_all(text) if d], "StatefulSet")
+    sts["spec"]["template"]["spec"]["containers"][0]["livenesProbe"] = {}
+    result = kube.kubectl(
+        "apply", "--server-side", "--dry-run=server", "-f", "-", stdin=json.dumps(sts), check=False
+    )
+    assert result.returncode != 0
+    assert "livenesProbe" in result.stderr
+
+
+def test_non_default_render_passes_a_server_side_dry_run(
+    chart: Chart, kube: Kube, namespaces: list[str]
+) -> None:
+    release, *watched = namespaces
+    kube.kubectl("apply", "-f", "-", stdin=json.dumps(PODMONITOR_CRD))
+    kube.kubectl("wait", "--for=condition=Established", "crd/podmonitors.monitoring.coreos.com")
+    text = chart.template_text(*non_default(*watched), namespace=release)
+    applied = dry_run(kube, text)
+    for kind_name in (
+        "statefulset.apps/ks-kubestream-operator",
+        "networkpolicy.networking.k8s.io/ks-kubestream-operator",
+        "podmonitor.monitoring.coreos.com/ks-kubestream-jobs",
+        "podmonitor.monitoring.coreos.com/ks-kubestream-operator",
+        "role.rbac.authorization.k8s.io/ks-kubestream-operator",
+    ):
+        assert any(line.startswith(kind_name + " ") for line in applied), (kind_name, applied)
+
+
+def test_helm_install_dry_run_prints_the_next_steps(
+    chart: Chart, kube: Kube, namespaces: list[str]
+) -> None:
+    result = chart.run(
+        "install",
+        "ks",
+        str(chart.path),
+        "--namespace",
+        namespaces[0],
+        "--dry-run=server",
+        kubeconfig=kube.kubeconfig,
+    )
+    assert result.returncode == 0, result.stderr
+    notes = result.stdout.split("NOTES:", 1)[1]
+    assert "kubectl apply -f examples/wordcount-job.yaml" in notes
+    assert "kubectl get sj -w" in notes
+    assert f"helm test ks -n {namespaces[0]}" in notes
+
+
+def job(name: str) -> Manifest:
+    return {
+        "apiVersion": "kubestream.io/v1alpha1",
+        "kind": "StreamingJob",
+        "metadata": {"name": name},
+        "spec": {
+            "image": "registry.example.com/team/wordcount:1.0",
+            "application": {"module": "wordcount", "function": "build"},
+            "executors": {"replicas": 2, "min": 1, "max": 4},
+        },
+    }
+
+
+def can_i(kube: Kube, kubeconfig: Path, *args: str) -> bool:
+    result = subprocess.run(
+        [kube.kubectl_bin, "--kubeconfig", str(kubeconfig), "auth", "can-i", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    return result.stdout.strip() == "yes"
+
+
+def test_operator_runs_a_job_with_the_charts_namespaced_rbac_and_helm_test_passes(
+    chart: Chart, kube: Kube, namespaces: list[str], tmp_path: Path
+) -> None:
+    release_ns, watched, other = namespaces
+    release = f"rb-{secrets.token_hex(3)}"
+    objects = chart.template(
+        "--set", f"watchNamespaces={{{watched}}}", release=release, namespace=release_ns
+    )
+    identity = [
+        o
+        for o in objects
+        if o["kind"]
+        in {"ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"}
+    ]
+    kube.kubectl(
+        "apply",
+        "-f",
+        "-",
+        stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": identity}),
+    )
+    account = one(objects, "ServiceAccount")["metadata"]["name"]
+    cluster_role = one(objects, "ClusterRole")["metadata"]["name"]
+    operator: OperatorProcess | None = None
+    try:
+        token = kube.kubectl(
+            "create", "token", account, "-n", release_ns, "--duration=1h"
+        ).stdout.strip()
+        cfg = yaml.safe_load(kube.kubeconfig.read_text())
+        cfg["users"] = [{"name": "admin", "user": {"token": token}}]
+        kubeconfig = tmp_path / "kubeconfig"
+        kubeconfig.write_text(yaml.safe_dump(cfg))
+
+        # Least privilege: everything in the watched namespace, nothing elsewhere.
+        assert can_i(kube, kubeconfig, "create", "pods", "-n", watched)
+        assert can_i(kube, kubeconfig, "get", "secrets", "-n", watched)
+        assert not can_i(kube, kubeconfig, "get", "secrets", "-n", other)
+        assert not can_i(kube, kubeconfig, "get", "secrets", "-n", release_ns)
+        assert not can_i(kube, kubeconfig, "create", "clusterkopfpeerings.kopf.dev")
+        assert not can_i(kube, kubeconfig, "list", "nodes")
+
+        operator = OperatorProcess(
+            kubeconfig, watched, tmp_path / "operator.log", "--peering", "kubestream"
+        )
+        operator.start()
+        kube.apply(watched, job("wc"))
+        wait_for(lambda: len(kube.pods(watched)) == 3, "driver and 2 executor pods")
+        kube.custom.get_namespaced_custom_object(
+            "kopf.dev", "v1", watched, "kopfpeerings", "kubestream"
+        )
+        log = operator.log.read_text()
+        assert "Forbidden" not in log and "Not enough permissions" not in log, log[-4000:]
+
+        # The `helm test` pod's own check, run here against the live operator.
+        probe = one(objects, "Pod")["spec"]["containers"][0]
+        assert probe["command"][:2] == ["python3", "-c"]
+        script = probe["command"][2]
+        local = {
+            "LIVENESS_URL": f"http://127.0.0.1:{operator.liveness_port}/healthz",
+            "METRICS_URL": f"http://127.0.0.1:{operator.metrics_port}/metrics",
+        }
+        assert {e["name"] for e in probe["env"]} == set(local)
+        passed = subprocess.run(
+            [sys.executable, "-c", script], env=local, capture_output=True, text=True, timeout=90
+        )
+        assert passed.returncode == 0, passed.stderr
+        assert "/metrics: HTTP 200" in passed.stdout
+        wrong = local | {"METRICS_URL": local["LIVENESS_URL"]}
+        failed = subprocess.run(
+            [sys.executable, "-c", script], env=wrong, capture_output=True, text=True, timeout=90
+        )
+        assert failed.returncode != 0
+        assert "answered without 'kubestream_operator_reconciles'" in failed.stderr
+    finally:
+        if operator is not None:
+            operator.stop()
+            print(f"--- operator log ---\n{operator.log_tail()}")
+        kube.kubectl("delete", "clusterrolebinding,clusterrole", cluster_role, check=False)
