@@ -111,23 +111,37 @@ def test_non_default_render_passes_a_server_side_dry_run(
         assert any(line.startswith(kind_name + " ") for line in applied), (kind_name, applied)
 
 
-def test_helm_install_dry_run_prints_the_next_steps(
+def test_helm_install_prints_the_next_steps_and_uninstall_leaves_nothing(
     chart: Chart, kube: Kube, namespaces: list[str]
 ) -> None:
-    result = chart.run(
-        "install",
-        "ks",
-        str(chart.path),
-        "--namespace",
-        namespaces[0],
-        "--dry-run=server",
-        kubeconfig=kube.kubeconfig,
-    )
-    assert result.returncode == 0, result.stderr
-    notes = result.stdout.split("NOTES:", 1)[1]
+    """A real install (no kubelet here, so no pod runs) and uninstall; only the CRDs stay."""
+    release_ns = namespaces[0]
+    release = f"in-{secrets.token_hex(3)}"
+    kinds = "all,serviceaccounts,configmaps,clusterroles,clusterrolebindings,clusterkopfpeerings"
+
+    def left() -> list[str]:
+        selector = f"app.kubernetes.io/instance={release}"
+        return kube.kubectl("get", kinds, "-A", "-l", selector, "-o", "name").stdout.split()
+
+    peering = f"peering-{release}"
+    installed = chart.run(
+        "install", release, str(chart.path), "--namespace", release_ns,
+        "--set", f"peeringName={peering}", kubeconfig=kube.kubeconfig,
+    )  # fmt: skip
+    assert installed.returncode == 0, installed.stderr
+    notes = installed.stdout.split("NOTES:", 1)[1]
     assert "kubectl apply -f examples/wordcount-job.yaml" in notes
     assert "kubectl get sj -w" in notes
-    assert f"helm test ks -n {namespaces[0]}" in notes
+    assert f"helm test {release} -n {release_ns}" in notes
+    assert f"clusterkopfpeering.kopf.dev/{peering}" in left()
+    assert f"statefulset.apps/{release}-kubestream-operator" in left()
+
+    uninstalled = chart.run(
+        "uninstall", release, "--namespace", release_ns, "--wait", kubeconfig=kube.kubeconfig
+    )
+    assert uninstalled.returncode == 0, uninstalled.stderr
+    wait_for(lambda: not left(), "nothing of the release left")
+    kube.kubectl("get", "crd", "streamingjobs.kubestream.io")
 
 
 def job(name: str) -> Manifest:
@@ -166,7 +180,14 @@ def test_operator_runs_a_job_with_the_charts_namespaced_rbac_and_helm_test_passe
         o
         for o in objects
         if o["kind"]
-        in {"ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"}
+        in {
+            "ServiceAccount",
+            "ClusterRole",
+            "ClusterRoleBinding",
+            "Role",
+            "RoleBinding",
+            "KopfPeering",
+        }
     ]
     kube.kubectl(
         "apply",

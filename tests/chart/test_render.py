@@ -18,6 +18,7 @@ from tests.operator.harness import REPO
 
 NON_DEFAULT = non_default("team-a", "team-b")
 OPERATOR = "ks-kubestream-operator"
+VERSION = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
 
 
 def deploy_rules() -> set[tuple[str, str, str]]:
@@ -53,10 +54,9 @@ def test_helm_lint_passes_strictly(chart: Chart, args: list[str]) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_versions_follow_the_package() -> None:
-    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
+def test_app_version_is_the_packages() -> None:
     meta = yaml.safe_load((REPO / "charts" / "kubestream" / "Chart.yaml").read_text())
-    assert meta["appVersion"] == pyproject["project"]["version"]
+    assert meta["appVersion"] == VERSION
 
 
 def test_chart_crds_are_the_repo_crds() -> None:
@@ -81,7 +81,7 @@ def test_default_values_render_a_restricted_cluster_wide_operator(
     assert kinds == sorted(
         ["CustomResourceDefinition"] * 3
         + ["ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Service", "StatefulSet"]
-        + ["ConfigMap", "Pod"]
+        + ["ClusterKopfPeering", "ConfigMap", "Pod"]
     )
     crds = {o["metadata"]["name"] for o in find(objects, "CustomResourceDefinition")}
     assert crds == {
@@ -103,9 +103,9 @@ def test_default_values_render_a_restricted_cluster_wide_operator(
     assert sts["spec"]["replicas"] == 1
     assert pod["serviceAccountName"] == OPERATOR
     c = container(objects)
-    assert c["image"] == "kubestream/kubestream:0.1.0"
+    assert c["image"] == f"kubestream/kubestream:{VERSION}"
     assert c["imagePullPolicy"] == "IfNotPresent"
-    assert pod["securityContext"] | {"fsGroup": 10001} == {
+    assert pod["securityContext"] == {
         "runAsNonRoot": True,
         "runAsUser": 10001,
         "runAsGroup": 10001,
@@ -126,6 +126,7 @@ def test_default_values_render_a_restricted_cluster_wide_operator(
     assert args.func.__module__ == "kubestream_operator.cli"
     assert args.namespace == []
     assert (args.peering, args.priority) == ("kubestream", 0)
+    assert one(objects, "ClusterKopfPeering")["metadata"]["name"] == args.peering
     assert (args.metrics_port, args.liveness_port) == (9090, 8080)
     assert (args.resync_seconds, args.log_level) == (10.0, "INFO")
 
@@ -176,6 +177,9 @@ def test_non_default_values_render_namespaced_rbac_peers_policy_and_monitors(
     assert first.namespace == second.namespace == ["team-a", "team-b"]
     assert first.peering == second.peering == "kubestream"
     assert first.priority != second.priority
+    peerings = find(objects, "KopfPeering", "kubestream")
+    assert sorted(p["metadata"]["namespace"] for p in peerings) == ["team-a", "team-b"]
+    assert find(objects, "ClusterKopfPeering") == []
 
     # The NetworkPolicy isolates the operator pods, on ports they really have.
     policy = one(objects, "NetworkPolicy", OPERATOR)
