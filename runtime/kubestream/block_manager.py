@@ -60,3 +60,11 @@ def shuffle_block_id(shuffle_id: int, map_index: int, reduce_index: int) -> str:
 
 def shuffle_prefix(shuffle_id: int) -> str:
     return f"shuffle_{shuffle_id}_"
+
+
+def shuffle_map_output(block_id: str) -> tuple[int, int] | None:
+    """(shuffle id, map index) of a shuffle block; None for any other block."""
+    parts = block_id.split("_")
+    if len(parts) != 4 or parts[0] != "shuffle":
+        return None
+    return int(parts[1]), int(parts[2])

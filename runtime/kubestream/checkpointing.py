@@ -19,7 +19,6 @@ from kubestream.batch import BatchInfo
 from kubestream.checkpoint_store import CheckpointStore
 from kubestream.dstream import StatefulDStream
 from kubestream.errors import ConfigError
-from kubestream.sources.files import FileInputDStream
 
 if TYPE_CHECKING:
     from kubestream.context import StreamingContext
@@ -85,9 +84,8 @@ class Checkpointer:
             + 2 * batch_ms
         )
         for stream in self.ssc.graph.inputs:
-            stream.checkpoint_state()
-            if isinstance(stream, FileInputDStream):
-                stream.history_ms = self.history_ms
+            stream.checkpoint_state()  # refuses, with its reason, a stream that cannot resume
+            stream.history_ms = self.history_ms
 
     def recover(self) -> int | None:
         """Restore from the newest usable checkpoint; returns the batch time to resume at."""

@@ -112,9 +112,22 @@ def _driver_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--write-ahead-log",
         action="store_true",
-        default=os.environ.get(ENV_PREFIX + "WRITE_AHEAD_LOG", "").lower() in ("1", "true", "yes"),
+        default=_env_bool("WRITE_AHEAD_LOG"),
         help="write received blocks under the checkpoint directory before a reliable receiver "
         "acknowledges its source (env KUBESTREAM_WRITE_AHEAD_LOG)",
+    )
+    parser.add_argument(
+        "--backpressure",
+        action="store_true",
+        default=_env_bool("BACKPRESSURE"),
+        help="cap receivers and rate-limitable direct sources at the rate the job keeps up with "
+        "(a PID estimate, as Spark's backpressure) (env KUBESTREAM_BACKPRESSURE)",
+    )
+    _flag(
+        parser,
+        "--max-rate",
+        "records per second each receiver or rate-limitable direct source may read at most",
+        _positive_float,
     )
     _flag(
         parser,
@@ -136,6 +149,10 @@ def _driver_flags(parser: argparse.ArgumentParser) -> None:
         _positive_float,
         default="5",
     )
+
+
+def _env_bool(name: str) -> bool:
+    return os.environ.get(ENV_PREFIX + name, "").lower() in ("1", "true", "yes")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -208,6 +225,16 @@ def build_parser() -> argparse.ArgumentParser:
     _common(executor)
     executor.set_defaults(func=_cmd_executor)
 
+    drain = commands.add_parser(
+        "decommission",
+        help="drain an executor of a running job through its driver's API, then let it exit",
+    )
+    drain.add_argument("executor_id", help="the executor's id (on Kubernetes, its pod name)")
+    _flag(drain, "--url", "the driver's UI/API address", default="http://127.0.0.1:4040")
+    _flag(drain, "--timeout", "seconds to wait for the drain", _positive_float, default="300")
+    _common(drain)
+    drain.set_defaults(func=_cmd_decommission)
+
     for plugin in entry_points(group="kubestream.commands"):
         plugin.load()(commands)
     return parser
@@ -246,6 +273,8 @@ def _driver_options(
         checkpoint=args.checkpoint,
         checkpoint_interval=args.checkpoint_interval,
         write_ahead_log=args.write_ahead_log,
+        backpressure=args.backpressure,
+        max_rate=args.max_rate,
         duration=args.duration,
         host=getattr(args, "host", "127.0.0.1"),
         port=port,
@@ -318,6 +347,16 @@ def _cmd_executor(args: argparse.Namespace) -> int:
     # deleting the pod would wait out its whole grace period before SIGKILL.
     signal.signal(signal.SIGTERM, lambda signum, frame: process.stop())
     return process.run()
+
+
+def _cmd_decommission(args: argparse.Namespace) -> int:
+    from kubestream.api_auth import api_token
+    from kubestream.api_client import decommission
+
+    keys = _keys_from_env(generate=False)
+    outcome = decommission(args.url, args.executor_id, api_token(keys.secret), args.timeout)
+    print(f"executor {args.executor_id}: {outcome}")
+    return 0 if outcome == "decommissioned" else 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -26,6 +26,7 @@ from kubestream.graph import DStreamGraph
 from kubestream.listener import StreamingListener
 from kubestream.local_executors import InProcessExecutors
 from kubestream.ops import HashPartitioner
+from kubestream.rate_controller import PIDRateEstimator, RateController
 from kubestream.rdd import RDD, PersistedRDD
 from kubestream.receiver import Receiver
 from kubestream.scheduler.job_generator import JobGenerator, first_batch_time
@@ -60,6 +61,8 @@ class StreamingContext:
         graceful_timeout: float | None = None,
         checkpoint_interval: float | None = None,
         write_ahead_log: bool = False,
+        backpressure: bool = False,
+        max_rate: float | None = None,
     ) -> None:
         if not 0.001 <= batch_interval <= 3600:
             raise ConfigError(
@@ -69,7 +72,11 @@ class StreamingContext:
             raise ConfigError(
                 f"on_batch_failure must be 'continue' or 'stop', got {on_batch_failure!r}"
             )
+        if max_rate is not None and max_rate <= 0:
+            raise ConfigError(f"max_rate must be greater than 0 records per second, got {max_rate}")
         self.batch_interval = batch_interval
+        self.backpressure = backpressure
+        self.max_rate = max_rate
         self.batch_interval_ms = round(batch_interval * 1000)
         self.checkpoint_dir: str | None = None
         self._checkpointer: Checkpointer | None = None
@@ -168,6 +175,7 @@ class StreamingContext:
             first = resume
         for stream in self.graph.inputs:
             stream.start()
+        self._start_flow_control()
         if self.write_ahead_log:
             self.engine.receiver_tracker.adopt_orphans()
         if self._checkpointer is not None and resume is None:
@@ -181,6 +189,20 @@ class StreamingContext:
             self.batch_interval_ms,
             first,
         )
+
+    def _start_flow_control(self) -> None:
+        """Cap each rate-limitable input at max_rate and, with backpressure, at a PID estimate."""
+        for stream in self.graph.inputs:
+            if not stream.supports_rate_limit:
+                if self.backpressure or self.max_rate is not None:
+                    log.info("input stream %d (%s) has no rate limit", stream.id, stream.describe())
+                continue
+            stream.max_rate = self.max_rate
+            if self.backpressure:
+                self.add_streaming_listener(
+                    RateController(stream, PIDRateEstimator(self.batch_interval))
+                )
+            stream.rate_limit_changed()
 
     def stop(
         self, stop_engine: bool = True, graceful: bool = False, timeout: float | None = None
@@ -283,7 +305,7 @@ class StreamingContext:
         if self._checkpointer is not None:
             keep = max(keep, self._checkpointer.history_ms)
         old_blocks = self.engine.receiver_tracker.forget_batches(info.batch_time - keep + 1)
-        self.engine.remove_blocks([b.block_id for b in old_blocks])
+        self.engine.remove_blocks(block_ids=[b.block_id for b in old_blocks])
         for block in old_blocks:
             if block.wal_path is not None:
                 with contextlib.suppress(FileNotFoundError):

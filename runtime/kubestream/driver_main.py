@@ -18,8 +18,10 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
+from kubestream.api_auth import api_token
 from kubestream.app import load_app
 from kubestream.context import StreamingContext
+from kubestream.decommission import Decommissioner
 from kubestream.driver_endpoint import DriverEndpoint
 from kubestream.engine import Engine
 from kubestream.errors import ConfigError, JobFailedError
@@ -29,7 +31,7 @@ from kubestream.metrics import DriverMetrics
 from kubestream.protocol import Shutdown
 from kubestream.status import context_status
 from kubestream.transport import CurveKeys
-from kubestream.ui.server import UIServer
+from kubestream.ui.server import Actions, UIServer
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +45,8 @@ class DriverOptions:
     checkpoint: str | None = None
     checkpoint_interval: float | None = None
     write_ahead_log: bool = False
+    backpressure: bool = False
+    max_rate: float | None = None
     duration: float | None = None
     host: str = "0.0.0.0"
     port: int = 7077
@@ -106,6 +110,8 @@ def run_driver(options: DriverOptions, local_executors: int = 0) -> int:
             graceful_timeout=options.graceful_timeout,
             checkpoint_interval=options.checkpoint_interval,
             write_ahead_log=options.write_ahead_log,
+            backpressure=options.backpressure,
+            max_rate=options.max_rate,
         )
         ui = _start_ui(ssc, options)
         build(ssc, list(options.app_args))
@@ -130,11 +136,13 @@ def _start_ui(ssc: StreamingContext, options: DriverOptions) -> UIServer:
     registry = CollectorRegistry()
     ssc.add_streaming_listener(DriverMetrics(registry, ssc.batch_interval, ssc.engine))
     job = options.job or options.app
+    decommissioner = Decommissioner(ssc.engine)
 
     def status(limit: int) -> dict[str, Any]:
-        return context_status(ssc, job, limit)
+        return context_status(ssc, job, limit, decommissioner.outcomes)
 
-    ui = UIServer(status, registry, options.host, options.ui_port)
+    actions = Actions(api_token(options.keys.secret), decommissioner.start)
+    ui = UIServer(status, registry, options.host, options.ui_port, actions)
     print(f"kubestream: Streaming UI at {ui.url()}", file=sys.stderr, flush=True)
     return ui
 

@@ -15,13 +15,17 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+from kubestream.block_manager import shuffle_map_output
 from kubestream.functions import FunctionRegistry
 from kubestream.plan import ExecutorAddress, TaskDescription
 from kubestream.protocol import (
     BlockAdded,
+    BlocksMigrated,
+    ExecutorDraining,
     ExecutorLost,
     Heartbeat,
     LaunchTask,
+    MigrateBlocks,
     ReceiverStatus,
     RemoveBlocks,
     TaskFinished,
@@ -61,6 +65,10 @@ class Engine:
         self._links: dict[str, ExecutorLink] = {}
         self._known: dict[str, set[str]] = {}
         self._cores: dict[str, int] = {}
+        self._block_stats: dict[str, tuple[int, int]] = {}
+        self._moved: dict[tuple[str, str], ExecutorAddress] = {}
+        self._migrations: dict[str, BlocksMigrated] = {}
+        self.draining: set[str] = set()
         self._lock = threading.RLock()
         self._executors_changed = threading.Condition(self._lock)
         self._rdd_ids = itertools.count(1)
@@ -111,12 +119,69 @@ class Engine:
         del self._links[executor_id]
         self._known.pop(executor_id, None)
         self._cores.pop(executor_id, None)
+        self._block_stats.pop(executor_id, None)
+        self.draining.discard(executor_id)
         self.map_outputs.remove_executor(executor_id)
         self._executors_changed.notify_all()
+
+    # --- decommissioning ------------------------------------------------------------------
+    def start_draining(self, executor_id: str) -> None:
+        """No more tasks, receivers or replicas go to the executor."""
+        with self._lock:
+            if executor_id not in self._links:
+                raise KeyError(executor_id)
+            self.draining.add(executor_id)
+        self.task_scheduler.set_draining(executor_id)
+        for other in self.executor_ids():
+            if other != executor_id:
+                self.send(other, ExecutorDraining(executor_id))
+
+    def migrate_blocks(self, executor_id: str, timeout: float) -> BlocksMigrated:
+        """Have the executor copy its blocks to the others, then look for them there."""
+        peers = tuple(
+            address
+            for eid, address in self.task_scheduler.executors().items()
+            if eid != executor_id and eid not in self.draining
+        )
+        with self._lock:
+            self._migrations.pop(executor_id, None)
+        self.send(executor_id, MigrateBlocks(peers))
+        with self._lock:
+            if not self._executors_changed.wait_for(
+                lambda: executor_id in self._migrations, timeout
+            ):
+                raise TimeoutError(
+                    f"executor {executor_id} did not migrate its blocks in {timeout} s"
+                )
+            result = self._migrations.pop(executor_id)
+            targets = {a.executor_id: a for a in peers}
+            for block_id, target in result.moves:
+                self._moved[(block_id, executor_id)] = targets[target]
+        for block_id, target in result.moves:
+            map_output = shuffle_map_output(block_id)
+            if map_output is not None:
+                self.map_outputs.move_output(*map_output, executor_id, targets[target])
+        self.receiver_tracker.rehome_blocks(executor_id, dict(result.moves))
+        return result
+
+    def locate(
+        self, block_id: str, locations: tuple[ExecutorAddress, ...]
+    ) -> tuple[ExecutorAddress, ...]:
+        """Where a block is now: a decommissioned holder is replaced by the peer it copied to."""
+        with self._lock:
+            if not self._moved:
+                return locations
+            current = (self._moved.get((block_id, loc.executor_id), loc) for loc in locations)
+            return tuple(dict.fromkeys(current))
 
     def executor_ids(self) -> list[str]:
         with self._lock:
             return list(self._links)
+
+    def block_stats(self, executor_id: str) -> tuple[int, int] | None:
+        """(blocks, bytes) the executor held at its last heartbeat; None before the first."""
+        with self._lock:
+            return self._block_stats.get(executor_id)
 
     def wait_for_executors(self, count: int, timeout: float) -> bool:
         with self._lock:
@@ -156,8 +221,14 @@ class Engine:
             self.receiver_tracker.add_block(executor_id, message)
         elif isinstance(message, ReceiverStatus):
             self.receiver_tracker.update_status(executor_id, message)
+        elif isinstance(message, BlocksMigrated):
+            with self._lock:
+                self._migrations[executor_id] = message
+                self._executors_changed.notify_all()
         elif isinstance(message, Heartbeat):
-            pass
+            with self._lock:
+                if executor_id in self._links:
+                    self._block_stats[executor_id] = (message.blocks, message.block_bytes)
 
     # --- jobs -----------------------------------------------------------------------------
     def run_job(
@@ -168,9 +239,15 @@ class Engine:
     ) -> list[Any]:
         return self.dag_scheduler.run_job(rdd, result_fn, partitions)
 
-    def remove_blocks(self, prefixes: Sequence[str]) -> None:
-        if prefixes:
-            self.broadcast(RemoveBlocks(tuple(prefixes)))
+    def remove_blocks(self, prefixes: Sequence[str] = (), block_ids: Sequence[str] = ()) -> None:
+        """Drop blocks everywhere: whole families by prefix, single blocks by exact id."""
+        if prefixes or block_ids:
+            self.broadcast(RemoveBlocks(tuple(prefixes), tuple(block_ids)))
+        if self._moved:
+            ids, starts = set(block_ids), tuple(prefixes)
+            with self._lock:
+                for key in [k for k in self._moved if k[0] in ids or k[0].startswith(starts)]:
+                    del self._moved[key]
 
     def forget_shuffles(self, shuffle_ids: list[int]) -> None:
         self.map_outputs.unregister_shuffles(shuffle_ids)

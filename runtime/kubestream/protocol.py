@@ -57,7 +57,8 @@ class TaskFinished:
 
 @dataclass(frozen=True, slots=True)
 class RemoveBlocks:
-    prefixes: tuple[str, ...]
+    prefixes: tuple[str, ...] = ()
+    block_ids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,11 +68,18 @@ class StartReceiver:
     block_interval: float
     replicas: tuple[ExecutorAddress, ...] = ()
     wal_dir: str | None = None
+    rate_limit: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class StopReceiver:
     stream_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateRateLimit:
+    stream_id: int
+    rate_limit: float | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +101,26 @@ class ReceiverStatus:
 @dataclass(frozen=True, slots=True)
 class ExecutorLost:
     executor_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutorDraining:
+    """Peers stop choosing the executor as a replica: it is being decommissioned."""
+
+    executor_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class MigrateBlocks:
+    """Told to a draining executor: copy every block you hold to these peers."""
+
+    peers: tuple[ExecutorAddress, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class BlocksMigrated:
+    moves: tuple[tuple[str, str], ...]  # (block id, executor now holding it)
+    failed: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,8 +150,11 @@ class BlockStored:
 
 
 ToExecutor = (
-    (LaunchTask | RemoveBlocks | StartReceiver | StopReceiver | ExecutorLost | Shutdown)
+    (LaunchTask | RemoveBlocks | StartReceiver | StopReceiver | UpdateRateLimit)
+    | (ExecutorLost | ExecutorDraining | MigrateBlocks | Shutdown)
     | RegistrationRefused
     | Heartbeat
 )
-ToDriver = RegisterExecutor | Heartbeat | TaskFinished | BlockAdded | ReceiverStatus
+ToDriver = (
+    RegisterExecutor | Heartbeat | TaskFinished | BlockAdded | ReceiverStatus | BlocksMigrated
+)

@@ -5,16 +5,21 @@ records at with the rate it last allowed, and corrects the allowed rate with a
 PID controller: the proportional term is that difference, the integral term is
 the backlog (scheduling delay times processing rate, per batch interval), the
 derivative term is the change of the error. Gains and the minimum rate default
-to Spark's (`spark.streaming.backpressure.pid.*`). A pure class: the receivers
-and direct sources that honour its rate live elsewhere.
+to Spark's (`spark.streaming.backpressure.pid.*`). The estimator is pure; a
+RateController per input stream feeds it and hands its rate to the stream.
 """
 
 from __future__ import annotations
 
 import threading
+from typing import TYPE_CHECKING
 
 from kubestream.batch import BatchInfo
 from kubestream.errors import ConfigError
+from kubestream.listener import StreamingListener
+
+if TYPE_CHECKING:
+    from kubestream.sources.input_stream import InputDStream
 
 
 class PIDRateEstimator:
@@ -87,10 +92,23 @@ class PIDRateEstimator:
             self._latest_error = error
             return new_rate
 
-    def on_batch_completed(self, batch: BatchInfo) -> float | None:
-        """compute() from a completed batch's BatchInfo; None for a batch still running."""
+
+class RateController(StreamingListener):
+    """Spark's RateController: one input stream's records and the batch's timings in, the
+    stream's new rate limit out (receivers get it on their executor)."""
+
+    def __init__(self, stream: InputDStream, estimator: PIDRateEstimator) -> None:
+        self.stream = stream
+        self.estimator = estimator
+
+    def on_batch_completed(self, batch: BatchInfo) -> None:
         if batch.processing_time is None or batch.scheduling_delay is None:
-            return None
-        return self.compute(
-            batch.batch_time, batch.num_records, batch.processing_time, batch.scheduling_delay
+            return
+        rate = self.estimator.compute(
+            batch.batch_time,
+            batch.records_per_stream.get(self.stream.id, 0),
+            batch.processing_time,
+            batch.scheduling_delay,
         )
+        if rate is not None:
+            self.stream.set_estimated_rate(rate)

@@ -230,7 +230,11 @@ class SourceRDD(RDD):
         self.preferred = list(preferred)
 
     def plan(self, split: int, locate: MapLocations) -> tuple[SourceSpec, list[PartitionFn]]:
-        return self.sources[split], []
+        source = self.sources[split]
+        if isinstance(source, BlockSource):
+            locations = self.engine.locate(source.block_id, source.locations)
+            return BlockSource(source.block_id, locations, source.wal_path), []
+        return source, []
 
     def preferred_executors(self, split: int) -> tuple[str, ...]:
         return self.preferred[split] if self.preferred else ()
@@ -294,7 +298,7 @@ class PersistedRDD(RDD):
         if self.blocks is None:
             raise RuntimeError(f"persisted RDD {self.id} planned before it was materialised")
         block_id, locations = self.blocks[split]
-        return BlockSource(block_id, locations), []
+        return BlockSource(block_id, self.engine.locate(block_id, locations)), []
 
     def preferred_executors(self, split: int) -> tuple[str, ...]:
         if self.blocks is None:

@@ -8,7 +8,7 @@ change both together.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +37,13 @@ class ReceiverView:
     executor_id: str | None
     state: str
     last_error: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class InputView:
+    stream_id: int
+    kind: str
+    rate_limit: float | None = None
 
 
 def batch_state(batch: BatchInfo) -> str:
@@ -122,6 +129,8 @@ def build_status(
     executors: Sequence[ExecutorView],
     receivers: Sequence[ReceiverView],
     now: float,
+    inputs: Sequence[InputView] = (),
+    decommissions: Mapping[str, str] | None = None,
     limit: int = 100,
     window: float = SUMMARY_WINDOW,
 ) -> dict[str, Any]:
@@ -163,16 +172,35 @@ def build_status(
             }
             for r in sorted(receivers, key=lambda r: r.stream_id)
         ],
+        "inputs": [
+            {"stream_id": i.stream_id, "kind": i.kind, "rate_limit": i.rate_limit}
+            for i in sorted(inputs, key=lambda i: i.stream_id)
+        ],
+        "decommissions": dict(decommissions or {}),
     }
 
 
-def context_status(ssc: StreamingContext, job: str, limit: int = 100) -> dict[str, Any]:
+def context_status(
+    ssc: StreamingContext,
+    job: str,
+    limit: int = 100,
+    decommissions: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
     """build_status over what a running context and its engine know now."""
     engine = ssc.engine
-    executors = [
-        ExecutorView(eid, address.address, running_tasks=engine.task_scheduler.running_on(eid))
-        for eid, address in engine.task_scheduler.executors().items()
-    ]
+    executors = []
+    for eid, address in engine.task_scheduler.executors().items():
+        blocks, memory = engine.block_stats(eid) or (None, None)
+        executors.append(
+            ExecutorView(
+                eid,
+                address.address,
+                state="draining" if eid in engine.draining else "active",
+                running_tasks=engine.task_scheduler.running_on(eid),
+                memory_bytes=memory,
+                blocks=blocks,
+            )
+        )
     receivers = [
         ReceiverView(r.stream_id, r.executor_id, r.state, r.last_error)
         for r in engine.receiver_tracker.receivers()
@@ -185,5 +213,7 @@ def context_status(ssc: StreamingContext, job: str, limit: int = 100) -> dict[st
         executors=executors,
         receivers=receivers,
         now=ssc.clock.now(),
+        inputs=[InputView(i.id, i.describe(), i.rate_limit) for i in ssc.graph.inputs],
+        decommissions=decommissions,
         limit=limit,
     )

@@ -165,7 +165,9 @@ def can_i(kube: Kube, kubeconfig: Path, *args: str) -> bool:
         timeout=60,
         check=False,
     )
-    return result.stdout.strip() == "yes"
+    answer = result.stdout.strip()
+    assert answer in {"yes", "no"}, f"kubectl auth can-i {' '.join(args)}: {result.stderr}"
+    return answer == "yes"
 
 
 def test_operator_runs_a_job_with_the_charts_namespaced_rbac_and_helm_test_passes(
@@ -176,7 +178,8 @@ def test_operator_runs_a_job_with_the_charts_namespaced_rbac_and_helm_test_passe
     objects = chart.template(
         "--set", f"watchNamespaces={{{watched}}}", release=release, namespace=release_ns
     )
-    identity = [
+    # What the operator needs before it starts: its account, RBAC, peering object.
+    prerequisites = [
         o
         for o in objects
         if o["kind"]
@@ -193,7 +196,7 @@ def test_operator_runs_a_job_with_the_charts_namespaced_rbac_and_helm_test_passe
         "apply",
         "-f",
         "-",
-        stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": identity}),
+        stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": prerequisites}),
     )
     account = one(objects, "ServiceAccount")["metadata"]["name"]
     cluster_role = one(objects, "ClusterRole")["metadata"]["name"]

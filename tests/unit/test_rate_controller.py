@@ -7,8 +7,9 @@ import random
 import pytest
 
 from kubestream.batch import BatchInfo
+from kubestream.context import StreamingContext
 from kubestream.errors import ConfigError
-from kubestream.rate_controller import PIDRateEstimator
+from kubestream.rate_controller import PIDRateEstimator, RateController
 
 
 def default_estimator() -> PIDRateEstimator:
@@ -87,12 +88,23 @@ def test_with_a_backlog_the_rate_stays_below_the_processing_speed() -> None:
         assert 10 <= rate < counts[n] / 0.020
 
 
-def test_a_completed_batch_info_feeds_the_estimator() -> None:
-    p = PIDRateEstimator(1.0)
-    running = BatchInfo(1000, submission_time=1.0, num_records=500, processing_start=1.0)
-    assert p.on_batch_completed(running) is None
-    first = BatchInfo(1000, 1.0, 500, processing_start=1.0, processing_end=1.5)
-    assert p.on_batch_completed(first) is None
-    second = BatchInfo(2000, 2.0, 500, processing_start=2.0, processing_end=3.0)
-    # Processed at 500/s after allowing 1000/s: the rate drops to 500/s (no backlog).
-    assert p.on_batch_completed(second) == pytest.approx(500)
+def test_a_rate_controller_limits_its_stream_from_the_streams_own_records() -> None:
+    ssc = StreamingContext(1.0, executors=1)
+    try:
+        stream = ssc.rate_stream(10_000)
+        other = ssc.rate_stream(10)
+        controller = RateController(stream, PIDRateEstimator(1.0))
+        running = BatchInfo(1000, 1.0, 900, {stream.id: 500, other.id: 400}, processing_start=1.0)
+        controller.on_batch_completed(running)
+        first = BatchInfo(1000, 1.0, 900, {stream.id: 500, other.id: 400}, 1.0, 1.5)
+        controller.on_batch_completed(first)
+        assert stream.rate_limit is None, "the first batch only sets the starting rate"
+        second = BatchInfo(2000, 2.0, 900, {stream.id: 500, other.id: 400}, 2.0, 3.0)
+        controller.on_batch_completed(second)
+        # Processed at 500/s after allowing 1000/s: the rate drops to 500/s (no backlog).
+        assert stream.rate_limit == pytest.approx(500)
+        assert other.rate_limit is None
+        stream.max_rate = 300
+        assert stream.rate_limit == 300, "the fixed maximum caps the estimate"
+    finally:
+        ssc.stop()

@@ -14,15 +14,18 @@ import time
 import traceback
 from collections.abc import Callable
 
-from kubestream.block_manager import BlockManager
+from kubestream.block_manager import BlockManager, shuffle_map_output
 from kubestream.errors import FetchFailedError
 from kubestream.executor.receiver_supervisor import ReceiverSupervisor
 from kubestream.functions import FunctionCache
 from kubestream.logs import bind
 from kubestream.plan import ExecutorAddress, run_task
 from kubestream.protocol import (
+    BlocksMigrated,
+    ExecutorDraining,
     ExecutorLost,
     LaunchTask,
+    MigrateBlocks,
     RemoveBlocks,
     StartReceiver,
     StopReceiver,
@@ -30,6 +33,7 @@ from kubestream.protocol import (
     TaskState,
     ToDriver,
     ToExecutor,
+    UpdateRateLimit,
 )
 
 log = logging.getLogger(__name__)
@@ -58,6 +62,7 @@ class ExecutorCore:
         self._putter = putter
         self._queue: queue.SimpleQueue[LaunchTask | None] = queue.SimpleQueue()
         self._lost_peers: set[str] = set()
+        self._draining_peers: set[str] = set()
         self._receivers: dict[int, ReceiverSupervisor] = {}
         self._workers = [
             threading.Thread(target=self._work, name=f"task-{i}", daemon=True) for i in range(cores)
@@ -71,14 +76,25 @@ class ExecutorCore:
         elif isinstance(message, RemoveBlocks):
             for prefix in message.prefixes:
                 self.blocks.remove_prefix(prefix)
+            self.blocks.remove(message.block_ids)
         elif isinstance(message, StartReceiver):
             self._start_receiver(message)
         elif isinstance(message, StopReceiver):
             supervisor = self._receivers.pop(message.stream_id, None)
             if supervisor is not None:
                 supervisor.stop()
+        elif isinstance(message, UpdateRateLimit):
+            receiver = self._receivers.get(message.stream_id)
+            if receiver is not None:
+                receiver.set_rate_limit(message.rate_limit)
         elif isinstance(message, ExecutorLost):
             self._lost_peers.add(message.executor_id)
+        elif isinstance(message, ExecutorDraining):
+            self._draining_peers.add(message.executor_id)
+        elif isinstance(message, MigrateBlocks):
+            threading.Thread(
+                target=self._migrate, args=(message.peers,), name="migrate-blocks", daemon=True
+            ).start()
 
     def is_lost(self, executor_id: str) -> bool:
         return executor_id in self._lost_peers
@@ -98,7 +114,11 @@ class ExecutorCore:
     ) -> str | None:
         """Copy a block to the first live peer (Spark's replicated storage); its id, or None."""
         for peer in peers:
-            if peer.executor_id == self.executor_id or self.is_lost(peer.executor_id):
+            if (
+                peer.executor_id == self.executor_id
+                or self.is_lost(peer.executor_id)
+                or peer.executor_id in self._draining_peers
+            ):
                 continue
             try:
                 self.put_block(peer, block_id, blob)
@@ -106,6 +126,32 @@ class ExecutorCore:
                 continue
             return peer.executor_id
         return None
+
+    def _migrate(self, peers: tuple[ExecutorAddress, ...]) -> None:
+        """Copy every block to a peer, spreading them round-robin. A map output's blocks go
+        together: the driver tracks one location per map output."""
+        live = [p for p in peers if not self.is_lost(p.executor_id)]
+        groups: dict[object, list[str]] = {}
+        for block_id in self.blocks.ids():
+            groups.setdefault(shuffle_map_output(block_id) or block_id, []).append(block_id)
+        moves: list[tuple[str, str]] = []
+        failed: list[str] = []
+        for index, block_ids in enumerate(groups.values()):
+            for attempt in range(len(live)):
+                peer = live[(index + attempt) % len(live)]
+                try:
+                    for block_id in block_ids:
+                        blob = self.blocks.get(block_id)
+                        if blob is not None:
+                            self.put_block(peer, block_id, blob)
+                except ConnectionError:
+                    continue
+                moves += [(block_id, peer.executor_id) for block_id in block_ids]
+                break
+            else:
+                failed += block_ids
+        log.info("migrated %d blocks to %d peers; %d failed", len(moves), len(live), len(failed))
+        self._to_driver(BlocksMigrated(tuple(moves), tuple(failed)))
 
     def stop(self) -> None:
         for supervisor in list(self._receivers.values()):
@@ -129,6 +175,7 @@ class ExecutorCore:
             message.block_interval,
             replicate,
             message.wal_dir,
+            rate_limit=message.rate_limit,
         )
         self._receivers[message.stream_id] = supervisor
         supervisor.start()

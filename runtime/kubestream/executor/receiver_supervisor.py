@@ -5,12 +5,14 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from kubestream.block_manager import BlockManager, serialise
 from kubestream.checkpoint_store import write_atomically
 from kubestream.protocol import BlockAdded, ReceiverStatus, ToDriver
+from kubestream.rate_limiter import RateLimiter
 from kubestream.receiver import Receiver
 
 log = logging.getLogger(__name__)
@@ -28,6 +30,7 @@ class ReceiverSupervisor:
         replicate: Callable[[str, bytes], str | None],
         wal_dir: str | None = None,
         restart_delay: float = 2.0,
+        rate_limit: float | None = None,
     ) -> None:
         self.stream_id = stream_id
         self.receiver = receiver
@@ -39,10 +42,13 @@ class ReceiverSupervisor:
         self._wal_dir = wal_dir
         self._write_lock = threading.Lock()
         self._restart_delay = restart_delay
+        self._limiter = RateLimiter(rate_limit)
         self._buffer: list[Any] = []
         self._buffer_lock = threading.Lock()
         self._stopped = threading.Event()
         self._seq = 0
+        # A receiver that comes back to an executor must not reuse the ids of blocks kept there.
+        self._incarnation = uuid.uuid4().hex[:12]
         self._cutter = threading.Thread(
             target=self._cut_blocks, name=f"block-generator-{stream_id}", daemon=True
         )
@@ -72,10 +78,16 @@ class ReceiverSupervisor:
         self._flush()
         self._to_driver(ReceiverStatus(self.stream_id, "stopped"))
 
+    def set_rate_limit(self, rate: float | None) -> None:
+        log.info("receiver %s: rate limit %s records/s", self.stream_id, rate)
+        self._limiter.set_rate(rate)
+
     # ReceiverHost
     def store(self, records: Iterable[Any]) -> None:
+        batch = list(records)
+        self._limiter.acquire(len(batch), self._stopped)
         with self._buffer_lock:
-            self._buffer.extend(records)
+            self._buffer.extend(batch)
 
     def restart(self, message: str, error: BaseException | None) -> None:
         self.report_error(f"restarting receiver: {message}", error)
@@ -106,6 +118,7 @@ class ReceiverSupervisor:
 
     def store_block(self, records: list[Any]) -> None:
         if records:
+            self._limiter.acquire(len(records), self._stopped)
             self._write_block(records)
 
     def _flush(self) -> None:
@@ -118,7 +131,7 @@ class ReceiverSupervisor:
         """Memory, write-ahead log, second executor, then tell the driver: in that order."""
         with self._write_lock:
             self._seq += 1
-            block_id = f"input-{self.stream_id}-{self._executor_id}-{os.getpid()}-{self._seq}"
+            block_id = f"input-{self.stream_id}-{self._executor_id}-{self._incarnation}-{self._seq}"
         blob = serialise(records)
         self._blocks.put(block_id, blob)
         wal_path = None

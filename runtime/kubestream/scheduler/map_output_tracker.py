@@ -40,6 +40,15 @@ class MapOutputTracker:
             if outputs and outputs[map_index] and outputs[map_index].executor_id == executor_id:  # type: ignore[union-attr]
                 outputs[map_index] = None
 
+    def move_output(
+        self, shuffle_id: int, map_index: int, executor_id: str, location: ExecutorAddress
+    ) -> None:
+        """A draining executor copied this map output to `location`."""
+        with self._lock:
+            outputs = self._outputs.get(shuffle_id)
+            if outputs and outputs[map_index] and outputs[map_index].executor_id == executor_id:  # type: ignore[union-attr]
+                outputs[map_index] = location
+
     def remove_executor(self, executor_id: str) -> None:
         with self._lock:
             for outputs in self._outputs.values():

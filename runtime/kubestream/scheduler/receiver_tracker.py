@@ -6,6 +6,7 @@ receiver whose executor is lost is started again on another one.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import logging
 import os
@@ -20,7 +21,14 @@ import cloudpickle
 from kubestream.block_manager import deserialise
 from kubestream.checkpoint_store import read_verified
 from kubestream.plan import ExecutorAddress
-from kubestream.protocol import BlockAdded, ReceiverStatus, StartReceiver, StopReceiver, ToExecutor
+from kubestream.protocol import (
+    BlockAdded,
+    ReceiverStatus,
+    StartReceiver,
+    StopReceiver,
+    ToExecutor,
+    UpdateRateLimit,
+)
 from kubestream.receiver import Receiver
 
 log = logging.getLogger(__name__)
@@ -45,6 +53,7 @@ class ReceiverInfo:
     executor_id: str | None = None
     state: str = "pending"
     last_error: str = ""
+    rate_limit: float | None = None
 
 
 class ReceiverTracker:
@@ -64,6 +73,7 @@ class ReceiverTracker:
         self._lock = threading.Condition()
         self._placement = itertools.count()
         self._running = False
+        self._draining: set[str] = set()
 
     def register(self, stream_id: int, receiver: Receiver) -> None:
         with self._lock:
@@ -80,7 +90,7 @@ class ReceiverTracker:
         launches: list[tuple[str, ToExecutor]] = []
         with self._lock:
             addresses = self._executors()
-            alive = sorted(addresses)
+            alive = sorted(e for e in addresses if e not in self._draining)
             if not self._running or not alive:
                 return
             for info in self._receivers.values():
@@ -94,7 +104,12 @@ class ReceiverTracker:
                     (
                         executor_id,
                         StartReceiver(
-                            info.stream_id, blob, self.block_interval, replicas, self.wal_dir
+                            info.stream_id,
+                            blob,
+                            self.block_interval,
+                            replicas,
+                            self.wal_dir,
+                            info.rate_limit,
                         ),
                     )
                 )
@@ -102,8 +117,53 @@ class ReceiverTracker:
             log.info("starting receiver %s on executor %s", message.stream_id, executor_id)  # type: ignore[union-attr]
             self._send(executor_id, message)
 
+    def set_rate_limit(self, stream_id: int, rate: float | None) -> None:
+        """Records per second the receiver may store; kept for when it moves executors."""
+        with self._lock:
+            info = self._receivers[stream_id]
+            info.rate_limit = rate
+            executor_id = info.executor_id
+        if executor_id is not None:
+            self._send(executor_id, UpdateRateLimit(stream_id, rate))
+
+    def move_receivers_off(self, executor_id: str, timeout: float) -> None:
+        """Stop the executor's receivers (each flushes what it stored) and start them elsewhere;
+        it gets no receiver from now on."""
+        with self._lock:
+            self._draining.add(executor_id)
+            moving = [i for i in self._receivers.values() if i.executor_id == executor_id]
+        for info in moving:
+            self._send(executor_id, StopReceiver(info.stream_id))
+        with self._lock:
+            if not self._lock.wait_for(lambda: all(i.state == "stopped" for i in moving), timeout):
+                log.warning(
+                    "receivers on %s did not confirm their stop in %.0f s", executor_id, timeout
+                )
+            for info in moving:
+                info.executor_id, info.state = None, "moving"
+        self.place_receivers()
+
+    def rehome_blocks(self, executor_id: str, moves: dict[str, str]) -> None:
+        """Blocks a draining executor copied elsewhere are held there now."""
+
+        def moved(block: ReceivedBlock) -> ReceivedBlock:
+            target = moves.get(block.block_id)
+            if target is None:
+                return block
+            if block.executor_id == executor_id:
+                return dataclasses.replace(block, executor_id=target)
+            if block.replica == executor_id:
+                return dataclasses.replace(block, replica=target)
+            return block
+
+        with self._lock:
+            for streams in [*self._allocated.values(), self._unallocated]:
+                for stream_id, blocks in streams.items():
+                    streams[stream_id] = [moved(b) for b in blocks]
+
     def executor_lost(self, executor_id: str) -> None:
         with self._lock:
+            self._draining.discard(executor_id)
             for info in self._receivers.values():
                 if info.executor_id == executor_id:
                     info.executor_id, info.state = None, "lost"

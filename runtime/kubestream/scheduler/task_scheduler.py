@@ -129,6 +129,13 @@ class TaskScheduler:
             if executor_id in self._executors:
                 self._executors[executor_id].draining = True
 
+    def wait_for_planned_work(self, timeout: float) -> bool:
+        """Wait until every task set submitted so far has finished (later ones do not count)."""
+        with self._lock:
+            planned = [t.done for t in self._tasksets]
+        deadline = self._clock() + timeout
+        return all(done.wait(max(0.0, deadline - self._clock())) for done in planned)
+
     def executors(self) -> dict[str, ExecutorAddress]:
         with self._lock:
             return {eid: e.address for eid, e in self._executors.items()}

@@ -37,7 +37,6 @@ class FileInputDStream(InputDStream):
         self.new_files_only = new_files_only
         self.seen: set[str] = set()
         self.files_per_batch: dict[int, list[str]] = {}
-        self.history_ms = 0
         self._restored = False
 
     def start(self) -> None:

@@ -15,6 +15,26 @@ class InputDStream(DStream):
         super().__init__(ssc)
         ssc.graph.add_input(self)
         self.records_per_batch: dict[int, int] = {}
+        self.history_ms = 0
+        self.max_rate: float | None = None
+        self.estimated_rate: float | None = None
+
+    supports_rate_limit = False
+    """Whether this stream can read slower than its source produces (backpressure, max rate)."""
+
+    @property
+    def rate_limit(self) -> float | None:
+        """Records per second this stream may read now: the backpressure estimate, capped by
+        the fixed maximum; None for no limit."""
+        limits = [r for r in (self.max_rate, self.estimated_rate) if r is not None]
+        return min(limits) if limits else None
+
+    def set_estimated_rate(self, rate: float) -> None:
+        self.estimated_rate = rate
+        self.rate_limit_changed()
+
+    def rate_limit_changed(self) -> None:
+        """Hook for streams that must pass a new limit on (receivers on executors)."""
 
     def start(self) -> None:
         """Called once when the context starts, before the first batch."""

@@ -13,10 +13,15 @@ if TYPE_CHECKING:
 
 
 class ReceiverInputDStream(InputDStream):
+    supports_rate_limit = True
+
     def __init__(self, ssc: StreamingContext, receiver: Receiver) -> None:
         super().__init__(ssc)
         self.receiver = receiver
         ssc.engine.receiver_tracker.register(self.id, receiver)
+
+    def rate_limit_changed(self) -> None:
+        self.ssc.engine.receiver_tracker.set_rate_limit(self.id, self.rate_limit)
 
     def compute(self, batch_time: int) -> RDD | None:
         engine = self.ssc.engine

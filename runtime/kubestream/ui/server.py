@@ -1,4 +1,5 @@
-"""One HTTP port on the driver: the page (`/`), the status JSON (`/api/v1/status`), `/metrics`.
+"""One HTTP port on the driver: the page (`/`), the status JSON (`/api/v1/status`), `/metrics`,
+and, behind the job's token, `POST /api/v1/executors/<id>/decommission`.
 
 A standard-library server on its own thread, so the UI adds no dependency and
 a slow browser cannot hold up batches. The page's HTML, JS and CSS are package
@@ -11,16 +12,21 @@ from __future__ import annotations
 import errno
 import json
 import logging
+import re
 import socket
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib.resources import files
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from kubestream.api_auth import is_authorised
+from kubestream.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +41,15 @@ _ASSETS = {
 }
 
 StatusSource = Callable[[int], dict[str, Any]]
+DECOMMISSION = re.compile(r"^/api/v1/executors/([^/]+)/decommission$")
+
+
+@dataclass(frozen=True)
+class Actions:
+    """What the API may change, behind the job's token (see kubestream.api_auth)."""
+
+    token: str
+    decommission: Callable[[str], None]
 
 
 class UIServer:
@@ -46,8 +61,9 @@ class UIServer:
         registry: CollectorRegistry,
         host: str = "0.0.0.0",
         port: int = 4040,
+        actions: Actions | None = None,
     ) -> None:
-        handler = _handler(status, registry)
+        handler = _handler(status, registry, actions)
         self._server = _bind(host, port, handler)
         self.host = host
         self.port: int = self._server.server_address[1]
@@ -83,7 +99,9 @@ def _bind(host: str, port: int, handler: type[BaseHTTPRequestHandler]) -> Thread
     raise AssertionError("unreachable")
 
 
-def _handler(status: StatusSource, registry: CollectorRegistry) -> type[BaseHTTPRequestHandler]:
+def _handler(
+    status: StatusSource, registry: CollectorRegistry, actions: Actions | None
+) -> type[BaseHTTPRequestHandler]:
     assets = {
         path: ((files(__package__) / name).read_bytes(), kind)
         for path, (name, kind) in _ASSETS.items()
@@ -103,6 +121,31 @@ def _handler(status: StatusSource, registry: CollectorRegistry) -> type[BaseHTTP
                 self._reply(HTTPStatus.OK, generate_latest(registry), CONTENT_TYPE_LATEST)
             else:
                 self._error(HTTPStatus.NOT_FOUND, f"no page at {url.path}")
+
+        def do_POST(self) -> None:
+            match = DECOMMISSION.match(urlsplit(self.path).path)
+            if match is None:
+                self._error(HTTPStatus.NOT_FOUND, f"nothing to change at {self.path}")
+                return
+            if actions is None:
+                self._error(HTTPStatus.FORBIDDEN, "this driver's API is read-only")
+                return
+            if not is_authorised(self.headers.get("Authorization"), actions.token):
+                log.warning("refused an unauthenticated request from %s", self.address_string())
+                self._error(
+                    HTTPStatus.UNAUTHORIZED,
+                    "send 'Authorization: Bearer <token>'; the token is derived from the "
+                    "job's CURVE secret key (kubestream decommission computes it)",
+                )
+                return
+            executor_id = unquote(match.group(1))
+            try:
+                actions.decommission(executor_id)
+            except ConfigError as exc:
+                self._error(HTTPStatus.CONFLICT, str(exc))
+                return
+            body = json.dumps({"executor": executor_id, "state": "draining"}).encode()
+            self._reply(HTTPStatus.ACCEPTED, body, "application/json")
 
         def _status(self, query: dict[str, list[str]]) -> None:
             text = query.get("batches", ["100"])[-1]
