@@ -26,6 +26,7 @@ from kubestream.graph import DStreamGraph
 from kubestream.listener import StreamingListener
 from kubestream.local_executors import InProcessExecutors
 from kubestream.ops import HashPartitioner
+from kubestream.protocol import ReceiverStatus
 from kubestream.rate_controller import PIDRateEstimator, RateController
 from kubestream.rdd import RDD, PersistedRDD
 from kubestream.receiver import Receiver
@@ -106,6 +107,7 @@ class StreamingContext:
             now=self.clock.now,
         )
         self._generator = JobGenerator(self.clock, self.batch_interval_ms, self._generate_batch)
+        engine.receiver_tracker.status_listeners.append(self._receiver_status)
 
     def checkpoint(self, directory: str) -> None:
         """Checkpoint here; a job started on a directory holding a checkpoint resumes from it."""
@@ -149,6 +151,19 @@ class StreamingContext:
 
     def add_streaming_listener(self, listener: StreamingListener) -> None:
         self.listeners.append(listener)
+
+    def _receiver_status(self, executor_id: str, status: ReceiverStatus) -> None:
+        """Receiver events from the executors, to the StreamingListeners' receiver hooks."""
+        for listener in list(self.listeners):
+            try:
+                if status.state == "started":
+                    listener.on_receiver_started(status.stream_id, executor_id)
+                elif status.state == "error":
+                    listener.on_receiver_error(status.stream_id, status.message)
+                elif status.state == "stopped":
+                    listener.on_receiver_stopped(status.stream_id)
+            except Exception:
+                log.exception("listener %s failed on a receiver event", type(listener).__name__)
 
     def hash_partitioner(self, num_partitions: int) -> HashPartitioner:
         return self._partitioners.setdefault(num_partitions, HashPartitioner(num_partitions))

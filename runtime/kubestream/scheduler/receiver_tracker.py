@@ -74,6 +74,7 @@ class ReceiverTracker:
         self._placement = itertools.count()
         self._running = False
         self._draining: set[str] = set()
+        self.status_listeners: list[Callable[[str, ReceiverStatus], None]] = []
 
     def register(self, stream_id: int, receiver: Receiver) -> None:
         with self._lock:
@@ -186,6 +187,8 @@ class ReceiverTracker:
             if status.state == "error":
                 info.last_error = status.message
             self._lock.notify_all()
+        for listener in self.status_listeners:
+            listener(executor_id, status)
 
     def allocate_blocks_to_batch(self, batch_time: int) -> None:
         """A batch replayed after recovery keeps the blocks it had before the crash."""
