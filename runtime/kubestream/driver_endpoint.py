@@ -75,10 +75,14 @@ class DriverEndpoint:
             return
         existing = self._peers.get(executor_id)
         now = time.monotonic()
-        if existing is not None and existing.incarnation == message.pid:
-            existing.last_seen = now
-            return
-        self._peers[executor_id] = _Peer(identity, message.pid, now)
+        if existing is not None:
+            if existing.incarnation == message.incarnation:
+                existing.last_seen = now
+                return
+            # A new process under a known id (a replaced pod): the old one is
+            # lost, with its running tasks, blocks and receivers.
+            self.engine.detach_executor(executor_id, "replaced by a new process with its id")
+        self._peers[executor_id] = _Peer(identity, message.incarnation, now)
 
         def link(msg: ToExecutor, peer: bytes = identity) -> None:
             self.server.send(peer, msg)

@@ -18,7 +18,9 @@ class RegisterExecutor:
     executor_id: str
     block_address: str
     cores: int
-    pid: int
+    # Random per executor process: a replacement pod reuses the executor id,
+    # and its pid (1 in a container) too, so neither tells the two apart.
+    incarnation: int
     hash_probe: int
 
 

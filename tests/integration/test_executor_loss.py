@@ -9,7 +9,11 @@ from typing import Any
 
 import pytest
 
+from kubestream.driver_endpoint import DriverEndpoint
+from kubestream.engine import Engine
+from kubestream.executor.process import ExecutorProcess
 from kubestream.testing import run_batches
+from kubestream.transport import CurveKeys, generate_keypair
 from tests.integration.conftest import Cluster
 
 RECORDS = list(range(200))
@@ -65,3 +69,44 @@ def test_killed_executor_loses_no_record_and_duplicates_none(
     watcher.join(5)
     assert "exec-2" not in fresh_cluster.engine.executor_ids()
     assert sorted(batch) == reference()
+
+
+def test_executor_replaced_under_its_id_is_attached_as_a_new_one() -> None:
+    """A replacement pod keeps the executor id and pid 1: the driver must still drop the old
+    process (and what ran there) and attach the new one, or its work never finishes."""
+    keys = CurveKeys(*generate_keypair())
+    engine = Engine(default_parallelism=4)
+    endpoint = DriverEndpoint(engine, keys, "127.0.0.1", 0, heartbeat_interval=0.2)
+    driver = f"tcp://127.0.0.1:{endpoint.port}"
+
+    def start() -> tuple[ExecutorProcess, threading.Thread]:
+        # In this test's process (so its hash seed), both send the same pid, as pods do.
+        process = ExecutorProcess("pod-1", driver, keys, heartbeat_interval=0.2)
+        thread = threading.Thread(target=process.run, daemon=True)
+        thread.start()
+        return process, thread
+
+    def address() -> str | None:
+        known = engine.task_scheduler.executors().get("pod-1")
+        return None if known is None else known.address
+
+    old, old_thread = start()
+    try:
+        deadline = time.monotonic() + 30
+        while address() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        first = address()
+        assert first is not None, "the first process did not register"
+        old.stop()  # gone without a word to the driver, as a deleted pod
+        old_thread.join(10)
+        new, new_thread = start()
+        while address() == first and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert address() not in (None, first), "the new process under the old id was not attached"
+        (batch,) = run_batches([[RECORDS]], map_stage_is_slow, engine=engine)
+        assert sorted(batch) == reference()
+        new.stop()
+        new_thread.join(10)
+    finally:
+        old.stop()
+        endpoint.close()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import threading
 import time
 from typing import Any
@@ -51,6 +52,7 @@ class ExecutorProcess:
         parent_pid: int | None = None,
     ) -> None:
         self.executor_id = executor_id
+        self._incarnation = secrets.randbits(63)
         self._heartbeat_interval = heartbeat_interval
         self._driver_timeout = driver_timeout
         self._parent_pid = parent_pid
@@ -99,7 +101,7 @@ class ExecutorProcess:
                 self.executor_id,
                 self._block_address,
                 self.core.cores,
-                os.getpid(),
+                self._incarnation,
                 hash(HASH_PROBE_TEXT),
             )
         )
