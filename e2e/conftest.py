@@ -12,6 +12,7 @@ with ``make test``: pytest's testpaths leave e2e/ out, so run ``pytest e2e``.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import secrets
@@ -36,6 +37,24 @@ KIND_KUBECONFIG = (CACHE / "kind-kubeconfig").resolve()
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "e2e: needs a real Kubernetes cluster (e2e/)")
+    config.addinivalue_line(
+        "markers", "steps: the module's tests are one story, in order; a failure skips the rest"
+    )
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    failed = getattr(item.parent, "_failed_step", None)
+    if item.get_closest_marker("steps") and failed is not None:
+        pytest.skip(f"an earlier step failed: {failed}")
+
+
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> None:
+    if (
+        item.get_closest_marker("steps")
+        and call.excinfo is not None
+        and not call.excinfo.errisinstance(pytest.skip.Exception)
+    ):
+        item.parent._failed_step = item.name  # type: ignore[union-attr]
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -64,6 +83,18 @@ class Cluster:
     def apps(self) -> client.AppsV1Api:
         return client.AppsV1Api(self.api)
 
+    def kubectl_argv(self, *args: str) -> list[str]:
+        """The kubectl command line for this cluster, for commands that keep running."""
+        return [_kubectl_binary(), "--kubeconfig", str(self.kubeconfig), *args]
+
+    def kubectl(self, *args: str, check: bool = True) -> str:
+        """Runs kubectl as a user would (printed, with its output); returns stdout."""
+        return _tool(self.kubectl_argv(*args), check)
+
+    def helm(self, *args: str, check: bool = True) -> str:
+        """Runs helm, built from its pinned Go module by hack/build-helm.sh."""
+        return _tool([_helm_binary(), "--kubeconfig", str(self.kubeconfig), *args], check)
+
     def build_image(self, tag: str, context: Path) -> None:
         """Builds ``context``'s Dockerfile as ``tag`` and makes the nodes have it."""
         if self.flavour == "local":
@@ -88,6 +119,45 @@ def _run(cmd: list[str]) -> list[str]:
         tail = "\n".join(lines[-20:])
         pytest.fail(f"{cmd[0]} failed with exit code {proc.returncode}:\n{tail}", pytrace=False)
     return lines
+
+
+def _tool(cmd: list[str], check: bool) -> str:
+    print(f"$ {' '.join([Path(cmd[0]).name, *cmd[3:]])}", flush=True)
+    result = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=300)
+    out = result.stdout.strip()
+    if out:
+        print(out, flush=True)
+    if check and result.returncode != 0:
+        pytest.fail(
+            f"{Path(cmd[0]).name} {' '.join(cmd[3:])} exited {result.returncode}: "
+            f"{result.stderr.strip()}",
+            pytrace=False,
+        )
+    return result.stdout
+
+
+def _pinned(name: str) -> str:
+    """A version from hack/versions.env, the one place tool versions are pinned."""
+    for line in (REPO / "hack" / "versions.env").read_text().splitlines():
+        key, _, value = line.partition("=")
+        if key == name:
+            return value.strip()
+    raise KeyError(f"{name} is not in hack/versions.env")
+
+
+@functools.cache
+def _kubectl_binary() -> str:
+    """The pinned kubectl the cluster scripts build, else the one on $PATH."""
+    pinned = CACHE / f"kubernetes-{_pinned('KUBE_VERSION')}" / "bin" / "kubectl"
+    found = str(pinned) if pinned.is_file() else shutil.which("kubectl")
+    if found is None:
+        pytest.fail(f"no kubectl: neither {pinned} nor one on $PATH", pytrace=False)
+    return found
+
+
+@functools.cache
+def _helm_binary() -> str:
+    return _run([str(REPO / "hack" / "build-helm.sh")])[-1]
 
 
 def _flavour(kubeconfig: Path) -> str:

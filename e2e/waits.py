@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from kubernetes import client
@@ -80,14 +81,18 @@ def wait_for_event(
     reason: str,
     involved_name: str | None = None,
     timeout: float = 120.0,
+    since: datetime | None = None,
 ) -> client.CoreV1Event:
-    """Waits for an Event with ``reason`` (optionally about one object)."""
+    """Waits for an Event with ``reason`` (optionally about one object, or last seen after
+    ``since``, for a reason an earlier step already produced)."""
     found: list[client.CoreV1Event] = []
 
     def probe() -> tuple[bool, object]:
         events = core.list_namespaced_event(namespace).items
         if involved_name is not None:
             events = [e for e in events if e.involved_object.name == involved_name]
+        if since is not None:
+            events = [e for e in events if (e.last_timestamp or e.event_time or since) >= since]
         found[:] = [e for e in events if e.reason == reason]
         return bool(found), sorted({f"{e.involved_object.name}:{e.reason}" for e in events})
 

@@ -1,0 +1,572 @@
+"""The user's path, end to end: build the image, ``helm install`` the operator,
+``kubectl apply`` the example word count, and watch it survive a lost driver
+and a lost executor, scale, suspend, restart on a spec change, answer through
+``kubectl port-forward``, and go away cleanly.
+
+The tests are steps of one story and run in order (a failed step skips the
+rest). Input is text files a feeder pod drops into ``input/`` on the job's
+checkpoint claim; after every step the job's output must equal a plain-Python
+``Counter`` over everything written so far: the newest running totals, and the
+per-batch counts summed (so no file was counted twice or lost).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import secrets
+import subprocess
+import threading
+import time
+import tomllib
+import urllib.request
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from conftest import REPO, Cluster
+from waits import pod_exec, pods_ready, wait_for, wait_for_event, wait_for_field
+
+pytestmark = pytest.mark.steps
+
+VERSION = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
+IMAGE = f"kubestream/kubestream:{VERSION}"
+EXAMPLE = REPO / "examples" / "wordcount-job.yaml"
+CHART = REPO / "charts" / "kubestream"
+JOB = "wordcount"
+CLAIM = f"{JOB}-checkpoint"
+DRIVER = f"{JOB}-driver"
+FEEDER = "feeder"
+GROUP, VERSION_API, PLURAL = "kubestream.io", "v1alpha1", "streamingjobs"
+WORDS = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa"]
+
+# Run in the feeder pod. WRITE drops files into input/ the way a producer
+# should (write a hidden file, then rename it in); READ sums an output
+# directory's per-batch counts and returns its newest totals, as JSON.
+WRITE = """
+import json, os, sys
+os.makedirs('/checkpoint/input', exist_ok=True)
+for name, text in json.loads(sys.argv[1]).items():
+    staged = '/checkpoint/input/.' + name
+    with open(staged, 'w') as f:
+        f.write(text)
+    os.rename(staged, '/checkpoint/input/' + name)
+"""
+READ = """
+import ast, collections, glob, json, os, sys
+def pairs(d):
+    for part in sorted(glob.glob(d + '/part-*')):
+        for line in open(part).read().splitlines():
+            yield ast.literal_eval(line)
+counts = collections.Counter()
+for d in glob.glob(sys.argv[1] + '/counts-*'):
+    for word, n in pairs(d):
+        counts[word] += n
+totals = sorted(glob.glob(sys.argv[1] + '/totals-*'), key=lambda d: int(d.rsplit('-', 1)[1]))
+newest = dict(pairs(totals[-1])) if totals else {}
+print(json.dumps({'counts': counts, 'totals': newest, 'batches': len(totals)}))
+"""
+FETCH = """
+import sys, urllib.request
+print(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())
+"""
+
+
+@dataclass
+class Story:
+    """What the steps share: where things run and everything written so far."""
+
+    cluster: Cluster
+    namespace: str
+    operator_namespace: str
+    release: str
+    written: dict[str, str] = field(default_factory=dict)
+    # Output directory -> names of the files whose per-batch counts land there.
+    outputs: dict[str, list[str]] = field(default_factory=lambda: {"/checkpoint/output": []})
+    rng: random.Random = field(default_factory=lambda: random.Random(7))
+
+    @property
+    def core(self) -> client.CoreV1Api:
+        return self.cluster.core
+
+    @property
+    def custom(self) -> client.CustomObjectsApi:
+        return client.CustomObjectsApi(self.cluster.api)
+
+    def job(self) -> dict[str, Any]:
+        found = self.custom.get_namespaced_custom_object(
+            GROUP, VERSION_API, self.namespace, PLURAL, JOB
+        )
+        assert isinstance(found, dict)
+        return found
+
+    def kubectl(self, *args: str, check: bool = True) -> str:
+        return self.cluster.kubectl("-n", self.namespace, *args, check=check)
+
+    def pod_uid(self, name: str) -> str | None:
+        pods = self.core.list_namespaced_pod(self.namespace, field_selector=f"metadata.name={name}")
+        return pods.items[0].metadata.uid if pods.items else None
+
+    def write_files(self, count: int) -> None:
+        """Drops ``count`` new text files into the job's input directory."""
+        batch: dict[str, str] = {}
+        for _ in range(count):
+            name = f"part-{len(self.written) + len(batch):04d}.txt"
+            lines = [
+                " ".join(self.rng.choices(WORDS, k=self.rng.randint(1, 8)))
+                for _ in range(self.rng.randint(5, 30))
+            ]
+            batch[name] = "\n".join(lines) + "\n"
+        pod_exec(self.core, self.namespace, FEEDER, ["python3", "-c", WRITE, json.dumps(batch)])
+        self.written.update(batch)
+        next(reversed(self.outputs.values())).extend(batch)
+
+    def expected(self, names: list[str] | None = None) -> Counter[str]:
+        """The plain-Python reference: words in the given files (default: all)."""
+        texts = self.written.values() if names is None else [self.written[n] for n in names]
+        return Counter(word for text in texts for word in text.split())
+
+    def wait_for_exact_output(self, timeout: float = 120) -> None:
+        """Waits until every output directory holds exactly the reference counts."""
+        newest = next(reversed(self.outputs))
+        for out, names in self.outputs.items():
+            total = self.expected() if out == newest else None
+            what = f"{out} to hold the counts of {len(names)} files"
+            if total is not None:
+                what += f" and the totals of all {len(self.written)}"
+            seen = wait_for(what, self._output_is(out, self.expected(names), total), timeout, 2)
+            print(f"{out}: exact ({seen})")
+
+    def _output_is(
+        self, out: str, counted: Counter[str], total: Counter[str] | None
+    ) -> Callable[[], tuple[bool, object]]:
+        def probe() -> tuple[bool, object]:
+            got = json.loads(
+                pod_exec(self.core, self.namespace, FEEDER, ["python3", "-c", READ, out])
+            )
+            counts, totals = Counter(got["counts"]), Counter(got["totals"])
+            seen = f"{got['batches']} batches; per-batch counts off by {_diff(counts, counted)}"
+            if total is None:
+                return counts == counted, seen
+            seen += f"; newest totals off by {_diff(totals, total)}"
+            return counts == counted and totals == total, seen
+
+        return probe
+
+    def driver_status(self) -> dict[str, Any]:
+        """The driver's /api/v1/status, asked from inside the cluster."""
+        url = f"http://{DRIVER}.{self.namespace}.svc:4040/api/v1/status"
+        status: dict[str, Any] = json.loads(
+            pod_exec(self.core, self.namespace, FEEDER, ["python3", "-c", FETCH, url])
+        )
+        return status
+
+    def wait_for_running(self, executors: int) -> dict[str, Any]:
+        """Waits until ``kubectl get sj`` shows Running with all executors ready."""
+
+        def probe() -> tuple[bool, object]:
+            status = self.job().get("status", {})
+            seen = {k: status.get(k) for k in ("phase", "executors", "lastBatchTime")}
+            ready = (
+                status.get("phase") == "Running"
+                and status.get("executors") == f"{executors}/{executors}"
+            )
+            return ready, seen
+
+        wait_for(f"sj/{JOB} Running with {executors}/{executors} executors", probe, timeout=180)
+        self.kubectl("get", "sj", JOB)
+        return self.job()
+
+
+def _diff(got: Counter[str], want: Counter[str]) -> str:
+    off = {w: got[w] - want[w] for w in set(got) | set(want) if got[w] != want[w]}
+    return "nothing" if not off else str(dict(sorted(off.items())[:6]))
+
+
+def _now() -> datetime:
+    return datetime.now(UTC) - timedelta(seconds=1)
+
+
+def _feeder_pod() -> client.V1Pod:
+    """A pod that shares the job's claim, to write input and read output like a user would."""
+    return client.V1Pod(
+        metadata=client.V1ObjectMeta(name=FEEDER),
+        spec=client.V1PodSpec(
+            security_context=client.V1PodSecurityContext(
+                run_as_non_root=True, run_as_user=10001, run_as_group=10001, fs_group=10001
+            ),
+            containers=[
+                client.V1Container(
+                    name=FEEDER,
+                    image=IMAGE,
+                    image_pull_policy="IfNotPresent",
+                    command=[
+                        "python3",
+                        "-c",
+                        "import signal, time; signal.signal(signal.SIGTERM, lambda *_: exit(0));"
+                        " time.sleep(86400)",
+                    ],
+                    security_context=client.V1SecurityContext(
+                        read_only_root_filesystem=True,
+                        allow_privilege_escalation=False,
+                        capabilities=client.V1Capabilities(drop=["ALL"]),
+                    ),
+                    volume_mounts=[client.V1VolumeMount(name="data", mount_path="/checkpoint")],
+                )
+            ],
+            volumes=[
+                client.V1Volume(
+                    name="data",
+                    persistent_volume_claim=client.V1PersistentVolumeClaimVolumeSource(
+                        claim_name=CLAIM
+                    ),
+                )
+            ],
+        ),
+    )
+
+
+@pytest.fixture(scope="module")
+def story(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[Story]:
+    suffix = secrets.token_hex(3)
+    story = Story(
+        cluster,
+        namespace=f"e2e-wordcount-{suffix}",
+        operator_namespace=f"e2e-operator-{suffix}",
+        release=f"ks-{suffix}",
+    )
+    cluster.core.create_namespace(
+        client.V1Namespace(metadata=client.V1ObjectMeta(name=story.namespace))
+    )
+    try:
+        yield story
+    finally:
+        if getattr(request.node, "_failed_step", None):
+            _print_diagnostics(story)
+        installed = cluster.helm(
+            "status", story.release, "-n", story.operator_namespace, check=False
+        )
+        if installed:
+            cluster.helm("uninstall", story.release, "-n", story.operator_namespace, check=False)
+        for ns in (story.namespace, story.operator_namespace):
+            cluster.kubectl("delete", "namespace", ns, "--ignore-not-found", "--wait=false")
+
+
+def _print_diagnostics(story: Story) -> None:
+    """What a person would look at first when a step failed, before teardown deletes it."""
+    print("\n=== diagnostics: the job, its pods, Events and logs ===")
+    story.kubectl("get", "sj,pods,pvc", "-o", "wide", check=False)
+    events = story.kubectl("get", "events", "--sort-by=.lastTimestamp", check=False)
+    print("\n".join(events.splitlines()[-30:]))
+    for pod in _job_pods(story):
+        print(f"--- kubectl logs {pod} (last 40 lines)")
+        story.kubectl("logs", pod, "--tail=40", check=False)
+    story.cluster.kubectl(
+        "logs",
+        "-n",
+        story.operator_namespace,
+        "-l",
+        f"app.kubernetes.io/instance={story.release}",
+        "--tail=30",
+        check=False,
+    )
+
+
+def test_1_helm_install_makes_the_operator_ready(cluster: Cluster, story: Story) -> None:
+    cluster.build_image(IMAGE, REPO)
+    assert CHART.joinpath("Chart.yaml").is_file(), f"no chart at {CHART}"
+    cluster.helm(
+        "install",
+        story.release,
+        str(CHART),
+        "--namespace",
+        story.operator_namespace,
+        "--create-namespace",
+    )
+    selector = f"app.kubernetes.io/instance={story.release}"
+    pods = pods_ready(cluster.core, story.operator_namespace, selector, 1)
+    print(f"operator Ready: {pods}")
+    cluster.kubectl("get", "pods", "-n", story.operator_namespace, "-o", "wide")
+
+
+def test_2_the_example_runs_and_its_output_matches_a_reference(story: Story) -> None:
+    since = _now()
+    story.kubectl("apply", "-f", str(EXAMPLE))
+    created = wait_for_event(story.core, story.namespace, "DriverCreated", JOB, since=since)
+    print(f"Event {created.reason}: {created.message}")
+    story.wait_for_running(executors=2)
+    # The file stream lists what is already there when it starts and skips it
+    # (new files only, as Spark's); a finished batch proves it has started.
+    wait_for(
+        f"sj/{JOB} to report a finished batch",
+        lambda: (bool(story.job()["status"].get("lastBatchTime")), story.job()["status"]),
+    )
+    feeder = _feeder_pod()
+    feeder.metadata.labels = {"app": FEEDER}
+    story.core.create_namespaced_pod(story.namespace, feeder)
+    pods_ready(story.core, story.namespace, f"app={FEEDER}", 1)
+    story.write_files(8)
+    story.wait_for_exact_output()
+
+
+def test_3_a_deleted_driver_is_recreated_and_resumes_from_the_checkpoint(story: Story) -> None:
+    story.write_files(4)  # in flight when the driver goes
+    old = story.pod_uid(DRIVER)
+    since = _now()
+    story.kubectl("delete", "pod", DRIVER, "--wait=false")
+    story.write_files(4)  # while there is no driver
+    recovering = wait_for_event(story.core, story.namespace, "Recovering", JOB, since=since)
+    print(f"Event {recovering.reason}: {recovering.message}")
+    wait_for(
+        "a new driver pod",
+        lambda: (story.pod_uid(DRIVER) not in (None, old), story.pod_uid(DRIVER)),
+    )
+    story.wait_for_running(executors=2)
+    logs = story.kubectl("logs", DRIVER)
+    assert "recovered from checkpoint" in logs, logs
+    story.write_files(4)
+    story.wait_for_exact_output()
+
+
+def test_4_a_deleted_executor_is_replaced_and_results_stay_exact(story: Story) -> None:
+    victim = f"{JOB}-executor-1"
+    old = story.pod_uid(victim)
+    story.write_files(6)
+    since = _now()
+    started = time.monotonic()
+    story.kubectl("delete", "pod", victim)  # returns once the pod is gone
+    print(f"{victim} stopped and was gone in {time.monotonic() - started:.1f} s")
+    wait_for_event(story.core, story.namespace, "ExecutorCreated", JOB, since=since)
+    wait_for(
+        f"a new {victim}", lambda: (story.pod_uid(victim) not in (None, old), story.pod_uid(victim))
+    )
+    story.wait_for_running(executors=2)
+    wait_for(
+        "the driver to list executors 0 and 1",
+        lambda: (_executor_ids(story) == ["0", "1"], _executor_ids(story)),
+    )
+    story.write_files(6)
+    story.wait_for_exact_output()
+
+
+def _executor_ids(story: Story) -> list[str]:
+    return sorted(e["id"] for e in story.driver_status()["executors"] if e["state"] == "active")
+
+
+def _finished_tasks(story: Story, pod: str) -> float:
+    """kubestream_executor_tasks_total{state="finished"} from the executor's own /metrics."""
+    ip = story.core.read_namespaced_pod(pod, story.namespace).status.pod_ip
+    text = pod_exec(
+        story.core, story.namespace, FEEDER, ["python3", "-c", FETCH, f"http://{ip}:4040/metrics"]
+    )
+    match = re.search(r'^kubestream_executor_tasks_total\{state="finished"\} (\S+)$', text, re.M)
+    assert match, f"no finished-task counter in {pod}'s /metrics:\n{text[:2000]}"
+    return float(match.group(1))
+
+
+def test_5_kubectl_scale_adds_an_executor_that_receives_tasks(story: Story) -> None:
+    story.kubectl("scale", f"sj/{JOB}", "--replicas=3")
+    story.wait_for_running(executors=3)
+    wait_for(
+        "the driver to list executors 0, 1 and 2",
+        lambda: (_executor_ids(story) == ["0", "1", "2"], _executor_ids(story)),
+    )
+    third = f"{JOB}-executor-2"
+
+    def third_ran_tasks() -> tuple[bool, object]:
+        story.write_files(6)  # one partition per file: work for every executor
+        finished = _finished_tasks(story, third)
+        return finished > 0, f"{third} finished {finished:g} tasks"
+
+    print(wait_for(f"{third} to finish tasks", third_ran_tasks, timeout=60, interval=2))
+    story.wait_for_exact_output()
+
+
+def test_6_suspend_keeps_the_claim_and_resume_continues(story: Story) -> None:
+    since = _now()
+    story.kubectl("patch", "sj", JOB, "--type=merge", "-p", '{"spec": {"suspend": true}}')
+    wait_for_field(f"sj/{JOB}", story.job, "status.phase", "Suspended", timeout=180)
+    wait_for_event(story.core, story.namespace, "Suspended", JOB, since=since)
+    story.kubectl("get", "sj", JOB)
+    wait_for("no job pods", lambda: (not _job_pods(story), _job_pods(story)))
+    story.core.read_namespaced_persistent_volume_claim(CLAIM, story.namespace)
+    story.write_files(5)  # while suspended: read on resume
+    story.kubectl("patch", "sj", JOB, "--type=merge", "-p", '{"spec": {"suspend": false}}')
+    story.wait_for_running(executors=3)
+    story.wait_for_exact_output()
+
+
+def _job_pods(story: Story) -> list[str]:
+    pods = story.core.list_namespaced_pod(
+        story.namespace, label_selector=f"kubestream.io/job={JOB}"
+    )
+    return [p.metadata.name for p in pods.items]
+
+
+def test_6_a_changed_argument_restarts_the_job_from_its_checkpoint(story: Story) -> None:
+    old = story.pod_uid(DRIVER)
+    since = _now()
+    arguments = ["--dir", "/checkpoint/input", "--out", "/checkpoint/output2"]
+    patch = {"spec": {"application": {"arguments": arguments}}}
+    story.kubectl("patch", "sj", JOB, "--type=merge", "-p", json.dumps(patch))
+    restarting = wait_for_event(story.core, story.namespace, "Restarting", JOB, since=since)
+    print(f"Event {restarting.reason}: {restarting.message}")
+    wait_for(
+        "a new driver pod",
+        lambda: (story.pod_uid(DRIVER) not in (None, old), story.pod_uid(DRIVER)),
+    )
+    story.wait_for_running(executors=3)
+    logs = story.kubectl("logs", DRIVER)
+    assert "recovered from checkpoint" in logs, logs
+    # The new output's totals must include every earlier file: the state came
+    # from the checkpoint, not from a fresh start.
+    story.outputs["/checkpoint/output2"] = []
+    story.write_files(5)
+    story.wait_for_exact_output()
+
+
+@contextmanager
+def _port_forward(story: Story, target: str, port: int) -> Iterator[str]:
+    """``kubectl port-forward TARGET :PORT``; yields the local base URL."""
+    forward = subprocess.Popen(
+        story.cluster.kubectl_argv(
+            "-n",
+            story.namespace,
+            "port-forward",
+            target,
+            f":{port}",
+        ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert forward.stdout is not None
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(forward.stdout or ()), daemon=True)
+    reader.start()
+    try:
+
+        def forwarding() -> tuple[bool, object]:
+            found = [m for line in lines if (m := re.search(r"127\.0\.0\.1:(\d+) ->", line))]
+            return bool(found) or forward.poll() is not None, lines[:]
+
+        wait_for(f"kubectl port-forward {target} :{port}", forwarding, timeout=30, interval=0.2)
+        local = next(m for line in lines if (m := re.search(r"127\.0\.0\.1:(\d+) ->", line)))
+        print(lines[0].strip())
+        yield f"http://127.0.0.1:{local.group(1)}"
+    finally:
+        forward.terminate()
+        forward.wait(timeout=10)
+        reader.join(timeout=10)
+        forward.stdout.close()
+
+
+def _get(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=10) as answer:
+        return str(answer.read().decode())
+
+
+def test_8_driver_ui_and_metrics_answer_through_kubectl_port_forward(story: Story) -> None:
+    with _port_forward(story, f"pod/{DRIVER}", 4040) as base:
+        page = _get(base + "/")
+        assert "<title>kubestream · Streaming</title>" in page, page[:500]
+        status = json.loads(_get(base + "/api/v1/status"))
+        assert status["job"] == JOB and status["state"] == "active", status
+        assert len(status["executors"]) == 3, status["executors"]
+        metrics = _get(base + "/metrics")
+        completed = re.search(r"^kubestream_batches_completed_total (\S+)$", metrics, re.M)
+        assert completed and float(completed.group(1)) > 0, metrics[:2000]
+        print(f"driver UI, status ({status['totals']}) and metrics answer at {base}")
+    with _port_forward(story, f"pod/{JOB}-executor-0", 4040) as base:
+        metrics = _get(base + "/metrics")
+        assert 'kubestream_executor_info{executor_id="0"} 1.0' in metrics, metrics[:2000]
+        print(f"executor 0 metrics answer at {base}")
+
+
+def test_7_delete_stops_gracefully_and_leaves_only_the_claim(story: Story) -> None:
+    grace = story.job()["spec"]["gracefulStopTimeoutSeconds"]
+    logs = subprocess.Popen(
+        story.cluster.kubectl_argv(
+            "-n",
+            story.namespace,
+            "logs",
+            "--follow",
+            DRIVER,
+        ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    since = _now()
+    started = time.monotonic()
+    story.kubectl("delete", "sj", JOB, "--wait=false")
+    wait_for_event(story.core, story.namespace, "Deleting", JOB, since=since)
+    wait_for(
+        f"sj/{JOB} and its pods to be gone",
+        lambda: (_gone(story), {"job pods": _job_pods(story)}),
+        timeout=grace + 60,
+    )
+    took = time.monotonic() - started
+    tail, _ = logs.communicate(timeout=30)
+    print(f"sj/{JOB} gone in {took:.1f} s (graceful-stop time {grace} s); driver's last lines:")
+    print("\n".join(tail.splitlines()[-5:]))
+    assert "stopping gracefully" in tail and "streaming stopped" in tail, tail[-3000:]
+    assert "stopping at once" not in tail, tail[-3000:]
+    assert took < grace, f"deleting took {took:.1f} s, more than the {grace} s grace period"
+    left = story.kubectl(
+        "get",
+        "pods,services,secrets,configmaps,serviceaccounts,networkpolicies,pvc",
+        "-l",
+        f"kubestream.io/job={JOB}",
+        "-o",
+        "name",
+    ).split()
+    assert left == [f"persistentvolumeclaim/{CLAIM}"], left
+    story.wait_for_exact_output()  # the claim keeps every batch the job wrote
+
+
+def _gone(story: Story) -> bool:
+    jobs = story.custom.list_namespaced_custom_object(GROUP, VERSION_API, story.namespace, PLURAL)
+    assert isinstance(jobs, dict)
+    return not jobs["items"] and not _job_pods(story)
+
+
+def test_9_helm_uninstall_leaves_nothing_of_the_operator(cluster: Cluster, story: Story) -> None:
+    cluster.helm("uninstall", story.release, "--namespace", story.operator_namespace, "--wait")
+    label = f"app.kubernetes.io/instance={story.release}"
+    wait_for(
+        "the operator's pods to be gone",
+        lambda: (
+            not cluster.core.list_namespaced_pod(story.operator_namespace).items,
+            [
+                p.metadata.name
+                for p in cluster.core.list_namespaced_pod(story.operator_namespace).items
+            ],
+        ),
+    )
+    namespaced = cluster.kubectl(
+        "get",
+        "all,configmaps,secrets,serviceaccounts,roles,rolebindings,networkpolicies",
+        "--namespace",
+        story.operator_namespace,
+        "-o",
+        "name",
+    ).split()
+    assert [
+        n
+        for n in namespaced
+        if not n.startswith(("serviceaccount/default", "configmap/kube-root-ca"))
+    ] == []
+    cluster_wide = cluster.kubectl(
+        "get", "clusterroles,clusterrolebindings,clusterkopfpeerings", "-l", label, "-o", "name"
+    ).split()
+    assert cluster_wide == [], cluster_wide
+    peerings = cluster.kubectl("get", "clusterkopfpeerings", "-o", "name").split()
+    print(f"left by design: the CRDs (Helm never deletes them); kopf peerings: {peerings}")
