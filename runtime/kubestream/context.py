@@ -229,8 +229,9 @@ class StreamingContext:
             if graceful:
                 self._stop_gracefully(timeout or self.graceful_timeout)
             self._generator.stop()
-            self.engine.task_scheduler.abort_all("streaming context stopped")
-            self._scheduler.stop()
+            self._scheduler.stop(
+                abort=lambda: self.engine.task_scheduler.abort_all("streaming context stopped")
+            )
             for stream in self.graph.inputs:
                 stream.stop()
             if not graceful:

@@ -53,6 +53,7 @@ class JobScheduler:
         self.batches: list[BatchInfo] = []
         self.failure: BaseException | None = None
         self.failed_stop = threading.Event()
+        self._stopping = threading.Event()
 
     def start(self) -> None:
         self._thread.start()
@@ -73,14 +74,19 @@ class JobScheduler:
         with self._idle:
             return self._idle.wait_for(lambda: self._pending == 0, timeout)
 
-    def stop(self, timeout: float = 10.0) -> None:
+    def stop(self, abort: Callable[[], None], timeout: float = 10.0) -> None:
+        """Stop at once: `abort` cuts the running batch short. It and every queued batch stay
+        unfinished, so a checkpoint keeps them pending and a restart runs them again."""
+        self._stopping.set()
         self._queue.put(None)
+        abort()
         if self._thread.is_alive():
             self._thread.join(timeout)
 
     def _run(self) -> None:
         while (job_set := self._queue.get()) is not None:
-            self._run_job_set(job_set)
+            if not self._stopping.is_set():
+                self._run_job_set(job_set)
             with self._idle:
                 self._pending -= 1
                 self._idle.notify_all()
@@ -90,6 +96,8 @@ class JobScheduler:
         info.processing_start = self._now()
         self._emit("on_batch_started", info)
         for job in job_set.jobs:
+            if self._stopping.is_set():
+                break
             for listener in self._listeners:
                 listener.on_output_operation_started(info, job.output_id)
             error: str | None = None
@@ -101,6 +109,9 @@ class JobScheduler:
                 log.error("batch %d: %s", info.batch_time, error, exc_info=True)
             for listener in self._listeners:
                 listener.on_output_operation_completed(info, job.output_id, error)
+        if self._stopping.is_set():
+            log.warning("batch %d cut short by the stop; it stays pending", info.batch_time)
+            return
         info.processing_end = self._now()
         try:
             self._on_batch_done(info)
