@@ -6,11 +6,12 @@ import ast
 import random
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections import Counter
 from pathlib import Path
+
+from tests.integration.run_job import start_checkpointed
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = ROOT / "examples" / "stateful_wordcount.py"
@@ -21,31 +22,12 @@ def start(
     checkpoint: Path, inbox: Path, out: Path, log: Path, *extra: str
 ) -> subprocess.Popen[str]:
     with log.open("w") as stderr:
-        return subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "kubestream",
-                "run",
-                str(APP),
-                "--batch-interval",
-                "0.5",
-                "--checkpoint",
-                str(checkpoint),
-                "--checkpoint-interval",
-                "1.5",
-                "--log-level",
-                "WARNING",
-                *extra,
-                "--",
-                "--dir",
-                str(inbox),
-                "--out",
-                str(out),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=stderr,
-            text=True,
+        return start_checkpointed(
+            APP,
+            checkpoint,
+            ["--checkpoint-interval", "1.5", *extra],
+            ["--dir", str(inbox), "--out", str(out)],
+            stderr,
         )
 
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
+from tests.integration.run_job import start_checkpointed
 from tests.integration.test_driver_recovery import read_pairs
 
 SLOW_APP = """
@@ -35,30 +35,8 @@ TEXTS = [f"w{i % 5} w{i % 3} x" for i in range(12)]
 def start(
     app: Path, checkpoint: Path, inbox: Path, out: Path, *extra: str
 ) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "kubestream",
-            "run",
-            str(app),
-            "--batch-interval",
-            "0.5",
-            "--checkpoint",
-            str(checkpoint),
-            "--checkpoint-interval",
-            "1",
-            "--log-level",
-            "WARNING",
-            *extra,
-            "--",
-            str(inbox),
-            str(out),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    flags = ["--checkpoint-interval", "1", *extra]
+    return start_checkpointed(app, checkpoint, flags, [str(inbox), str(out)], subprocess.PIPE)
 
 
 def latest_totals(out: Path) -> Counter[str]:

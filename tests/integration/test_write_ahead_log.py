@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
+
+from tests.integration.run_job import start_checkpointed
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = ROOT / "examples" / "spool_receiver.py"
@@ -17,30 +18,12 @@ def start(
     checkpoint: Path, spool: Path, out: Path, log: Path, *extra: str
 ) -> subprocess.Popen[str]:
     with log.open("w") as stderr:
-        return subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "kubestream",
-                "run",
-                str(APP),
-                "--batch-interval",
-                "0.5",
-                "--checkpoint",
-                str(checkpoint),
-                "--write-ahead-log",
-                "--log-level",
-                "WARNING",
-                *extra,
-                "--",
-                "--spool",
-                str(spool),
-                "--out",
-                str(out),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=stderr,
-            text=True,
+        return start_checkpointed(
+            APP,
+            checkpoint,
+            ["--write-ahead-log", *extra],
+            ["--spool", str(spool), "--out", str(out)],
+            stderr,
         )
 
 
