@@ -213,6 +213,17 @@ def claim_owned(spec: JobSpec) -> bool:
     return not spec.checkpoint.retain_on_delete
 
 
+def graceful_timeout(spec: JobSpec) -> float:
+    """The driver's own deadline for finishing batches on stop.
+
+    Shorter than the pod's grace period, which ends in SIGKILL: after its
+    deadline the driver still writes a final checkpoint and exits, and needs
+    time for that (up to 5 s, a fifth of a short grace period).
+    """
+    grace = spec.graceful_stop_seconds
+    return grace - min(5.0, grace / 5)
+
+
 def _env(job: JobRef, spec: JobSpec, settings: PodSettings) -> list[dict[str, Any]]:
     def key_ref(key: str) -> dict[str, Any]:
         return {"secretKeyRef": {"name": secret_name(job), "key": key}}
@@ -226,7 +237,7 @@ def _env(job: JobRef, spec: JobSpec, settings: PodSettings) -> list[dict[str, An
         {"name": "KUBESTREAM_DRIVER_PORT", "value": str(DRIVER_PORT)},
         {"name": "KUBESTREAM_UI_PORT", "value": str(UI_PORT)},
         {"name": "KUBESTREAM_CONFIG", "value": CONFIG_PATH},
-        {"name": "KUBESTREAM_GRACEFUL_TIMEOUT", "value": str(spec.graceful_stop_seconds)},
+        {"name": "KUBESTREAM_GRACEFUL_TIMEOUT", "value": f"{graceful_timeout(spec):g}"},
         {
             "name": "KUBESTREAM_ADVERTISE_HOST",
             "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}},

@@ -99,6 +99,15 @@ def test_driver_and_executors_share_the_checkpoint_claim() -> None:
             assert {"name": "checkpoint", "mountPath": m.CHECKPOINT_PATH} in mounts
 
 
+def test_driver_finishes_its_graceful_stop_before_the_grace_period_ends() -> None:
+    """The kubelet kills at the end of the grace period; the final checkpoint comes after
+    the driver's own deadline, so that deadline must come first."""
+    for grace, deadline in ((60, 55.0), (10, 8.0), (1, 0.8)):
+        pod = m.build_driver_pod(JOB, replace(spec(), graceful_stop_seconds=grace), "k")
+        assert pod["spec"]["terminationGracePeriodSeconds"] == grace
+        assert float(env_of(pod)["KUBESTREAM_GRACEFUL_TIMEOUT"]) == deadline
+
+
 def test_readiness_is_asked_over_http_not_on_the_curve_ports() -> None:
     """A bare TCP probe of a CURVE port fails the handshake and logs a warning every period."""
     for pod in (m.build_driver_pod(JOB, spec(), "k"), m.build_executor_pod(JOB, spec(), 0, "k")):
