@@ -45,15 +45,12 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_runtest_setup(item: pytest.Item) -> None:
     failed = getattr(item.parent, "_failed_step", None)
     if item.get_closest_marker("steps") and failed is not None:
-        pytest.skip(f"an earlier step failed: {failed}")
+        pytest.skip(f"an earlier step did not pass: {failed}")
 
 
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> None:
-    if (
-        item.get_closest_marker("steps")
-        and call.excinfo is not None
-        and not call.excinfo.errisinstance(pytest.skip.Exception)
-    ):
+    """A step that failed or was skipped leaves the story's later steps nothing to build on."""
+    if item.get_closest_marker("steps") and call.excinfo is not None:
         item.parent._failed_step = item.name  # type: ignore[union-attr]
 
 

@@ -410,7 +410,7 @@ def _job_pods(story: Story) -> list[str]:
     return [p.metadata.name for p in pods.items]
 
 
-def test_6_a_changed_argument_restarts_the_job_from_its_checkpoint(story: Story) -> None:
+def test_6b_a_changed_argument_restarts_the_job_from_its_checkpoint(story: Story) -> None:
     old = story.pod_uid(DRIVER)
     since = _now()
     arguments = ["--dir", "/checkpoint/input", "--out", "/checkpoint/output2"]
@@ -473,7 +473,7 @@ def _get(url: str) -> str:
         return str(answer.read().decode())
 
 
-def test_8_driver_ui_and_metrics_answer_through_kubectl_port_forward(story: Story) -> None:
+def test_7_driver_ui_and_metrics_answer_through_kubectl_port_forward(story: Story) -> None:
     with _port_forward(story, f"pod/{DRIVER}", 4040) as base:
         page = _get(base + "/")
         assert "<title>kubestream · Streaming</title>" in page, page[:500]
@@ -490,7 +490,7 @@ def test_8_driver_ui_and_metrics_answer_through_kubectl_port_forward(story: Stor
         print(f"executor 0 metrics answer at {base}")
 
 
-def test_7_delete_stops_gracefully_and_leaves_only_the_claim(story: Story) -> None:
+def test_8_delete_stops_gracefully_and_leaves_only_the_claim(story: Story) -> None:
     grace = story.job()["spec"]["gracefulStopTimeoutSeconds"]
     logs = subprocess.Popen(
         story.cluster.kubectl_argv(
