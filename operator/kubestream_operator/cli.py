@@ -17,10 +17,18 @@ from prometheus_client import CollectorRegistry, start_http_server
 from kubestream_operator.handlers import build_registry
 from kubestream_operator.kube import Cluster, load_config
 from kubestream_operator.metrics import OperatorMetrics
+from kubestream_operator.peering import choose_priority
+
+log = logging.getLogger(__name__)
 
 
 def _env(name: str, default: str) -> str:
     return os.environ.get(name, default)
+
+
+def _env_int(name: str) -> int | None:
+    value = os.environ.get(name)
+    return None if value is None else int(value)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -40,9 +48,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--priority",
         type=int,
-        default=int(_env("KUBESTREAM_OPERATOR_PRIORITY", "0")),
-        help="peering priority: the highest live replica is active "
+        default=_env_int("KUBESTREAM_OPERATOR_PRIORITY"),
+        help="peering priority: the highest live replica is active; unset, each "
+        "replica derives a distinct negative one from --pod-name "
         "(env KUBESTREAM_OPERATOR_PRIORITY)",
+    )
+    parser.add_argument(
+        "--pod-name",
+        default=_env("KUBESTREAM_OPERATOR_POD_NAME", _env("HOSTNAME", "")),
+        help="this replica's pod name, the source of its peering priority when none "
+        "is given (env KUBESTREAM_OPERATOR_POD_NAME, else HOSTNAME)",
     )
     parser.add_argument(
         "--metrics-port",
@@ -95,8 +110,13 @@ def run(args: argparse.Namespace) -> int:
     if args.metrics_port:
         start_http_server(args.metrics_port, registry=registry)
     namespaces = list(args.namespace)
+    priority = 0
     if args.peering:
         cluster.ensure_peering(args.peering, namespaces)
+        chosen = choose_priority(args.priority, args.pod_name)
+        level = logging.WARNING if chosen.shared else logging.INFO
+        log.log(level, "peering as %r, priority %d: %s", args.peering, chosen.value, chosen.reason)
+        priority = chosen.value
     liveness = f"http://0.0.0.0:{args.liveness_port}/healthz" if args.liveness_port else None
     asyncio.run(
         kopf.operator(
@@ -105,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
             clusterwide=not namespaces,
             standalone=not args.peering,
             peering_name=args.peering or None,
-            priority=args.priority,
+            priority=priority,
             liveness_endpoint=liveness,
         )
     )

@@ -84,11 +84,12 @@ def test_default_render_passes_a_server_side_dry_run(
     assert all(line.endswith("(server dry run)") for line in applied), applied
 
     # The same dry run refuses what the API server does not know.
-    sts = one([d for d in yaml.safe_load_all(text) if d], "StatefulSet")
-    sts["spec"]["template"]["spec"]["containers"][0]["livenesProbe"] = {}
+    deployment = one([d for d in yaml.safe_load_all(text) if d], "Deployment")
+    deployment["spec"]["template"]["spec"]["containers"][0]["livenesProbe"] = {}
     result = kube.kubectl(
-        "apply", "--server-side", "--dry-run=server", "-f", "-", stdin=json.dumps(sts), check=False
-    )
+        "apply", "--server-side", "--dry-run=server", "-f", "-",
+        stdin=json.dumps(deployment), check=False,
+    )  # fmt: skip
     assert result.returncode != 0
     assert "livenesProbe" in result.stderr
 
@@ -102,7 +103,7 @@ def test_non_default_render_passes_a_server_side_dry_run(
     text = chart.template_text(*non_default(*watched), namespace=release)
     applied = dry_run(kube, text)
     for kind_name in (
-        "statefulset.apps/ks-kubestream-operator",
+        "deployment.apps/ks-kubestream-operator",
         "networkpolicy.networking.k8s.io/ks-kubestream-operator",
         "podmonitor.monitoring.coreos.com/ks-kubestream-jobs",
         "podmonitor.monitoring.coreos.com/ks-kubestream-operator",
@@ -134,7 +135,7 @@ def test_helm_install_prints_the_next_steps_and_uninstall_leaves_nothing(
     assert "kubectl get sj -w" in notes
     assert f"helm test {release} -n {release_ns}" in notes
     assert f"clusterkopfpeering.kopf.dev/{peering}" in left()
-    assert f"statefulset.apps/{release}-kubestream-operator" in left()
+    assert f"deployment.apps/{release}-kubestream-operator" in left()
 
     uninstalled = chart.run(
         "uninstall", release, "--namespace", release_ns, "--wait", kubeconfig=kube.kubeconfig

@@ -12,6 +12,7 @@ import yaml
 
 from kubestream.cli import build_parser
 from kubestream_operator.manifests import JobRef, build_driver_pod, build_executor_pod
+from kubestream_operator.peering import choose_priority
 from kubestream_operator.spec import parse_spec
 from tests.chart.chart import Chart, Manifest, find, non_default, one, rule_set
 from tests.operator.harness import REPO
@@ -28,23 +29,24 @@ def deploy_rules() -> set[tuple[str, str, str]]:
 
 
 def container(objects: list[Manifest]) -> Manifest:
-    pod = one(objects, "StatefulSet")["spec"]["template"]["spec"]
+    pod = one(objects, "Deployment")["spec"]["template"]["spec"]
     assert [c["name"] for c in pod["containers"]] == ["operator"]
     found: Manifest = pod["containers"][0]
     return found
 
 
-def operator_args(monkeypatch: pytest.MonkeyPatch, objects: list[Manifest], pod_index: str) -> Any:
+def operator_args(monkeypatch: pytest.MonkeyPatch, objects: list[Manifest], pod_name: str) -> Any:
     """Parse `kubestream operator` as the rendered pod would start it: its command and env."""
     c = container(objects)
     assert c["command"] == ["kubestream", "operator"]
+    monkeypatch.delenv("KUBESTREAM_OPERATOR_PRIORITY", raising=False)
     for var in c["env"]:
         if "value" in var:
             monkeypatch.setenv(var["name"], var["value"])
         else:
             ref = var["valueFrom"]["fieldRef"]["fieldPath"]
-            assert ref == "metadata.labels['apps.kubernetes.io/pod-index']", var
-            monkeypatch.setenv(var["name"], pod_index)
+            assert ref == "metadata.name", var
+            monkeypatch.setenv(var["name"], pod_name)
     return build_parser().parse_args(c["command"][1:])
 
 
@@ -80,7 +82,7 @@ def test_default_values_render_a_restricted_cluster_wide_operator(
     kinds = sorted(o["kind"] for o in objects)
     assert kinds == sorted(
         ["CustomResourceDefinition"] * 3
-        + ["ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Service", "StatefulSet"]
+        + ["ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Service", "Deployment"]
         + ["ClusterKopfPeering", "ConfigMap", "Pod"]
     )
     crds = {o["metadata"]["name"] for o in find(objects, "CustomResourceDefinition")}
@@ -98,9 +100,9 @@ def test_default_values_render_a_restricted_cluster_wide_operator(
         {"kind": "ServiceAccount", "name": OPERATOR, "namespace": "ks-system"}
     ]
 
-    sts = one(objects, "StatefulSet", OPERATOR)
-    pod = sts["spec"]["template"]["spec"]
-    assert sts["spec"]["replicas"] == 1
+    deployment = one(objects, "Deployment", OPERATOR)
+    pod = deployment["spec"]["template"]["spec"]
+    assert deployment["spec"]["replicas"] == 1
     assert pod["serviceAccountName"] == OPERATOR
     c = container(objects)
     assert c["image"] == f"kubestream/kubestream:{VERSION}"
@@ -122,10 +124,11 @@ def test_default_values_render_a_restricted_cluster_wide_operator(
     assert c["resources"]["limits"]["memory"]
 
     # The env the pod gets is what `kubestream operator` reads.
-    args = operator_args(monkeypatch, objects, pod_index="0")
+    args = operator_args(monkeypatch, objects, f"{OPERATOR}-6d4cf56db6-x7k2p")
     assert args.func.__module__ == "kubestream_operator.cli"
     assert args.namespace == []
-    assert (args.peering, args.priority) == ("kubestream", 0)
+    assert (args.peering, args.priority) == ("kubestream", None)
+    assert args.pod_name == f"{OPERATOR}-6d4cf56db6-x7k2p"
     assert one(objects, "ClusterKopfPeering")["metadata"]["name"] == args.peering
     assert (args.metrics_port, args.liveness_port) == (9090, 8080)
     assert (args.resync_seconds, args.log_level) == (10.0, "INFO")
@@ -135,10 +138,9 @@ def test_default_values_render_a_restricted_cluster_wide_operator(
     for probe in (c["livenessProbe"], c["readinessProbe"]):
         assert probe["httpGet"] == {"path": "/healthz", "port": "liveness"}
     service = one(objects, "Service", OPERATOR)
-    assert (
-        service["spec"]["selector"].items() <= sts["spec"]["template"]["metadata"]["labels"].items()
-    )
-    assert sts["spec"]["selector"]["matchLabels"] == service["spec"]["selector"]
+    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= pod_labels.items()
+    assert deployment["spec"]["selector"]["matchLabels"] == service["spec"]["selector"]
     assert find(objects, "NetworkPolicy") == find(objects, "PodMonitor") == []
 
 
@@ -170,20 +172,26 @@ def test_non_default_values_render_namespaced_rbac_peers_policy_and_monitors(
         }
         assert binding["subjects"][0]["namespace"] == "ks-system"
 
-    # Two replicas peer, each with its own priority: equal ones would all pause.
-    sts = one(objects, "StatefulSet", OPERATOR)
-    assert sts["spec"]["replicas"] == 2
-    first, second = (operator_args(monkeypatch, objects, i) for i in ("0", "1"))
+    # Two pods of one template peer, each with its own priority from its name:
+    # equal ones would all pause.
+    deployment = one(objects, "Deployment", OPERATOR)
+    assert deployment["spec"]["replicas"] == 2
+    first, second = (
+        operator_args(monkeypatch, objects, f"{OPERATOR}-6d4cf56db6-{suffix}")
+        for suffix in ("x7k2p", "q9m3z")
+    )
     assert first.namespace == second.namespace == ["team-a", "team-b"]
     assert first.peering == second.peering == "kubestream"
-    assert first.priority != second.priority
+    priorities = [choose_priority(a.priority, a.pod_name) for a in (first, second)]
+    assert all("derived from pod name" in p.reason for p in priorities)
+    assert priorities[0].value != priorities[1].value
     peerings = find(objects, "KopfPeering", "kubestream")
     assert sorted(p["metadata"]["namespace"] for p in peerings) == ["team-a", "team-b"]
     assert find(objects, "ClusterKopfPeering") == []
 
     # The NetworkPolicy isolates the operator pods, on ports they really have.
     policy = one(objects, "NetworkPolicy", OPERATOR)
-    pod_labels = sts["spec"]["template"]["metadata"]["labels"]
+    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
     assert policy["spec"]["podSelector"]["matchLabels"].items() <= pod_labels.items()
     port_names = {p["name"] for p in container(objects)["ports"]}
     for rule in policy["spec"]["ingress"]:

@@ -25,7 +25,7 @@ longest DNS label.
 {{- end }}
 {{- end }}
 
-{{/* Name of the operator's StatefulSet, Service, RBAC objects and NetworkPolicy. */}}
+{{/* Name of the operator's Deployment, Service, RBAC objects and NetworkPolicy. */}}
 {{- define "kubestream.operatorName" -}}
 {{- printf "%s-operator" (include "kubestream.fullname" .) | trunc 63 | trimSuffix "-" }}
 {{- end }}
