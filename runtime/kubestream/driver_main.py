@@ -93,6 +93,7 @@ def run_driver(options: DriverOptions, local_executors: int = 0) -> int:
     executors = None
     ui = None
     try:
+        build = load_app(options.app)  # first: a mistake in it is reported before executors log
         if local_executors:
             executors = LocalExecutorProcesses(
                 local_executors,
@@ -101,7 +102,6 @@ def run_driver(options: DriverOptions, local_executors: int = 0) -> int:
                 options.log_level,
                 log_format=options.log_format,
             )
-        build = load_app(options.app)
         ssc = StreamingContext(
             options.batch_interval,
             options.checkpoint,
