@@ -62,7 +62,8 @@ class Decommissioner:
                     executor_id,
                     len(result.failed),
                 )
-            engine.task_scheduler.wait_for_planned_work(left())
+            if not engine.task_scheduler.wait_for_planned_work(left()):
+                log.warning("executor %s: work planned before the copy still runs", executor_id)
         except (TimeoutError, KeyError) as exc:
             log.error("decommissioning executor %s failed: %s", executor_id, exc)
             self.outcomes[executor_id] = f"failed: {exc}"
