@@ -113,12 +113,18 @@ def spec_hash(spec: JobSpec) -> str:
     """Hash of the spec fields pods are built from; a change restarts the pods.
 
     Executor counts, autoscaling, restart policy and suspend are left out: they
-    change how many pods run, not what a pod is.
+    change how many pods run, not what a pod is. Fields added after 0.1.0 count
+    only once set, so upgrading the operator restarts no running job.
     """
     fields = asdict(spec)
     for key in ("replicas", "min_executors", "max_executors", "autoscaling", "restart", "suspend"):
         fields.pop(key)
     fields["checkpoint"].pop("retain_on_delete")
+    if fields["checkpoint"]["interval_seconds"] is None:
+        fields["checkpoint"].pop("interval_seconds")
+    for key in ("reliability", "flow_control"):
+        if not any(fields[key].values()):
+            fields.pop(key)
     blob = json.dumps(fields, sort_keys=True, default=list).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
 
@@ -253,6 +259,32 @@ def _env(job: JobRef, spec: JobSpec, settings: PodSettings) -> list[dict[str, An
     return env
 
 
+def _driver_env(spec: JobSpec) -> list[dict[str, Any]]:
+    """The driver-only flags: where and how often it checkpoints, and how inputs are read."""
+
+    def flag(on: bool) -> str:
+        return "true" if on else "false"
+
+    env = [
+        {"name": "KUBESTREAM_CHECKPOINT", "value": CHECKPOINT_PATH},
+        {"name": "KUBESTREAM_WRITE_AHEAD_LOG", "value": flag(spec.reliability.write_ahead_log)},
+        {"name": "KUBESTREAM_BACKPRESSURE", "value": flag(spec.flow_control.backpressure)},
+    ]
+    # Unset means the runtime's own default; an empty value would not parse.
+    if spec.checkpoint.interval_seconds is not None:
+        env.append(
+            {
+                "name": "KUBESTREAM_CHECKPOINT_INTERVAL",
+                "value": str(spec.checkpoint.interval_seconds),
+            }
+        )
+    if spec.flow_control.max_rate_per_receiver is not None:
+        env.append(
+            {"name": "KUBESTREAM_MAX_RATE", "value": str(spec.flow_control.max_rate_per_receiver)}
+        )
+    return env
+
+
 def _pod(
     job: JobRef,
     spec: JobSpec,
@@ -340,7 +372,7 @@ def build_driver_pod(job: JobRef, spec: JobSpec, keys_id: str) -> Manifest:
         role="driver",
         settings=spec.driver,
         command=["kubestream", "driver"],
-        extra_env=[{"name": "KUBESTREAM_CHECKPOINT", "value": CHECKPOINT_PATH}],
+        extra_env=_driver_env(spec),
         ports=[
             {"name": "driver", "containerPort": DRIVER_PORT},
             {"name": "ui", "containerPort": UI_PORT},

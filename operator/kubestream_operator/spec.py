@@ -63,12 +63,29 @@ class Autoscaling:
 
 @dataclass(frozen=True)
 class Checkpoint:
-    """Where checkpoints live: a claim the operator creates, or an existing one."""
+    """Where checkpoints live (a claim the operator creates, or an existing one) and how
+    often state is written there; ``None`` leaves the interval to the runtime."""
 
     size: str
     storage_class: str | None
     existing_claim: str | None
     retain_on_delete: bool
+    interval_seconds: float | None
+
+
+@dataclass(frozen=True)
+class Reliability:
+    """Whether receivers log blocks on the checkpoint volume before acknowledging them."""
+
+    write_ahead_log: bool
+
+
+@dataclass(frozen=True)
+class FlowControl:
+    """How fast inputs are read: an adaptive cap, a fixed one (``None``: none), or both."""
+
+    backpressure: bool
+    max_rate_per_receiver: int | None
 
 
 @dataclass(frozen=True)
@@ -99,6 +116,8 @@ class JobSpec:
     max_executors: int
     autoscaling: Autoscaling
     checkpoint: Checkpoint
+    reliability: Reliability
+    flow_control: FlowControl
     restart: RestartPolicy
     suspend: bool
     graceful_stop_seconds: int
@@ -120,7 +139,11 @@ def _str(spec: Mapping[str, Any], key: str, field: str, default: str | None = No
 
 
 def _num(
-    spec: Mapping[str, Any], key: str, field: str, default: float, bounds: tuple[float, float]
+    spec: Mapping[str, Any],
+    key: str,
+    field: str,
+    default: float | None,
+    bounds: tuple[float, float],
 ) -> float:
     lo, hi = bounds
     value = spec.get(key, default)
@@ -132,7 +155,7 @@ def _num(
 
 
 def _int(
-    spec: Mapping[str, Any], key: str, field: str, default: int, bounds: tuple[int, int]
+    spec: Mapping[str, Any], key: str, field: str, default: int | None, bounds: tuple[int, int]
 ) -> int:
     lo, hi = bounds
     value = spec.get(key, default)
@@ -236,6 +259,7 @@ def _checkpoint(raw: Any) -> Checkpoint:
     c = _obj(raw, "checkpoint")
     existing = c.get("existingClaim")
     storage_class = c.get("storageClassName")
+    interval = c.get("intervalSeconds")
     if existing is not None and storage_class is not None:
         raise SpecError(
             "checkpoint.storageClassName", "cannot be set together with checkpoint.existingClaim"
@@ -249,6 +273,24 @@ def _checkpoint(raw: Any) -> Checkpoint:
         if existing is not None
         else None,
         retain_on_delete=_bool(c, "retainOnDelete", "checkpoint.retainOnDelete", True),
+        interval_seconds=_num(
+            c, "intervalSeconds", "checkpoint.intervalSeconds", None, (0.1, 86400)
+        )
+        if interval is not None
+        else None,
+    )
+
+
+def _flow_control(raw: Any) -> FlowControl:
+    f = _obj(raw, "flowControl")
+    rate = f.get("maxRatePerReceiver")
+    return FlowControl(
+        backpressure=_bool(f, "backpressure", "flowControl.backpressure", False),
+        max_rate_per_receiver=_int(
+            f, "maxRatePerReceiver", "flowControl.maxRatePerReceiver", None, (1, 1_000_000_000)
+        )
+        if rate is not None
+        else None,
     )
 
 
@@ -292,6 +334,10 @@ def parse_spec(spec: Mapping[str, Any]) -> JobSpec:
     graceful = _int(spec, "gracefulStopTimeoutSeconds", "gracefulStopTimeoutSeconds", 60, (1, 3600))
     if graceful < interval:
         raise SpecError("gracefulStopTimeoutSeconds", "must be at least batchIntervalSeconds")
+    checkpoint = _checkpoint(spec.get("checkpoint"))
+    if checkpoint.interval_seconds is not None and checkpoint.interval_seconds < interval:
+        raise SpecError("checkpoint.intervalSeconds", "must be at least batchIntervalSeconds")
+    reliability = _obj(spec.get("reliability"), "reliability")
     return JobSpec(
         image=image,
         image_pull_policy=pull,
@@ -306,7 +352,11 @@ def parse_spec(spec: Mapping[str, Any]) -> JobSpec:
         min_executors=lo,
         max_executors=hi,
         autoscaling=_autoscaling(spec.get("autoscaling")),
-        checkpoint=_checkpoint(spec.get("checkpoint")),
+        checkpoint=checkpoint,
+        reliability=Reliability(
+            write_ahead_log=_bool(reliability, "writeAheadLog", "reliability.writeAheadLog", False)
+        ),
+        flow_control=_flow_control(spec.get("flowControl")),
         restart=_restart(spec.get("restartPolicy")),
         suspend=_bool(spec, "suspend", "suspend", False),
         graceful_stop_seconds=graceful,

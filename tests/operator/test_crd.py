@@ -44,6 +44,12 @@ def test_schema_defaults_equal_the_operators_defaults() -> None:
     autoscaling = spec["autoscaling"]["properties"]
     assert parsed.autoscaling.scale_up_threshold == autoscaling["scaleUpThreshold"]["default"]
     assert parsed.autoscaling.max_step == autoscaling["maxStep"]["default"]
+    reliability = spec["reliability"]["properties"]
+    assert parsed.reliability.write_ahead_log == reliability["writeAheadLog"]["default"]
+    flow = spec["flowControl"]["properties"]
+    assert parsed.flow_control.backpressure == flow["backpressure"]["default"]
+    assert "default" not in flow["maxRatePerReceiver"]
+    assert "default" not in spec["checkpoint"]["properties"]["intervalSeconds"]
 
 
 def test_examples_parse_as_specs() -> None:

@@ -1,10 +1,14 @@
 """Manifest builders: ownership, configuration by env, no key material in pods."""
 
 import json
+import os
 import shlex
 from dataclasses import replace
 from typing import Any
 
+import pytest
+
+from kubestream.cli import build_parser
 from kubestream_operator import manifests as m
 from kubestream_operator.spec import JobSpec, parse_spec
 
@@ -76,6 +80,51 @@ def test_driver_pod_is_configured_by_the_runtime_env_vars() -> None:
     assert env["KAFKA_PASSWORD"] == {"secretKeyRef": {"name": "kafka", "key": "password"}}
 
 
+RELIABLE = {
+    "checkpoint": {"intervalSeconds": 30},
+    "reliability": {"writeAheadLog": True},
+    "flowControl": {"backpressure": True, "maxRatePerReceiver": 5000},
+}
+
+
+def test_reliability_flow_control_and_checkpoint_interval_reach_the_driver_only() -> None:
+    env = env_of(m.build_driver_pod(JOB, spec(**RELIABLE), "k"))
+    assert env["KUBESTREAM_WRITE_AHEAD_LOG"] == "true"
+    assert env["KUBESTREAM_BACKPRESSURE"] == "true"
+    assert env["KUBESTREAM_MAX_RATE"] == "5000"
+    assert env["KUBESTREAM_CHECKPOINT_INTERVAL"] == "30.0"
+    defaults = env_of(m.build_driver_pod(JOB, spec(), "k"))
+    assert defaults["KUBESTREAM_WRITE_AHEAD_LOG"] == defaults["KUBESTREAM_BACKPRESSURE"] == "false"
+    assert "KUBESTREAM_MAX_RATE" not in defaults
+    assert "KUBESTREAM_CHECKPOINT_INTERVAL" not in defaults
+    executor = env_of(m.build_executor_pod(JOB, spec(**RELIABLE), 0, "k"))
+    assert not {"KUBESTREAM_WRITE_AHEAD_LOG", "KUBESTREAM_MAX_RATE"} & set(executor)
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        ({}, (None, False, False, None)),
+        (RELIABLE, (30.0, True, True, 5000.0)),
+    ],
+)
+def test_kubestream_driver_reads_its_settings_from_the_pod_env(
+    monkeypatch: pytest.MonkeyPatch, fields: dict[str, Any], expected: tuple[Any, ...]
+) -> None:
+    """The names and values the operator writes are the ones the runtime's flags read."""
+    pod = m.build_driver_pod(JOB, spec(**fields), "k")
+    container = pod["spec"]["containers"][0]
+    for name in [n for n in os.environ if n.startswith("KUBESTREAM_")]:
+        monkeypatch.delenv(name)
+    for var in container["env"]:
+        if "value" in var:
+            monkeypatch.setenv(var["name"], var["value"])
+    args = build_parser().parse_args(container["command"][1:])
+    assert args.checkpoint == m.CHECKPOINT_PATH
+    got = (args.checkpoint_interval, args.write_ahead_log, args.backpressure, args.max_rate)
+    assert got == expected
+
+
 def test_executor_pod_knows_its_id_and_the_driver_address() -> None:
     pod = m.build_executor_pod(JOB, spec(), 3, "keys-1")
     env = env_of(pod)
@@ -144,6 +193,20 @@ def test_spec_hash_changes_with_what_a_pod_is_not_with_how_many() -> None:
     assert m.spec_hash(base) == m.spec_hash(replace(base, replicas=5, suspend=True))
     assert m.spec_hash(base) != m.spec_hash(replace(base, image="other:2"))
     assert m.spec_hash(base) != m.spec_hash(replace(base, configuration={"k": "v"}))
+    for fields in (
+        {"checkpoint": {"intervalSeconds": 30}},
+        {"reliability": {"writeAheadLog": True}},
+        {"flowControl": {"backpressure": True}},
+        {"flowControl": {"maxRatePerReceiver": 100}},
+    ):
+        assert m.spec_hash(spec(**fields)) != m.spec_hash(base), fields
+
+
+def test_spec_hash_of_an_unchanged_job_survives_an_operator_upgrade() -> None:
+    """Fields added since 0.1.0 count only once set: a job that sets none keeps the hash
+    its pods were started with (this value, computed before they existed), so an
+    upgrade restarts nothing."""
+    assert m.spec_hash(spec()) == "f422bfaf45915d6d"
 
 
 def test_user_settings_reach_the_pod() -> None:

@@ -54,6 +54,39 @@ def test_invalid_manifests_are_refused_naming_the_field(kube: Kube, namespace: s
     assert kube.job(namespace, "wc") is None
 
 
+def test_reliability_and_flow_control_are_checked_defaulted_and_explained(
+    kube: Kube, namespace: str
+) -> None:
+    schema = job_manifest(
+        reliability={"writeAheadLog": "yes"}, flowControl={"maxRatePerReceiver": 0}
+    )
+    stderr = refusal(kube, namespace, schema)
+    for text in (
+        "spec.flowControl.maxRatePerReceiver: Invalid value: 0",
+        'spec.reliability.writeAheadLog: Invalid value: "string"',
+    ):
+        assert text in stderr
+    rule = job_manifest(batchIntervalSeconds=2, checkpoint={"intervalSeconds": 1})
+    assert (
+        "spec.checkpoint.intervalSeconds: Invalid value: "
+        "checkpoint.intervalSeconds must be at least batchIntervalSeconds"
+    ) in refusal(kube, namespace, rule)
+    assert kube.job(namespace, "wc") is None
+    kube.apply(namespace, job_manifest())
+    spec = (kube.job(namespace, "wc") or {})["spec"]
+    assert spec["reliability"] == {"writeAheadLog": False}
+    assert spec["flowControl"] == {"backpressure": False}
+    explained = wait_for(
+        lambda: (
+            kube.kubectl(
+                "explain", "streamingjob.spec.flowControl.maxRatePerReceiver", check=False
+            ).stdout
+        ),
+        "kubectl explain to know the new field",
+    )
+    assert "Most records per second each receiver" in explained
+
+
 def test_what_the_schema_cannot_check_becomes_degraded_not_a_crash(
     kube: Kube, namespace: str, operator: OperatorProcess
 ) -> None:

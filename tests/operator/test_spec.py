@@ -25,6 +25,24 @@ def test_defaults_match_the_crd() -> None:
     assert s.checkpoint.retain_on_delete is True
     assert s.graceful_stop_seconds == 60
     assert not s.autoscaling.enabled
+    assert s.checkpoint.interval_seconds is None
+    assert not s.reliability.write_ahead_log
+    assert not s.flow_control.backpressure
+    assert s.flow_control.max_rate_per_receiver is None
+
+
+def test_reliability_flow_control_and_checkpoint_interval_are_read() -> None:
+    s = parse_spec(
+        spec(
+            checkpoint={"intervalSeconds": 30},
+            reliability={"writeAheadLog": True},
+            flowControl={"backpressure": True, "maxRatePerReceiver": 5000},
+        )
+    )
+    assert s.checkpoint.interval_seconds == 30.0
+    assert s.reliability.write_ahead_log
+    assert s.flow_control.backpressure
+    assert s.flow_control.max_rate_per_receiver == 5000
 
 
 @pytest.mark.parametrize(
@@ -45,6 +63,15 @@ def test_defaults_match_the_crd() -> None:
             {"checkpoint": {"existingClaim": "c", "storageClassName": "s"}},
             "checkpoint.storageClassName",
         ),
+        ({"checkpoint": {"intervalSeconds": 0}}, "checkpoint.intervalSeconds"),
+        (
+            {"checkpoint": {"intervalSeconds": 2}, "batchIntervalSeconds": 5},
+            "checkpoint.intervalSeconds",
+        ),
+        ({"reliability": {"writeAheadLog": "yes"}}, "reliability.writeAheadLog"),
+        ({"flowControl": {"backpressure": 1}}, "flowControl.backpressure"),
+        ({"flowControl": {"maxRatePerReceiver": 0}}, "flowControl.maxRatePerReceiver"),
+        ({"flowControl": {"maxRatePerReceiver": 2.5}}, "flowControl.maxRatePerReceiver"),
         ({"restartPolicy": {"type": "Sometimes"}}, "restartPolicy.type"),
         (
             {"restartPolicy": {"backoffSeconds": 60, "maxBackoffSeconds": 10}},
