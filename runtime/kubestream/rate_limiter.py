@@ -21,10 +21,6 @@ class RateLimiter:
         self._rate = rate
         self._next_free = now()
 
-    @property
-    def rate(self) -> float | None:
-        return self._rate
-
     def set_rate(self, rate: float | None) -> None:
         """None lifts the limit; records already let through are paid for at the new rate."""
         with self._lock:

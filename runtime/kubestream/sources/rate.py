@@ -30,7 +30,11 @@ class RateInputDStream(InputDStream):
         self.ranges: dict[int, tuple[int, int]] = {}
 
     def checkpoint_state(self) -> dict[str, Any]:
-        return {"start_time": self.start_time, "consumed": self.consumed, "ranges": self.ranges}
+        return {
+            "start_time": self.start_time,
+            "consumed": self.consumed,
+            "ranges": dict(self.ranges),
+        }
 
     def restore_state(self, state: dict[str, Any]) -> None:
         self.start_time = state["start_time"]
