@@ -1,18 +1,22 @@
-"""Reads the driver's status document into the job's status.
+"""Talks to the running driver's HTTP API: its status document, and drains.
 
 The driver serves ``GET /api/v1/status`` on its UI port (schema in
 docs/status-api.md). ``batch_fields`` turns a document into the fields behind
-the Batch Delay and Last Batch columns (pure); ``fetch`` does the HTTP GET with
-a short timeout. The reconciler calls both while the driver runs; a driver that
-does not answer leaves the last known values in place.
+the Batch Delay and Last Batch columns and ``executor_report`` into what the
+planner needs to drain executors on scale-down (both pure); ``fetch`` does the
+HTTP GET and ``decommission`` the authenticated POST that starts a drain, each
+with a short timeout. The reconciler calls them while the driver runs; a driver
+that does not answer leaves the last known values in place.
 """
 
 import json
+import urllib.error
 import urllib.request
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import quote
 
-from kubestream_operator.plan import iso
+from kubestream_operator.plan import DriverReport, iso
 
 STATUS_PATH = "/api/v1/status?batches=10"
 
@@ -53,12 +57,51 @@ def batch_fields(doc: Mapping[str, Any]) -> dict[str, Any]:
     return fields
 
 
+def executor_report(doc: Mapping[str, Any]) -> DriverReport | None:
+    """The executors registered with the driver and the outcome of each drain asked for."""
+    if doc.get("api_version") != "v1":
+        return None
+    registered = frozenset(
+        str(e["id"]) for e in doc.get("executors") or [] if isinstance(e, Mapping) and "id" in e
+    )
+    outcomes = doc.get("decommissions")
+    if not isinstance(outcomes, Mapping):
+        outcomes = {}
+    return DriverReport(registered, {str(k): str(v) for k, v in outcomes.items()})
+
+
+def _where(host: str, port: int) -> str:
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
 def fetch(host: str, port: int, timeout: float = 2.0) -> dict[str, Any] | None:
     """The driver's status document, or None if it cannot be had right now."""
-    where = f"[{host}]" if ":" in host else host
     try:
-        with urllib.request.urlopen(f"http://{where}:{port}{STATUS_PATH}", timeout=timeout) as r:
+        with urllib.request.urlopen(_where(host, port) + STATUS_PATH, timeout=timeout) as r:
             doc = json.load(r)
     except (OSError, ValueError):
         return None
     return doc if isinstance(doc, dict) else None
+
+
+def decommission(host: str, port: int, executor_id: str, token: str, timeout: float = 2.0) -> str:
+    """Ask the driver to drain an executor: "" once it has begun, else why not.
+
+    The reason never holds the token: it travels in a header, and neither the
+    URL nor the driver's answer repeats it.
+    """
+    url = f"{_where(host, port)}/api/v1/executors/{quote(executor_id, safe='')}/decommission"
+    request = urllib.request.Request(
+        url, method="POST", headers={"Authorization": f"Bearer {token}"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout):
+            return ""
+    except urllib.error.HTTPError as err:
+        try:
+            said = json.load(err).get("error") or err.reason
+        except (ValueError, AttributeError):
+            said = err.reason
+        return f"the driver answered {err.code}: {said}"
+    except (OSError, ValueError) as err:
+        return f"the driver did not answer: {err}"

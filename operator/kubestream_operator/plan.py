@@ -45,6 +45,14 @@ class PodState:
 
 
 @dataclass(frozen=True)
+class DriverReport:
+    """What the running driver's status document says about its executors, by id."""
+
+    registered: frozenset[str] = frozenset()
+    decommissions: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class JobStatus:
     """What the operator recorded in status.* last time."""
 
@@ -56,6 +64,8 @@ class JobStatus:
     running_since: float | None = None
     last_failure: str = ""
     conditions: tuple[Mapping[str, Any], ...] = ()
+    # Executor pods being drained, by name: when it began, so the bound survives restarts.
+    draining_since: Mapping[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -74,6 +84,8 @@ class Observed:
     keys_id: str = ""
     driver: PodState | None = None
     executors: tuple[PodState, ...] = ()
+    # None when the driver is not running or did not answer.
+    driver_report: DriverReport | None = None
 
 
 @dataclass(frozen=True)
@@ -96,13 +108,18 @@ class Note:
 
 @dataclass(frozen=True)
 class Plan:
-    """What one reconcile does, in order: keys, creates, updates, deletes, status, events."""
+    """What one reconcile does, in order: keys, creates, updates, deletes, drains, status, events.
+
+    ``drain`` lists executor ids the driver is asked to decommission (by the reconciler,
+    over its HTTP API) before their pods are deleted.
+    """
 
     create_keys: bool = False
     create: tuple[m.Manifest, ...] = ()
     update_config: m.Manifest | None = None
     set_claim_owned: tuple[str, bool] | None = None
     delete: tuple[Deletion, ...] = ()
+    drain: tuple[str, ...] = ()
     status: dict[str, Any] = field(default_factory=dict)
     events: tuple[Note, ...] = ()
 
@@ -121,6 +138,15 @@ def parse_time(value: Any) -> float | None:
         return None
 
 
+def _draining_since(value: Any) -> dict[str, float]:
+    found: dict[str, float] = {}
+    for entry in value if isinstance(value, list) else []:
+        since = parse_time(entry.get("since")) if isinstance(entry, Mapping) else None
+        if since is not None:
+            found[str(entry.get("pod"))] = since
+    return found
+
+
 def read_status(status: Mapping[str, Any]) -> JobStatus:
     """The planner's view of a job's status; unknown or missing fields get defaults."""
     phase = phase_named(status.get("phase"))
@@ -134,6 +160,7 @@ def read_status(status: Mapping[str, Any]) -> JobStatus:
         running_since=parse_time(status.get("runningSince")),
         last_failure=str(status.get("lastDriverFailure") or ""),
         conditions=tuple(conditions) if isinstance(conditions, list) else (),
+        draining_since=_draining_since(status.get("drainingExecutors")),
     )
 
 
@@ -154,6 +181,8 @@ class _Draft:
         self.problems: list[tuple[str, str]] = []
         self.create: list[m.Manifest] = []
         self.delete: list[Deletion] = []
+        self.drain: list[str] = []
+        self.draining: dict[str, float] = {}
         self.events: list[Note] = []
 
     def note(self, reason: str, message: str, warning: bool = False) -> None:
@@ -289,6 +318,59 @@ def _plan_driver(d: _Draft, desired_hash: str, blocked: bool) -> None:
         d.phase = Phase.STARTING
 
 
+def _without_draining(
+    d: _Draft, pod: PodState, outcome: str, since: float | None
+) -> tuple[str, bool] | None:
+    """Why ``pod`` is deleted without (more) draining, and whether that is a warning.
+
+    None means drain it first: the driver runs and knows the executor, and the
+    drain has neither ended nor outlived the graceful-stop time. ``outcome`` is
+    the driver's word on the drain ("" if none), ``since`` when it began.
+    """
+    report, bound = d.obs.driver_report, d.spec.graceful_stop_seconds
+    if pod.executor_id is None:
+        return "it has no executor id", False
+    if outcome == "decommissioned":
+        return "", False
+    if pod.phase in ("Failed", "Succeeded"):
+        return f"it had ended ({pod.message or pod.phase})", False
+    if report is None:
+        return "the driver is not running or does not answer", since is not None
+    if outcome.startswith("failed"):
+        return f"draining {outcome}", True
+    # A drained executor leaves the list a moment before its outcome is recorded.
+    if str(pod.executor_id) not in report.registered and outcome != "draining":
+        return "the executor is not registered with the driver", False
+    if since is not None and d.obs.now - since >= bound:
+        return f"draining took longer than gracefulStopTimeoutSeconds ({bound}s)", True
+    return None
+
+
+def _remove_executor(d: _Draft, pod: PodState) -> None:
+    """Scale-down of one pod: drain its executor through the driver, then delete the pod."""
+    eid = str(pod.executor_id)
+    report = d.obs.driver_report
+    outcome = report.decommissions.get(eid, "") if report else ""
+    since = d.obs.status.draining_since.get(pod.name)
+    why = _without_draining(d, pod, outcome, since)
+    if why is None:
+        if since is None:
+            d.note(
+                "ExecutorDraining",
+                f"scaled down: draining executor {eid} (pod {pod.name}) through the driver; "
+                f"its pod is deleted once no task or block is left on it",
+            )
+        d.draining[pod.name] = d.obs.now if since is None else since
+        if outcome != "draining":
+            d.drain.append(eid)
+        return
+    reason, warning = why
+    ended = pod.phase in ("Failed", "Succeeded")
+    d.stop(pod, 0 if ended else d.spec.graceful_stop_seconds)
+    how = f"without draining: {reason}" if reason else "after draining"
+    d.note("ExecutorRemoved", f"scaled down: deleting executor pod {pod.name} {how}", warning)
+
+
 def _plan_executors(d: _Draft, desired_hash: str, blocked: bool) -> None:
     obs, spec, job = d.obs, d.spec, d.obs.job
     driver_current = obs.driver is None or not _stale(d, obs.driver, desired_hash)
@@ -300,8 +382,8 @@ def _plan_executors(d: _Draft, desired_hash: str, blocked: bool) -> None:
                 taken.add(eid)
             continue
         if eid is None or eid >= spec.replicas:
-            d.stop(pod, spec.graceful_stop_seconds)
-            d.note("ExecutorRemoved", f"scaled down: deleting executor pod {pod.name}")
+            # Before the Failed/Succeeded check: a drained executor exits 0, and is not lost.
+            _remove_executor(d, pod)
         elif pod.phase in ("Failed", "Succeeded"):
             d.stop(pod, 0)
             why = pod.message or f"it ended with phase {pod.phase}"
@@ -395,6 +477,8 @@ def _status(d: _Draft, desired_hash: str) -> dict[str, Any]:
         "runningSince": iso(d.running_since) if d.running_since else None,
         "lastDriverFailure": d.last_failure or None,
         "specHash": desired_hash,
+        "drainingExecutors": [{"pod": pod, "since": iso(t)} for pod, t in d.draining.items()]
+        or None,
     }
 
 
@@ -468,6 +552,7 @@ def plan(obs: Observed) -> Plan:
         update_config=update_config,
         set_claim_owned=set_owned,
         delete=tuple(d.delete),
+        drain=tuple(d.drain),
         status=_status(d, desired_hash),
         events=tuple(d.events),
     )

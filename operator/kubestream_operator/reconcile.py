@@ -1,15 +1,23 @@
 """One reconcile pass: observe -> plan -> apply -> record status and Events.
 
+Observing includes the running driver's status document; applying includes
+asking the driver to drain executors that a scale-down removes.
+
 Called by the kopf handlers for every trigger (create, update, resume, timer,
 a child pod changing), always on a fresh read of the job, so passes are
 level-based and idempotent. API failures end up in the Degraded condition
 instead of crashing the operator.
 """
 
+import base64
+import binascii
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from typing import Any
 
+from kubestream.api_auth import api_token
 from kubestream_operator import driver_status
 from kubestream_operator import manifests as m
 from kubestream_operator.keys import curve_keypair
@@ -17,7 +25,7 @@ from kubestream_operator.kube import ApiError, Cluster
 from kubestream_operator.metrics import OperatorMetrics
 from kubestream_operator.observe import job_ref, observe
 from kubestream_operator.phases import Condition, merge_conditions
-from kubestream_operator.plan import Note, Plan, iso, plan, plan_stop
+from kubestream_operator.plan import Note, Observed, Plan, PodState, iso, plan, plan_stop
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +46,47 @@ def _apply(cluster: Cluster, job: m.JobRef, todo: Plan) -> None:
         cluster.delete_pod(job.namespace, gone.name, gone.uid, gone.grace)
 
 
+def _observe(
+    cluster: Cluster, job: m.Manifest, now: float
+) -> tuple[Observed, dict[str, Any] | None]:
+    """The job's objects, plus the running driver's status document when it answers."""
+    obs = observe(cluster, job, now)
+    driver = obs.driver
+    if driver is None or driver.phase != "Running" or not driver.ip or driver.deleting:
+        return obs, None
+    doc = driver_status.fetch(driver.ip, m.UI_PORT)
+    if doc is None:
+        return obs, None
+    return replace(obs, driver_report=driver_status.executor_report(doc)), doc
+
+
+def _api_token(cluster: Cluster, job: m.JobRef) -> str | None:
+    """The driver API's bearer token, from the CURVE secret key in the job's Secret."""
+    secret = cluster.get_child("Secret", job.namespace, m.secret_name(job))
+    data: Mapping[str, str] = (secret or {}).get("data") or {}
+    try:
+        key = base64.b64decode(data[m.SECRET_KEY], validate=True).decode()
+    except (KeyError, binascii.Error, UnicodeDecodeError):
+        return None
+    return api_token(key)
+
+
+def _drain(
+    cluster: Cluster, job: m.JobRef, driver: PodState, executor_ids: tuple[str, ...]
+) -> None:
+    """Ask the driver to drain executors; one it refuses is asked again next pass."""
+    token = _api_token(cluster, job)
+    if token is None:
+        log.warning("%s/%s: no CURVE secret key to drain executors with", job.namespace, job.name)
+        return
+    for eid in executor_ids:
+        refused = driver_status.decommission(driver.ip, m.UI_PORT, eid, token)
+        if refused:
+            log.warning(
+                "%s/%s: executor %s not drained yet: %s", job.namespace, job.name, eid, refused
+            )
+
+
 def reconcile(
     cluster: Cluster,
     namespace: str,
@@ -56,9 +105,11 @@ def reconcile(
     try:
         # A pass that creates the key Secret plans again at once: pods need its uid.
         for _ in range(2):
-            obs = observe(cluster, job, now)
+            obs, doc = _observe(cluster, job, now)
             todo = plan(obs)
             _apply(cluster, ref, todo)
+            if todo.drain and obs.driver is not None:
+                _drain(cluster, ref, obs.driver, todo.drain)
             notes.extend(todo.events)
             if not todo.create_keys:
                 break
@@ -68,11 +119,8 @@ def reconcile(
         log.warning("reconcile of %s/%s failed: %s", namespace, name, err)
         _record_error(cluster, job, str(err), now)
         return
-    driver = obs.driver
-    if driver is not None and driver.phase == "Running" and driver.ip and not driver.deleting:
-        doc = driver_status.fetch(driver.ip, m.UI_PORT)
-        if doc is not None:
-            todo.status.update(driver_status.batch_fields(doc))
+    if doc is not None:
+        todo.status.update(driver_status.batch_fields(doc))
     cluster.patch_job_status(ref, todo.status)
     metrics.set_phase(namespace, name, todo.status.get("phase"))
     for note in notes:

@@ -1,23 +1,27 @@
-"""The operator reads a real kubestream driver's status into the job's columns.
+"""The operator against a real kubestream driver: its status, and drains on scale-down.
 
-A real ``kubestream driver`` and ``kubestream executor`` run on a loopback
-address; playing the kubelet, the test gives the driver pod that address as its
-pod IP, as a kubelet would once the container runs.
+A real ``kubestream driver`` and ``kubestream executor`` processes run on a
+loopback address with the job's own CURVE keys, read from the Secret the
+operator made; playing the kubelet, the test gives the driver pod that address
+as its pod IP, as a kubelet would once the container runs.
 """
 
+import base64
+import json
 import os
 import random
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+import urllib.request
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from kubestream_operator.keys import curve_keypair
 from tests.operator.harness import REPO, Kube, OperatorProcess, free_port, wait_for
-from tests.operator.test_lifecycle import job_manifest
+from tests.operator.test_lifecycle import job_manifest, run_all
 
 pytestmark = pytest.mark.integration
 
@@ -36,41 +40,75 @@ def loopback_with_free_ui_port() -> str:
     pytest.fail("no loopback address with a free port 4040")
 
 
-@pytest.fixture
-def running_driver(tmp_path: Path) -> Iterator[str]:
-    """A driver (word count over an input directory) and one executor; yields the driver's IP."""
-    host = loopback_with_free_ui_port()
-    public, secret = curve_keypair()
-    env = dict(os.environ, KUBESTREAM_CURVE_PUBLIC_KEY=public, KUBESTREAM_CURVE_SECRET_KEY=secret)
-    driver_port = free_port()
-    (tmp_path / "in").mkdir()
-    kubestream = [sys.executable, "-m", "kubestream"]
-    logs = [(tmp_path / name).open("wb") for name in ("driver.log", "executor.log")]
-    procs = [
-        subprocess.Popen(
-            [
-                *kubestream,
-                "driver",
-                "--app",
-                str(REPO / "examples" / "wordcount.py"),
-                "--app-args",
-                f"--dir {tmp_path / 'in'}",
-                "--host",
-                host,
-                "--driver-port",
-                str(driver_port),
-                "--ui-port",
-                str(UI_PORT),
-                "--batch-interval",
-                "0.5",
-            ],
-            env=env,
-            stdout=logs[0],
-            stderr=subprocess.STDOUT,
+def job_keys(kube: Kube, namespace: str, job: str) -> dict[str, str]:
+    secret = wait_for(
+        lambda: (
+            kube.core.list_namespaced_secret(
+                namespace, field_selector=f"metadata.name={job}-curve"
+            ).items
         ),
-        subprocess.Popen(
-            [
-                *kubestream,
+        "the job's key Secret",
+    )[0]
+    return {
+        f"KUBESTREAM_CURVE_{kind.upper()}_KEY": base64.b64decode(
+            secret.data[f"curve-{kind}-key"]
+        ).decode()
+        for kind in ("public", "secret")
+    }
+
+
+def driver_status(host: str) -> dict[str, Any]:
+    """The driver's status document; empty while it does not answer yet."""
+    try:
+        with urllib.request.urlopen(f"http://{host}:{UI_PORT}/api/v1/status?batches=0") as r:
+            doc: dict[str, Any] = json.load(r)
+    except OSError:
+        return {}
+    return doc
+
+
+Start = Callable[[dict[str, str], list[str]], tuple[str, dict[str, subprocess.Popen[bytes]]]]
+
+
+@pytest.fixture
+def start_job_processes(tmp_path: Path) -> Iterator[Start]:
+    """Starts a driver (word count over an input directory) and executors with given ids."""
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def start(
+        keys: dict[str, str], executor_ids: list[str]
+    ) -> tuple[str, dict[str, subprocess.Popen[bytes]]]:
+        host = loopback_with_free_ui_port()
+        env = dict(os.environ, **keys)
+        driver_port = free_port()
+        (tmp_path / "in").mkdir()
+        kubestream = [sys.executable, "-m", "kubestream"]
+
+        def spawn(log: str, *args: str) -> subprocess.Popen[bytes]:
+            with (tmp_path / log).open("wb") as out:
+                proc = subprocess.Popen([*kubestream, *args], env=env, stdout=out, stderr=out)
+            procs.append(proc)
+            return proc
+
+        spawn(
+            "driver.log",
+            "driver",
+            "--app",
+            str(REPO / "examples" / "wordcount.py"),
+            "--app-args",
+            f"--dir {tmp_path / 'in'}",
+            "--host",
+            host,
+            "--driver-port",
+            str(driver_port),
+            "--ui-port",
+            str(UI_PORT),
+            "--batch-interval",
+            "0.5",
+        )
+        executors = {
+            eid: spawn(
+                f"executor-{eid}.log",
                 "executor",
                 "--driver-host",
                 host,
@@ -85,31 +123,33 @@ def running_driver(tmp_path: Path) -> Iterator[str]:
                 "--metrics-port",
                 "0",
                 "--executor-id",
-                "exec-0",
-            ],
-            env=env,
-            stdout=logs[1],
-            stderr=subprocess.STDOUT,
-        ),
-    ]
-    try:
-        yield host
-    finally:
-        for proc in procs:
-            proc.kill()
-            proc.wait(timeout=10)
-        for log in logs:
-            log.close()
-        for log in logs:
-            log.close()
+                eid,
+            )
+            for eid in executor_ids
+        }
+        return host, executors
+
+    yield start
+    for proc in procs:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
+def events(kube: Kube, namespace: str, job: str) -> dict[str, str]:
+    """The job's Events, reason -> message of the latest."""
+    found = kube.core.list_namespaced_event(
+        namespace, field_selector=f"involvedObject.name={job},involvedObject.kind=StreamingJob"
+    ).items
+    return {e.reason: e.message for e in sorted(found, key=lambda e: e.metadata.creation_timestamp)}
 
 
 def test_batch_delay_and_last_batch_come_from_the_running_driver(
-    kube: Kube, namespace: str, operator: OperatorProcess, running_driver: str
+    kube: Kube, namespace: str, operator: OperatorProcess, start_job_processes: Start
 ) -> None:
     kube.apply(namespace, job_manifest())
+    host, _ = start_job_processes(job_keys(kube, namespace, "wc"), ["exec-0"])
     wait_for(lambda: "wc-driver" in kube.pods(namespace), "driver pod")
-    kube.act_as_kubelet_set_pod_phase(namespace, "wc-driver", "Running", pod_ip=running_driver)
+    kube.act_as_kubelet_set_pod_phase(namespace, "wc-driver", "Running", pod_ip=host)
     status = wait_for(
         lambda: (
             (s := kube.status(namespace, "wc")).get("batchDelay") and s.get("lastBatchTime") and s
@@ -120,3 +160,53 @@ def test_batch_delay_and_last_batch_come_from_the_running_driver(
     row = kube.kubectl("get", "sj", "wc", "-n", namespace, "--no-headers").stdout.split()
     assert row[1] == "Running"
     assert row[3] == status["batchDelay"]
+
+
+def test_scale_down_drains_the_executor_through_the_driver_before_deleting_its_pod(
+    kube: Kube, namespace: str, operator: OperatorProcess, start_job_processes: Start
+) -> None:
+    kube.apply(namespace, job_manifest(gracefulStopTimeoutSeconds=60))
+    host, executors = start_job_processes(job_keys(kube, namespace, "wc"), ["0", "1"])
+    wait_for(lambda: len(kube.pods(namespace)) == 3, "driver and 2 executor pods")
+    run_all(kube, namespace)
+    kube.act_as_kubelet_set_pod_phase(namespace, "wc-driver", "Running", pod_ip=host)
+    wait_for(
+        lambda: len(driver_status(host).get("executors") or []) == 2,
+        "both executors registered",
+        timeout=30,
+    )
+    kube.kubectl("scale", "-n", namespace, "sj/wc", "--replicas=1")
+    wait_for(lambda: "ExecutorDraining" in events(kube, namespace, "wc"), "ExecutorDraining")
+    wait_for(
+        lambda: driver_status(host).get("decommissions") == {"1": "decommissioned"},
+        "the driver to decommission executor 1",
+    )
+    assert executors["1"].wait(timeout=30) == 0
+    wait_for(lambda: list(kube.pods(namespace, "executor")) == ["wc-executor-0"], "1 executor")
+    assert events(kube, namespace, "wc")["ExecutorRemoved"] == (
+        "scaled down: deleting executor pod wc-executor-1 after draining"
+    )
+    assert executors["0"].poll() is None
+    assert kube.status(namespace, "wc").get("drainingExecutors") is None
+
+
+def test_scale_down_deletes_without_draining_when_the_driver_does_not_answer(
+    kube: Kube, namespace: str, operator: OperatorProcess
+) -> None:
+    kube.apply(namespace, job_manifest(gracefulStopTimeoutSeconds=60))
+    wait_for(lambda: len(kube.pods(namespace)) == 3, "driver and 2 executor pods")
+    run_all(kube, namespace)
+    # Nothing listens there: the driver "runs" but does not answer.
+    kube.act_as_kubelet_set_pod_phase(
+        namespace, "wc-driver", "Running", pod_ip=loopback_with_free_ui_port()
+    )
+    wait_for(lambda: kube.status(namespace, "wc").get("phase") == "Running", "phase Running")
+    kube.kubectl("scale", "-n", namespace, "sj/wc", "--replicas=1")
+    # Well within the 60 s a drain may take: nothing waits for a driver that is not there.
+    wait_for(lambda: list(kube.pods(namespace, "executor")) == ["wc-executor-0"], "1 executor", 20)
+    found = events(kube, namespace, "wc")
+    assert "ExecutorDraining" not in found
+    assert found["ExecutorRemoved"] == (
+        "scaled down: deleting executor pod wc-executor-1 without draining: "
+        "the driver is not running or does not answer"
+    )

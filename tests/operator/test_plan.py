@@ -19,6 +19,7 @@ from kubestream_operator.plan import (
     SECRET,
     SERVICE,
     SERVICE_ACCOUNT,
+    DriverReport,
     Observed,
     Plan,
     PodState,
@@ -58,6 +59,7 @@ class World:
         self.pods: dict[str, PodState] = {}
         self.missing_secrets: tuple[str, ...] = ()
         self.keys_id = ""
+        self.report: DriverReport | None = None
         self.last: Plan = Plan()
 
     def change_spec(self, **fields: Any) -> None:
@@ -83,6 +85,7 @@ class World:
             keys_id=self.keys_id,
             driver=next((p for p in pods if p.executor_id is None), None),
             executors=tuple(p for p in pods if p.executor_id is not None),
+            driver_report=self.report,
         )
 
     def step(self) -> Plan:
@@ -355,6 +358,123 @@ def test_lost_executor_is_replaced() -> None:
     assert "wc-executor-1" not in w.pods
     w.step()
     assert "wc-executor-1" in w.pods
+
+
+def scaled_down_to_one() -> World:
+    """A running job of two executors, both registered with the driver, scaled to one."""
+    w = World()
+    w.step()
+    w.run_all()
+    w.step()
+    w.report = DriverReport(frozenset({"0", "1"}))
+    w.change_spec(executors={"replicas": 1, "min": 1, "max": 4})
+    return w
+
+
+def removal(w: World) -> str:
+    return next(e.message for e in w.last.events if e.reason == "ExecutorRemoved")
+
+
+def test_scale_down_drains_through_the_driver_then_deletes_the_pod() -> None:
+    w = scaled_down_to_one()
+    todo = w.step()
+    assert todo.drain == ("1",)
+    assert "wc-executor-1" in w.pods
+    assert w.reasons() == ["ExecutorDraining"]
+    assert w.status["drainingExecutors"] == [
+        {"pod": "wc-executor-1", "since": "1970-01-01T00:16:40Z"}
+    ]
+    # The driver has begun: not asked again, no second Event, the start time is kept.
+    w.report = DriverReport(frozenset({"0", "1"}), {"1": "draining"})
+    w.now += 5
+    todo = w.step()
+    assert (todo.drain, todo.delete, w.reasons()) == ((), (), [])
+    assert w.status["drainingExecutors"][0]["since"] == "1970-01-01T00:16:40Z"
+    # Decommissioned: the executor exits 0, which is not a lost executor to replace.
+    w.report = DriverReport(frozenset({"0"}), {"1": "decommissioned"})
+    w.set_phase("wc-executor-1", "Succeeded")
+    todo = w.step()
+    assert [(d.name, d.grace) for d in todo.delete] == [("wc-executor-1", 0)]
+    assert w.reasons() == ["ExecutorRemoved"]
+    assert removal(w) == "scaled down: deleting executor pod wc-executor-1 after draining"
+    assert w.status["drainingExecutors"] is None
+    w.step()
+    assert sorted(w.pods) == ["wc-driver", "wc-executor-0"]
+
+
+def test_a_drain_still_running_after_the_graceful_stop_time_ends_in_deletion() -> None:
+    w = scaled_down_to_one()
+    w.step()
+    w.report = DriverReport(frozenset({"0", "1"}), {"1": "draining"})
+    w.now += 29
+    assert w.step().delete == ()
+    w.now += 1
+    todo = w.step()
+    assert [(d.name, d.grace) for d in todo.delete] == [("wc-executor-1", 30)]
+    assert w.last.events[0].type == "Warning"
+    assert "longer than gracefulStopTimeoutSeconds (30s)" in removal(w)
+
+
+@pytest.mark.parametrize(
+    ("report", "phase", "why", "warning"),
+    [
+        (None, "Running", "the driver is not running or does not answer", False),
+        (
+            DriverReport(frozenset({"0"})),
+            "Running",
+            "the executor is not registered with the driver",
+            False,
+        ),
+        (
+            DriverReport(frozenset({"0", "1"}), {"1": "failed: timed out"}),
+            "Running",
+            "draining failed: timed out",
+            True,
+        ),
+        (DriverReport(frozenset({"0", "1"})), "Succeeded", "it had ended (Succeeded)", False),
+    ],
+)
+def test_scale_down_deletes_without_draining_when_it_cannot_drain(
+    report: DriverReport | None, phase: str, why: str, warning: bool
+) -> None:
+    w = scaled_down_to_one()
+    w.report = report
+    w.set_phase("wc-executor-1", phase)
+    todo = w.step()
+    assert todo.drain == ()
+    assert [d.name for d in todo.delete] == ["wc-executor-1"]
+    assert w.reasons() == ["ExecutorRemoved"]
+    assert removal(w) == f"scaled down: deleting executor pod wc-executor-1 without draining: {why}"
+    assert w.last.events[0].type == ("Warning" if warning else "Normal")
+    w.step()
+    assert "wc-executor-1" not in w.pods
+
+
+def test_a_drain_the_driver_lost_track_of_warns_and_deletes() -> None:
+    w = scaled_down_to_one()
+    w.step()
+    w.report = None
+    w.step()
+    assert "wc-executor-1" not in w.pods
+    assert w.last.events[0].type == "Warning"
+
+
+def test_an_executor_pod_without_an_id_is_deleted_without_draining() -> None:
+    w = scaled_down_to_one()
+    w.change_spec(executors={"replicas": 2, "min": 1, "max": 4})
+    obs = w.observe()
+    stray = PodState("wc-executor-x", "pod-x", "Running", True, "", False)
+    todo = plan(replace(obs, executors=(*obs.executors, stray)))
+    assert [d.name for d in todo.delete] == ["wc-executor-x"]
+    assert todo.events[0].message.endswith("without draining: it has no executor id")
+
+
+def test_scaling_back_up_while_draining_forgets_the_drain() -> None:
+    w = scaled_down_to_one()
+    w.step()
+    w.change_spec(executors={"replicas": 2, "min": 1, "max": 4})
+    todo = w.step()
+    assert (todo.drain, todo.delete, w.status["drainingExecutors"]) == ((), (), None)
 
 
 def test_missing_secret_blocks_the_start_with_a_degraded_condition() -> None:
