@@ -167,6 +167,13 @@ class Story:
         conditions = pods.items[0].status.conditions or [] if pods.items else []
         return any(c.type == "Ready" and c.status == "True" for c in conditions)
 
+    def wait_for_new_driver(self, old_uid: str | None) -> None:
+        """Waits for a driver pod other than the one whose uid was ``old_uid``."""
+        wait_for(
+            "a new driver pod",
+            lambda: (self.pod_uid(DRIVER) not in (None, old_uid), self.pod_uid(DRIVER)),
+        )
+
     def driver_recovered(self) -> None:
         """Waits for the driver's log to say it resumed from the checkpoint, and prints it."""
 
@@ -346,10 +353,7 @@ def test_3_a_deleted_driver_is_recreated_and_resumes_from_the_checkpoint(story: 
     story.write_files(4)  # while there is no driver
     recovering = wait_for_event(story.core, story.namespace, "Recovering", JOB, since=since)
     print(f"Event {recovering.reason}: {recovering.message}")
-    wait_for(
-        "a new driver pod",
-        lambda: (story.pod_uid(DRIVER) not in (None, old), story.pod_uid(DRIVER)),
-    )
+    story.wait_for_new_driver(old)
     story.wait_for_running(executors=2)
     story.driver_recovered()
     story.write_files(4)
@@ -439,10 +443,7 @@ def test_6b_a_changed_argument_restarts_the_job_from_its_checkpoint(story: Story
     story.kubectl("patch", "sj", JOB, "--type=merge", "-p", json.dumps(patch))
     restarting = wait_for_event(story.core, story.namespace, "Restarting", JOB, since=since)
     print(f"Event {restarting.reason}: {restarting.message}")
-    wait_for(
-        "a new driver pod",
-        lambda: (story.pod_uid(DRIVER) not in (None, old), story.pod_uid(DRIVER)),
-    )
+    story.wait_for_new_driver(old)
     story.wait_for_running(executors=3)
     story.driver_recovered()
     # The new output's totals must include every earlier file: the state came

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import IO
 
@@ -37,3 +38,18 @@ def start_checkpointed(
         stderr=stderr,
         text=True,
     )
+
+
+def wait_until_processing(checkpoint: Path, log: Path, first: bool) -> None:
+    """Until the driver runs batches, so a kill falls on work, not on start-up: the first one
+    has written a checkpoint, a later one has logged that it recovered from it."""
+
+    def running() -> bool:
+        if first:
+            return bool(list(checkpoint.glob("metadata-*")))
+        return "recovered from checkpoint" in log.read_text()
+
+    deadline = time.monotonic() + 60
+    while not running() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert running(), f"the driver never started: {log.read_text()[-2000:]}"

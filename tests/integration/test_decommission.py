@@ -65,7 +65,9 @@ def test_draining_an_executor_loses_nothing_and_fails_no_task(tmp_path: Path) ->
     ssc.start()
     try:
         feeder.start()
-        time.sleep(2)
+        deadline = time.monotonic() + 60
+        while not sum(latest(totals).values()) and time.monotonic() < deadline:
+            time.sleep(0.05)  # drain mid-stream: once records are flowing
         victim = engine.receiver_tracker.receivers()[0].executor_id
         assert victim is not None
         with pytest.raises(urllib.error.HTTPError) as refused:

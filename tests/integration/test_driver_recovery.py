@@ -11,7 +11,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from tests.integration.run_job import start_checkpointed
+from tests.integration.run_job import start_checkpointed, wait_until_processing
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = ROOT / "examples" / "stateful_wordcount.py"
@@ -69,16 +69,7 @@ def test_driver_killed_three_times_output_is_exactly_once(tmp_path: Path) -> Non
     for attempt in range(3):
         log = tmp_path / f"driver-{attempt}.log"
         driver = start(checkpoint, inbox, out, log)
-        # Kill it while it processes batches, not while it starts up.
-        running = (
-            (lambda: bool(list(checkpoint.glob("metadata-*"))))
-            if attempt == 0
-            else (lambda log=log: "recovered from checkpoint" in log.read_text())
-        )
-        deadline = time.monotonic() + 60
-        while not running() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert running(), f"driver {attempt} never started: {log.read_text()[-2000:]}"
+        wait_until_processing(checkpoint, log, first=attempt == 0)
         time.sleep(rng.uniform(0.5, 2.5))
         driver.send_signal(signal.SIGKILL)
         driver.wait()

@@ -8,7 +8,7 @@ import threading
 import time
 from pathlib import Path
 
-from tests.integration.run_job import start_checkpointed
+from tests.integration.run_job import start_checkpointed, wait_until_processing
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = ROOT / "examples" / "spool_receiver.py"
@@ -45,16 +45,7 @@ def test_driver_kills_lose_no_received_message(tmp_path: Path) -> None:
     for attempt in range(3):
         log = tmp_path / f"driver-{attempt}.log"
         driver = start(checkpoint, spool, out, log)
-        # Kill each driver while its receiver is taking messages, not while it starts up.
-        running = (
-            (lambda: bool(list(checkpoint.glob("metadata-*"))))
-            if attempt == 0
-            else (lambda log=log: "recovered from checkpoint" in log.read_text())
-        )
-        deadline = time.monotonic() + 60
-        while not running() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert running(), f"driver {attempt} never started: {log.read_text()[-2000:]}"
+        wait_until_processing(checkpoint, log, first=attempt == 0)
         if attempt == 0:
             feeder.start()
         time.sleep(1.5)
