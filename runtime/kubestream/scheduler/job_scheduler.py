@@ -106,7 +106,8 @@ class JobScheduler:
             except Exception as exc:
                 error = f"output operation {job.output_id} failed: {exc}"
                 info.errors.append(error)
-                log.error("batch %d: %s", info.batch_time, error, exc_info=True)
+                if not self._stopping.is_set():  # an abort by the stop is not the job's fault
+                    log.error("batch %d: %s", info.batch_time, error, exc_info=True)
             for listener in self._listeners:
                 listener.on_output_operation_completed(info, job.output_id, error)
         if self._stopping.is_set():
