@@ -10,6 +10,9 @@ from kubestream.errors import ConfigError, JobFailedError, KubestreamError
 from kubestream.listener import StreamingListener
 from kubestream.rdd import RDD
 from kubestream.receiver import Receiver
+from kubestream.sources.kafka.client import KafkaMessage
+from kubestream.sources.kafka.offsets import OffsetRange
+from kubestream.sources.kafka.starting import FromTimestamp
 from kubestream.state import State, StateSpec
 
 __all__ = [
@@ -17,8 +20,11 @@ __all__ = [
     "BatchInfo",
     "ConfigError",
     "DStream",
+    "FromTimestamp",
     "JobFailedError",
+    "KafkaMessage",
     "KubestreamError",
+    "OffsetRange",
     "Receiver",
     "State",
     "StateSpec",

@@ -11,9 +11,10 @@ import contextlib
 import enum
 import logging
 import os
+import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from kubestream.batch import BatchInfo
@@ -33,6 +34,9 @@ from kubestream.receiver import Receiver
 from kubestream.scheduler.job_generator import JobGenerator, first_batch_time
 from kubestream.scheduler.job_scheduler import JobScheduler, JobSet
 from kubestream.sources.files import FileInputDStream
+from kubestream.sources.kafka.client import BrokerClient, MessageHandler
+from kubestream.sources.kafka.starting import StartingOffsets
+from kubestream.sources.kafka.stream import KafkaInputDStream
 from kubestream.sources.queue import QueueInputDStream
 from kubestream.sources.rate import RateInputDStream
 from kubestream.sources.receiver_stream import ReceiverInputDStream
@@ -142,6 +146,64 @@ class StreamingContext:
 
     def socket_text_stream(self, host: str, port: int) -> DStream:
         return ReceiverInputDStream(self, SocketTextReceiver(host, port))
+
+    def kafka_stream(
+        self,
+        topics: str | Sequence[str] | re.Pattern[str],
+        kafka_params: Mapping[str, object],
+        *,
+        starting_offsets: StartingOffsets = "earliest",
+        group_id: str | None = None,
+        isolation_level: str = "read_committed",
+        max_rate_per_partition: float | None = None,
+        fail_on_data_loss: bool = True,
+        partition_discovery_interval: float = 10.0,
+        message_handler: MessageHandler | None = None,
+        commit_offsets: bool = True,
+        poll_timeout: float = 120.0,
+        broker_client: BrokerClient | None = None,
+    ) -> KafkaInputDStream:
+        """Spark's direct Kafka stream: one RDD partition per topic-partition and batch, read
+        by offset range (no receiver); ranges live in the checkpoint, so a restarted driver
+        replays unfinished batches exactly.
+
+        topics: a name, a list of names, or a compiled re.Pattern over whole names (internal
+            topics never match); new partitions and new matching topics are found every
+            `partition_discovery_interval` seconds and read from their earliest offset.
+        kafka_params: librdkafka settings; "bootstrap.servers" required; security settings
+            (security.protocol, sasl.*, ssl.*) as for confluent-kafka. Secrets are never logged.
+        starting_offsets: on a fresh start only: "earliest", "latest", {(topic, partition):
+            offset} (-2 earliest, -1 latest; partitions left out start at earliest) or
+            kubestream.FromTimestamp(ms).
+        group_id: consumer group that batches' end offsets are committed to once their
+            outputs succeed, for lag monitoring only (default: kafka_params' "group.id", else
+            "kubestream-<topics>"); `commit_offsets=False` commits nothing.
+        isolation_level: "read_committed" (default: aborted records are skipped and ranges
+            end at the last stable offset) or "read_uncommitted".
+        max_rate_per_partition: records per second each partition may give a batch; the
+            context's max_rate and backpressure cap the whole stream, shared by lag.
+        fail_on_data_loss: when planned offsets are gone (retention, topic recreated) fail the
+            batch naming topic, partition, wanted and available offsets (default); False skips
+            to the earliest offset with a "KafkaDataLoss" warning and counts the lost records.
+        message_handler: fn(KafkaMessage) -> record; default (key, value) as UTF-8 strings.
+        poll_timeout: seconds an executor waits without progress before failing its task.
+        broker_client: a BrokerClient to use instead of connecting (in-memory fakes in tests).
+        """
+        return KafkaInputDStream(
+            self,
+            topics,
+            kafka_params,
+            starting_offsets=starting_offsets,
+            group_id=group_id,
+            isolation_level=isolation_level,
+            max_rate_per_partition=max_rate_per_partition,
+            fail_on_data_loss=fail_on_data_loss,
+            partition_discovery_interval=partition_discovery_interval,
+            message_handler=message_handler,
+            commit_offsets=commit_offsets,
+            poll_timeout=poll_timeout,
+            broker_client=broker_client,
+        )
 
     def receiver_stream(self, receiver: Receiver) -> DStream:
         return ReceiverInputDStream(self, receiver)

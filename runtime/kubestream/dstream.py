@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import inspect
 import operator
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
+from kubestream.errors import ConfigError
 from kubestream.ops import (
     Aggregator,
     FilterOp,
@@ -259,6 +260,67 @@ class DStream:
 
     def pprint(self, num: int = 10) -> None:
         self.ssc.graph.add_output(self, lambda t, rdd: print_batch(t, rdd, num))
+
+    def write_to_kafka(
+        self,
+        topic: str,
+        kafka_params: Mapping[str, object],
+        *,
+        key: Callable[[Any], Any] | None = None,
+        value: Callable[[Any], Any] | None = None,
+        headers: Callable[[Any], Any] | None = None,
+        partitioner: Callable[[Any], int] | None = None,
+        transactional_id: str | None = None,
+        source: DStream | None = None,
+    ) -> None:
+        """Write every batch's records to `topic`; the batch is done once all are on the broker.
+
+        Records: a (key, value) pair gives both, anything else is the value; `key`, `value`
+        and `headers` (fn(record) -> [(name, value)]) pick other fields; str is sent as
+        UTF-8, bytes as they are. `partitioner`: fn(record) -> partition (default: Kafka's,
+        by key). At-least-once, with an idempotent producer on each executor. With
+        `transactional_id`, exactly once when this stream comes from a kafka_stream
+        (`source`, found among its ancestors when there is one): the driver writes each batch
+        and its source offsets in one Kafka transaction, and a replayed batch already
+        committed is not written again.
+        """
+        from kubestream.sources.kafka.config import ClientConfig
+        from kubestream.sources.kafka.records import RecordShape
+        from kubestream.sources.kafka.sink import KafkaSink, TransactionalKafkaSink
+        from kubestream.sources.kafka.stream import KafkaInputDStream
+
+        try:
+            config = ClientConfig.of(kafka_params)
+        except ValueError as e:
+            raise ConfigError(f"write_to_kafka: {e}") from None
+        if not isinstance(topic, str) or not topic:
+            raise ConfigError(f"write_to_kafka: topic must be a topic name, got {topic!r}")
+        shape = RecordShape(key, value, headers)
+        if transactional_id is None:
+            self.ssc.graph.add_output(self, KafkaSink(config, topic, shape, partitioner))
+            return
+        sources = [s for s in self.ancestors() if isinstance(s, KafkaInputDStream)]
+        chosen = source or (sources[0] if len(sources) == 1 else None)
+        if not isinstance(chosen, KafkaInputDStream):
+            raise ConfigError(
+                "write_to_kafka: transactional_id needs the kafka_stream whose offsets each"
+                f" transaction commits; this stream has {len(sources)}: pass source="
+            )
+        self.ssc.graph.add_output(
+            self,
+            TransactionalKafkaSink(config, topic, shape, partitioner, transactional_id, chosen),
+        )
+
+    def ancestors(self) -> list[DStream]:
+        """This stream and every stream it is computed from."""
+        seen: dict[int, DStream] = {}
+        stack: list[DStream] = [self]
+        while stack:
+            stream = stack.pop()
+            if stream.id not in seen:
+                seen[stream.id] = stream
+                stack.extend(stream.parents)
+        return list(seen.values())
 
     def save_as_text_files(self, prefix: str, suffix: str | None = None) -> None:
         """One directory PREFIX-<batch ms>[.SUFFIX] per batch of part-NNNNN files, atomically."""

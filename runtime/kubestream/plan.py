@@ -67,9 +67,23 @@ class CoGroupSource:
     parts: tuple[ShuffleSource, ...]
 
 
+class RecordReader(Protocol):
+    """Reads one partition from an external system on an executor (a Kafka offset range).
+    Pickled into each task, so it must be a small object of an importable module."""
+
+    def read(self, env: TaskEnv) -> Iterator[Any]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ReaderSource:
+    reader: RecordReader
+
+
 SourceSpec = (
-    EmptySource | ParallelSource | RangeSource | FileSource | BlockSource | ShuffleSource
-) | CoGroupSource
+    (EmptySource | ParallelSource | RangeSource | FileSource | BlockSource | ShuffleSource)
+    | CoGroupSource
+    | ReaderSource
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,6 +189,8 @@ def _open_source(source: SourceSpec, env: TaskEnv) -> Iterator[Any]:
         return _read_shuffle(source, env)
     if isinstance(source, CoGroupSource):
         return _cogroup(source, env)
+    if isinstance(source, ReaderSource):
+        return source.reader.read(env)
     return iter(())
 
 

@@ -136,7 +136,7 @@ def test_rate_limits_cap_each_batch(ssc: StreamingContext) -> None:
     stream.set_estimated_rate(50)  # backpressure: 50 records/s for the whole stream
     # Shared by lag (900 and 10), at least one each.
     assert [r.count for r in ranges_of(stream.compute(2000))] == [49, 1]
-    assert stream.input_details()["kafka"]["lag"] == {"a-0": 851, "a-1": 9}
+    assert stream.input_details()["lag"] == {"a-0": 851, "a-1": 9}
 
 
 def test_a_plan_that_fails_fails_its_batch_and_consumes_nothing(ssc: StreamingContext) -> None:
@@ -175,7 +175,7 @@ def test_skipping_lost_records_counts_them(
     with caplog.at_level(logging.WARNING):
         assert ranges_of(stream.compute(1000)) == (OffsetRange("a", 0, 4, 10),)
     assert "KafkaDataLoss" in caplog.text
-    assert stream.input_details()["kafka"]["lost_records"] == 3
+    assert stream.input_details()["lost_records"] == 3
 
 
 def test_offsets_are_committed_only_after_a_batch_succeeds(ssc: StreamingContext) -> None:
@@ -203,12 +203,12 @@ def test_offsets_are_committed_only_after_a_batch_succeeds(ssc: StreamingContext
 def test_bad_arguments_name_the_field_and_secrets_never_show(ssc: StreamingContext) -> None:
     with pytest.raises(ConfigError, match="kafka_stream: topics must be"):
         KafkaInputDStream(ssc, [], {"bootstrap.servers": "x:1"})
-    with pytest.raises(ConfigError, match="bootstrap.servers"):
+    with pytest.raises(ConfigError, match=re.escape("bootstrap.servers")):
         KafkaInputDStream(ssc, "a", {})
     with pytest.raises(ConfigError, match="isolation_level"):
         KafkaInputDStream(ssc, "a", {"bootstrap.servers": "x:1"}, isolation_level="dirty")
     with pytest.raises(
-        ConfigError, match="'sasl.password' must be a string or number, got \\*\\*\\*"
+        ConfigError, match=re.escape("'sasl.password' must be a string or number, got ***")
     ):
         KafkaInputDStream(ssc, "a", {"bootstrap.servers": "x:1", "sasl.password": ["hunter2"]})
     config = ClientConfig.of(
@@ -227,5 +227,5 @@ def test_records_become_key_value_and_headers() -> None:
         key=lambda r: r["id"], value=lambda r: r["n"], headers=lambda r: [("h", "x")]
     )
     assert shaped.split({"id": "a", "n": 3}) == (b"a", b"3", [("h", b"x")])
-    with pytest.raises(TypeError, match="value of record \\('k', \\[1\\]\\) is a list.*value="):
+    with pytest.raises(TypeError, match=r"value of record \('k', \[1\]\) is a list.*value="):
         default.split(("k", [1]))

@@ -49,6 +49,11 @@ class InputDStream(DStream):
     def restore_state(self, state: dict[str, Any]) -> None:
         """Take back positions from a checkpoint (before start)."""
 
+    def input_details(self) -> dict[str, Any]:
+        """What the status document shows of this input beyond its rate: for a source with a
+        backlog, "lag" {partition name: records not yet planned} and "lost_records"."""
+        return {}
+
     def clear_metadata(self, batch_time: int) -> list:  # type: ignore[type-arg]
         for t in [t for t in self.records_per_batch if t <= batch_time]:
             del self.records_per_batch[t]

@@ -20,6 +20,7 @@ from confluent_kafka import TopicPartition as KafkaTopicPartition
 from kubestream import StreamingContext
 from kubestream.rdd import RDD
 from kubestream.sources.kafka.offsets import OffsetRange
+from kubestream.status import context_status
 from tests.brokers import KafkaBroker
 from tests.integration.conftest import Cluster
 from tests.integration.kafka.topics import (
@@ -156,6 +157,29 @@ def test_a_partition_added_mid_stream_is_read_from_its_start(
     assert sorted(seen) == sorted([f"a{i}" for i in range(50)] + [f"b{i}" for i in range(30)])
 
 
+def read_from_offset_10(
+    cluster: Cluster, bootstrap: str, topic: str, skip: bool
+) -> tuple[StreamingContext, Any, list[str]]:
+    ssc = StreamingContext(0.3, engine=cluster.engine)
+    stream = ssc.kafka_stream(
+        topic,
+        {"bootstrap.servers": bootstrap},
+        starting_offsets={(topic, 0): 10},
+        fail_on_data_loss=not skip,
+    )
+    seen: list[str] = []
+    stream.map(lambda kv: kv[1]).foreach_rdd(lambda rdd: seen.extend(rdd.collect()))
+    ssc.start()
+    try:
+        if skip:
+            wait_for(lambda: len(seen) == 40, "the records still there")
+        else:
+            wait_for(lambda: any(b.failed for b in ssc.batches), "a failed batch")
+    finally:
+        ssc.stop(stop_engine=False)
+    return ssc, stream, seen
+
+
 def test_records_deleted_before_they_were_read_fail_loudly_or_are_skipped_and_counted(
     cluster: Cluster, kafka_broker: KafkaBroker
 ) -> None:
@@ -163,33 +187,15 @@ def test_records_deleted_before_they_were_read_fail_loudly_or_are_skipped_and_co
     topic = create_topic(bootstrap, 1)
     produce(bootstrap, topic, [(0, None, f"v{i}") for i in range(100)])
     delete_records_before(bootstrap, topic, 0, 60)
-    for skip in (False, True):
-        ssc = StreamingContext(0.3, engine=cluster.engine)
-        stream = ssc.kafka_stream(
-            topic,
-            {"bootstrap.servers": bootstrap},
-            starting_offsets={(topic, 0): 10},
-            fail_on_data_loss=not skip,
-        )
-        seen: list[str] = []
-        stream.map(lambda kv: kv[1]).foreach_rdd(lambda rdd: seen.extend(rdd.collect()))
-        ssc.start()
-        try:
-            if skip:
-                wait_for(lambda: len(seen) == 40, "the records still there")
-            else:
-                wait_for(lambda: any(b.failed for b in ssc.batches), "a failed batch")
-        finally:
-            ssc.stop(stop_engine=False)
-        if skip:
-            assert seen == [f"v{i}" for i in range(60, 100)]
-            assert stream.input_details()["kafka"]["lost_records"] == 50
-        else:
-            failed = next(b for b in ssc.batches if b.failed)
-            assert f"topic '{topic}' partition 0: wanted offset 10, available [60, 100)" in str(
-                failed.errors
-            )
-            assert seen == []
+    ssc, _, seen = read_from_offset_10(cluster, bootstrap, topic, skip=False)
+    failed = next(b for b in ssc.batches if b.failed)
+    assert f"topic '{topic}' partition 0: wanted offset 10, available [60, 100)" in str(
+        failed.errors
+    )
+    assert seen == []
+    _, stream, seen = read_from_offset_10(cluster, bootstrap, topic, skip=True)
+    assert seen == [f"v{i}" for i in range(60, 100)]
+    assert stream.input_details()["lost_records"] == 50
 
 
 def test_sink_writes_every_count_and_the_sasl_password_never_shows(
@@ -217,7 +223,11 @@ def test_sink_writes_every_count_and_the_sasl_password_never_shows(
         ssc.start()
         try:
             wait_for(lambda: written == expected, "every count")
-            status = json.dumps(ssc.status("kafka-test"))
+            wait_for(
+                lambda: any(b.completed and b.num_records for b in ssc.batches),
+                "the batch's Kafka output",
+            )
+            status = json.dumps(context_status(ssc, "kafka-test"))
         finally:
             ssc.stop(stop_engine=False)
     got: Counter[str] = Counter()

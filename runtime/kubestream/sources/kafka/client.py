@@ -128,7 +128,9 @@ class KafkaAdmin:
         )
         futures = self._admin.alter_consumer_group_offsets([request], request_timeout=self._timeout)
         for future in futures.values():
-            future.result()
+            errors = [tp.error for tp in future.result().topic_partitions if tp.error]
+            if errors:
+                raise KafkaException(errors[0])
 
     def close(self) -> None:
         """Nothing to release: AdminClient closes when collected."""

@@ -26,8 +26,9 @@ from typing import TYPE_CHECKING, Any
 from kubestream.batch import BatchInfo
 from kubestream.errors import ConfigError
 from kubestream.listener import StreamingListener
+from kubestream.ops import MapOp
 from kubestream.plan import ReaderSource, SourceSpec, TaskEnv
-from kubestream.rdd import RDD, MapOp, SourceRDD
+from kubestream.rdd import RDD, SourceRDD
 from kubestream.sources.input_stream import InputDStream
 from kubestream.sources.kafka.client import (
     BrokerClient,
@@ -219,7 +220,9 @@ class KafkaInputDStream(InputDStream):
         }
 
     def clear_metadata(self, batch_time: int) -> list:  # type: ignore[type-arg]
-        for t in [t for t in self.ranges if t <= batch_time - self.history_ms]:
+        # The finished batch's own ranges stay until the next one: its commit listener runs
+        # after this clean-up.
+        for t in [t for t in self.ranges if t < batch_time - self.history_ms]:
             del self.ranges[t]
         return super().clear_metadata(batch_time)
 
@@ -318,14 +321,12 @@ class KafkaInputDStream(InputDStream):
         """Per-partition lag (latest offset minus planned) and data loss, for the status."""
         lag = dict(self.lag)
         return {
-            "kafka": {
-                "subscription": str(self.subscription),
-                "group_id": self.group_id,
-                "lag": {str(tp): n for tp, n in sorted(lag.items())},
-                "total_lag": sum(lag.values()),
-                "lost_records": self.lost_records,
-                "data_loss_events": self.data_loss_events,
-            }
+            "subscription": str(self.subscription),
+            "group_id": self.group_id,
+            "lag": {str(tp): n for tp, n in sorted(lag.items())},
+            "total_lag": sum(lag.values()),
+            "lost_records": self.lost_records,
+            "data_loss_events": self.data_loss_events,
         }
 
 
