@@ -28,7 +28,7 @@ from kubestream.local_executors import InProcessExecutors
 from kubestream.ops import HashPartitioner
 from kubestream.protocol import ReceiverStatus
 from kubestream.rate_controller import PIDRateEstimator, RateController
-from kubestream.rdd import RDD, PersistedRDD
+from kubestream.rdd import lineage
 from kubestream.receiver import Receiver
 from kubestream.scheduler.job_generator import JobGenerator, first_batch_time
 from kubestream.scheduler.job_scheduler import JobScheduler, JobSet
@@ -315,8 +315,10 @@ class StreamingContext:
             self._checkpointer.batch_completed(info, pending)
         with self.graph_lock:
             dropped = self.graph.clear_metadata(info.batch_time)
-        self.engine.forget_shuffles(_shuffle_ids(dropped))
-        self.engine.remove_blocks([r.block_prefix for r in dropped if isinstance(r, PersistedRDD)])
+            gone = lineage(dropped)
+            live = lineage(rdd for s in self.graph.streams for rdd in s.generated.values())
+        self.engine.forget_shuffles(sorted(gone.shuffles - live.shuffles))
+        self.engine.remove_blocks(sorted(gone.block_prefixes - live.block_prefixes))
         keep = max(self.graph.input_remember_ms(), self.batch_interval_ms)
         if self._checkpointer is not None:
             keep = max(keep, self._checkpointer.history_ms)
@@ -327,17 +329,3 @@ class StreamingContext:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(block.wal_path)
 
-
-def _shuffle_ids(rdds: list[RDD]) -> list[int]:
-    ids: set[int] = set()
-    stack, seen = list(rdds), set()
-    while stack:
-        rdd = stack.pop()
-        if rdd.id in seen:
-            continue
-        seen.add(rdd.id)
-        for dep in rdd.shuffle_dependencies():
-            ids.add(dep.shuffle_id)
-            stack.append(dep.rdd)
-        stack.extend(rdd.narrow_parents())
-    return sorted(ids)

@@ -60,6 +60,8 @@ class RDD:
         self.engine = engine
         self.num_partitions = num_partitions
         self.id = engine.new_rdd_id()
+        # Set when records of one key all sit in the partition this partitioner names.
+        self.partitioner: HashPartitioner | None = None
 
     # --- lineage, implemented by subclasses ---------------------------------------------
     def narrow_parents(self) -> Sequence[RDD]:
@@ -278,21 +280,34 @@ class PersistedRDD(RDD):
 
     State and window streams persist every batch's RDD: lineage stays one batch
     long, and losing one executor leaves a copy. Materialised lazily by the DAG
-    scheduler, on the job thread, in batch order.
+    scheduler, on the job thread, in batch order. Once materialised it lets go of
+    its parent (as Spark's checkpointed RDDs do) and remembers only the shuffles
+    its lineage made, so cleanup reaches them when the RDD is dropped.
     """
 
-    def __init__(self, parent: RDD, block_prefix: str) -> None:
+    def __init__(
+        self, parent: RDD, block_prefix: str, partitioner: HashPartitioner | None = None
+    ) -> None:
         super().__init__(parent.engine, parent.num_partitions)
-        self.parent = parent
+        self.parent: RDD | None = parent
         self.block_prefix = block_prefix
+        self.partitioner = partitioner or parent.partitioner
         self.blocks: list[tuple[str, tuple[ExecutorAddress, ...]]] | None = None
+        self.shuffles_beneath: frozenset[int] = frozenset()
         self.lock = threading.Lock()
 
     def block_id(self, split: int) -> str:
         return f"{self.block_prefix}{split}"
 
+    def materialised(self, blocks: list[tuple[str, tuple[ExecutorAddress, ...]]]) -> None:
+        """Its blocks are stored: keep where they are and the shuffles beneath, drop the lineage."""
+        parent = self.parent
+        self.shuffles_beneath = frozenset(lineage([parent], own=True).shuffles if parent else ())
+        self.blocks = blocks
+        self.parent = None
+
     def narrow_parents(self) -> Sequence[RDD]:
-        return () if self.blocks is not None else (self.parent,)
+        return () if self.parent is None else (self.parent,)
 
     def plan(self, split: int, locate: MapLocations) -> tuple[SourceSpec, list[PartitionFn]]:
         if self.blocks is None:
@@ -304,6 +319,38 @@ class PersistedRDD(RDD):
         if self.blocks is None:
             return ()
         return tuple(loc.executor_id for loc in self.blocks[split][1])
+
+
+@dataclass
+class Lineage:
+    """What a set of RDDs holds on executors: shuffle outputs and persisted block families."""
+
+    shuffles: set[int]
+    block_prefixes: set[str]
+
+
+def lineage(rdds: Iterable[RDD], own: bool = False) -> Lineage:
+    """Every shuffle and persisted RDD beneath rdds, through persisted RDDs of any state.
+
+    A materialised persisted RDD contributes its blocks and the shuffles its lineage
+    made (unless `own`: then only what rdds themselves made, down to stored blocks);
+    its parent is gone, so the walk is only as long as the unmaterialised lineage.
+    """
+    found = Lineage(set(), set())
+    stack, seen = list(rdds), set()
+    while stack:
+        rdd = stack.pop()
+        if rdd.id in seen:
+            continue
+        seen.add(rdd.id)
+        if isinstance(rdd, PersistedRDD) and not (own and rdd.blocks is not None):
+            found.block_prefixes.add(rdd.block_prefix)
+            found.shuffles.update(rdd.shuffles_beneath)
+        for dep in rdd.shuffle_dependencies():
+            found.shuffles.add(dep.shuffle_id)
+            stack.append(dep.rdd)
+        stack.extend(rdd.narrow_parents())
+    return found
 
 
 class MapPartitionsRDD(RDD):
