@@ -28,6 +28,7 @@ from kubestream.ops import (
 )
 from kubestream.plan import (
     BlockSource,
+    CoGroupPart,
     CoGroupSource,
     EmptySource,
     ExecutorAddress,
@@ -354,10 +355,15 @@ def lineage(rdds: Iterable[RDD], own: bool = False) -> Lineage:
 
 
 class MapPartitionsRDD(RDD):
-    def __init__(self, parent: RDD, op: PartitionFn) -> None:
+    """parent with op applied; `partitioner` only when op keeps every record's key."""
+
+    def __init__(
+        self, parent: RDD, op: PartitionFn, partitioner: HashPartitioner | None = None
+    ) -> None:
         super().__init__(parent.engine, parent.num_partitions)
         self.parent = parent
         self.op = op
+        self.partitioner = partitioner
 
     def narrow_parents(self) -> Sequence[RDD]:
         return (self.parent,)
@@ -403,6 +409,7 @@ class ShuffledRDD(RDD):
         aggregator: Aggregator | None,
     ) -> None:
         super().__init__(parent.engine, num_partitions)
+        self.partitioner = partitioner
         self.dependency = ShuffleDependency(
             parent, parent.engine.new_shuffle_id(), num_partitions, partitioner, aggregator
         )
@@ -417,23 +424,53 @@ class ShuffledRDD(RDD):
 
 
 class CoGroupedRDD(RDD):
+    """Records grouped by key across parents. A parent already partitioned the same way
+    (persisted state, a reduce_by_key's output) is read in place, as Spark's one-to-one
+    dependency: only the others are shuffled, so state never crosses the network."""
+
     def __init__(self, engine: Engine, parents: Sequence[RDD], num_partitions: int) -> None:
         super().__init__(engine, num_partitions)
         partitioner = HashPartitioner(num_partitions)
-        self.dependencies = [
-            ShuffleDependency(p, engine.new_shuffle_id(), num_partitions, partitioner, None)
+        self.partitioner = partitioner
+        self.sides: list[RDD | ShuffleDependency] = [
+            p
+            if p.partitioner == partitioner and _reads_in_place(p)
+            else ShuffleDependency(p, engine.new_shuffle_id(), num_partitions, partitioner, None)
             for p in parents
         ]
 
+    def narrow_parents(self) -> Sequence[RDD]:
+        return [side for side in self.sides if isinstance(side, RDD)]
+
     def shuffle_dependencies(self) -> Sequence[ShuffleDependency]:
-        return self.dependencies
+        return [side for side in self.sides if isinstance(side, ShuffleDependency)]
 
     def plan(self, split: int, locate: MapLocations) -> tuple[SourceSpec, list[PartitionFn]]:
-        parts = tuple(
-            ShuffleSource(d.shuffle_id, split, locate(d.shuffle_id), None)
-            for d in self.dependencies
-        )
-        return CoGroupSource(parts), [_cogroup_values]
+        parts = []
+        for side in self.sides:
+            if isinstance(side, ShuffleDependency):
+                source = ShuffleSource(side.shuffle_id, split, locate(side.shuffle_id), None)
+                parts.append(CoGroupPart(source))
+                continue
+            inner, ops = side.plan(split, locate)
+            if not isinstance(inner, BlockSource | ShuffleSource):
+                raise RuntimeError(f"RDD {side.id} cannot be read in place by a cogroup")
+            refs = tuple(self.engine.functions.ref(op) for op in ops)
+            parts.append(CoGroupPart(inner, refs))
+        return CoGroupSource(tuple(parts)), [_cogroup_values]
+
+    def preferred_executors(self, split: int) -> tuple[str, ...]:
+        preferred: tuple[str, ...] = ()
+        for side in self.narrow_parents():
+            preferred += side.preferred_executors(split)
+        return tuple(dict.fromkeys(preferred))
+
+
+def _reads_in_place(rdd: RDD) -> bool:
+    """Whether rdd's partition is a block or a shuffle read plus operators (no cogroup, no file)."""
+    while isinstance(rdd, MapPartitionsRDD):
+        rdd = rdd.parent
+    return isinstance(rdd, PersistedRDD | ShuffledRDD)
 
 
 # Module-level helpers, so their pickles (and hashes) are stable across batches.
