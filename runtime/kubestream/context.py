@@ -328,4 +328,3 @@ class StreamingContext:
             if block.wal_path is not None:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(block.wal_path)
-
