@@ -92,7 +92,9 @@ class DAGScheduler:
                 return StoreBlock(persisted.block_id(split), tuple(peers[turn:] + peers[:turn]))
 
             splits = list(range(persisted.num_partitions))
-            done = self._run_to_completion(persisted.parent, splits, output, shuffles_done)
+            parent = persisted.parent
+            assert parent is not None, "an unmaterialised persisted RDD keeps its parent"
+            done = self._run_to_completion(parent, splits, output, shuffles_done)
             executors = self._tasks.executors()
             blocks = []
             for split in splits:
@@ -101,7 +103,7 @@ class DAGScheduler:
                 if replica in executors:
                     copies.append(executors[replica])
                 blocks.append((persisted.block_id(split), tuple(copies)))
-            persisted.blocks = blocks
+            persisted.materialised(blocks)
 
     def _ensure_parents(self, rdd: RDD, done: set[int]) -> None:
         for persisted in _unmaterialised(rdd):

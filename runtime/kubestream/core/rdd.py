@@ -31,6 +31,7 @@ from kubestream.core.ops import (
 )
 from kubestream.core.tasks import (
     BlockSource,
+    CoGroupPart,
     CoGroupSource,
     EmptySource,
     ExecutorAddress,
@@ -63,6 +64,8 @@ class RDD:
         self.engine = engine
         self.num_partitions = num_partitions
         self.id = engine.new_rdd_id()
+        # Set when records of one key all sit in the partition this partitioner names.
+        self.partitioner: HashPartitioner | None = None
 
     # --- lineage, implemented by subclasses ---------------------------------------------
     def narrow_parents(self) -> Sequence[RDD]:
@@ -286,21 +289,34 @@ class PersistedRDD(RDD):
 
     State and window streams persist every batch's RDD: lineage stays one batch
     long, and losing one executor leaves a copy. Materialised lazily by the DAG
-    scheduler, on the job thread, in batch order.
+    scheduler, on the job thread, in batch order. Once materialised it lets go of
+    its parent (as Spark's checkpointed RDDs do) and remembers only the shuffles
+    its lineage made, so cleanup reaches them when the RDD is dropped.
     """
 
-    def __init__(self, parent: RDD, block_prefix: str) -> None:
+    def __init__(
+        self, parent: RDD, block_prefix: str, partitioner: HashPartitioner | None = None
+    ) -> None:
         super().__init__(parent.engine, parent.num_partitions)
-        self.parent = parent
+        self.parent: RDD | None = parent
         self.block_prefix = block_prefix
+        self.partitioner = partitioner or parent.partitioner
         self.blocks: list[tuple[str, tuple[ExecutorAddress, ...]]] | None = None
+        self.shuffles_beneath: frozenset[int] = frozenset()
         self.lock = threading.Lock()
 
     def block_id(self, split: int) -> str:
         return f"{self.block_prefix}{split}"
 
+    def materialised(self, blocks: list[tuple[str, tuple[ExecutorAddress, ...]]]) -> None:
+        """Its blocks are stored: keep where they are and the shuffles beneath, drop the lineage."""
+        parent = self.parent
+        self.shuffles_beneath = frozenset(lineage([parent], own=True).shuffles if parent else ())
+        self.blocks = blocks
+        self.parent = None
+
     def narrow_parents(self) -> Sequence[RDD]:
-        return () if self.blocks is not None else (self.parent,)
+        return () if self.parent is None else (self.parent,)
 
     def plan(self, split: int, locate: MapLocations) -> tuple[SourceSpec, list[PartitionFn]]:
         if self.blocks is None:
@@ -314,11 +330,40 @@ class PersistedRDD(RDD):
         return tuple(loc.executor_id for loc in self.blocks[split][1])
 
 
+@dataclass
+class Lineage:
+    """What a set of RDDs holds on executors: shuffle outputs and persisted block families."""
+
+    shuffles: set[int]
+    block_prefixes: set[str]
+
+
+def lineage(rdds: Iterable[RDD], own: bool = False) -> Lineage:
+    """Every shuffle and persisted RDD beneath rdds, through persisted RDDs of any state.
+
+    A materialised persisted RDD contributes its blocks and the shuffles its lineage
+    made (unless `own`: then only what rdds themselves made, down to stored blocks);
+    its parent is gone, so the walk is only as long as the unmaterialised lineage.
+    """
+    found = Lineage(set(), set())
+    for rdd in walk_lineage(rdds, across_shuffles=True):
+        if isinstance(rdd, PersistedRDD) and not (own and rdd.blocks is not None):
+            found.block_prefixes.add(rdd.block_prefix)
+            found.shuffles.update(rdd.shuffles_beneath)
+        found.shuffles.update(dep.shuffle_id for dep in rdd.shuffle_dependencies())
+    return found
+
+
 class MapPartitionsRDD(RDD):
-    def __init__(self, parent: RDD, op: PartitionFn) -> None:
+    """parent with op applied; `partitioner` only when op keeps every record's key."""
+
+    def __init__(
+        self, parent: RDD, op: PartitionFn, partitioner: HashPartitioner | None = None
+    ) -> None:
         super().__init__(parent.engine, parent.num_partitions)
         self.parent = parent
         self.op = op
+        self.partitioner = partitioner
 
     def narrow_parents(self) -> Sequence[RDD]:
         return (self.parent,)
@@ -364,6 +409,7 @@ class ShuffledRDD(RDD):
         aggregator: Aggregator | None,
     ) -> None:
         super().__init__(parent.engine, num_partitions)
+        self.partitioner = partitioner
         self.dependency = ShuffleDependency(
             parent, parent.engine.new_shuffle_id(), num_partitions, partitioner, aggregator
         )
@@ -378,23 +424,53 @@ class ShuffledRDD(RDD):
 
 
 class CoGroupedRDD(RDD):
+    """Records grouped by key across parents. A parent already partitioned the same way
+    (persisted state, a reduce_by_key's output) is read in place, as Spark's one-to-one
+    dependency: only the others are shuffled, so state never crosses the network."""
+
     def __init__(self, engine: Engine, parents: Sequence[RDD], num_partitions: int) -> None:
         super().__init__(engine, num_partitions)
         partitioner = HashPartitioner(num_partitions)
-        self.dependencies = [
-            ShuffleDependency(p, engine.new_shuffle_id(), num_partitions, partitioner, None)
+        self.partitioner = partitioner
+        self.sides: list[RDD | ShuffleDependency] = [
+            p
+            if p.partitioner == partitioner and _reads_in_place(p)
+            else ShuffleDependency(p, engine.new_shuffle_id(), num_partitions, partitioner, None)
             for p in parents
         ]
 
+    def narrow_parents(self) -> Sequence[RDD]:
+        return [side for side in self.sides if isinstance(side, RDD)]
+
     def shuffle_dependencies(self) -> Sequence[ShuffleDependency]:
-        return self.dependencies
+        return [side for side in self.sides if isinstance(side, ShuffleDependency)]
 
     def plan(self, split: int, locate: MapLocations) -> tuple[SourceSpec, list[PartitionFn]]:
-        parts = tuple(
-            ShuffleSource(d.shuffle_id, split, locate(d.shuffle_id), None)
-            for d in self.dependencies
-        )
-        return CoGroupSource(parts), [_cogroup_values]
+        parts = []
+        for side in self.sides:
+            if isinstance(side, ShuffleDependency):
+                source = ShuffleSource(side.shuffle_id, split, locate(side.shuffle_id), None)
+                parts.append(CoGroupPart(source))
+                continue
+            inner, ops = side.plan(split, locate)
+            if not isinstance(inner, BlockSource | ShuffleSource):
+                raise RuntimeError(f"RDD {side.id} cannot be read in place by a cogroup")
+            refs = tuple(self.engine.functions.ref(op) for op in ops)
+            parts.append(CoGroupPart(inner, refs))
+        return CoGroupSource(tuple(parts)), [_cogroup_values]
+
+    def preferred_executors(self, split: int) -> tuple[str, ...]:
+        preferred: tuple[str, ...] = ()
+        for side in self.narrow_parents():
+            preferred += side.preferred_executors(split)
+        return tuple(dict.fromkeys(preferred))
+
+
+def _reads_in_place(rdd: RDD) -> bool:
+    """Whether rdd's partition is a block or a shuffle read plus operators (no cogroup, no file)."""
+    while isinstance(rdd, MapPartitionsRDD):
+        rdd = rdd.parent
+    return isinstance(rdd, PersistedRDD | ShuffledRDD)
 
 
 # Module-level helpers, so their pickles (and hashes) are stable across batches.

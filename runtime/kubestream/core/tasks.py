@@ -63,8 +63,17 @@ class ShuffleSource:
 
 
 @dataclass(frozen=True, slots=True)
+class CoGroupPart:
+    """One side of a cogroup: a shuffle read, or (co-partitioned, narrow) a block or a
+    shuffled RDD's own partition, with the operators that side applies first."""
+
+    source: ShuffleSource | BlockSource
+    ops: tuple[FunctionRef, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class CoGroupSource:
-    parts: tuple[ShuffleSource, ...]
+    parts: tuple[CoGroupPart, ...]
 
 
 SourceSpec = (
@@ -112,7 +121,10 @@ class TaskDescription:
             refs.append(self.output.fn)
         elif isinstance(self.output, ShuffleWrite):
             refs += [r for r in (self.output.partitioner, self.output.aggregator) if r]
-        sources = self.source.parts if isinstance(self.source, CoGroupSource) else (self.source,)
+        sources: list[SourceSpec] = [self.source]
+        if isinstance(self.source, CoGroupSource):
+            sources = [part.source for part in self.source.parts]
+            refs += [ref for part in self.source.parts for ref in part.ops]
         refs += [s.aggregator for s in sources if isinstance(s, ShuffleSource) and s.aggregator]
         return refs
 
@@ -135,7 +147,7 @@ class TaskEnv(Protocol):
 
 def run_task(task: TaskDescription, env: TaskEnv) -> Any:
     """Run one task; returns the result value, or None for a shuffle-map task."""
-    records: Iterator[Any] = _open_source(task.source, env)
+    records: Iterator[Any] = _open_source(task.source, task.partition, env)
     for ref in task.ops:
         records = iter(env.functions.get(ref)(task.partition, records))
     output = task.output
@@ -162,7 +174,7 @@ def _store_block(output: StoreBlock, records: Iterator[Any], env: TaskEnv) -> st
     return None
 
 
-def _open_source(source: SourceSpec, env: TaskEnv) -> Iterator[Any]:
+def _open_source(source: SourceSpec, partition: int, env: TaskEnv) -> Iterator[Any]:
     if isinstance(source, ParallelSource):
         return iter(source.records)
     if isinstance(source, RangeSource):
@@ -174,7 +186,7 @@ def _open_source(source: SourceSpec, env: TaskEnv) -> Iterator[Any]:
     if isinstance(source, ShuffleSource):
         return _read_shuffle(source, env)
     if isinstance(source, CoGroupSource):
-        return _cogroup(source, env)
+        return _cogroup(source, partition, env)
     return iter(())
 
 
@@ -244,11 +256,14 @@ def _read_shuffle(source: ShuffleSource, env: TaskEnv) -> Iterator[Any]:
     return iter(combined.items())
 
 
-def _cogroup(source: CoGroupSource, env: TaskEnv) -> Iterator[Any]:
+def _cogroup(source: CoGroupSource, partition: int, env: TaskEnv) -> Iterator[Any]:
     width = len(source.parts)
     groups: dict[Any, tuple[list[Any], ...]] = {}
     for side, part in enumerate(source.parts):
-        for key, value in _read_shuffle(part, env):
+        records = _open_source(part.source, partition, env)
+        for ref in part.ops:
+            records = iter(env.functions.get(ref)(partition, records))
+        for key, value in records:
             slot = groups.get(key)
             if slot is None:
                 slot = groups[key] = tuple([] for _ in range(width))

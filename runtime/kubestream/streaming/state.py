@@ -2,7 +2,8 @@
 
 A batch's state is the previous batch's state cogrouped with the batch's new
 records, persisted on executors (two copies), so it survives an executor loss
-and its lineage stays one batch long.
+and its lineage stays one batch long. State keeps its hash partitioning, so the
+cogroup reads it in place on the executor holding it; only new records move.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from kubestream.core.rdd import RDD, PersistedRDD
+from kubestream.core.ops import FlatMapOp
+from kubestream.core.rdd import RDD, MapPartitionsRDD, PersistedRDD
 from kubestream.streaming.dstream import DStream, StatefulDStream
 
 _MAPPED = 0
@@ -40,7 +42,8 @@ class StateDStream(StatefulDStream):
         if new is None:
             new = self.env.engine.empty_rdd()
         previous = self._previous(batch_time)
-        state = previous.cogroup(new, num_partitions=self.num_partitions).flat_map(self.update)
+        grouped = previous.cogroup(new, num_partitions=self.num_partitions)
+        state = MapPartitionsRDD(grouped, FlatMapOp(self.update), grouped.partitioner)
         return PersistedRDD(state, f"state_{self.id}_{batch_time}_")
 
     def _previous(self, batch_time: int) -> RDD:
@@ -155,9 +158,11 @@ class _CombinedStateDStream(StatefulDStream):
                 [(k, (v, batch_time)) for k, v in self.spec.initial]
             )
         else:
-            states = previous.flat_map(_state_entries)
+            states = MapPartitionsRDD(previous, FlatMapOp(_state_entries), previous.partitioner)
         step = functools.partial(self.step, batch_time)
-        combined = states.cogroup(new, num_partitions=self.spec.num_partitions).flat_map(step)
+        grouped = states.cogroup(new, num_partitions=self.spec.num_partitions)
+        # Tagged records, not pairs; but every state entry sits in its key's partition.
+        combined = MapPartitionsRDD(grouped, FlatMapOp(step), grouped.partitioner)
         return PersistedRDD(combined, f"mapstate_{self.id}_{batch_time}_")
 
 

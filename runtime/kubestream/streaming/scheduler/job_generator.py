@@ -18,7 +18,7 @@ import threading
 from collections.abc import Callable
 
 from kubestream.clock import Clock
-from kubestream.core.rdd import RDD, PersistedRDD, walk_lineage
+from kubestream.core.rdd import lineage
 from kubestream.streaming.batch import BatchInfo
 from kubestream.streaming.checkpointing import Checkpointer
 from kubestream.streaming.env import StreamingEnv
@@ -108,8 +108,10 @@ class JobGenerator:
             self.checkpointer.batch_completed(info, pending)
         with self.graph_lock:
             dropped = env.graph.clear_metadata(info.batch_time)
-        env.engine.forget_shuffles(_shuffle_ids(dropped))
-        env.engine.remove_blocks([r.block_prefix for r in dropped if isinstance(r, PersistedRDD)])
+            gone = lineage(dropped)
+            live = lineage(rdd for s in env.graph.streams for rdd in s.generated.values())
+        env.engine.forget_shuffles(sorted(gone.shuffles - live.shuffles))
+        env.engine.remove_blocks(sorted(gone.block_prefixes - live.block_prefixes))
         keep = max(env.graph.input_remember_ms(), env.batch_interval_ms)
         if self.checkpointer is not None:
             keep = max(keep, self.checkpointer.history_ms)
@@ -124,9 +126,3 @@ class JobGenerator:
         """After a graceful stop: metadata and state as of the last completed batch."""
         if self.checkpointer is not None:
             self.checkpointer.batch_completed(last, self.pending_batches(), force_data=True)
-
-
-def _shuffle_ids(rdds: list[RDD]) -> list[int]:
-    """Every shuffle in the lineage of `rdds`."""
-    walked = walk_lineage(rdds, across_shuffles=True)
-    return sorted({dep.shuffle_id for rdd in walked for dep in rdd.shuffle_dependencies()})
