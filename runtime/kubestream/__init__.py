@@ -3,17 +3,17 @@
 from kubestream import StreamingContext
 """
 
-from kubestream.batch import BatchInfo
-from kubestream.context import StreamingContext
-from kubestream.dstream import DStream
+from kubestream.core.rdd import RDD
 from kubestream.errors import ConfigError, JobFailedError, KubestreamError
-from kubestream.listener import StreamingListener
-from kubestream.rdd import RDD
-from kubestream.receiver import Receiver
-from kubestream.sources.kafka.client import KafkaMessage
-from kubestream.sources.kafka.offsets import OffsetRange
-from kubestream.sources.kafka.starting import FromTimestamp
-from kubestream.state import State, StateSpec
+from kubestream.executor.receiver import Receiver
+from kubestream.streaming.batch import BatchInfo
+from kubestream.streaming.context import StreamingContext
+from kubestream.streaming.dstream import DStream
+from kubestream.streaming.listener import StreamingListener
+from kubestream.streaming.sources.kafka.client import KafkaMessage
+from kubestream.streaming.sources.kafka.offsets import OffsetRange
+from kubestream.streaming.sources.kafka.starting import FromTimestamp
+from kubestream.streaming.state import State, StateSpec
 
 __all__ = [
     "RDD",

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kubestream.sources.kafka.offsets import OffsetRange, TopicPartition
-from kubestream.sources.kafka.planning import (
+from kubestream.streaming.sources.kafka.offsets import OffsetRange, TopicPartition
+from kubestream.streaming.sources.kafka.planning import (
     OffsetsLostError,
     PartitionOffsets,
     plan_batch,

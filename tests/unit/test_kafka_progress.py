@@ -8,11 +8,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kubestream.sources.kafka.discovery import Subscription
-from kubestream.sources.kafka.offsets import TopicPartition
-from kubestream.sources.kafka.planning import PartitionOffsets
-from kubestream.sources.kafka.progress import RangeProgress
-from kubestream.sources.kafka.starting import (
+from kubestream.streaming.sources.kafka.discovery import Subscription
+from kubestream.streaming.sources.kafka.offsets import TopicPartition
+from kubestream.streaming.sources.kafka.planning import PartitionOffsets
+from kubestream.streaming.sources.kafka.progress import RangeProgress
+from kubestream.streaming.sources.kafka.starting import (
     FromTimestamp,
     starting_positions,
     validate_starting_offsets,

@@ -11,13 +11,13 @@ from collections.abc import Iterator, Mapping, Sequence
 import pytest
 
 from kubestream import StreamingContext
-from kubestream.batch import BatchInfo
 from kubestream.errors import ConfigError
-from kubestream.sources.kafka.config import ClientConfig
-from kubestream.sources.kafka.offsets import OffsetRange, TopicPartition
-from kubestream.sources.kafka.planning import OffsetsLostError, PartitionOffsets
-from kubestream.sources.kafka.records import RecordShape
-from kubestream.sources.kafka.stream import FailedPlanRDD, KafkaInputDStream, KafkaRDD
+from kubestream.streaming.batch import BatchInfo
+from kubestream.streaming.sources.kafka.config import ClientConfig
+from kubestream.streaming.sources.kafka.offsets import OffsetRange, TopicPartition
+from kubestream.streaming.sources.kafka.planning import OffsetsLostError, PartitionOffsets
+from kubestream.streaming.sources.kafka.records import RecordShape
+from kubestream.streaming.sources.kafka.stream import FailedPlanRDD, KafkaInputDStream, KafkaRDD
 
 
 class FakeBrokers:
@@ -72,7 +72,7 @@ def test_each_batch_reads_on_from_the_last_and_replays_its_own_ranges(
 ) -> None:
     brokers = FakeBrokers()
     brokers.topic("a", 10, 0)
-    stream = KafkaInputDStream(ssc, "a", {"bootstrap.servers": "x:1"}, broker_client=brokers)
+    stream = KafkaInputDStream(ssc.env, "a", {"bootstrap.servers": "x:1"}, broker_client=brokers)
     stream.start()
     first = ranges_of(stream.compute(1000))
     assert first == (OffsetRange("a", 0, 0, 10), OffsetRange("a", 1, 0, 0))
@@ -83,7 +83,7 @@ def test_each_batch_reads_on_from_the_last_and_replays_its_own_ranges(
     assert stream.records_per_batch == {1000: 10, 2000: 8}
     saved = stream.checkpoint_state()
 
-    restarted = KafkaInputDStream(ssc, "a", {"bootstrap.servers": "x:1"}, broker_client=brokers)
+    restarted = KafkaInputDStream(ssc.env, "a", {"bootstrap.servers": "x:1"}, broker_client=brokers)
     restarted.restore_state(saved)
     restarted.start()
     brokers.topic("a", 20, 3)
@@ -101,7 +101,7 @@ def test_patterns_pick_up_new_topics_and_partitions_from_their_start(
     brokers.topic("orders-eu", 5)
     brokers.topic("payments", 7)
     stream = KafkaInputDStream(
-        ssc,
+        ssc.env,
         re.compile("orders-.*"),
         {"bootstrap.servers": "x:1"},
         starting_offsets="latest",
@@ -124,7 +124,7 @@ def test_rate_limits_cap_each_batch(ssc: StreamingContext) -> None:
     brokers = FakeBrokers()
     brokers.topic("a", 1000, 10)
     stream = KafkaInputDStream(
-        ssc,
+        ssc.env,
         ["a"],
         {"bootstrap.servers": "x:1"},
         max_rate_per_partition=100,
@@ -142,7 +142,7 @@ def test_rate_limits_cap_each_batch(ssc: StreamingContext) -> None:
 def test_a_plan_that_fails_fails_its_batch_and_consumes_nothing(ssc: StreamingContext) -> None:
     brokers = FakeBrokers()
     brokers.topic("a", 10)
-    stream = KafkaInputDStream(ssc, "a", {"bootstrap.servers": "x:1"}, broker_client=brokers)
+    stream = KafkaInputDStream(ssc.env, "a", {"bootstrap.servers": "x:1"}, broker_client=brokers)
     stream.start()
     brokers.down = True
     failed = stream.compute(1000)
@@ -164,7 +164,7 @@ def test_skipping_lost_records_counts_them(
     brokers = FakeBrokers()
     brokers.logs[TopicPartition("a", 0)] = PartitionOffsets(4, 10)
     stream = KafkaInputDStream(
-        ssc,
+        ssc.env,
         "a",
         {"bootstrap.servers": "x:1"},
         starting_offsets={("a", 0): 1},
@@ -182,7 +182,7 @@ def test_offsets_are_committed_only_after_a_batch_succeeds(ssc: StreamingContext
     brokers = FakeBrokers()
     brokers.topic("a", 10)
     stream = KafkaInputDStream(
-        ssc, "a", {"bootstrap.servers": "x:1", "group.id": "g"}, broker_client=brokers
+        ssc.env, "a", {"bootstrap.servers": "x:1", "group.id": "g"}, broker_client=brokers
     )
     stream.start()
     stream.compute(1000)
@@ -190,9 +190,8 @@ def test_offsets_are_committed_only_after_a_batch_succeeds(ssc: StreamingContext
     stream.compute(2000)
     failed = BatchInfo(2000, submission_time=0.0)
     failed.errors.append("output operation 0 failed")
-    for listener in ssc.listeners:
-        listener.on_batch_completed(failed)
-        listener.on_batch_completed(BatchInfo(1000, submission_time=0.0))
+    stream.batch_completed(failed)
+    stream.batch_completed(BatchInfo(1000, submission_time=0.0))
     deadline = time.monotonic() + 10
     while not brokers.commits and time.monotonic() < deadline:
         time.sleep(0.01)
@@ -202,15 +201,15 @@ def test_offsets_are_committed_only_after_a_batch_succeeds(ssc: StreamingContext
 
 def test_bad_arguments_name_the_field_and_secrets_never_show(ssc: StreamingContext) -> None:
     with pytest.raises(ConfigError, match="kafka_stream: topics must be"):
-        KafkaInputDStream(ssc, [], {"bootstrap.servers": "x:1"})
+        KafkaInputDStream(ssc.env, [], {"bootstrap.servers": "x:1"})
     with pytest.raises(ConfigError, match=re.escape("bootstrap.servers")):
-        KafkaInputDStream(ssc, "a", {})
+        KafkaInputDStream(ssc.env, "a", {})
     with pytest.raises(ConfigError, match="isolation_level"):
-        KafkaInputDStream(ssc, "a", {"bootstrap.servers": "x:1"}, isolation_level="dirty")
+        KafkaInputDStream(ssc.env, "a", {"bootstrap.servers": "x:1"}, isolation_level="dirty")
     with pytest.raises(
         ConfigError, match=re.escape("'sasl.password' must be a string or number, got ***")
     ):
-        KafkaInputDStream(ssc, "a", {"bootstrap.servers": "x:1", "sasl.password": ["hunter2"]})
+        KafkaInputDStream(ssc.env, "a", {"bootstrap.servers": "x:1", "sasl.password": ["hunter2"]})
     config = ClientConfig.of(
         {"bootstrap.servers": "x:1", "sasl.password": "hunter2", "ssl.key.password": "pw2"}
     )

@@ -10,8 +10,6 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from tests.brokers import KafkaBroker
 
-pytestmark = pytest.mark.integration
-
 
 def create_topic(bootstrap: str, partitions: int, **config: str) -> str:
     name = f"t-{uuid.uuid4().hex[:12]}"

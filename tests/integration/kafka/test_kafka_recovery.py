@@ -11,15 +11,11 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import pytest
-
 from tests.brokers import KafkaBroker
 from tests.integration.kafka.test_kafka_stream import read_topic, texts
 from tests.integration.kafka.topics import create_topic, produce
 from tests.integration.run_job import start_checkpointed, wait_until_processing
 from tests.integration.test_driver_recovery import batch_dirs, read_pairs
-
-pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[3]
 APP = ROOT / "examples" / "kafka_wordcount.py"

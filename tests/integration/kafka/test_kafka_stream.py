@@ -18,9 +18,9 @@ from confluent_kafka import Consumer
 from confluent_kafka import TopicPartition as KafkaTopicPartition
 
 from kubestream import StreamingContext
-from kubestream.rdd import RDD
-from kubestream.sources.kafka.offsets import OffsetRange
-from kubestream.status import context_status
+from kubestream.core.rdd import RDD
+from kubestream.driver.status import context_status
+from kubestream.streaming.sources.kafka.offsets import OffsetRange
 from tests.brokers import KafkaBroker
 from tests.integration.conftest import Cluster
 from tests.integration.kafka.topics import (
@@ -29,8 +29,6 @@ from tests.integration.kafka.topics import (
     delete_records_before,
     produce,
 )
-
-pytestmark = pytest.mark.integration
 
 WORDS = ["ant", "bee", "cat", "dog", "eel", "fox", "gnu", "hen"]
 

@@ -7,14 +7,17 @@ import time
 import pytest
 from confluent_kafka import Producer
 
-from kubestream.sources.kafka.client import ConsumerPool, KafkaAdmin, consumer_config, read_range
-from kubestream.sources.kafka.config import ClientConfig
-from kubestream.sources.kafka.offsets import OffsetRange, TopicPartition
-from kubestream.sources.kafka.planning import OffsetsLostError, PartitionOffsets
+from kubestream.streaming.sources.kafka.client import (
+    ConsumerPool,
+    KafkaAdmin,
+    consumer_config,
+    read_range,
+)
+from kubestream.streaming.sources.kafka.config import ClientConfig
+from kubestream.streaming.sources.kafka.offsets import OffsetRange, TopicPartition
+from kubestream.streaming.sources.kafka.planning import OffsetsLostError, PartitionOffsets
 from tests.brokers import KafkaBroker
 from tests.integration.kafka.topics import create_topic, delete_records_before, produce
-
-pytestmark = pytest.mark.integration
 
 
 def reader_config(broker: KafkaBroker, isolation: str = "read_committed") -> ClientConfig:
