@@ -169,7 +169,8 @@ def test_successive_batches_read_every_offset_once_in_order(
     latest = dict.fromkeys(tps, 0)
     positions: dict[TopicPartition, int] = {}
     read: dict[TopicPartition, list[int]] = {tp: [] for tp in tps}
-    for growth in [*latest_growth, *[[0, 0, 0]] * 200]:
+    # Enough batches to drain the most a partition can get at one record a batch.
+    for growth in [*latest_growth, *[[0, 0, 0]] * 12 * 40]:
         for tp, n in zip(tps, growth, strict=True):
             latest[tp] += n
         plan = plan_batch(
