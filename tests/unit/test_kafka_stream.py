@@ -9,8 +9,10 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 
 import pytest
+from prometheus_client import CollectorRegistry
 
 from kubestream import StreamingContext
+from kubestream.driver.metrics import InputsCollector
 from kubestream.errors import ConfigError
 from kubestream.streaming.batch import BatchInfo
 from kubestream.streaming.sources.kafka.config import ClientConfig
@@ -137,6 +139,10 @@ def test_rate_limits_cap_each_batch(ssc: StreamingContext) -> None:
     # Shared by lag (900 and 10), at least one each.
     assert [r.count for r in ranges_of(stream.compute(2000))] == [49, 1]
     assert stream.input_details()["lag"] == {"a-0": 851, "a-1": 9}
+    registry = CollectorRegistry()
+    registry.register(InputsCollector(ssc.graph))
+    labels = {"stream": str(stream.id), "partition": "a-0"}
+    assert registry.get_sample_value("kubestream_input_lag_records", labels) == 851
 
 
 def test_a_plan_that_fails_fails_its_batch_and_consumes_nothing(ssc: StreamingContext) -> None:
