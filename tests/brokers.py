@@ -51,12 +51,18 @@ def start_broker(name: str, directory: Path, env: dict[str, str] | None = None) 
 
 @dataclass(frozen=True)
 class KafkaBroker:
-    """A single-node KRaft broker with a PLAINTEXT listener and a SASL_PLAINTEXT one
-    that accepts SCRAM-SHA-256 for `sasl_username` / `sasl_password`."""
+    """A single-node KRaft broker with a PLAINTEXT listener, a SASL_PLAINTEXT one that
+    accepts SCRAM-SHA-256 for `sasl_username` / `sasl_password`, and a TLS one whose
+    certificate (for IP 127.0.0.1) is signed by the CA in `ca_location`."""
 
     broker: Broker
     sasl_username: str
     sasl_password: str
+    ca_location: Path
+
+    @property
+    def ssl_bootstrap_servers(self) -> str:
+        return self.broker.addresses["KAFKA_SSL_BOOTSTRAP_SERVERS"]
 
     @property
     def bootstrap_servers(self) -> str:
@@ -67,15 +73,87 @@ class KafkaBroker:
         return self.broker.addresses["KAFKA_SASL_BOOTSTRAP_SERVERS"]
 
 
-def start_kafka(directory: Path) -> KafkaBroker:
-    """A broker in `directory` with a SCRAM user whose password is new every run."""
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        sasl_port = s.getsockname()[1]
+        return int(s.getsockname()[1])
+
+
+def make_tls(directory: Path) -> tuple[Path, Path]:
+    """A throwaway CA and a server certificate for IP 127.0.0.1, with openssl; returns
+    (CA certificate, PEM keystore of the server's key and chain)."""
+    directory.mkdir(parents=True, exist_ok=True)
+
+    def openssl(*args: str | Path) -> None:
+        subprocess.run(["openssl", *map(str, args)], check=True, capture_output=True)
+
+    ca_key, ca, key, csr, cert = (
+        directory / n for n in ("ca.key", "ca.pem", "server.key", "server.csr", "server.pem")
+    )
+    openssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        ca_key,
+        "-out",
+        ca,
+        "-days",
+        "2",
+        "-subj",
+        "/CN=kubestream test CA",
+    )
+    openssl(
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        key,
+        "-out",
+        csr,
+        "-subj",
+        "/CN=127.0.0.1",
+    )
+    extensions = directory / "san.ext"
+    extensions.write_text("subjectAltName=IP:127.0.0.1\n")
+    openssl(
+        "x509",
+        "-req",
+        "-in",
+        csr,
+        "-CA",
+        ca,
+        "-CAkey",
+        ca_key,
+        "-CAcreateserial",
+        "-out",
+        cert,
+        "-days",
+        "2",
+        "-extfile",
+        extensions,
+    )
+    keystore = directory / "keystore.pem"
+    keystore.write_text(key.read_text() + cert.read_text() + ca.read_text())
+    return ca, keystore
+
+
+def start_kafka(directory: Path) -> KafkaBroker:
+    """A broker in `directory` with a SCRAM user whose password is new every run and a
+    TLS listener with a CA made for this run."""
     username, password = "kubestream-test", secrets.token_urlsafe(18)
+    ca, keystore = make_tls(directory / "tls")
     broker = start_broker(
         "kafka",
         directory,
-        {"KAFKA_SASL_PORT": str(sasl_port), "KAFKA_SCRAM_USERS": f"{username}:{password}"},
+        {
+            "KAFKA_SASL_PORT": str(free_port()),
+            "KAFKA_SCRAM_USERS": f"{username}:{password}",
+            "KAFKA_SSL_PORT": str(free_port()),
+            "KAFKA_SSL_KEYSTORE": str(keystore),
+        },
     )
-    return KafkaBroker(broker, username, password)
+    return KafkaBroker(broker, username, password, ca)

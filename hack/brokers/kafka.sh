@@ -11,8 +11,10 @@
 #
 # Environment for `up`: KAFKA_PORT, KAFKA_CONTROLLER_PORT (free ports if unset),
 # KAFKA_SASL_PORT and KAFKA_SCRAM_USERS ("user:password ...") for a
-# SASL_PLAINTEXT listener with SCRAM-SHA-256 users, PYTHON (an interpreter with
-# confluent-kafka, for the readiness probe).
+# SASL_PLAINTEXT listener with SCRAM-SHA-256 users, KAFKA_SSL_PORT and
+# KAFKA_SSL_KEYSTORE (a PEM file: unencrypted PKCS#8 key, then the certificate
+# chain) for a TLS listener, PYTHON (an interpreter with confluent-kafka, for
+# the readiness probe).
 set -euo pipefail
 # shellcheck source=hack/brokers/lib.sh
 . "$(cd "$(dirname "$0")" && pwd)/lib.sh"
@@ -42,12 +44,16 @@ up() {
     exit 1
   fi
   local port=${KAFKA_PORT:-$(free_port)} controller=${KAFKA_CONTROLLER_PORT:-$(free_port)}
-  local sasl_port=${KAFKA_SASL_PORT:-} advertised protocols java
+  local sasl_port=${KAFKA_SASL_PORT:-} ssl_port=${KAFKA_SSL_PORT:-} advertised protocols java
   advertised="PLAINTEXT://127.0.0.1:$port"
   protocols="PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
   if [ -n "$sasl_port" ]; then
     advertised+=",SASL_PLAINTEXT://127.0.0.1:$sasl_port"
     protocols+=",SASL_PLAINTEXT:SASL_PLAINTEXT"
+  fi
+  if [ -n "$ssl_port" ]; then
+    advertised+=",SSL://127.0.0.1:$ssl_port"
+    protocols+=",SSL:SSL"
   fi
   cat >"$dir/server.properties" <<PROPS
 process.roles=broker,controller
@@ -60,6 +66,8 @@ controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
 sasl.enabled.mechanisms=SCRAM-SHA-256
 listener.name.sasl_plaintext.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.ssl.ssl.keystore.type=PEM
+listener.name.ssl.ssl.keystore.location=${KAFKA_SSL_KEYSTORE:-}
 log.dirs=$dir/data
 num.partitions=1
 offsets.topic.replication.factor=1
@@ -107,6 +115,7 @@ PROPS
   echo "KAFKA_PID=$(cat "$dir/kafka.pid")"
   echo "KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$port"
   [ -z "$sasl_port" ] || echo "KAFKA_SASL_BOOTSTRAP_SERVERS=127.0.0.1:$sasl_port"
+  [ -z "$ssl_port" ] || echo "KAFKA_SSL_BOOTSTRAP_SERVERS=127.0.0.1:$ssl_port"
 }
 
 case ${1:-} in

@@ -57,3 +57,12 @@ def test_sasl_listener_accepts_the_scram_user_and_refuses_a_wrong_password(
     wrong = AdminClient(sasl_config(kafka_broker, "not-" + kafka_broker.sasl_password))
     with pytest.raises(KafkaException):
         wrong.list_topics(timeout=5)
+
+
+def test_tls_listener_is_verified_against_the_test_ca(kafka_broker: KafkaBroker) -> None:
+    tls = {"bootstrap.servers": kafka_broker.ssl_bootstrap_servers, "security.protocol": "SSL"}
+    admin = AdminClient({**tls, "ssl.ca.location": str(kafka_broker.ca_location)})
+    assert len(admin.list_topics(timeout=30).brokers) == 1
+    # The system's CAs do not know the test CA: the handshake fails.
+    with pytest.raises(KafkaException):
+        AdminClient(tls).list_topics(timeout=5)

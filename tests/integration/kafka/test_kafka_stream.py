@@ -73,6 +73,11 @@ def read_topic(bootstrap: str, topic: str, partitions: int) -> list[tuple[str | 
     return records
 
 
+def done_records(ssc: StreamingContext) -> int:
+    """Input records of completed batches: each batch's outputs, the sink's too, are done."""
+    return sum(b.num_records for b in ssc.batches if b.completed)
+
+
 def contiguous(ranges: list[OffsetRange]) -> dict[tuple[str, int], tuple[int, int]]:
     """Per partition, the span the ranges cover; fails if two overlap or leave a gap."""
     spans: dict[tuple[str, int], tuple[int, int]] = {}
@@ -221,10 +226,7 @@ def test_sink_writes_every_count_and_the_sasl_password_never_shows(
         ssc.start()
         try:
             wait_for(lambda: written == expected, "every count")
-            wait_for(
-                lambda: any(b.completed and b.num_records for b in ssc.batches),
-                "the batch's Kafka output",
-            )
+            wait_for(lambda: done_records(ssc) >= len(lines), "the batches' Kafka output")
             status = json.dumps(context_status(ssc, "kafka-test"))
         finally:
             ssc.stop(stop_engine=False)
@@ -236,3 +238,28 @@ def test_sink_writes_every_count_and_the_sasl_password_never_shows(
     assert kafka_broker.sasl_password not in caplog.text
     assert kafka_broker.sasl_password not in status
     assert '"total_lag": 0' in status
+
+
+def test_a_stream_reads_and_writes_over_tls(cluster: Cluster, kafka_broker: KafkaBroker) -> None:
+    bootstrap = kafka_broker.bootstrap_servers
+    source, sink = create_topic(bootstrap, 2), create_topic(bootstrap, 1)
+    produce(bootstrap, source, [(i % 2, f"k{i}", f"v{i}") for i in range(200)])
+    tls = {
+        "bootstrap.servers": kafka_broker.ssl_bootstrap_servers,
+        "security.protocol": "SSL",
+        "ssl.ca.location": str(kafka_broker.ca_location),
+    }
+    ssc = StreamingContext(0.3, engine=cluster.engine)
+    stream = ssc.kafka_stream(source, tls)
+    seen: list[tuple[str, str]] = []
+    stream.foreach_rdd(lambda rdd: seen.extend(rdd.collect()))
+    stream.write_to_kafka(sink, tls)
+    ssc.start()
+    try:
+        wait_for(lambda: len(seen) >= 200, "every record")
+        wait_for(lambda: done_records(ssc) >= 200, "the sink")
+    finally:
+        ssc.stop(stop_engine=False)
+    expected = sorted((f"k{i}", f"v{i}") for i in range(200))
+    assert sorted(seen) == expected
+    assert sorted(read_topic(bootstrap, sink, 1)) == expected
