@@ -167,7 +167,11 @@ def main() -> None:
     args = parser.parse_args()
     lines = make_lines(args.lines)
     results: dict[str, Any] = {
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "load_average_1m_at_start": os.getloadavg()[0],
+        },
         "workload": {"lines": args.lines, "words_per_line": 10, "partitions": PARTITIONS},
     }
     broker = start_kafka(Path(tempfile.mkdtemp(prefix="kubestream-kafka-bench-")))
