@@ -13,9 +13,11 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from types import MappingProxyType
 from typing import Any
 
+from kubestream import settings
 from kubestream.batch import BatchInfo
 from kubestream.checkpointing import Checkpointer
 from kubestream.clock import Clock, SystemClock
@@ -63,18 +65,25 @@ class StreamingContext:
         checkpoint_interval: float | None = None,
         write_ahead_log: bool = False,
         backpressure: bool = False,
-        max_rate: float | None = None,
+        max_rate: int | None = None,
+        conf: Mapping[str, str] | None = None,
     ) -> None:
-        if not 0.001 <= batch_interval <= 3600:
-            raise ConfigError(
-                f"batch_interval must be between 0.001 and 3600 seconds, got {batch_interval}"
-            )
-        if on_batch_failure not in ("continue", "stop"):
-            raise ConfigError(
-                f"on_batch_failure must be 'continue' or 'stop', got {on_batch_failure!r}"
-            )
-        if max_rate is not None and max_rate <= 0:
-            raise ConfigError(f"max_rate must be greater than 0 records per second, got {max_rate}")
+        """Bounds are those of the settings in `kubestream.settings`; a value outside them
+        raises ConfigError naming the parameter. ``conf`` holds the application's own
+        settings (spec.configuration on Kubernetes), read back as ``ssc.conf``."""
+        checks: tuple[tuple[settings.Setting[Any], object], ...] = (
+            (settings.BATCH_INTERVAL, batch_interval),
+            (settings.ON_BATCH_FAILURE, on_batch_failure),
+            (settings.MAX_RATE, max_rate),
+            (settings.CHECKPOINT_INTERVAL, checkpoint_interval),
+            (settings.GRACEFUL_TIMEOUT, graceful_timeout),
+        )
+        for setting, value in checks:
+            try:
+                setting.check(value)
+            except ValueError as exc:
+                raise ConfigError(f"{setting.name} {exc}") from None
+        self.conf: Mapping[str, str] = MappingProxyType(dict(conf or {}))
         self.batch_interval = batch_interval
         self.backpressure = backpressure
         self.max_rate = max_rate
