@@ -126,9 +126,13 @@ class Setting(Generic[T]):
         return str(value)
 
     def describe(self) -> str:
-        """The flag's help: the declaration's text, its unit and its variable."""
-        unit = f" ({self.unit})" if self.unit else ""
-        return f"{self.help}{unit} [env: {self.env}]"
+        """The flag's help: the declaration's text and its variable (the unit is the
+        flag's metavar, e.g. ``--batch-interval SECONDS``)."""
+        return f"{self.help} [env: {self.env}]"
+
+    @property
+    def metavar(self) -> str | None:
+        return self.unit.upper().replace(" ", "_") if self.unit else None
 
     def describe_bounds(self) -> str:
         """The bounds in words: "between 0.1 and 3600 seconds", "greater than 0 seconds"."""
@@ -276,7 +280,7 @@ MAX_RATE = Setting[int | None](
     None,
     "most records each receiver or rate-limitable direct source may read per second",
     DRIVER_SIDE,
-    unit="records/s",
+    unit="records per second",
     minimum=1,
     maximum=1_000_000_000,
 )
@@ -496,7 +500,7 @@ def add_arguments(
             default=setting.default if raw is None else raw,
             choices=setting.choices or None,
             help=setting.describe(),
-            metavar=setting.name.upper() if setting.choices else None,
+            metavar=setting.metavar,
         )
 
 
