@@ -31,12 +31,14 @@ _FALSE = ("0", "false", "no", "off", "")
 
 class Reader(enum.Flag):
     """The commands that read a setting. ``RUN`` is local mode (driver and executor
-    processes on this machine); ``DRIVER`` and ``EXECUTOR`` are the pod entry points."""
+    processes on this machine); ``DRIVER`` and ``EXECUTOR`` are the pod entry points;
+    ``OPERATOR`` is `kubestream operator`, which declares its own settings the same way."""
 
     RUN = enum.auto()
     DRIVER = enum.auto()
     EXECUTOR = enum.auto()
     DECOMMISSION = enum.auto()
+    OPERATOR = enum.auto()
 
 
 DRIVER_SIDE = Reader.RUN | Reader.DRIVER
@@ -157,7 +159,7 @@ LOG_LEVEL = Setting[str](
     str,
     "INFO",
     "logging level",
-    EVERY_COMMAND,
+    EVERY_COMMAND | Reader.OPERATOR,
     choices=("DEBUG", "INFO", "WARNING", "ERROR"),
 )
 LOG_FORMAT = Setting[str](
