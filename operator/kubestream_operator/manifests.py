@@ -289,6 +289,8 @@ def setting_env(values: Sequence[tuple[Setting[Any], EnvValue]]) -> list[dict[st
             continue  # an empty value would not parse: unset means the runtime's default
         if isinstance(value, dict):
             env.append({"name": setting.env, "valueFrom": value})
+        elif setting.secret:
+            raise ValueError(f"{setting.env} is secret: set it from a Secret, by reference")
         else:
             env.append({"name": setting.env, "value": setting.format(setting.check(value))})
     return env

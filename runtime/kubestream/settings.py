@@ -52,7 +52,8 @@ class Setting(Generic[T]):
 
     ``minimum``/``maximum`` are inclusive bounds in ``unit``; ``exclusive_minimum`` makes
     the lower bound strict ("greater than 0"). A setting with ``flag=False`` is read only
-    from its variable (a key, never on a command line); ``secret`` keeps it out of help.
+    from its variable (a key, never on a command line); a ``secret`` one is never written
+as a literal value (the operator passes it from a Secret by reference).
     """
 
     name: str

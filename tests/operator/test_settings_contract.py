@@ -194,3 +194,14 @@ def test_derived_settings_reach_the_driver() -> None:
 def test_executors_get_no_configuration_volume() -> None:
     executor = pods(EVERY_OPTION)[Reader.EXECUTOR]
     assert all(v["name"] != "config" for v in executor["spec"]["volumes"])
+
+
+def test_secret_settings_reach_pods_only_by_reference() -> None:
+    secrets = {s.env for s in settings.RUNTIME if s.secret}
+    assert secrets
+    for pod in pods(EVERY_OPTION).values():
+        for var in pod["spec"]["containers"][0]["env"]:
+            if var["name"] in secrets:
+                assert set(var) == {"name", "valueFrom"}, var
+    with pytest.raises(ValueError, match="KUBESTREAM_CURVE_SECRET_KEY is secret"):
+        m.setting_env([(settings.CURVE_SECRET_KEY, "S" * 40)])
