@@ -96,7 +96,7 @@ def _executor_id(values: settings.Values) -> str:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from kubestream.driver_main import DriverOptions, run_driver
+    from kubestream.driver.main import DriverOptions, run_driver
 
     values: settings.Values = args.settings
     options = DriverOptions(
@@ -112,7 +112,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_driver(args: argparse.Namespace) -> int:
-    from kubestream.driver_main import DriverOptions, run_driver
+    from kubestream.driver.main import DriverOptions, run_driver
 
     values: settings.Values = args.settings
     app = values[settings.APP]
@@ -158,8 +158,8 @@ def _cmd_executor(args: argparse.Namespace) -> int:
 
 
 def _cmd_decommission(args: argparse.Namespace) -> int:
-    from kubestream.api_auth import api_token
-    from kubestream.api_client import decommission
+    from kubestream.driver.api_auth import api_token
+    from kubestream.driver.api_client import decommission
 
     values: settings.Values = args.settings
     keys = _keys(values, generate=False)

@@ -53,7 +53,7 @@ class Setting(Generic[T]):
     ``minimum``/``maximum`` are inclusive bounds in ``unit``; ``exclusive_minimum`` makes
     the lower bound strict ("greater than 0"). A setting with ``flag=False`` is read only
     from its variable (a key, never on a command line); a ``secret`` one is never written
-as a literal value (the operator passes it from a Secret by reference).
+    as a literal value (the operator passes it from a Secret by reference).
     """
 
     name: str
