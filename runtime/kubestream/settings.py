@@ -507,6 +507,19 @@ def add_arguments(
         )
 
 
+def arguments(values: Iterable[tuple[Setting[Any], Any]]) -> list[str]:
+    """The flags that set ``values``, as `add_arguments` reads them: for a process this
+    one starts (local executors), as the operator writes variables for a pod."""
+    argv: list[str] = []
+    for setting, value in values:
+        setting.check(value)
+        if setting.kind is bool:
+            argv.append(setting.option if value else "--no-" + setting.option[2:])
+        else:
+            argv += [setting.option, setting.format(value)]
+    return argv
+
+
 @dataclass(frozen=True)
 class Values:
     """The parsed values of one command's settings; ``values[SETTING]`` is typed by the

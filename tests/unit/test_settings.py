@@ -147,3 +147,22 @@ def test_the_application_sees_its_configuration_read_only() -> None:
             ssc.conf["topic"] = "other"  # type: ignore[index]
     finally:
         ssc.stop()
+
+
+def test_arguments_written_for_a_process_parse_back() -> None:
+    """A launcher (local executors) writes flags the command reads back unchanged."""
+    written: list[tuple[Setting[Any], Any]] = [
+        (settings.DRIVER_PORT, 7001),
+        (settings.HEARTBEAT_INTERVAL, 0.25),
+        (settings.EXECUTOR_ID, "exec-1"),
+        (settings.LOG_FORMAT, "json"),
+    ]
+    values = parse(Reader.EXECUTOR, settings.arguments(written), {})
+    assert [values[s] for s, _ in written] == [v for _, v in written]
+    on = parse(Reader.DRIVER, settings.arguments([(settings.BACKPRESSURE, True)]), {})
+    assert on[settings.BACKPRESSURE] is True
+    off = settings.arguments([(settings.BACKPRESSURE, False)])
+    assert (
+        parse(Reader.DRIVER, off, {"KUBESTREAM_BACKPRESSURE": "true"})[settings.BACKPRESSURE]
+        is False
+    )
