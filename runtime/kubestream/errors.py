@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+USER_CODE_ERRORS: tuple[type[BaseException], ...] = (BaseException,)
+"""What user code may raise and still only fail its task, batch, receiver or listener call,
+never the thread running it: `sys.exit()` or `raise KeyboardInterrupt` in a map function is
+a failed task, not a dead executor thread. Every place that calls user code catches these."""
+
 
 class KubestreamError(Exception):
     """Base of every error kubestream raises on purpose."""

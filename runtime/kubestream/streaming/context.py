@@ -18,7 +18,7 @@ from typing import Any
 from kubestream.clock import Clock, SystemClock
 from kubestream.core.engine import Engine
 from kubestream.core.protocol import ReceiverStatus
-from kubestream.errors import ConfigError, JobFailedError
+from kubestream.errors import USER_CODE_ERRORS, ConfigError, JobFailedError
 from kubestream.executor.in_process import InProcessExecutors
 from kubestream.executor.receiver import Receiver
 from kubestream.streaming.batch import BatchInfo
@@ -168,7 +168,7 @@ class StreamingContext:
                     listener.on_receiver_error(status.stream_id, status.message)
                 elif status.state == "stopped":
                     listener.on_receiver_stopped(status.stream_id)
-            except Exception:
+            except USER_CODE_ERRORS:
                 log.exception("listener %s failed on a receiver event", type(listener).__name__)
 
     # --- lifecycle ------------------------------------------------------------------------
