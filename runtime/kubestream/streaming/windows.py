@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from kubestream.core.rdd import RDD, PersistedRDD, UnionRDD
-from kubestream.errors import ConfigError
+from kubestream.errors import require
 from kubestream.streaming.dstream import DStream, StatefulDStream
 
 if TYPE_CHECKING:
@@ -20,16 +20,20 @@ if TYPE_CHECKING:
 
 
 def to_ms(seconds: float, name: str) -> int:
-    if seconds <= 0:
-        raise ConfigError(f"{name} must be positive, got {seconds}")
+    """A user's duration in seconds as whole milliseconds; ConfigError unless at least 1 ms."""
+    number = isinstance(seconds, int | float) and not isinstance(seconds, bool)
+    require(number and seconds >= 0.001, name, seconds, "a number of seconds, at least 0.001")
     return round(seconds * 1000)
 
 
 def check_multiple(duration_ms: int, unit_ms: int, name: str) -> None:
-    if duration_ms % unit_ms:
-        raise ConfigError(
-            f"{name} ({duration_ms} ms) must be a multiple of the parent's slide ({unit_ms} ms)"
-        )
+    """ConfigError unless duration_ms is a multiple of the parent stream's slide, unit_ms."""
+    require(
+        duration_ms % unit_ms == 0,
+        name,
+        duration_ms / 1000,
+        f"a multiple of the parent stream's slide ({unit_ms / 1000:g} s)",
+    )
 
 
 class PersistedDStream(DStream):
@@ -46,6 +50,8 @@ class PersistedDStream(DStream):
 
 
 class WindowedDStream(DStream):
+    """window(): every slide, the union of the parent's RDDs of the last window_ms."""
+
     def __init__(self, parent: DStream, window_ms: int, slide_ms: int) -> None:
         check_multiple(window_ms, parent.slide_ms, "window")
         check_multiple(slide_ms, parent.slide_ms, "slide")
