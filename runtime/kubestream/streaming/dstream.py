@@ -306,8 +306,8 @@ class DStream(Generic[T]):
         """
         from kubestream.streaming.windows import WindowedDStream, to_ms
 
-        slide_ms = to_ms(slide, "slide") if slide is not None else self.slide_ms
-        return WindowedDStream(self, to_ms(window, "window"), slide_ms)
+        slide_ms = to_ms(slide, "slide", self.slide_ms) if slide is not None else self.slide_ms
+        return WindowedDStream(self, to_ms(window, "window", self.slide_ms), slide_ms)
 
     def reduce_by_key_and_window(
         self: DStream[tuple[K, V]],
@@ -349,8 +349,8 @@ class DStream(Generic[T]):
         """
         from kubestream.streaming.windows import ReducedWindowedDStream, to_ms
 
-        window_ms = to_ms(window, "window")
-        slide_ms = to_ms(slide, "slide") if slide is not None else self.slide_ms
+        window_ms = to_ms(window, "window", self.slide_ms)
+        slide_ms = to_ms(slide, "slide", self.slide_ms) if slide is not None else self.slide_ms
         require_count("num_partitions", num_partitions, optional=True)
         if inverse_fn is None:
             reduced = self.reduce_by_key(reduce_fn, num_partitions)

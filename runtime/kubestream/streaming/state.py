@@ -194,6 +194,7 @@ class MapWithStateDStream(DStream[M], Generic[K, S, M]):
         self.parents = [self.combined]
 
     def compute(self, batch_time: int) -> RDD[M] | None:
+        """What the function returned for the records of `batch_time` (ms)."""
         combined = self.combined.get_or_compute(batch_time)
         return None if combined is None else combined.flat_map(_mapped_records)
 

@@ -19,21 +19,23 @@ if TYPE_CHECKING:
     from kubestream.streaming.env import StreamingEnv
 
 
-def to_ms(seconds: float, name: str) -> int:
-    """A user's duration in seconds as whole milliseconds; ConfigError unless at least 1 ms."""
+def to_ms(seconds: float, name: str, slide_ms: int) -> int:
+    """A user's window or slide in seconds as whole milliseconds: at least 1 ms, and a
+    multiple of the parent stream's slide_ms; ConfigError naming the seconds given."""
     number = isinstance(seconds, int | float) and not isinstance(seconds, bool)
     require(number and seconds >= 0.001, name, seconds, "a number of seconds, at least 0.001")
-    return round(seconds * 1000)
+    duration_ms = round(seconds * 1000)
+    require(duration_ms % slide_ms == 0, name, seconds, _multiple_of(slide_ms))
+    return duration_ms
 
 
 def check_multiple(duration_ms: int, unit_ms: int, name: str) -> None:
     """ConfigError unless duration_ms is a multiple of the parent stream's slide, unit_ms."""
-    require(
-        duration_ms % unit_ms == 0,
-        name,
-        duration_ms / 1000,
-        f"a multiple of the parent stream's slide ({unit_ms / 1000:g} s)",
-    )
+    require(duration_ms % unit_ms == 0, name, duration_ms / 1000, _multiple_of(unit_ms))
+
+
+def _multiple_of(slide_ms: int) -> str:
+    return f"a multiple of the parent stream's slide ({slide_ms / 1000:g} s)"
 
 
 class PersistedDStream(DStream):
