@@ -232,8 +232,8 @@ class DStream(Generic[T]):
     ) -> DStream[tuple[K, tuple[list[V], list[W]]]]:
         """Per batch, (key, (this stream's values, other's values)) for every key of either.
 
-        Both streams must have the same slide. num_partitions as in combine_by_key,
-        and the same ConfigError.
+        other is read at this stream's batch times (no values where it has no RDD
+        then). num_partitions as in combine_by_key, and the same ConfigError.
         """
         require_count("num_partitions", num_partitions, optional=True)
         return TransformedDStream(
@@ -452,8 +452,8 @@ class DStream(Generic[T]):
 
         fn runs on the driver as each batch is generated, and may use any RDD
         operator; it takes the batch time (int, ms since the epoch) when it has two
-        positional parameters. A batch whose fn returns something other than an RDD
-        fails with ConfigError.
+        positional parameters. If fn raises, or returns something other than an RDD
+        (ConfigError), the error is logged and that batch's jobs are not generated.
         """
         with_time = _arity(fn) >= 2
         return TransformedDStream(
