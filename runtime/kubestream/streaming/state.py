@@ -132,9 +132,8 @@ class StateSpec(Generic[K, V, S, M]):
     ----------
     function : (K, V | None, State[S]) -> M
         Called on executors for every (key, value) record of a batch, and once
-        with value None for a key timing out. Its return
-        value is the mapped stream's record; it reads and changes the key's state
-        through the State.
+        with value None for a key timing out. It returns the mapped stream's
+        record, and reads and changes the key's state through the State.
     timeout : float, optional
         Seconds without a value for a key after which it times out (checked at
         batch times, so within one batch interval after) and its state is removed;
