@@ -107,17 +107,31 @@ class Setting(Generic[T]):
         return self.check(cast(T, value))
 
     def check(self, value: T) -> T:
-        """``value`` itself when within bounds and choices; ValueError otherwise."""
-        if value is None or isinstance(value, bool):
+        """``value`` itself when of the setting's type, within its bounds and choices
+        (None only for a setting whose default is None); ValueError otherwise."""
+        if value is None and self.default is None:
             return value
+        if not self._of_kind(value):
+            raise ValueError(f"must be {self._kind_words()}, got {value!r}")
         if self.choices and value not in self.choices:
             raise ValueError(f"must be one of {', '.join(self.choices)}, got {value!r}")
-        if isinstance(value, int | float):
+        if isinstance(value, int | float) and not isinstance(value, bool):
             low, high = self.minimum, self.maximum
             too_low = low is not None and (value <= low if self.exclusive_minimum else value < low)
             if too_low or (high is not None and value > high):
                 raise ValueError(f"must be {self.describe_bounds()}, got {value:g}")
         return value
+
+    def _of_kind(self, value: object) -> bool:
+        if self.kind is float:
+            return isinstance(value, int | float) and not isinstance(value, bool)
+        if self.kind is int:
+            return isinstance(value, int) and not isinstance(value, bool)
+        return isinstance(value, self.kind)
+
+    def _kind_words(self) -> str:
+        words = {bool: "true or false", int: "a whole number", str: "text"}
+        return words.get(self.kind, f"a number{self._of_unit()}")
 
     def format(self, value: T) -> str:
         """The variable's text for ``value``: what `parse` reads back as ``value``."""
