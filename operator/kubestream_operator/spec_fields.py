@@ -78,6 +78,8 @@ LEFT_TO_RUNTIME: Mapping[Reader, frozenset[Setting[Any]]] = {
             settings.DURATION,  # a job runs until stopped
             settings.ON_BATCH_FAILURE,
             settings.HEARTBEAT_TIMEOUT,
+            settings.UI_IDLE_TIMEOUT,
+            settings.UI_MAX_CONNECTIONS,
             settings.LOG_LEVEL,
             settings.LOG_FORMAT,
         }

@@ -245,6 +245,25 @@ UI_PORT = Setting[int](
     minimum=0,
     maximum=65535,
 )
+UI_IDLE_TIMEOUT = Setting[float](
+    "ui_idle_timeout",
+    float,
+    30.0,
+    "a connection to the UI port idle this long is closed",
+    DRIVER_SIDE,
+    unit="seconds",
+    minimum=0.1,
+    maximum=3600,
+)
+UI_MAX_CONNECTIONS = Setting[int](
+    "ui_max_connections",
+    int,
+    64,
+    "connections the UI port serves at once; more are answered 503",
+    DRIVER_SIDE,
+    minimum=1,
+    maximum=10_000,
+)
 # At least 0.1 s: a batch costs a round trip to every executor and a checkpoint write,
 # so shorter batches spend more time scheduling than processing (the CRD's bound).
 BATCH_INTERVAL = Setting[float](
@@ -442,6 +461,8 @@ RUNTIME: tuple[Setting[Any], ...] = (
     DRIVER_TIMEOUT,
     PARENT_PID,
     UI_PORT,
+    UI_IDLE_TIMEOUT,
+    UI_MAX_CONNECTIONS,
     BATCH_INTERVAL,
     CHECKPOINT,
     CHECKPOINT_INTERVAL,

@@ -147,7 +147,15 @@ def _start_ui(ssc: StreamingContext, options: DriverOptions) -> UIServer:
         return context_status(ssc, job, limit, decommissioner.outcomes)
 
     actions = Actions(api_token(options.keys.secret), decommissioner.start)
-    ui = UIServer(status, registry, options.host, options.settings[settings.UI_PORT], actions)
+    ui = UIServer(
+        status,
+        registry,
+        options.host,
+        options.settings[settings.UI_PORT],
+        actions,
+        idle_timeout=options.settings[settings.UI_IDLE_TIMEOUT],
+        max_connections=options.settings[settings.UI_MAX_CONNECTIONS],
+    )
     print(f"kubestream: Streaming UI at {ui.url()}", file=sys.stderr, flush=True)
     return ui
 
