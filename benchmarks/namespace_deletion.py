@@ -5,7 +5,8 @@ kube-controller-manager with its namespace controller), the operator with its
 least-privilege RBAC, and for each round a fresh namespace with a running job,
 then deletes the namespace and times it. Writes JSON.
 
-.venv/bin/python benchmarks/namespace_deletion.py [--rounds 3] [--out benchmarks/results/namespace_deletion.json]
+.venv/bin/python benchmarks/namespace_deletion.py [--rounds 3]
+    [--out benchmarks/results/namespace_deletion.json]
 """
 
 from __future__ import annotations
