@@ -26,6 +26,8 @@ from kubestream_operator.metrics import OperatorMetrics
 from kubestream_operator.plan import parse_time
 from kubestream_operator.reconcile import announce_deletion, graceful_stop_seconds, reconcile, stop
 
+log = logging.getLogger(__name__)
+
 FINALIZER = "kubestream.io/graceful-stop"
 MANAGED = {"app.kubernetes.io/managed-by": "kubestream-operator"}
 # How often the deletion finalizer looks whether the pods have stopped.
@@ -104,6 +106,7 @@ def build_registry(
                     "are their nodes unreachable?",
                     delay=10,
                 )
+            log.debug("%s/%s: waiting for the job's pods to stop", namespace, name)
             await asyncio.sleep(STOP_POLL_SECONDS)
         metrics.set_phase(namespace, name, None)
         locks.pop((namespace, name), None)

@@ -215,5 +215,6 @@ def stop(cluster: Cluster, job: m.Manifest) -> bool:
     driver, executors = pods_of(cluster, ref)
     deletions, done = plan_stop(driver, executors, graceful_stop_seconds(job))
     for gone in deletions:
+        log.info("%s/%s: stopping pod %s (%ds)", ref.namespace, ref.name, gone.name, gone.grace)
         cluster.delete_pod(ref.namespace, gone.name, gone.uid, gone.grace)
     return done
