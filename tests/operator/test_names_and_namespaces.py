@@ -13,8 +13,6 @@ from kubestream_operator import names
 from tests.operator.harness import REPO, Kube, OperatorProcess, wait_for
 from tests.operator.test_lifecycle import job_manifest, phase_is, run_all
 
-pytestmark = pytest.mark.integration
-
 CRD = "crd/streamingjobs.kubestream.io"
 
 
