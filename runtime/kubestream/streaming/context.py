@@ -279,30 +279,52 @@ class StreamingContext:
         broker_client: BrokerClient | None = None,
     ) -> KafkaInputDStream:
         """Spark's direct Kafka stream: one RDD partition per topic-partition and batch, read
-        by offset range (no receiver); ranges live in the checkpoint, so a restarted driver
-        replays unfinished batches exactly.
+        by offset range (no receiver). Ranges live in the checkpoint, so a restarted driver
+        replays unfinished batches exactly; `offset_ranges(batch_time)` tells what a batch read.
 
-        topics: a name, a list of names, or a compiled re.Pattern over whole names (internal
-            topics never match); new partitions and new matching topics are found every
-            `partition_discovery_interval` seconds and read from their earliest offset.
-        kafka_params: librdkafka settings; "bootstrap.servers" required; security settings
-            (security.protocol, sasl.*, ssl.*) as for confluent-kafka. Secrets are never logged.
-        starting_offsets: on a fresh start only: "earliest", "latest", {(topic, partition):
-            offset} (-2 earliest, -1 latest; partitions left out start at earliest) or
-            kubestream.FromTimestamp(ms).
-        group_id: consumer group that batches' end offsets are committed to once their
-            outputs succeed, for lag monitoring only (default: kafka_params' "group.id", else
-            "kubestream-<topics>"); `commit_offsets=False` commits nothing.
-        isolation_level: "read_committed" (default: aborted records are skipped and ranges
-            end at the last stable offset) or "read_uncommitted".
-        max_rate_per_partition: records per second each partition may give a batch; the
-            context's max_rate and backpressure cap the whole stream, shared by lag.
-        fail_on_data_loss: when planned offsets are gone (retention, topic recreated) fail the
-            batch naming topic, partition, wanted and available offsets (default); False skips
-            to the earliest offset with a "KafkaDataLoss" warning and counts the lost records.
-        message_handler: fn(KafkaMessage) -> record; default (key, value) as UTF-8 strings.
-        poll_timeout: seconds an executor waits without progress before failing its task.
-        broker_client: a BrokerClient to use instead of connecting (in-memory fakes in tests).
+        Parameters
+        ----------
+        topics : str, sequence of str or re.Pattern
+            Topic names, or a compiled pattern over whole names (internal topics never
+            match). New partitions and new matching topics are read from their earliest
+            offset once found.
+        kafka_params : mapping
+            librdkafka settings, "bootstrap.servers" required; security settings
+            (security.protocol, sasl.*, ssl.*) as for confluent-kafka. Secrets are never
+            logged or shown.
+        starting_offsets : "earliest", "latest", mapping or FromTimestamp
+            Where a fresh start begins: {(topic, partition): offset} (-2 earliest, -1
+            latest; partitions left out start at earliest) or FromTimestamp(ms). A
+            restarted driver resumes from its checkpoint instead.
+        group_id : str, optional
+            Consumer group each batch's end offsets are committed to once its outputs
+            succeed, for lag tools only; default kafka_params' "group.id", else
+            "kubestream-<topics>".
+        isolation_level : "read_committed" or "read_uncommitted"
+            read_committed (default) skips aborted records; ranges end at the last
+            stable offset.
+        max_rate_per_partition : float, optional
+            Records per second each partition may give a batch; the context's max_rate
+            and backpressure cap the whole stream, shared by lag.
+        fail_on_data_loss : bool
+            True (default): offsets gone from the broker (retention, topic recreated) fail
+            the batch, naming topic, partition, wanted and available offsets. False: skip
+            to the earliest offset with a "KafkaDataLoss" warning, counting the records.
+        partition_discovery_interval : float
+            Seconds between listings of topics and partitions (default 10).
+        message_handler : callable, optional
+            fn(KafkaMessage) -> record; default: (key, value) decoded as UTF-8.
+        commit_offsets : bool
+            False: commit nothing to the group.
+        poll_timeout : float
+            Seconds an executor waits without progress before failing its task.
+        broker_client : BrokerClient, optional
+            Used instead of connecting to the brokers (in-memory fakes in tests).
+
+        Raises
+        ------
+        ConfigError
+            A topic list, setting or option is invalid; the message names it.
         """
         return KafkaInputDStream(
             self.env,

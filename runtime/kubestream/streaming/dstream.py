@@ -505,16 +505,41 @@ class DStream(Generic[T]):
         transactional_id: str | None = None,
         source: DStream | None = None,
     ) -> None:
-        """Write every batch's records to `topic`; the batch is done once all are on the broker.
+        """Write every batch's records to a Kafka topic; a batch is done once all are there.
 
-        Records: a (key, value) pair gives both, anything else is the value; `key`, `value`
-        and `headers` (fn(record) -> [(name, value)]) pick other fields; str is sent as
-        UTF-8, bytes as they are. `partitioner`: fn(record) -> partition (default: Kafka's,
-        by key). At-least-once, with an idempotent producer on each executor. With
-        `transactional_id`, exactly once when this stream comes from a kafka_stream
-        (`source`, found among its ancestors when there is one): the driver writes each batch
-        and its source offsets in one Kafka transaction, and a replayed batch already
-        committed is not written again.
+        At-least-once by default, with an idempotent producer on each executor flushed
+        before its task ends. With `transactional_id`, exactly once: the driver writes
+        each batch and its source's end offsets in one Kafka transaction, and a replayed
+        batch already committed is not written again (the output passes through the
+        driver).
+
+        Parameters
+        ----------
+        topic : str
+            The topic to write to.
+        kafka_params : mapping
+            librdkafka settings, "bootstrap.servers" required.
+        key : callable, optional
+            fn(record) -> key (str, bytes, number or None). By default a (key, value)
+            pair gives both and anything else is the value with no key.
+        value : callable, optional
+            fn(record) -> value; str is sent as UTF-8, bytes as they are.
+        headers : callable, optional
+            fn(record) -> [(name, value)].
+        partitioner : callable, optional
+            fn(record) -> partition; default Kafka's, by key.
+        transactional_id : str, optional
+            Write exactly once in transactions with this id (also the group that holds
+            each committed batch's time).
+        source : DStream, optional
+            The kafka_stream whose offsets each transaction commits; found among this
+            stream's ancestors when there is exactly one.
+
+        Raises
+        ------
+        ConfigError
+            A setting or the topic is invalid, or transactional_id is given without one
+            kafka_stream to take offsets from.
         """
         from kubestream.streaming.sources.kafka.config import ClientConfig
         from kubestream.streaming.sources.kafka.records import RecordShape

@@ -40,16 +40,20 @@ class OffsetRange:
 
     @property
     def topic_partition(self) -> TopicPartition:
+        """(topic, partition) of the range."""
         return TopicPartition(self.topic, self.partition)
 
     @property
     def count(self) -> int:
+        """Offsets in the range: the most records it can hold."""
         return self.until_offset - self.from_offset
 
     def to_json(self) -> list[Any]:
+        """[topic, partition, from_offset, until_offset], for checkpoints and stores."""
         return [self.topic, self.partition, self.from_offset, self.until_offset]
 
     @classmethod
     def from_json(cls, value: list[Any]) -> OffsetRange:
+        """The range to_json() wrote; ValueError for a malformed one."""
         topic, partition, from_offset, until_offset = value
         return cls(str(topic), int(partition), int(from_offset), int(until_offset))
