@@ -3,7 +3,7 @@
 # directory under the cache and is stopped by the PID its script recorded.
 BROKERS_DIR ?= $(or $(KUBESTREAM_CACHE),$(HOME)/.cache/kubestream)/brokers
 
-.PHONY: kafka-up kafka-down
+.PHONY: kafka-up kafka-down cassandra-up cassandra-down
 
 ## Start a single-node Kafka (KRaft) on 127.0.0.1; last line: KAFKA_BOOTSTRAP_SERVERS=<host:port>.
 kafka-up: setup
@@ -12,3 +12,11 @@ kafka-up: setup
 ## Stop the broker started by `make kafka-up`.
 kafka-down:
 	@hack/brokers/kafka.sh down $(BROKERS_DIR)/kafka
+
+## Start a single-node Cassandra on 127.0.0.1; last line: CASSANDRA_CONTACT_POINT=<host:port>.
+cassandra-up: setup
+	@PYTHON=$(PY) hack/brokers/cassandra.sh up $(BROKERS_DIR)/cassandra
+
+## Stop the server started by `make cassandra-up` (SIGTERM; it drains in ~6 s).
+cassandra-down:
+	@hack/brokers/cassandra.sh down $(BROKERS_DIR)/cassandra

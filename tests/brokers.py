@@ -157,3 +157,45 @@ def start_kafka(directory: Path) -> KafkaBroker:
         },
     )
     return KafkaBroker(broker, username, password, ca)
+
+
+@dataclass(frozen=True)
+class CassandraServer:
+    """A single-node Cassandra with PasswordAuthenticator; `username` / `password` are a
+    superuser role made for this run (the built-in one keeps its well-known password)."""
+
+    broker: Broker
+    username: str
+    password: str
+
+    @property
+    def host(self) -> str:
+        return self.broker.addresses["CASSANDRA_CONTACT_POINT"].rsplit(":", 1)[0]
+
+    @property
+    def port(self) -> int:
+        return int(self.broker.addresses["CASSANDRA_CONTACT_POINT"].rsplit(":", 1)[1])
+
+
+def start_cassandra(directory: Path) -> CassandraServer:
+    """A server in `directory` with a superuser whose password is new every run."""
+    from cassandra.auth import PlainTextAuthProvider  # noqa: PLC0415  (Cassandra tests only)
+    from cassandra.cluster import Cluster  # noqa: PLC0415
+
+    broker = start_broker("cassandra", directory)
+    username, password = "kubestream_test", secrets.token_urlsafe(18)
+    host, port = broker.addresses["CASSANDRA_CONTACT_POINT"].rsplit(":", 1)
+    cluster = Cluster(
+        [host], port=int(port), auth_provider=PlainTextAuthProvider("cassandra", "cassandra")
+    )
+    try:
+        cluster.connect().execute(
+            "CREATE ROLE %s WITH PASSWORD = %%s AND SUPERUSER = true AND LOGIN = true" % username,
+            [password],
+        )
+    except BaseException:
+        broker.stop()
+        raise
+    finally:
+        cluster.shutdown()
+    return CassandraServer(broker, username, password)

@@ -27,7 +27,31 @@ def kafka(address: str) -> None:
         raise RuntimeError(f"metadata lists {len(metadata.brokers)} brokers")
 
 
-PROBES: dict[str, Callable[[str], None]] = {"kafka": kafka}
+def cassandra(address: str) -> None:
+    """A driver session answers from system.local (the native transport is serving CQL).
+
+    The server runs PasswordAuthenticator; its built-in superuser answers until a test
+    makes its own roles.
+    """
+    from cassandra.auth import PlainTextAuthProvider  # noqa: PLC0415  (only this probe needs it)
+    from cassandra.cluster import Cluster  # noqa: PLC0415
+
+    host, port = address.rsplit(":", 1)
+    cluster = Cluster(
+        [host],
+        port=int(port),
+        auth_provider=PlainTextAuthProvider("cassandra", "cassandra"),
+        connect_timeout=2,
+        control_connection_timeout=2,
+    )
+    try:
+        session = cluster.connect()
+        session.execute("SELECT release_version FROM system.local", timeout=2).one()
+    finally:
+        cluster.shutdown()
+
+
+PROBES: dict[str, Callable[[str], None]] = {"cassandra": cassandra, "kafka": kafka}
 
 
 def alive(pid: int) -> bool:
