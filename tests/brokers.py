@@ -190,7 +190,7 @@ def start_cassandra(directory: Path) -> CassandraServer:
     )
     try:
         cluster.connect().execute(
-            "CREATE ROLE %s WITH PASSWORD = %%s AND SUPERUSER = true AND LOGIN = true" % username,
+            f"CREATE ROLE {username} WITH PASSWORD = %s AND SUPERUSER = true AND LOGIN = true",
             [password],
         )
     except BaseException:

@@ -23,6 +23,7 @@ from kubestream.streaming.batch import BatchInfo
 from kubestream.streaming.context import StreamingContext
 from kubestream.streaming.dstream import DStream
 from kubestream.streaming.listener import StreamingListener
+from kubestream.streaming.sinks.cassandra.config import CassandraConnection
 from kubestream.streaming.sources.kafka.client import KafkaMessage
 from kubestream.streaming.sources.kafka.offsets import OffsetRange
 from kubestream.streaming.sources.kafka.starting import FromTimestamp
@@ -31,6 +32,7 @@ from kubestream.streaming.state import State, StateSpec
 __all__ = [
     "RDD",
     "BatchInfo",
+    "CassandraConnection",
     "ConfigError",
     "DStream",
     "FromTimestamp",

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import inspect
 import operator
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Generic
 
 from kubestream.core.ops import (
@@ -36,6 +36,7 @@ from kubestream.core.rdd import RDD, MapPartitionsRDD, ShuffledRDD, UnionRDD
 from kubestream.core.typevars import C, K, S, T, U, V, W
 from kubestream.errors import ConfigError, require, require_count
 from kubestream.streaming.output import print_batch, save_text_batch
+from kubestream.streaming.sinks.cassandra.config import CassandraConnection, WriteOptions
 
 if TYPE_CHECKING:
     from kubestream.streaming.env import StreamingEnv
@@ -567,6 +568,95 @@ class DStream(Generic[T]):
             self,
             TransactionalKafkaSink(config, topic, shape, partitioner, transactional_id, chosen),
         )
+
+    def save_to_cassandra(
+        self,
+        keyspace: str,
+        table: str,
+        columns: Sequence[str] | Mapping[str, str | int] | None = None,
+        *,
+        connection: CassandraConnection | None = None,
+        consistency_level: str = "LOCAL_QUORUM",
+        ttl: int | None = None,
+        concurrency: int = 64,
+        batch_size_bytes: int = 4096,
+        on_bad_record: str = "fail",
+        dead_letter_dir: str | None = None,
+    ) -> None:
+        """Write every batch's records as rows of a Cassandra table; idempotent on replay.
+
+        Each executor writes its partitions with a prepared INSERT whose write timestamp
+        is the batch time (microseconds: batch time in ms x 1000). A retried task or a
+        batch replayed after a driver crash rewrites the same cells with the same
+        timestamp, so the table ends as an uninterrupted run leaves it, and a replay of
+        an older batch never overwrites what a later batch wrote. Two records of one
+        batch for the same primary key tie; Cassandra keeps the greater value, the same
+        on every replay. Writes made outside this sink with the current time as their
+        timestamp win over batches older than them. None writes a null (a tombstone).
+        Rows of one partition key go in unlogged batches of at most `batch_size_bytes`.
+        Counter tables are refused: counter updates are not idempotent.
+
+        Parameters
+        ----------
+        keyspace, table : str
+            An existing table (checked before the first batch).
+        columns : sequence of str or mapping, optional
+            Column names: tuples and lists map by position, mappings by key, other
+            objects (dataclasses, named tuples) by attribute of the same name. Or a
+            mapping {column: key, attribute name or tuple index}. Default: all the
+            table's columns in schema order (partition key, clustering, regular).
+            The whole primary key must be among them.
+        connection : CassandraConnection, optional
+            Contact points, port, local data center, and credentials and TLS as
+            references: names of environment variables (from the StreamingJob's
+            secretRefs) and paths of mounted files. Default: 127.0.0.1:9042, no auth.
+        consistency_level : str
+            Write consistency level ("LOCAL_QUORUM", "ONE", "QUORUM", ...).
+        ttl : int, optional
+            Seconds each written cell lives.
+        concurrency : int
+            Statements in flight per task, 1-1024.
+        batch_size_bytes : int
+            Budget of a single-partition unlogged batch (values plus 24 B a cell); keep
+            it under the server's batch_size_warn_threshold (5 KiB by default). 0 sends
+            every row alone.
+        on_bad_record : "fail" or "skip"
+            A record that cannot be a row (missing field, wrong arity, None in a primary
+            key column, a value of the wrong type): "fail" fails the batch with an error
+            naming the record's position and column; "skip" writes the rest and counts
+            it (a warning per batch names the first).
+        dead_letter_dir : str, optional
+            With "skip": skipped records as JSON lines (reason, repr of the record) in
+            DIR/KEYSPACE.TABLE/batch-<ms>-part-<n>.jsonl, rewritten whole on replay.
+
+        Raises
+        ------
+        ConfigError
+            A parameter is invalid; before the first batch, the table does not exist, is
+            a counter table, or lacks a column; an environment variable named for the
+            credentials is unset.
+        """
+        from kubestream.streaming.sinks.cassandra.rows import ColumnMapping
+        from kubestream.streaming.sinks.cassandra.sink import CassandraSink
+
+        for name, value in (("keyspace", keyspace), ("table", table)):
+            if not isinstance(value, str) or not value:
+                raise ConfigError(f"save_to_cassandra: {name} must be a name, got {value!r}")
+        if connection is not None and not isinstance(connection, CassandraConnection):
+            raise ConfigError(
+                f"save_to_cassandra: connection must be a CassandraConnection, got {connection!r}"
+            )
+        options = WriteOptions(
+            consistency_level=consistency_level,
+            ttl=ttl,
+            concurrency=concurrency,
+            batch_size_bytes=batch_size_bytes,
+            on_bad_record=on_bad_record,
+            dead_letter_dir=dead_letter_dir,
+        )
+        mapping = None if columns is None else ColumnMapping.of(columns)
+        sink = CassandraSink(connection or CassandraConnection(), keyspace, table, mapping, options)
+        self.env.graph.add_output(self, sink)
 
     def ancestors(self) -> list[DStream]:
         """This stream and every stream it is computed from."""
