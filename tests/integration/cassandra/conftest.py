@@ -8,11 +8,20 @@ $KUBESTREAM_CACHE.
 
 from __future__ import annotations
 
+import os
+import uuid
 from collections.abc import Iterator
 
 import pytest
+from cassandra.auth import PlainTextAuthProvider
+from cassandra.cluster import Cluster as CqlCluster
+from cassandra.cluster import Session
 
+from kubestream import CassandraConnection
 from tests.brokers import CassandraServer, start_cassandra
+from tests.integration.conftest import Cluster, start_cluster, stop_cluster
+
+USERNAME_ENV, PASSWORD_ENV = "KUBESTREAM_TEST_CASSANDRA_USERNAME", "KUBESTREAM_TEST_CASSANDRA_PASSWORD"
 
 
 @pytest.fixture(scope="package")
@@ -22,3 +31,55 @@ def cassandra_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cassa
         yield server
     finally:
         server.broker.stop()
+
+
+@pytest.fixture(scope="package")
+def cql(cassandra_server: CassandraServer) -> Iterator[Session]:
+    """The tests' own session (plain cassandra-driver), for schemas and reading back."""
+    cluster = CqlCluster(
+        [cassandra_server.host],
+        port=cassandra_server.port,
+        auth_provider=PlainTextAuthProvider(cassandra_server.username, cassandra_server.password),
+    )
+    try:
+        yield cluster.connect()
+    finally:
+        cluster.shutdown()
+
+
+@pytest.fixture
+def keyspace(cql: Session) -> str:
+    """A fresh keyspace (replication 1) for one test."""
+    name = f"ks_{uuid.uuid4().hex[:10]}"
+    cql.execute(
+        f"CREATE KEYSPACE {name} WITH replication = {{'class': 'SimpleStrategy',"
+        " 'replication_factor': 1}"
+    )
+    return name
+
+
+@pytest.fixture(scope="package")
+def connection(cassandra_server: CassandraServer) -> Iterator[CassandraConnection]:
+    """Settings that name the credentials by environment variable, set here (before any
+    executor process starts, so executors inherit them) as a Secret would be."""
+    os.environ[USERNAME_ENV] = cassandra_server.username
+    os.environ[PASSWORD_ENV] = cassandra_server.password
+    try:
+        yield CassandraConnection(
+            contact_points=(cassandra_server.host,),
+            port=cassandra_server.port,
+            username_env=USERNAME_ENV,
+            password_env=PASSWORD_ENV,
+        )
+    finally:
+        del os.environ[USERNAME_ENV], os.environ[PASSWORD_ENV]
+
+
+@pytest.fixture(scope="package")
+def executors(connection: CassandraConnection) -> Iterator[Cluster]:
+    """A driver endpoint and two executor processes that can read the credentials."""
+    cluster = start_cluster()
+    try:
+        yield cluster
+    finally:
+        stop_cluster(cluster)

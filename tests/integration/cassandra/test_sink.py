@@ -1,0 +1,277 @@
+"""save_to_cassandra on real executor processes against the real server, checked against
+plain-Python references: rows, write timestamps, replays in any order, batch sizes, bad
+records, table checks and credentials."""
+
+from __future__ import annotations
+
+import json
+import logging
+import operator
+import os
+import random
+import uuid
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cassandra.cluster import NoHostAvailable, Session
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from kubestream import CassandraConnection, ConfigError, JobFailedError
+from kubestream.streaming.dstream import DStream
+from kubestream.streaming.sinks.cassandra.config import WriteOptions
+from kubestream.streaming.sinks.cassandra.rows import ColumnMapping
+from kubestream.streaming.sinks.cassandra.sink import CassandraSink
+from kubestream.testing import run_batches
+from tests.brokers import CassandraServer
+from tests.integration.conftest import Cluster
+
+WORDS = ["ant", "bee", "cat", "dog", "eel", "fox", "gnu", "hen"]
+
+
+def add_to_total(counts: list[int], total: int | None) -> int:
+    return sum(counts) + (total or 0)
+
+
+def sink(
+    connection: CassandraConnection,
+    keyspace: str,
+    table: str,
+    columns: list[str] | dict[str, str | int] | None = None,
+    **options: Any,
+) -> CassandraSink:
+    mapping = None if columns is None else ColumnMapping.of(columns)
+    return CassandraSink(connection, keyspace, table, mapping, WriteOptions(**options))
+
+
+def test_running_totals_equal_a_plain_count_with_batch_time_timestamps(
+    executors: Cluster, connection: CassandraConnection, cql: Session, keyspace: str
+) -> None:
+    cql.execute(f"CREATE TABLE {keyspace}.totals (word text PRIMARY KEY, total bigint)")
+    rng = random.Random(5)
+    batches = [[rng.choice(WORDS) for _ in range(rng.randint(0, 400))] for _ in range(6)]
+
+    def pipeline(words: DStream[str]) -> DStream[tuple[str, int]]:
+        pairs = words.map(lambda w: (w, 1)).reduce_by_key(operator.add)
+        totals = pairs.update_state_by_key(add_to_total)
+        totals.save_to_cassandra(keyspace, "totals", ["word", "total"], connection=connection)
+        return totals
+
+    run_batches([batches], pipeline, engine=executors.engine)
+    rows = cql.execute(f"SELECT word, total, writetime(total) AS t FROM {keyspace}.totals")
+    table = {r.word: (r.total, r.t) for r in rows}
+    expected = Counter(w for b in batches for w in b)
+    assert {w: total for w, (total, _) in table.items()} == expected
+    # run_batches' clock starts at 1000 s; every key is rewritten by the last batch.
+    last_batch_ms = (1000 + len(batches)) * 1000
+    assert {t for _, t in table.values()} == {last_batch_ms * 1000}
+
+
+@dataclass(frozen=True)
+class Write:
+    batch_time: int
+    values: dict[int, str]
+
+
+writes = st.lists(
+    st.builds(
+        Write,
+        st.integers(1, 6).map(lambda i: i * 1000),
+        st.dictionaries(st.integers(0, 40), st.text(max_size=8), max_size=30),
+    ),
+    min_size=1,
+    max_size=6,
+)
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck))
+@given(writes=writes, replays=st.lists(st.integers(0, 5), max_size=4))
+def test_any_order_of_batches_and_replays_leaves_the_latest_batch_per_cell(
+    executors: Cluster,
+    connection: CassandraConnection,
+    cql: Session,
+    versioned_table: str,
+    writes: list[Write],
+    replays: list[int],
+) -> None:
+    """Batches arriving in any order, some replayed after later ones (a driver restarted on
+    an older checkpoint): each cell holds the value of the latest batch time that wrote it,
+    as Cassandra's last-write-wins on the batch-time timestamps promises."""
+    run = uuid.uuid4().hex
+    out = sink(connection, *versioned_table.split("."), ["run", "k", "v"])
+    order = writes + [writes[i % len(writes)] for i in replays]
+    for write in order:
+        records = [(run, k, v) for k, v in write.values.items()]
+        out(write.batch_time, executors.engine.parallelize(records, 3))
+    expected: dict[int, tuple[int, str]] = {}
+    for write in writes:
+        for k, v in write.values.items():
+            # Equal batch times tie on the timestamp; Cassandra then keeps the greater value.
+            best = expected.get(k)
+            if best is None or (write.batch_time, v.encode()) > (best[0], best[1].encode()):
+                expected[k] = (write.batch_time, v)
+    rows = cql.execute(f"SELECT k, v FROM {versioned_table} WHERE run = %s", [run])
+    assert {r.k: r.v for r in rows} == {k: v for k, (_, v) in expected.items()}
+
+
+@pytest.fixture(scope="module")
+def versioned_table(cql: Session) -> str:
+    keyspace = f"ks_{uuid.uuid4().hex[:10]}"
+    cql.execute(
+        f"CREATE KEYSPACE {keyspace} WITH replication = {{'class': 'SimpleStrategy',"
+        " 'replication_factor': 1}"
+    )
+    cql.execute(f"CREATE TABLE {keyspace}.kv (run text, k int, v text, PRIMARY KEY (run, k))")
+    return f"{keyspace}.kv"
+
+
+def test_a_later_batch_is_not_undone_by_replaying_an_earlier_one(
+    executors: Cluster, connection: CassandraConnection, cql: Session, keyspace: str
+) -> None:
+    cql.execute(f"CREATE TABLE {keyspace}.kv (k int PRIMARY KEY, v text)")
+    out = sink(connection, keyspace, "kv", ["k", "v"])
+    engine = executors.engine
+    first = [(k, f"first-{k}") for k in range(300)]
+    later = [(k, f"later-{k}") for k in range(0, 300, 3)]
+    out(1_000, engine.parallelize(first, 4))
+    out(2_000, engine.parallelize(later, 4))
+
+    def table() -> dict[int, str]:
+        return {r.k: r.v for r in cql.execute(f"SELECT k, v FROM {keyspace}.kv")}
+
+    expected = dict(first) | dict(later)
+    assert table() == expected
+    out(1_000, engine.parallelize(first, 2))  # the earlier batch again, after the later one
+    assert table() == expected
+    out(2_000, engine.parallelize(later, 5))
+    assert table() == expected
+    assert out.rows_written == 2 * (len(first) + len(later))
+
+
+def batch_warnings(server: CassandraServer) -> int:
+    log = (server.broker.directory / "cassandra.log").read_text(errors="replace")
+    return log.count("exceeding specified threshold")
+
+
+def test_rows_of_a_wide_partition_go_in_batches_under_the_warning_size(
+    executors: Cluster,
+    connection: CassandraConnection,
+    cql: Session,
+    keyspace: str,
+    cassandra_server: CassandraServer,
+) -> None:
+    cql.execute(
+        f"CREATE TABLE {keyspace}.wide (p int, c int, v text, PRIMARY KEY (p, c))"
+        " WITH compaction = {'class': 'SizeTieredCompactionStrategy'}"
+    )
+    records = [(p, c, f"{p}-{c}-" + "x" * 60) for p in range(3) for c in range(800)]
+    before = batch_warnings(cassandra_server)
+    out = sink(connection, keyspace, "wide", ["p", "c", "v"])
+    out(1_000, executors.engine.parallelize(records, 2))
+    rows = cql.execute(f"SELECT p, c, v FROM {keyspace}.wide")
+    assert sorted((r.p, r.c, r.v) for r in rows) == sorted(records)
+    assert batch_warnings(cassandra_server) == before
+    # The server does warn when batches outgrow its threshold: the check above can fail.
+    big = sink(connection, keyspace, "wide", ["p", "c", "v"], batch_size_bytes=30_000)
+    big(2_000, executors.engine.parallelize(records, 2))
+    assert batch_warnings(cassandra_server) > before
+
+
+@dataclass(frozen=True)
+class Total:
+    word: str
+    total: int
+
+
+def test_bad_records_are_counted_skipped_and_kept_as_dead_letters(
+    executors: Cluster,
+    connection: CassandraConnection,
+    cql: Session,
+    keyspace: str,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    cql.execute(f"CREATE TABLE {keyspace}.totals (word text PRIMARY KEY, total bigint)")
+    good = [("ant", 1), {"word": "bee", "total": 2}, Total("cat", 3), ["dog", 4]]
+    bad = [
+        ("eel", 5, "extra"),  # three fields for two columns
+        (None, 6),  # None in the primary key
+        ("fox", "seven"),  # text for a bigint
+        {"word": "gnu"},  # no total
+        Total("hen", 2**70),  # too big for a bigint
+    ]
+    records = [*good, *bad]
+    random.Random(3).shuffle(records)
+    dead = tmp_path / "dead"
+    out = sink(
+        connection,
+        keyspace,
+        "totals",
+        ["word", "total"],
+        on_bad_record="skip",
+        dead_letter_dir=str(dead),
+    )
+    with caplog.at_level(logging.WARNING):
+        out(1_000, executors.engine.parallelize(records, 1))
+    table = {r.word: r.total for r in cql.execute(f"SELECT word, total FROM {keyspace}.totals")}
+    assert table == {"ant": 1, "bee": 2, "cat": 3, "dog": 4}
+    assert out.bad_records == len(bad) and out.rows_written == len(good)
+    letters = [json.loads(line) for f in dead.rglob("*.jsonl") for line in f.read_text().split()]
+    assert sorted(d["position"] for d in letters) == sorted(records.index(b) for b in bad)
+    assert {d["record"] for d in letters} == {repr(b) for b in bad}
+    assert "5 records not written" in caplog.text
+
+    strict = sink(connection, keyspace, "totals", ["word", "total"])
+    with pytest.raises(JobFailedError) as failure:
+        strict(2_000, executors.engine.parallelize([("ant", 9), ("fox", "seven")], 1))
+    assert "column 'total'" in str(failure.value) or "total" in str(failure.value)
+    assert "on_bad_record='skip'" in str(failure.value)
+
+
+def test_tables_that_cannot_take_the_rows_are_refused_before_writing(
+    executors: Cluster, connection: CassandraConnection, cql: Session, keyspace: str
+) -> None:
+    cql.execute(f"CREATE TABLE {keyspace}.hits (page text PRIMARY KEY, n counter)")
+    cql.execute(f"CREATE TABLE {keyspace}.kv (a int, b int, v text, PRIMARY KEY (a, b))")
+    empty = executors.engine.parallelize([], 1)
+    cases = [
+        (sink(connection, keyspace, "hits"), "counter table"),
+        (sink(connection, keyspace, "nope"), "does not exist"),
+        (sink(connection, "no_such_keyspace", "kv"), "keyspace 'no_such_keyspace'"),
+        (sink(connection, keyspace, "kv", ["a", "b", "w"]), "no column 'w'"),
+        (sink(connection, keyspace, "kv", ["a", "v"]), "primary key column(s) b"),
+    ]
+    for out, message in cases:
+        with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+            out(1_000, empty)
+
+
+def test_wrong_credentials_fail_without_showing_the_password(
+    executors: Cluster,
+    cassandra_server: CassandraServer,
+    keyspace: str,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    secret = f"not-the-password-{uuid.uuid4().hex}"
+    monkeypatch.setenv("KUBESTREAM_TEST_WRONG_USER", cassandra_server.username)
+    monkeypatch.setenv("KUBESTREAM_TEST_WRONG_PASSWORD", secret)
+    wrong = CassandraConnection(
+        contact_points=(cassandra_server.host,),
+        port=cassandra_server.port,
+        username_env="KUBESTREAM_TEST_WRONG_USER",
+        password_env="KUBESTREAM_TEST_WRONG_PASSWORD",
+    )
+    assert secret not in repr(wrong)
+    with caplog.at_level(logging.DEBUG), pytest.raises(NoHostAvailable) as failure:
+        sink(wrong, keyspace, "kv")(1_000, executors.engine.parallelize([], 1))
+    assert "password" in str(failure.value).lower() or "credentials" in str(failure.value).lower()
+    assert secret not in str(failure.value)
+    assert secret not in caplog.text
+    monkeypatch.delenv("KUBESTREAM_TEST_WRONG_PASSWORD")
+    with pytest.raises(ConfigError, match="KUBESTREAM_TEST_WRONG_PASSWORD is not set"):
+        sink(wrong, keyspace, "kv")(1_000, executors.engine.parallelize([], 1))
+    assert "KUBESTREAM_TEST_WRONG_PASSWORD" not in os.environ
