@@ -21,7 +21,8 @@ from kubestream import CassandraConnection
 from tests.brokers import CassandraServer, start_cassandra
 from tests.integration.conftest import Cluster, start_cluster, stop_cluster
 
-USERNAME_ENV, PASSWORD_ENV = "KUBESTREAM_TEST_CASSANDRA_USERNAME", "KUBESTREAM_TEST_CASSANDRA_PASSWORD"
+USERNAME_ENV = "KUBESTREAM_TEST_CASSANDRA_USERNAME"
+PASSWORD_ENV = "KUBESTREAM_TEST_CASSANDRA_PASSWORD"
 
 
 @pytest.fixture(scope="package")

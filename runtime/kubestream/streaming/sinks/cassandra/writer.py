@@ -127,9 +127,8 @@ def table_plan(
     """The table's plan and the column mapping (all its columns, in schema order, when
     none was given); ConfigError naming what is missing or refused."""
     session = shared_session(connection)
-    metadata = session.cluster.metadata
-    metadata.refresh_table_metadata(keyspace, table)
-    space = metadata.keyspaces.get(keyspace)
+    session.cluster.refresh_schema_metadata()  # tables made since the session opened
+    space = session.cluster.metadata.keyspaces.get(keyspace)
     if space is None:
         raise ConfigError(f"save_to_cassandra: keyspace {keyspace!r} does not exist; create it")
     found = space.tables.get(table)
