@@ -224,7 +224,9 @@ def test_bad_records_are_counted_skipped_and_kept_as_dead_letters(
     table = {r.word: r.total for r in cql.execute(f"SELECT word, total FROM {keyspace}.totals")}
     assert table == {"ant": 1, "bee": 2, "cat": 3, "dog": 4}
     assert out.bad_records == len(bad) and out.rows_written == len(good)
-    letters = [json.loads(line) for f in dead.rglob("*.jsonl") for line in f.read_text().split()]
+    letters = [
+        json.loads(line) for f in dead.rglob("*.jsonl") for line in f.read_text().splitlines()
+    ]
     assert sorted(d["position"] for d in letters) == sorted(records.index(b) for b in bad)
     assert {d["record"] for d in letters} == {repr(b) for b in bad}
     assert "5 records not written" in caplog.text
