@@ -162,11 +162,14 @@ def start_kafka(directory: Path) -> KafkaBroker:
 @dataclass(frozen=True)
 class CassandraServer:
     """A single-node Cassandra with PasswordAuthenticator; `username` / `password` are a
-    superuser role made for this run (the built-in one keeps its well-known password)."""
+    superuser role made for this run (the built-in one keeps its well-known password).
+    Its native port takes plain and TLS connections, the certificate (for IP 127.0.0.1)
+    signed by the CA in `ca_location`."""
 
     broker: Broker
     username: str
     password: str
+    ca_location: Path
 
     @property
     def host(self) -> str:
@@ -178,11 +181,13 @@ class CassandraServer:
 
 
 def start_cassandra(directory: Path) -> CassandraServer:
-    """A server in `directory` with a superuser whose password is new every run."""
+    """A server in `directory` with a superuser whose password is new every run and TLS
+    with a CA made for this run."""
     from cassandra.auth import PlainTextAuthProvider  # noqa: PLC0415  (Cassandra tests only)
     from cassandra.cluster import Cluster  # noqa: PLC0415
 
-    broker = start_broker("cassandra", directory)
+    ca, keystore = make_tls(directory / "tls")
+    broker = start_broker("cassandra", directory, {"CASSANDRA_SSL_KEYSTORE": str(keystore)})
     username, password = "kubestream_test", secrets.token_urlsafe(18)
     host, port = broker.addresses["CASSANDRA_CONTACT_POINT"].rsplit(":", 1)
     cluster = Cluster(
@@ -198,4 +203,4 @@ def start_cassandra(directory: Path) -> CassandraServer:
         raise
     finally:
         cluster.shutdown()
-    return CassandraServer(broker, username, password)
+    return CassandraServer(broker, username, password, ca)

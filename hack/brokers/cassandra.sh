@@ -12,7 +12,9 @@
 #                                        (SIGTERM drains the commit log, ~6 s)
 #
 # Environment for `up`: CASSANDRA_PORT (native protocol), CASSANDRA_STORAGE_PORT
-# (free ports if unset), PYTHON (an interpreter with cassandra-driver, for the
+# (free ports if unset), CASSANDRA_SSL_KEYSTORE (a PEM file: unencrypted PKCS#8
+# key, then the certificate chain) to accept TLS as well as plain connections on
+# the native port, PYTHON (an interpreter with cassandra-driver, for the
 # readiness probe).
 set -euo pipefail
 # shellcheck source=hack/brokers/lib.sh
@@ -107,6 +109,16 @@ native_transport_max_threads: 16
 batch_size_warn_threshold: 5KiB
 batch_size_fail_threshold: 50KiB
 YAML
+  if [ -n "${CASSANDRA_SSL_KEYSTORE:-}" ]; then
+    cat >>"$dir/cassandra.yaml" <<YAML
+client_encryption_options:
+  enabled: true
+  optional: true
+  ssl_context_factory:
+    class_name: org.apache.cassandra.security.PEMBasedSslContextFactory
+  keystore: $CASSANDRA_SSL_KEYSTORE
+YAML
+  fi
   cat >"$dir/logback.xml" <<XML
 <configuration>
   <appender name="STDOUT" class="ch.qos.logback.core.ConsoleAppender">

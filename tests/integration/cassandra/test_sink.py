@@ -4,6 +4,7 @@ records, table checks and credentials."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import operator
@@ -27,7 +28,7 @@ from kubestream.streaming.sinks.cassandra.config import WriteOptions
 from kubestream.streaming.sinks.cassandra.rows import ColumnMapping
 from kubestream.streaming.sinks.cassandra.sink import CassandraSink
 from kubestream.testing import run_batches
-from tests.brokers import CassandraServer
+from tests.brokers import CassandraServer, make_tls
 from tests.integration.conftest import Cluster
 
 WORDS = ["ant", "bee", "cat", "dog", "eel", "fox", "gnu", "hen"]
@@ -282,3 +283,23 @@ def test_wrong_credentials_fail_without_showing_the_password(
     with pytest.raises(ConfigError, match="KUBESTREAM_TEST_WRONG_PASSWORD is not set"):
         sink(wrong, keyspace, "kv")(1_000, executors.engine.parallelize([], 1))
     assert "KUBESTREAM_TEST_WRONG_PASSWORD" not in os.environ
+
+
+def test_tls_verified_against_the_ca_from_a_mounted_file(
+    executors: Cluster,
+    connection: CassandraConnection,
+    cassandra_server: CassandraServer,
+    cql: Session,
+    keyspace: str,
+    tmp_path: Path,
+) -> None:
+    cql.execute(f"CREATE TABLE {keyspace}.kv (k int PRIMARY KEY, v text)")
+    records = [(k, f"v{k}") for k in range(50)]
+    tls = dataclasses.replace(connection, ssl_ca_file=str(cassandra_server.ca_location))
+    sink(tls, keyspace, "kv", ["k", "v"])(1_000, executors.engine.parallelize(records, 2))
+    assert {r.k: r.v for r in cql.execute(f"SELECT k, v FROM {keyspace}.kv")} == dict(records)
+    # Another CA's certificate is refused: the check is real.
+    other_ca, _ = make_tls(tmp_path / "other")
+    untrusted = dataclasses.replace(connection, ssl_ca_file=str(other_ca), connect_timeout=5)
+    with pytest.raises(NoHostAvailable, match=r"certificate verify failed|CERTIFICATE_VERIFY"):
+        sink(untrusted, keyspace, "kv")(2_000, executors.engine.parallelize([], 1))
