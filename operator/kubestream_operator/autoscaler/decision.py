@@ -94,6 +94,7 @@ class Inputs:
     active_executors: int
     batches: int
     records_per_batch: float | None
+    window_records_per_batch: float | None
     input_rate: float | None
     processing_ratio: float | None
     recent_processing_ratio: float | None
@@ -190,6 +191,14 @@ class _Eval:
         return self.model.processing_time(r, executors) / self.m.batch_interval
 
 
+def _arrivals(m: JobMetrics) -> float | None:
+    """Records per batch arriving now: the batches of the last RECENT_SECONDS, at least 3."""
+    recent = [r for t, r in m.arrivals if t >= m.time - RECENT_SECONDS]
+    if len(recent) < 3:
+        recent = [r for _, r in m.arrivals[-3:]]
+    return _mean([float(r) for r in recent])
+
+
 def _inputs(
     m: JobMetrics | None,
     replicas: int,
@@ -198,11 +207,10 @@ def _inputs(
     model: Model | None,
 ) -> Inputs:
     if m is None:
-        return Inputs(replicas, 0, 0, None, None, None, None, None, None, 0, None, None)
+        return Inputs(replicas, 0, 0, None, None, None, None, None, None, None, 0, None, None)
     interval = m.batch_interval
-    records = [float(b.records) for b in window]
-    recent_records = [float(b.records) for b in recent]
-    per_batch = max(_mean(records) or 0.0, _mean(recent_records) or 0.0) if records else None
+    per_batch = _arrivals(m)
+    window_records = _mean([float(b.records) for b in window])
     ratio = _mean([b.processing_time for b in window])
     recent_ratio = _mean([b.processing_time for b in recent])
     newest = m.batches[-1] if m.batches else None
@@ -211,6 +219,7 @@ def _inputs(
         active_executors=m.active_executors,
         batches=len(window),
         records_per_batch=per_batch,
+        window_records_per_batch=window_records,
         input_rate=None if per_batch is None else per_batch / interval,
         processing_ratio=None if ratio is None else ratio / interval,
         recent_processing_ratio=None if recent_ratio is None else recent_ratio / interval,
@@ -246,6 +255,20 @@ def _hold(e: _Eval, reason: Reason, message: str, nxt: float | None = None) -> D
     )
 
 
+def _clears(e: _Eval, executors: int) -> bool:
+    """Whether ``executors`` work off the queued batches within the catch-up time.
+
+    True when the queued batches' predicted processing plus that of the batches
+    arriving meanwhile (at the current arrival rate) fits in ``catch_up_seconds``.
+    """
+    r = e.inputs.records_per_batch
+    assert e.model is not None and r is not None
+    horizon = e.policy.catch_up_seconds
+    queued = sum(e.model.processing_time(q, executors) for q in e.m.queued)
+    arriving = horizon / e.m.batch_interval * e.model.processing_time(r, executors)
+    return queued + arriving <= horizon
+
+
 def _scale_up(e: _Eval, backlog: bool) -> Decision:
     p, i, interval = e.policy, e.inputs, e.m.batch_interval
     assert e.model is not None and i.records_per_batch is not None
@@ -266,21 +289,31 @@ def _scale_up(e: _Eval, backlog: bool) -> Decision:
         )
     need = steady
     if backlog:
-        queued = i.pending_batches
-        allowed = p.catch_up_seconds / (p.catch_up_seconds + queued * interval)
-        catch_up = e.model.executors_for(i.records_per_batch, allowed * interval)
-        need = max(need, catch_up if catch_up is not None else p.max_executors)
+        catch_up = next(
+            (k for k in range(e.replicas + 1, p.max_executors + 1) if _clears(e, k)),
+            p.max_executors,
+        )
+        need = max(need, catch_up)
         why = (
-            f"{queued} batches queued and processing ratio {_fmt(i.recent_processing_ratio)}: "
-            f"they are not worked off within catchUpSeconds ({p.catch_up_seconds:g}s)"
+            f"{len(e.m.queued)} batches queued or running and {e.replicas} executors do not "
+            f"work them off within catchUpSeconds ({p.catch_up_seconds:g}s)"
         )
     else:
         why = (
             f"processing ratio {_fmt(i.recent_processing_ratio)} above scaleUpThreshold "
             f"{p.scale_up_threshold:.2f} for {p.stabilization_window:g}s"
         )
-    # Observed overload outweighs a model that thinks the count suffices.
-    need = max(need, e.replicas + 1)
+        now_ratio = e.predicted(e.replicas)
+        if need <= e.replicas and now_ratio is not None and now_ratio <= p.scale_up_threshold:
+            return _hold(
+                e,
+                Reason.STEADY,
+                f"{why}, but at the current arrival rate ({i.input_rate or 0:.0f} records/s) "
+                f"{e.replicas} executors run at ratio {now_ratio:.2f} ({model_text}): the "
+                f"slow batches were a burst",
+            )
+        # Observed overload outweighs a model that thinks the count suffices.
+        need = max(need, e.replicas + 1)
     if e.replicas >= p.max_executors:
         return _hold(e, Reason.AT_MAX, f"{why}; already at executors.max ({p.max_executors})")
     target = min(need, p.max_executors, e.replicas + p.step_limit(e.replicas))
@@ -317,7 +350,9 @@ def _scale_down(e: _Eval) -> Decision:
     if e.replicas <= p.min_executors:
         return _hold(e, Reason.AT_MIN, f"{why}; already at executors.min ({p.min_executors})")
     assert e.model is not None and i.records_per_batch is not None
-    need = e.model.executors_for(i.records_per_batch, p.target_utilization * interval)
+    # The heavier of the arrivals now and over the window: no scale-down on a lull.
+    load = max(i.records_per_batch, i.window_records_per_batch or 0.0)
+    need = e.model.executors_for(load, p.target_utilization * interval)
     need = max(need or e.replicas, p.min_executors)
     if need >= e.replicas:
         fewer = e.predicted(e.replicas - 1)
@@ -384,9 +419,7 @@ def _evaluate(e: _Eval) -> tuple[Decision, AutoscalerState]:
     )
     e.st = st
     queued = i.pending_batches
-    allowed = p.catch_up_seconds / (p.catch_up_seconds + queued * m.batch_interval)
-    rising = i.scheduling_delay_trend is None or i.scheduling_delay_trend > RISING_TREND
-    backlog = queued > 0 and recent > allowed and rising
+    backlog = queued > 0 and e.model is not None and not _clears(e, e.replicas)
     held_over = e.now - st.over_since if st.over_since is not None else -1.0
     if backlog or (over and held_over >= p.stabilization_window):
         return _scale_up(e, backlog), st

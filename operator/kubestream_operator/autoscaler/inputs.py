@@ -38,12 +38,16 @@ class JobMetrics:
 
     ``batches`` are the completed batches it still lists, oldest first.
     ``scheduling_delay_trend`` is seconds of delay per second (None: unknown).
+    ``arrivals`` are (batch time, records) of every batch it lists, oldest first, and
+    ``queued`` the records of each batch queued or running, oldest first.
     ``draining`` is true while any drain the driver was asked for is under way.
     """
 
     time: float
     batch_interval: float
     batches: tuple[Batch, ...]
+    arrivals: tuple[tuple[float, int], ...]
+    queued: tuple[int, ...]
     scheduling_delay_trend: float | None
     pending_batches: int
     running_batches: int
@@ -104,6 +108,15 @@ def metrics_from_status(doc: Mapping[str, Any]) -> JobMetrics | None:
         summary = {}
     raw: Sequence[Any] = doc.get("batches") or []
     batches = sorted((b for b in map(_batch, raw) if b is not None), key=lambda b: b.batch_time)
+    arrivals: list[tuple[float, int, bool]] = []
+    for b in raw:
+        if not isinstance(b, Mapping):
+            continue
+        batch_ms, records = _num(b.get("batch_time")), _num(b.get("num_records"))
+        if batch_ms is not None and records is not None:
+            waiting = b.get("state") in ("queued", "processing")
+            arrivals.append((batch_ms / 1000, int(records), waiting))
+    arrivals.sort()
     decommissions = doc.get("decommissions")
     executors = _executors(doc)
     draining = any(e.draining for e in executors) or (
@@ -113,6 +126,8 @@ def metrics_from_status(doc: Mapping[str, Any]) -> JobMetrics | None:
         time=now,
         batch_interval=interval,
         batches=tuple(batches),
+        arrivals=tuple((t, r) for t, r, _ in arrivals),
+        queued=tuple(r for _, r, waiting in arrivals if waiting),
         scheduling_delay_trend=_num(summary.get("scheduling_delay_trend")),
         pending_batches=int(_num(summary.get("pending_batches")) or 0),
         running_batches=int(_num(summary.get("running_batches")) or 0),
