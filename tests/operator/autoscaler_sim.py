@@ -25,16 +25,19 @@ The rules, each called at its own period with what it would see:
 Run as a script to print the comparison table of docs/autoscaling.md.
 """
 
+import functools
 import math
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from kubestream_operator.autoscaler import AutoscalerState, Policy, decide, metrics_from_status
 from kubestream_operator.autoscaler.state import read_state, state_fields
 
 Rate = Callable[[float], float]
+REPO_DOC = Path(__file__).resolve().parents[2] / "docs" / "autoscaling.md"
 
 
 @dataclass(frozen=True)
@@ -55,7 +58,7 @@ class JobModel:
         return (self.fixed + self.per_record * rate * self.interval / executors) / self.interval
 
     def best(self, rate: float, target: float, most: int) -> int:
-        """Fewest executors whose mean ratio at ``rate`` is at most ``target`` (``most`` if none)."""
+        """Fewest executors with a mean ratio at ``rate`` of at most ``target`` (else ``most``)."""
         return next((k for k in range(1, most + 1) if self.ratio(rate, k) <= target), most)
 
 
@@ -303,7 +306,6 @@ class Outcome:
 
     rule: str
     actions: int
-    reversals: int  # an action in the opposite direction within the cooldown of the previous one
     max_delay: float
     delay_over_interval: float  # seconds of input whose scheduling delay exceeded one interval
     executor_seconds: float
@@ -326,15 +328,9 @@ def run(
                 job.scale(now, want, rule.drains)
     done = job.completed(now)
     delays = [b.start - b.time for b in done]
-    reversals = sum(
-        1
-        for (t0, a0, b0), (t1, a1, b1) in zip(job.actions, job.actions[1:], strict=False)
-        if (b0 - a0) * (b1 - a1) < 0 and t1 - t0 < 120
-    )
     return Outcome(
         rule=rule.name,
         actions=len(job.actions),
-        reversals=reversals,
         max_delay=max(delays, default=0.0),
         delay_over_interval=sum(model.interval for d in delays if d > model.interval),
         executor_seconds=job.executor_seconds,
@@ -398,7 +394,9 @@ def rules() -> list[Rule]:
     ]
 
 
+@functools.cache
 def compare(trace: Trace) -> list[Outcome]:
+    """The three rules on ``trace`` (kubestream's first); computed once per process."""
     return [run(r, trace.model, trace.rate, trace.start, trace.seconds) for r in rules()]
 
 

@@ -13,7 +13,8 @@ One evaluation, as a pure function (no clock, no Kubernetes):
    time (BACKLOG). It refuses when the fixed per-batch cost alone exceeds the
    target (OVERHEAD_BOUND): more executors cannot help.
 4. Scale down, again in one step to the model's count, only when the ratio has
-   stayed below the down threshold for the window, nothing is queued and the
+   stayed below the down threshold (or below the target while the model needs
+   two or more executors fewer) for the window, nothing is queued and the
    scheduling delay is not rising.
 5. Cooldowns (since the last action, either way), the maximum step and
    min/max bound every move; a count set by someone else pins the job.
@@ -30,7 +31,7 @@ from kubestream_operator.autoscaler.inputs import Batch, Executor, JobMetrics
 from kubestream_operator.autoscaler.state import AutoscalerState
 
 # Batches at the current executor count needed before the autoscaler trusts the ratio.
-MIN_BATCHES = 3
+MIN_BATCHES = 2
 # The "recent" ratio is taken over at least this many seconds (and 3 batches).
 RECENT_SECONDS = 10.0
 # Scheduling delay growing faster than this (seconds per second) counts as rising.
@@ -138,7 +139,11 @@ def _mean(values: list[float]) -> float | None:
 def _fold_batches(m: JobMetrics, st: AutoscalerState) -> AutoscalerState:
     """Track the active executor count and fold new batches run at it into the capacity."""
     active = m.active_executors
-    if st.executors != active or st.executors_since is None:
+    if st.executors is None:
+        # First look at this job: trust the batches listed to have run at this count.
+        first = min((b.processing_start for b in m.batches), default=m.time)
+        st = replace(st, executors=active, executors_since=first)
+    elif st.executors != active or st.executors_since is None:
         st = replace(st, executors=active, executors_since=m.time)
     since = st.executors_since or m.time
     newest = max((b.batch_time for b in m.batches), default=None)
@@ -341,19 +346,32 @@ def _scale_up(e: _Eval, backlog: bool) -> Decision:
     )
 
 
-def _scale_down(e: _Eval) -> Decision:
-    p, i, interval = e.policy, e.inputs, e.m.batch_interval
-    why = (
-        f"processing ratio {_fmt(i.processing_ratio)} below scaleDownThreshold "
-        f"{p.scale_down_threshold:.2f} for {p.stabilization_window:g}s"
-    )
+def _need_down(e: _Eval) -> int | None:
+    """Executors for the heavier of the arrivals now and over the window: none on a lull."""
+    p, i = e.policy, e.inputs
+    if e.model is None or i.records_per_batch is None:
+        return None
+    load = max(i.records_per_batch, i.window_records_per_batch or 0.0)
+    need = e.model.executors_for(load, p.target_utilization * e.m.batch_interval)
+    return None if need is None else max(need, p.min_executors)
+
+
+def _scale_down(e: _Eval, surplus: bool) -> Decision:
+    p, i = e.policy, e.inputs
+    if surplus:
+        why = (
+            f"processing ratio {_fmt(i.processing_ratio)} below the target "
+            f"{p.target_utilization:.2f} for {p.stabilization_window:g}s and the model needs "
+            f"{_need_down(e)} of {e.replicas} executors"
+        )
+    else:
+        why = (
+            f"processing ratio {_fmt(i.processing_ratio)} below scaleDownThreshold "
+            f"{p.scale_down_threshold:.2f} for {p.stabilization_window:g}s"
+        )
     if e.replicas <= p.min_executors:
         return _hold(e, Reason.AT_MIN, f"{why}; already at executors.min ({p.min_executors})")
-    assert e.model is not None and i.records_per_batch is not None
-    # The heavier of the arrivals now and over the window: no scale-down on a lull.
-    load = max(i.records_per_batch, i.window_records_per_batch or 0.0)
-    need = e.model.executors_for(load, p.target_utilization * interval)
-    need = max(need or e.replicas, p.min_executors)
+    need = _need_down(e) or e.replicas
     if need >= e.replicas:
         fewer = e.predicted(e.replicas - 1)
         return _hold(
@@ -409,7 +427,12 @@ def _evaluate(e: _Eval) -> tuple[Decision, AutoscalerState]:
     recent = i.recent_processing_ratio or 0.0
     window = i.processing_ratio or 0.0
     over = recent > p.scale_up_threshold
-    under = window < p.scale_down_threshold and recent < p.scale_down_threshold
+    # Below the down threshold, or more than one executor above what the model needs.
+    need = _need_down(e)
+    surplus = (
+        need is not None and need <= e.replicas - 2 and max(window, recent) < p.target_utilization
+    )
+    under = max(window, recent) < p.scale_down_threshold or surplus
     st = replace(
         e.st,
         over_since=(e.st.over_since if e.st.over_since is not None else e.now) if over else None,
@@ -444,11 +467,12 @@ def _evaluate(e: _Eval) -> tuple[Decision, AutoscalerState]:
             return _hold(
                 e,
                 Reason.STABILIZING,
-                f"processing ratio {_fmt(window)} below scaleDownThreshold "
-                f"{p.scale_down_threshold:.2f} for {held:.0f}s of the "
+                f"processing ratio {_fmt(window)} low enough to scale down (below "
+                f"scaleDownThreshold {p.scale_down_threshold:.2f}, or below the target with "
+                f"{need} of {e.replicas} executors needed) for {held:.0f}s of the "
                 f"{p.stabilization_window:g}s window",
             ), st
-        return _scale_down(e), st
+        return _scale_down(e, surplus and max(window, recent) >= p.scale_down_threshold), st
     return _hold(
         e,
         Reason.STEADY,
