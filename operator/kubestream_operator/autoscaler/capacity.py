@@ -38,7 +38,7 @@ class Model:
 
         None means the fixed cost alone reaches ``seconds``: adding executors cannot help.
         """
-        if seconds <= self.fixed:
+        if seconds - self.fixed <= 1e-9 * max(seconds, 1.0):
             return None
         if self.per_record <= 0 or records <= 0:
             return 1
