@@ -7,6 +7,7 @@ autoscaler must scale it to one through the drain path, record why, keep its
 cooldown across an operator restart, and yield to a ``kubectl scale``.
 """
 
+import json
 from typing import Any
 
 import pytest
@@ -120,3 +121,28 @@ def test_autoscaler_drains_an_idle_executor_keeps_its_cooldown_and_yields_to_kub
     )
     assert replicas(kube, namespace) == 2
     assert executors["0"].poll() is None
+
+
+def refused(kube: Kube, namespace: str, manifest: dict[str, Any]) -> str:
+    """kubectl apply's complaint about ``manifest``; fails if the API server takes it."""
+    result = kube.kubectl(
+        "apply", "-n", namespace, "-f", "-", check=False, stdin=json.dumps(manifest)
+    )
+    assert result.returncode != 0, "the API server accepted it"
+    return result.stderr
+
+
+def test_api_server_checks_and_defaults_the_autoscaling_policy(kube: Kube, namespace: str) -> None:
+    assert 'spec.autoscaling.mode: Unsupported value: "Sometimes"' in refused(
+        kube, namespace, job_manifest(autoscaling={"mode": "Sometimes"})
+    )
+    assert (
+        "autoscaling.targetUtilization must lie between scaleDownThreshold and scaleUpThreshold"
+        in refused(kube, namespace, job_manifest(autoscaling={"targetUtilization": 0.9}))
+    )
+    assert kube.job(namespace, "wc") is None
+    kube.apply(namespace, job_manifest(autoscaling={"enabled": True}))
+    policy = (kube.job(namespace, "wc") or {})["spec"]["autoscaling"]
+    assert policy["mode"] == "Act"
+    assert (policy["catchUpSeconds"], policy["maxStepPercent"]) == (300, 100)
+    assert "targetUtilization" not in policy  # 0.7 inside the default band, or its middle
