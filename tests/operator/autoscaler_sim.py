@@ -22,12 +22,17 @@ The rules, each called at its own period with what it would see:
   max(4 pods, 100%) per sync, scale-down to the highest recommendation of the
   last 300 s, pods deleted without draining.
 
-Run as a script to print the comparison table of docs/autoscaling.md.
+Run as a script (``python -m tests.operator.autoscaler_sim [--plots]``) to print
+the comparison table of docs/autoscaling.md and, with matplotlib installed, draw
+the pictures beside it.
 """
 
 import functools
+import importlib
 import math
 import random
+import re
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -416,5 +421,41 @@ def table() -> str:
     return "\n".join(lines)
 
 
+def plot(trace: Trace, outcomes: list[Outcome], path: Path) -> None:
+    """Load, executors and scheduling delay over time, a line per rule, as a PNG.
+
+    Needs matplotlib (``pip install -e '.[plots]'``); imported here so the tests do not.
+    """
+    matplotlib = importlib.import_module("matplotlib")
+    matplotlib.use("Agg")
+    plt = importlib.import_module("matplotlib.pyplot")
+    fig, (load, pods, delay) = plt.subplots(3, 1, sharex=True, figsize=(9, 7))
+    first = outcomes[0].job.samples
+    load.plot([t / HOUR for t, _, _ in first], [r for _, r, _ in first], color="black")
+    load.set_ylabel("input (records/s)")
+    for o in outcomes:
+        hours = [t / HOUR for t, _, _ in o.job.samples]
+        pods.step(hours, [n for _, _, n in o.job.samples], where="post", label=o.rule)
+        done = o.job.completed(trace.seconds)
+        delay.plot([b.time / HOUR for b in done], [b.start - b.time for b in done], label=o.rule)
+    pods.set_ylabel("executor pods")
+    delay.set_ylabel("scheduling delay (s)")
+    delay.set_xlabel("hours")
+    pods.legend(loc="upper left", fontsize="small")
+    load.set_title(f"{trace.name}: kubestream, Spark dynamic allocation, HPA-style")
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+def picture_name(trace: Trace) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", trace.name.lower()).strip("-") + ".png"
+
+
 if __name__ == "__main__":
     print(table())
+    if "--plots" in sys.argv:
+        where = REPO_DOC.parent / "autoscaling"
+        where.mkdir(exist_ok=True)
+        for t in TRACES:
+            plot(t, compare(t), where / picture_name(t))
