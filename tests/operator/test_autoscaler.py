@@ -124,6 +124,7 @@ def test_malformed_state_starts_afresh_instead_of_failing() -> None:
     executors=st.integers(1, 12),
     seconds=st.floats(0.01, 6.0),
     records=st.integers(0, 20000),
+    batches=st.integers(0, 30),
     queued=st.integers(0, 40),
     draining=st.booleans(),
     lo=st.integers(1, 4),
@@ -137,6 +138,7 @@ def test_every_decision_keeps_the_policys_laws(
     executors: int,
     seconds: float,
     records: int,
+    batches: int,
     queued: int,
     draining: bool,
     lo: int,
@@ -150,7 +152,7 @@ def test_every_decision_keeps_the_policys_laws(
     replicas = min(max(executors, lo), hi)
     policy = Policy(lo, hi, max_step=max_step, max_step_percent=percent, act=act)
     state = replace(settled(replicas), policy=policy.key(), pinned=pinned)
-    m = metrics(replicas, seconds, records, queued=queued, draining=draining)
+    m = metrics(replicas, seconds, records, batches, queued=queued, draining=draining)
     d, after = run(m, state, replicas, 1000.0, policy)
     assert lo <= d.target <= hi
     assert abs(d.target - replicas) <= policy.step_limit(replicas)

@@ -185,10 +185,6 @@ class _Eval:
     model: Model | None
     inputs: Inputs
 
-    def ratio(self, batches: list[Batch]) -> float | None:
-        mean = _mean([b.processing_time for b in batches])
-        return None if mean is None else mean / self.m.batch_interval
-
     def predicted(self, executors: int) -> float | None:
         r = self.inputs.records_per_batch
         if self.model is None or r is None:
@@ -423,6 +419,10 @@ def _evaluate(e: _Eval) -> tuple[Decision, AutoscalerState]:
             e,
             Reason.WARMING_UP,
             f"{len(e.window)} of {MIN_BATCHES} batches completed since the executor count changed",
+        ), e.st
+    if e.model is None or i.records_per_batch is None:
+        return _hold(
+            e, Reason.NO_DATA, "no records yet to estimate what an executor processes"
         ), e.st
     recent = i.recent_processing_ratio or 0.0
     window = i.processing_ratio or 0.0
