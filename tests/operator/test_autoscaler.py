@@ -3,7 +3,7 @@
 from dataclasses import replace
 from typing import Any
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from kubestream_operator.autoscale import REPLICAS_ANNOTATION, evaluate
@@ -134,6 +134,8 @@ def test_malformed_state_starts_afresh_instead_of_failing() -> None:
     max_step=st.integers(1, 5),
     percent=st.integers(0, 200),
 )
+# An idle job just seen: two batches, no records, nothing to estimate capacity from.
+@example(3, 0.1, 0, 2, 0, False, 1, 4, True, False, 2, 100)
 def test_every_decision_keeps_the_policys_laws(
     executors: int,
     seconds: float,
