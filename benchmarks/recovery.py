@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from kubestream import StreamingContext
-from kubestream.batch import BatchInfo
-from kubestream.engine import Engine
-from kubestream.local_executors import InProcessExecutors
+from kubestream.core.engine import Engine
+from kubestream.executor.in_process import InProcessExecutors
+from kubestream.streaming.batch import BatchInfo
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -30,10 +30,10 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from kubestream import StreamingContext
-from kubestream.driver_endpoint import DriverEndpoint
-from kubestream.engine import Engine
-from kubestream.local_cluster import LocalExecutorProcesses
-from kubestream.protocol import Shutdown
+from kubestream.core.engine import Engine
+from kubestream.core.protocol import Shutdown
+from kubestream.driver.endpoint import DriverEndpoint
+from kubestream.driver.local_cluster import LocalExecutorProcesses
 from kubestream.transport import CurveKeys, generate_keypair
 from workload import count_words, make_lines, write_files
 

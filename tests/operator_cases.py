@@ -13,7 +13,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from kubestream.dstream import DStream
+from kubestream.streaming.dstream import DStream
 
 Batch = list[Any]
 

@@ -16,7 +16,7 @@ from typing import Any
 from hypothesis import strategies as st
 
 from kubestream import State, StateSpec
-from kubestream.dstream import DStream
+from kubestream.streaming.dstream import DStream
 
 Batches = list[list[Any]]
 

@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
-from kubestream.api_auth import api_token
+from kubestream.driver.api_auth import api_token
 from kubestream_operator import autoscale, driver_status
 from kubestream_operator import manifests as m
 from kubestream_operator.keys import curve_keypair

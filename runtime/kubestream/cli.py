@@ -263,7 +263,7 @@ def _keys_from_env(generate: bool) -> Any:
 def _driver_options(
     args: argparse.Namespace, app: str, app_args: list[str], keys: Any, port: int
 ) -> Any:
-    from kubestream.driver_main import DriverOptions
+    from kubestream.driver.main import DriverOptions
 
     return DriverOptions(
         app=app,
@@ -304,7 +304,7 @@ def _executor_id(args: argparse.Namespace) -> str:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from kubestream.driver_main import run_driver
+    from kubestream.driver.main import run_driver
 
     options = _driver_options(args, args.app, args.app_args, _keys_from_env(generate=True), 0)
     options = type(options)(**{**options.__dict__, "host": "127.0.0.1"})
@@ -312,7 +312,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_driver(args: argparse.Namespace) -> int:
-    from kubestream.driver_main import run_driver
+    from kubestream.driver.main import run_driver
 
     if not args.app:
         raise ConfigError(f"--app (or {ENV_PREFIX}APP) is required")
@@ -350,8 +350,8 @@ def _cmd_executor(args: argparse.Namespace) -> int:
 
 
 def _cmd_decommission(args: argparse.Namespace) -> int:
-    from kubestream.api_auth import api_token
-    from kubestream.api_client import decommission
+    from kubestream.driver.api_auth import api_token
+    from kubestream.driver.api_client import decommission
 
     keys = _keys_from_env(generate=False)
     outcome = decommission(args.url, args.executor_id, api_token(keys.secret), args.timeout)

@@ -18,9 +18,6 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from kubestream.batch import BatchInfo
-from kubestream.listener import StreamingListener
-
 FIELDS = ("job", "batch_time", "executor_id", "task_id", "stream_id")
 FORMATS = ("text", "json")
 REDACTED = "[redacted]"
@@ -39,6 +36,15 @@ def _scrub(text: str) -> str:
     for secret in _secrets:
         text = text.replace(secret, REDACTED)
     return text
+
+
+def push(**fields: Any) -> contextvars.Token[dict[str, Any]]:
+    """Add fields to every line this thread logs until `pop(token)`; `bind` for callbacks."""
+    return _bound.set({**_bound.get({}), **fields})
+
+
+def pop(token: contextvars.Token[dict[str, Any]]) -> None:
+    _bound.reset(token)
 
 
 @contextmanager
@@ -93,18 +99,3 @@ def configure(level: str, fmt: str = "text", **fields: Any) -> None:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(getattr(logging, level))
-
-
-class BatchLogContext(StreamingListener):
-    """Puts the batch time on every line logged while a batch runs (on the job-scheduler thread)."""
-
-    def __init__(self) -> None:
-        self._token: contextvars.Token[dict[str, Any]] | None = None
-
-    def on_batch_started(self, batch: BatchInfo) -> None:
-        self._token = _bound.set({**_bound.get({}), "batch_time": batch.batch_time})
-
-    def on_batch_completed(self, batch: BatchInfo) -> None:
-        if self._token is not None:
-            _bound.reset(self._token)
-            self._token = None

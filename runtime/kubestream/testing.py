@@ -11,10 +11,10 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from kubestream.clock import ManualClock
-from kubestream.context import StreamingContext
-from kubestream.dstream import DStream
-from kubestream.engine import Engine
-from kubestream.rdd import RDD
+from kubestream.core.engine import Engine
+from kubestream.core.rdd import RDD
+from kubestream.streaming.context import StreamingContext
+from kubestream.streaming.dstream import DStream
 
 
 def run_batches(

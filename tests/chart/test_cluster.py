@@ -15,8 +15,6 @@ import yaml
 from tests.chart.chart import Chart, Manifest, non_default, one
 from tests.operator.harness import Kube, OperatorProcess, wait_for
 
-pytestmark = pytest.mark.integration
-
 # The Prometheus Operator's PodMonitor CRD is not on the test API server and its
 # real definition is not available offline, so this stand-in only makes the kind
 # known: the dry run checks the PodMonitors' apiVersion and kind and that they are

@@ -7,13 +7,11 @@ from dataclasses import dataclass
 
 import pytest
 
-from kubestream.driver_endpoint import DriverEndpoint
-from kubestream.engine import Engine
-from kubestream.local_cluster import LocalExecutorProcesses
-from kubestream.protocol import Shutdown
+from kubestream.core.engine import Engine
+from kubestream.core.protocol import Shutdown
+from kubestream.driver.endpoint import DriverEndpoint
+from kubestream.driver.local_cluster import LocalExecutorProcesses
 from kubestream.transport import CurveKeys, generate_keypair
-
-pytestmark = pytest.mark.integration
 
 
 @dataclass

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from kubestream import StreamingContext
-from kubestream.rdd import RDD
+from kubestream.core.rdd import RDD
 from tests.integration.conftest import Cluster, start_cluster, stop_cluster
 from tests.integration.spool import SpoolReceiver, write_records
 

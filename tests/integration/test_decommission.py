@@ -17,13 +17,13 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from kubestream import StreamingContext
-from kubestream.api_auth import api_token
-from kubestream.api_client import decommission
-from kubestream.decommission import Decommissioner
+from kubestream.core.rdd import RDD
+from kubestream.driver.api_auth import api_token
+from kubestream.driver.api_client import decommission
+from kubestream.driver.decommission import Decommissioner
+from kubestream.driver.status import context_status
+from kubestream.driver.ui.server import Actions, UIServer
 from kubestream.errors import ConfigError
-from kubestream.rdd import RDD
-from kubestream.status import context_status
-from kubestream.ui.server import Actions, UIServer
 from tests.integration.conftest import start_cluster, stop_cluster
 from tests.integration.spool import SpoolReceiver, write_records
 
@@ -46,7 +46,7 @@ def test_draining_an_executor_loses_nothing_and_fails_no_task(tmp_path: Path) ->
     keys.reduce_by_key(operator.add).update_state_by_key(
         lambda counts, old: sum(counts) + (old or 0)
     ).foreach_rdd(keep_totals)
-    decommissioner = Decommissioner(engine)
+    decommissioner = Decommissioner(engine, ssc.receiver_tracker)
     ui = UIServer(
         lambda limit: context_status(ssc, "drain-test", limit, decommissioner.outcomes),
         CollectorRegistry(),
@@ -68,7 +68,7 @@ def test_draining_an_executor_loses_nothing_and_fails_no_task(tmp_path: Path) ->
         deadline = time.monotonic() + 60
         while not sum(latest(totals).values()) and time.monotonic() < deadline:
             time.sleep(0.05)  # drain mid-stream: once records are flowing
-        victim = engine.receiver_tracker.receivers()[0].executor_id
+        victim = ssc.receiver_tracker.receivers()[0].executor_id
         assert victim is not None
         with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(
@@ -90,7 +90,7 @@ def test_draining_an_executor_loses_nothing_and_fails_no_task(tmp_path: Path) ->
         deadline = time.monotonic() + 60
         while sum(latest(totals).values()) < RECORDS and time.monotonic() < deadline:
             time.sleep(0.1)
-        receiver_host = engine.receiver_tracker.receivers()[0].executor_id
+        receiver_host = ssc.receiver_tracker.receivers()[0].executor_id
     finally:
         ssc.stop(stop_engine=False)
         ui.close()

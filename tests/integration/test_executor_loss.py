@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from kubestream.driver_endpoint import DriverEndpoint
-from kubestream.engine import Engine
+from kubestream.core.engine import Engine
+from kubestream.driver.endpoint import DriverEndpoint
 from kubestream.executor.process import ExecutorProcess
 from kubestream.testing import run_batches
 from kubestream.transport import CurveKeys, generate_keypair

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from kubestream import Receiver, StreamingContext
 from kubestream.clock import ManualClock
-from kubestream.rdd import RDD
+from kubestream.core.rdd import RDD
 from tests.integration.conftest import Cluster
 
 RECORDS = 5000
@@ -45,10 +45,10 @@ def test_blocks_survive_the_loss_of_the_receivers_executor(
     ssc.start()
     try:
         deadline = time.monotonic() + 30
-        while engine.receiver_tracker.unallocated_records() < RECORDS:
+        while ssc.receiver_tracker.unallocated_records() < RECORDS:
             assert time.monotonic() < deadline, "the receiver never stored its records"
             time.sleep(0.02)
-        host = engine.receiver_tracker.receivers()[0].executor_id
+        host = ssc.receiver_tracker.receivers()[0].executor_id
         assert host is not None
         fresh_cluster.executors.kill(host)
         while host in engine.executor_ids():

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from kubestream.protocol import FetchBlocks, RegisterExecutor, TaskFinished, TaskState
+from kubestream.core.protocol import FetchBlocks, RegisterExecutor, TaskFinished, TaskState
 from kubestream.transport import Client, CurveKeys, RequestClient, generate_keypair
 from tests.integration.conftest import Cluster
 

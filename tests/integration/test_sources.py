@@ -8,7 +8,7 @@ import time
 from collections import Counter
 
 from kubestream import StreamingContext
-from kubestream.rdd import RDD
+from kubestream.core.rdd import RDD
 from tests.integration.conftest import Cluster
 
 

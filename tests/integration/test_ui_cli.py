@@ -11,11 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from kubestream.transport import generate_keypair
-
-pytestmark = pytest.mark.integration
 
 APP = """
 import logging

@@ -4,11 +4,7 @@ import os
 import subprocess
 from pathlib import Path
 
-import pytest
-
 from tests.operator.harness import REPO, Kube
-
-pytestmark = pytest.mark.integration
 
 
 def test_make_control_plane_prints_kubeconfig_and_down_leaves_nothing(

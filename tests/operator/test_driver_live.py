@@ -23,8 +23,6 @@ import pytest
 from tests.operator.harness import REPO, Kube, OperatorProcess, free_port, wait_for
 from tests.operator.test_lifecycle import job_manifest, run_all
 
-pytestmark = pytest.mark.integration
-
 UI_PORT = 4040
 
 

@@ -2,8 +2,8 @@
 
 from collections.abc import Mapping, Sequence
 
-from kubestream.batch import BatchInfo
-from kubestream.status import ExecutorView, build_status
+from kubestream.driver.status import ExecutorView, build_status
+from kubestream.streaming.batch import BatchInfo
 from kubestream_operator.driver_status import batch_fields, decommission, executor_report
 from kubestream_operator.plan import DriverReport
 from tests.operator.harness import free_port

@@ -7,8 +7,6 @@ import pytest
 
 from tests.operator.harness import Kube, OperatorProcess, wait_for
 
-pytestmark = pytest.mark.integration
-
 
 def job_manifest(name: str = "wc", **spec: Any) -> dict[str, Any]:
     body: dict[str, Any] = {

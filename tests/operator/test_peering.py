@@ -100,7 +100,6 @@ def test_the_command_line_reads_priority_and_pod_name_from_flags_or_env(
     assert (args.priority, args.pod_name) == (9, "from-flag")
 
 
-@pytest.mark.integration
 def test_two_replicas_with_derived_priorities_one_works_the_other_stands_by(
     kube: Kube, namespace: str, operator_kubeconfig: Path, tmp_path: Path
 ) -> None:

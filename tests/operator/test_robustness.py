@@ -6,7 +6,6 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 
 from kubestream_operator import manifests as m
@@ -14,8 +13,6 @@ from kubestream_operator.keys import curve_keypair
 from kubestream_operator.spec import parse_spec
 from tests.operator.harness import Kube, OperatorProcess, wait_for
 from tests.operator.test_lifecycle import job_manifest, phase_is
-
-pytestmark = pytest.mark.integration
 
 
 def refusal(kube: Kube, namespace: str, manifest: dict[str, Any]) -> str:

@@ -7,7 +7,7 @@ import pytest
 from kubestream import StreamingContext
 from kubestream.clock import ManualClock
 from kubestream.errors import ConfigError
-from kubestream.scheduler.job_generator import first_batch_time
+from kubestream.streaming.scheduler.job_generator import first_batch_time
 
 
 def test_batch_times_are_aligned_to_the_interval() -> None:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from kubestream.block_manager import shuffle_block_id
-from kubestream.engine import Engine
-from kubestream.local_executors import InProcessExecutors
-from kubestream.plan import ExecutorAddress
+from kubestream.core.engine import Engine
+from kubestream.core.tasks import ExecutorAddress
+from kubestream.executor.in_process import InProcessExecutors
+from kubestream.storage.block_manager import shuffle_block_id
 
 
 def test_blocks_move_and_the_driver_looks_for_them_where_they_went() -> None:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from kubestream.core.protocol import RemoveBlocks
 from kubestream.executor.core import ExecutorCore
-from kubestream.protocol import RemoveBlocks
 
 
 def test_exact_ids_and_prefixes_remove_only_what_they_name() -> None:

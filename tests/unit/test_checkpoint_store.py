@@ -7,7 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from kubestream.checkpoint_store import CheckpointStore, CorruptCheckpointError, read_verified
+from kubestream.storage.checkpoint_store import (
+    CheckpointStore,
+    CorruptCheckpointError,
+    read_verified,
+)
 
 
 def test_newest_checkpoint_wins_and_only_the_last_k_are_kept(tmp_path: Path) -> None:

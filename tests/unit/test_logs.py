@@ -11,7 +11,8 @@ import pytest
 
 from kubestream import StreamingContext
 from kubestream.clock import ManualClock
-from kubestream.logs import REDACTED, BatchLogContext, JsonFormatter, bind, redact
+from kubestream.driver.batch_logs import BatchLogContext
+from kubestream.logs import REDACTED, JsonFormatter, bind, redact
 
 
 @pytest.fixture

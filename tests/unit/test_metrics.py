@@ -7,11 +7,13 @@ import threading
 from prometheus_client import CollectorRegistry
 
 from kubestream import StreamingContext, StreamingListener
-from kubestream.batch import BatchInfo
-from kubestream.block_manager import BlockManager
 from kubestream.clock import ManualClock
-from kubestream.metrics import PREFIX, DriverMetrics, ExecutorMetrics
-from kubestream.protocol import BlockAdded, TaskFinished, TaskState
+from kubestream.core.protocol import BlockAdded, TaskFinished, TaskState
+from kubestream.driver.metrics import DriverMetrics
+from kubestream.executor.metrics import ExecutorMetrics
+from kubestream.metrics import PREFIX
+from kubestream.storage.block_manager import BlockManager
+from kubestream.streaming.batch import BatchInfo
 
 
 class Completed(StreamingListener):
@@ -39,7 +41,9 @@ def test_driver_metrics_follow_batches_failures_and_the_engine() -> None:
     clock = ManualClock(1000.0)
     ssc = StreamingContext(0.5, clock=clock)
     registry = CollectorRegistry()
-    ssc.add_streaming_listener(DriverMetrics(registry, ssc.batch_interval, ssc.engine))
+    ssc.add_streaming_listener(
+        DriverMetrics(registry, ssc.batch_interval, ssc.engine, ssc.receiver_tracker)
+    )
     completed = Completed()
     ssc.add_streaming_listener(completed)
     ssc.queue_stream([[1, 2, 3], [0, 1], [5, 6, 7, 8]]).map(fail_on_zero).foreach_rdd(
@@ -80,7 +84,7 @@ def test_driver_metrics_follow_batches_failures_and_the_engine() -> None:
 def test_pending_and_running_batches_follow_the_listener_hooks() -> None:
     registry = CollectorRegistry()
     ssc = StreamingContext(1.0, clock=ManualClock(0.0))
-    metrics = DriverMetrics(registry, 1.0, ssc.engine)
+    metrics = DriverMetrics(registry, 1.0, ssc.engine, ssc.receiver_tracker)
     a, b = BatchInfo(1000, 1.0), BatchInfo(2000, 2.0)
     metrics.on_batch_submitted(a)
     metrics.on_batch_submitted(b)
@@ -94,7 +98,7 @@ def test_pending_and_running_batches_follow_the_listener_hooks() -> None:
 def test_every_metric_has_the_prefix_and_histograms_have_explicit_buckets() -> None:
     registry = CollectorRegistry()
     ssc = StreamingContext(1.0, clock=ManualClock(0.0))
-    DriverMetrics(registry, 1.0, ssc.engine)
+    DriverMetrics(registry, 1.0, ssc.engine, ssc.receiver_tracker)
     ExecutorMetrics(registry, "exec-1", BlockManager().stats)
     ssc.stop()
     families = list(registry.collect())

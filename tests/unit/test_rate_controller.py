@@ -6,10 +6,10 @@ import random
 
 import pytest
 
-from kubestream.batch import BatchInfo
-from kubestream.context import StreamingContext
 from kubestream.errors import ConfigError
-from kubestream.rate_controller import PIDRateEstimator, RateController
+from kubestream.streaming.batch import BatchInfo
+from kubestream.streaming.context import StreamingContext
+from kubestream.streaming.scheduler.rate_controller import PIDRateEstimator, RateController
 
 
 def default_estimator() -> PIDRateEstimator:

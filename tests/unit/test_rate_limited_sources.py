@@ -7,7 +7,7 @@ from pathlib import Path
 
 from kubestream import StreamingContext
 from kubestream.clock import ManualClock
-from kubestream.sources.rate import RateInputDStream
+from kubestream.streaming.sources.rate import RateInputDStream
 
 
 def run(

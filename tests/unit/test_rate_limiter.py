@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kubestream.rate_limiter import RateLimiter
+from kubestream.executor.rate_limiter import RateLimiter
 
 
 class Now:

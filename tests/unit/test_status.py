@@ -7,9 +7,15 @@ import json
 import pytest
 
 from kubestream import StreamingContext
-from kubestream.batch import BatchInfo
 from kubestream.clock import ManualClock
-from kubestream.status import ExecutorView, ReceiverView, build_status, context_status, summarise
+from kubestream.driver.status import (
+    ExecutorView,
+    ReceiverView,
+    build_status,
+    context_status,
+    summarise,
+)
+from kubestream.streaming.batch import BatchInfo
 
 
 def done(

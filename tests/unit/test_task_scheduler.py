@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from kubestream.plan import (
+from kubestream.core.protocol import TaskFinished, TaskState
+from kubestream.core.task_scheduler import PlannedTask, TaskScheduler
+from kubestream.core.tasks import (
     EmptySource,
     ExecutorAddress,
     ResultOutput,
     ShuffleWrite,
     TaskDescription,
 )
-from kubestream.protocol import TaskFinished, TaskState
-from kubestream.scheduler.task_scheduler import PlannedTask, TaskScheduler
 
 
 class Recorder:

@@ -14,13 +14,8 @@ import time
 import traceback
 from collections.abc import Callable
 
-from kubestream.block_manager import BlockManager, shuffle_map_output
-from kubestream.errors import FetchFailedError
-from kubestream.executor.receiver_supervisor import ReceiverSupervisor
-from kubestream.functions import FunctionCache
-from kubestream.logs import bind
-from kubestream.plan import ExecutorAddress, run_task
-from kubestream.protocol import (
+from kubestream.core.functions import FunctionCache
+from kubestream.core.protocol import (
     BlocksMigrated,
     ExecutorDraining,
     ExecutorLost,
@@ -35,6 +30,11 @@ from kubestream.protocol import (
     ToExecutor,
     UpdateRateLimit,
 )
+from kubestream.core.tasks import ExecutorAddress, run_task
+from kubestream.errors import FetchFailedError
+from kubestream.executor.receiver_supervisor import ReceiverSupervisor
+from kubestream.logs import bind
+from kubestream.storage.block_manager import BlockManager, shuffle_map_output
 
 log = logging.getLogger(__name__)
 

@@ -16,10 +16,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, start_http_server
 
-from kubestream.executor.core import ExecutorCore
-from kubestream.metrics import ExecutorMetrics
-from kubestream.plan import ExecutorAddress
-from kubestream.protocol import (
+from kubestream.core.protocol import (
     BlocksFetched,
     BlockStored,
     FetchBlocks,
@@ -29,6 +26,9 @@ from kubestream.protocol import (
     RegistrationRefused,
     Shutdown,
 )
+from kubestream.core.tasks import ExecutorAddress
+from kubestream.executor.core import ExecutorCore
+from kubestream.executor.metrics import ExecutorMetrics
 from kubestream.transport import Client, CurveKeys, RequestClient, RequestServer
 
 log = logging.getLogger(__name__)

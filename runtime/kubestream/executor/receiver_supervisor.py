@@ -9,11 +9,11 @@ import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from kubestream.block_manager import BlockManager, serialise
-from kubestream.checkpoint_store import write_atomically
-from kubestream.protocol import BlockAdded, ReceiverStatus, ToDriver
-from kubestream.rate_limiter import RateLimiter
-from kubestream.receiver import Receiver
+from kubestream.core.protocol import BlockAdded, ReceiverStatus, ToDriver
+from kubestream.executor.rate_limiter import RateLimiter
+from kubestream.executor.receiver import Receiver
+from kubestream.storage.block_manager import BlockManager, serialise
+from kubestream.storage.checkpoint_store import write_atomically
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,155 @@
+"""Partition operators: each is a picklable callable (partition index, iterator) -> iterator.
+
+Every narrow transformation funnels into one of these; a stage applies its
+chain of operators lazily, so consecutive narrow steps never materialise.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+PartitionFn = Callable[[int, Iterator[Any]], Iterable[Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class MapOp:
+    fn: Callable[[Any], Any]
+
+    def __call__(self, index: int, records: Iterator[Any]) -> Iterator[Any]:
+        return map(self.fn, records)
+
+
+@dataclass(frozen=True, slots=True)
+class FlatMapOp:
+    fn: Callable[[Any], Iterable[Any]]
+
+    def __call__(self, index: int, records: Iterator[Any]) -> Iterator[Any]:
+        return itertools.chain.from_iterable(map(self.fn, records))
+
+
+@dataclass(frozen=True, slots=True)
+class FilterOp:
+    fn: Callable[[Any], bool]
+
+    def __call__(self, index: int, records: Iterator[Any]) -> Iterator[Any]:
+        return filter(self.fn, records)
+
+
+@dataclass(frozen=True, slots=True)
+class MapPartitionsOp:
+    fn: Callable[[Iterator[Any]], Iterable[Any]]
+
+    def __call__(self, index: int, records: Iterator[Any]) -> Iterator[Any]:
+        return iter(self.fn(records))
+
+
+@dataclass(frozen=True, slots=True)
+class MapPartitionsWithIndexOp:
+    fn: Callable[[int, Iterator[Any]], Iterable[Any]]
+
+    def __call__(self, index: int, records: Iterator[Any]) -> Iterator[Any]:
+        return iter(self.fn(index, records))
+
+
+@dataclass(frozen=True, slots=True)
+class MapValuesOp:
+    fn: Callable[[Any], Any]
+
+    def __call__(self, index: int, records: Iterator[Any]) -> Iterator[Any]:
+        fn = self.fn
+        return ((k, fn(v)) for k, v in records)
+
+
+@dataclass(frozen=True, slots=True)
+class FlatMapValuesOp:
+    fn: Callable[[Any], Iterable[Any]]
+
+    def __call__(self, index: int, records: Iterator[Any]) -> Iterator[Any]:
+        fn = self.fn
+        return ((k, out) for k, v in records for out in fn(v))
+
+
+@dataclass(frozen=True, slots=True)
+class GlomOp:
+    def __call__(self, index: int, records: Iterator[Any]) -> Iterator[Any]:
+        return iter([list(records)])
+
+
+@dataclass(frozen=True, slots=True)
+class Aggregator:
+    """combine_by_key's three functions, shipped to executors as one unit."""
+
+    create_combiner: Callable[[Any], Any]
+    merge_value: Callable[[Any, Any], Any]
+    merge_combiners: Callable[[Any, Any], Any]
+
+    def combine_values(self, records: Iterable[tuple[Any, Any]]) -> dict[Any, Any]:
+        create, merge = self.create_combiner, self.merge_value
+        combined: dict[Any, Any] = {}
+        for key, value in records:
+            if key in combined:
+                combined[key] = merge(combined[key], value)
+            else:
+                combined[key] = create(value)
+        return combined
+
+    def merge_into(self, combined: dict[Any, Any], records: Iterable[tuple[Any, Any]]) -> None:
+        merge = self.merge_combiners
+        for key, value in records:
+            if key in combined:
+                combined[key] = merge(combined[key], value)
+            else:
+                combined[key] = value
+
+
+def identity(value: Any) -> Any:
+    return value
+
+
+def with_one(value: Any) -> tuple[Any, int]:
+    """`x -> (x, 1)`: what counting by value reduces."""
+    return value, 1
+
+
+def _singleton(value: Any) -> list[Any]:
+    return [value]
+
+
+def _append(values: list[Any], value: Any) -> list[Any]:
+    values.append(value)
+    return values
+
+
+def _extend(values: list[Any], more: list[Any]) -> list[Any]:
+    values.extend(more)
+    return values
+
+
+GROUP_BY_KEY = Aggregator(_singleton, _append, _extend)
+"""group_by_key as a combine: values gathered into a list per key."""
+
+
+def portable_hash(key: Any) -> int:
+    """hash() made equal across processes: None and tuples holding None hash by address in 3.11.
+
+    Strings agree because every executor runs with the same PYTHONHASHSEED.
+    """
+    if key is None:
+        return 0
+    if isinstance(key, tuple):
+        h = 0x345678
+        for item in key:
+            h = ((h ^ portable_hash(item)) * 1000003) & 0xFFFFFFFFFFFFFFF
+        return h ^ len(key)
+    return hash(key)
+
+
+@dataclass(frozen=True, slots=True)
+class HashPartitioner:
+    num_partitions: int
+
+    def __call__(self, key: Any) -> int:
+        return portable_hash(key) % self.num_partitions

@@ -1,0 +1,162 @@
+"""Messages between driver and executors, and between executors.
+
+Plain frozen dataclasses, the same in local loopback and over ZeroMQ, where the
+transport pickles them only after CURVE has authenticated the peer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+from kubestream.core.functions import FunctionRef
+from kubestream.core.tasks import ExecutorAddress, TaskDescription
+
+
+@dataclass(frozen=True, slots=True)
+class RegisterExecutor:
+    executor_id: str
+    block_address: str
+    cores: int
+    # Random per executor process: a replacement pod reuses the executor id,
+    # and its pid (1 in a container) too, so neither tells the two apart.
+    incarnation: int
+    hash_probe: int
+
+
+@dataclass(frozen=True, slots=True)
+class RegistrationRefused:
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Heartbeat:
+    blocks: int = 0
+    block_bytes: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class LaunchTask:
+    task: TaskDescription
+    functions: dict[FunctionRef, bytes] = field(default_factory=dict)
+
+
+class TaskState(Enum):
+    FINISHED = "finished"
+    FAILED = "failed"
+    FETCH_FAILED = "fetch_failed"
+
+
+@dataclass(frozen=True, slots=True)
+class TaskFinished:
+    task_id: int
+    state: TaskState
+    value: object = None
+    error: str | None = None
+    fetch_failure: tuple[int, int, str] | None = None
+    duration: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class RemoveBlocks:
+    prefixes: tuple[str, ...] = ()
+    block_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class StartReceiver:
+    stream_id: int
+    receiver: bytes
+    block_interval: float
+    replicas: tuple[ExecutorAddress, ...] = ()
+    wal_dir: str | None = None
+    rate_limit: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StopReceiver:
+    stream_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateRateLimit:
+    stream_id: int
+    rate_limit: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class BlockAdded:
+    stream_id: int
+    block_id: str
+    records: int
+    replica: str | None = None
+    wal_path: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiverStatus:
+    stream_id: int
+    state: str
+    message: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutorLost:
+    executor_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutorDraining:
+    """Peers stop choosing the executor as a replica: it is being decommissioned."""
+
+    executor_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class MigrateBlocks:
+    """Told to a draining executor: copy every block you hold to these peers."""
+
+    peers: tuple[ExecutorAddress, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class BlocksMigrated:
+    moves: tuple[tuple[str, str], ...]  # (block id, executor now holding it)
+    failed: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Shutdown:
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class FetchBlocks:
+    block_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class BlocksFetched:
+    blobs: tuple[bytes | None, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PutBlock:
+    block_id: str
+    blob: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class BlockStored:
+    block_id: str
+
+
+ToExecutor = (
+    (LaunchTask | RemoveBlocks | StartReceiver | StopReceiver | UpdateRateLimit)
+    | (ExecutorLost | ExecutorDraining | MigrateBlocks | Shutdown)
+    | RegistrationRefused
+    | Heartbeat
+)
+ToDriver = (
+    RegisterExecutor | Heartbeat | TaskFinished | BlockAdded | ReceiverStatus | BlocksMigrated
+)

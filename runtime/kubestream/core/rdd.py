@@ -1,0 +1,580 @@
+"""The per-batch dataset (Spark's RDD): a lazy lineage the driver turns into tasks.
+
+Narrow transformations append a partition operator; key-based ones add a
+hash-partitioned shuffle with map-side combine. Actions run a job on the engine.
+"""
+
+from __future__ import annotations
+
+import itertools
+import operator
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from kubestream.core.ops import (
+    GROUP_BY_KEY,
+    Aggregator,
+    FilterOp,
+    FlatMapOp,
+    FlatMapValuesOp,
+    GlomOp,
+    HashPartitioner,
+    MapOp,
+    MapPartitionsOp,
+    MapPartitionsWithIndexOp,
+    MapValuesOp,
+    PartitionFn,
+    identity,
+    with_one,
+)
+from kubestream.core.tasks import (
+    BlockSource,
+    CoGroupPart,
+    CoGroupSource,
+    EmptySource,
+    ExecutorAddress,
+    FileSource,
+    ParallelSource,
+    RangeSource,
+    ShuffleSource,
+    SourceSpec,
+)
+
+if TYPE_CHECKING:
+    from kubestream.core.engine import Engine
+
+MapLocations = Callable[[int], tuple[ExecutorAddress, ...]]
+
+
+@dataclass(frozen=True, slots=True)
+class ShuffleDependency:
+    rdd: RDD
+    shuffle_id: int
+    num_partitions: int
+    partitioner: HashPartitioner | None
+    aggregator: Aggregator | None
+
+
+class RDD:
+    """A dataset of one batch, split into partitions that executors compute."""
+
+    def __init__(self, engine: Engine, num_partitions: int) -> None:
+        self.engine = engine
+        self.num_partitions = num_partitions
+        self.id = engine.new_rdd_id()
+        # Set when records of one key all sit in the partition this partitioner names.
+        self.partitioner: HashPartitioner | None = None
+
+    # --- lineage, implemented by subclasses ---------------------------------------------
+    def narrow_parents(self) -> Sequence[RDD]:
+        return ()
+
+    def shuffle_dependencies(self) -> Sequence[ShuffleDependency]:
+        return ()
+
+    def plan(self, split: int, locate: MapLocations) -> tuple[SourceSpec, list[PartitionFn]]:
+        """Source of partition `split` and the operators applied to it, in order."""
+        raise NotImplementedError
+
+    def preferred_executors(self, split: int) -> tuple[str, ...]:
+        return ()
+
+    # --- narrow transformations -----------------------------------------------------------
+    def _with(self, op: PartitionFn) -> RDD:
+        return MapPartitionsRDD(self, op)
+
+    def map(self, fn: Callable[[Any], Any]) -> RDD:
+        return self._with(MapOp(fn))
+
+    def flat_map(self, fn: Callable[[Any], Iterable[Any]]) -> RDD:
+        return self._with(FlatMapOp(fn))
+
+    def filter(self, fn: Callable[[Any], bool]) -> RDD:
+        return self._with(FilterOp(fn))
+
+    def map_partitions(self, fn: Callable[[Iterator[Any]], Iterable[Any]]) -> RDD:
+        return self._with(MapPartitionsOp(fn))
+
+    def map_partitions_with_index(self, fn: Callable[[int, Iterator[Any]], Iterable[Any]]) -> RDD:
+        return self._with(MapPartitionsWithIndexOp(fn))
+
+    def map_values(self, fn: Callable[[Any], Any]) -> RDD:
+        return self._with(MapValuesOp(fn))
+
+    def flat_map_values(self, fn: Callable[[Any], Iterable[Any]]) -> RDD:
+        return self._with(FlatMapValuesOp(fn))
+
+    def glom(self) -> RDD:
+        return self._with(GlomOp())
+
+    def key_by(self, fn: Callable[[Any], Any]) -> RDD:
+        return self.map(_KeyBy(fn))
+
+    def keys(self) -> RDD:
+        return self.map(operator.itemgetter(0))
+
+    def values(self) -> RDD:
+        return self.map(operator.itemgetter(1))
+
+    def union(self, *others: RDD) -> RDD:
+        return UnionRDD(self.engine, [self, *others])
+
+    # --- shuffles -------------------------------------------------------------------------
+    def _partitions(self, num_partitions: int | None) -> int:
+        return num_partitions or self.engine.default_parallelism
+
+    def combine_by_key(
+        self,
+        create_combiner: Callable[[Any], Any],
+        merge_value: Callable[[Any, Any], Any],
+        merge_combiners: Callable[[Any, Any], Any],
+        num_partitions: int | None = None,
+    ) -> RDD:
+        n = self._partitions(num_partitions)
+        aggregator = Aggregator(create_combiner, merge_value, merge_combiners)
+        return ShuffledRDD(self, n, HashPartitioner(n), aggregator)
+
+    def reduce_by_key(
+        self, fn: Callable[[Any, Any], Any], num_partitions: int | None = None
+    ) -> RDD:
+        return self.combine_by_key(identity, fn, fn, num_partitions)
+
+    def group_by_key(self, num_partitions: int | None = None) -> RDD:
+        return self.combine_by_key(
+            GROUP_BY_KEY.create_combiner,
+            GROUP_BY_KEY.merge_value,
+            GROUP_BY_KEY.merge_combiners,
+            num_partitions,
+        )
+
+    def count_by_value_rdd(self, num_partitions: int | None = None) -> RDD:
+        return self.map(with_one).reduce_by_key(operator.add, num_partitions)
+
+    def partition_by(self, num_partitions: int) -> RDD:
+        return ShuffledRDD(self, num_partitions, HashPartitioner(num_partitions), None)
+
+    def repartition(self, num_partitions: int) -> RDD:
+        return ShuffledRDD(self, num_partitions, None, None)
+
+    def cogroup(self, *others: RDD, num_partitions: int | None = None) -> RDD:
+        return CoGroupedRDD(self.engine, [self, *others], self._partitions(num_partitions))
+
+    def join(self, other: RDD, num_partitions: int | None = None) -> RDD:
+        return self.cogroup(other, num_partitions=num_partitions).flat_map_values(_inner_pairs)
+
+    def left_outer_join(self, other: RDD, num_partitions: int | None = None) -> RDD:
+        return self.cogroup(other, num_partitions=num_partitions).flat_map_values(_left_pairs)
+
+    def right_outer_join(self, other: RDD, num_partitions: int | None = None) -> RDD:
+        return self.cogroup(other, num_partitions=num_partitions).flat_map_values(_right_pairs)
+
+    def full_outer_join(self, other: RDD, num_partitions: int | None = None) -> RDD:
+        return self.cogroup(other, num_partitions=num_partitions).flat_map_values(_full_pairs)
+
+    # --- actions --------------------------------------------------------------------------
+    def collect(self) -> list[Any]:
+        parts = self.engine.run_job(self, _collect_partition)
+        return list(itertools.chain.from_iterable(parts))
+
+    def count(self) -> int:
+        return sum(self.engine.run_job(self, _count_partition))
+
+    def take(self, n: int) -> list[Any]:
+        """Scans partitions one, then two, four... at a time, as Spark does, until n records."""
+        taken: list[Any] = []
+        scanned, step = 0, 1
+        while len(taken) < n and scanned < self.num_partitions:
+            parts = list(range(scanned, min(scanned + step, self.num_partitions)))
+            for part in self.engine.run_job(self, _Take(n - len(taken)), parts):
+                taken.extend(part[: n - len(taken)])
+            scanned += len(parts)
+            step *= 2
+        return taken
+
+    def first(self) -> Any:
+        rows = self.take(1)
+        if not rows:
+            raise ValueError("first() on an empty RDD")
+        return rows[0]
+
+    def is_empty(self) -> bool:
+        return self.num_partitions == 0 or not self.take(1)
+
+    def reduce(self, fn: Callable[[Any, Any], Any]) -> Any:
+        parts = [p for p in self.engine.run_job(self, _Reduce(fn)) if p]
+        if not parts:
+            raise ValueError("reduce() of an empty RDD")
+        result = parts[0][0]
+        for (value,) in parts[1:]:
+            result = fn(result, value)
+        return result
+
+    def sum(self) -> Any:
+        return sum(self.engine.run_job(self, _sum_partition))
+
+    def count_by_value(self) -> dict[Any, int]:
+        return dict(self.count_by_value_rdd().collect())
+
+    def collect_as_map(self) -> dict[Any, Any]:
+        return dict(self.collect())
+
+    def foreach(self, fn: Callable[[Any], None]) -> None:
+        self.engine.run_job(self, _Foreach(fn))
+
+    def foreach_partition(self, fn: Callable[[Iterator[Any]], None]) -> None:
+        self.engine.run_job(self, _ForeachPartition(fn))
+
+
+class SourceRDD(RDD):
+    """An RDD whose partitions are read straight from a source spec."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        sources: Sequence[SourceSpec],
+        preferred: Sequence[tuple[str, ...]] = (),
+    ) -> None:
+        super().__init__(engine, len(sources))
+        self.sources = list(sources)
+        self.preferred = list(preferred)
+
+    def plan(self, split: int, locate: MapLocations) -> tuple[SourceSpec, list[PartitionFn]]:
+        source = self.sources[split]
+        if isinstance(source, BlockSource):
+            locations = self.engine.locate(source.block_id, source.locations)
+            return BlockSource(source.block_id, locations, source.wal_path), []
+        return source, []
+
+    def preferred_executors(self, split: int) -> tuple[str, ...]:
+        return self.preferred[split] if self.preferred else ()
+
+
+def parallel_sources(records: Sequence[Any], slices: int) -> list[SourceSpec]:
+    slices = max(1, min(slices, len(records))) if records else 0
+    size, extra = divmod(len(records), slices) if slices else (0, 0)
+    out: list[SourceSpec] = []
+    start = 0
+    for i in range(slices):
+        stop = start + size + (1 if i < extra else 0)
+        out.append(ParallelSource(tuple(records[start:stop])))
+        start = stop
+    return out
+
+
+def range_sources(start: int, stop: int, slices: int) -> list[SourceSpec]:
+    total = max(0, stop - start)
+    slices = max(1, min(slices, total)) if total else 0
+    bounds = [start + total * i // slices for i in range(slices + 1)]
+    return [RangeSource(a, b) for a, b in itertools.pairwise(bounds)]
+
+
+def file_sources(paths: Sequence[str]) -> list[SourceSpec]:
+    return [FileSource(p) for p in paths]
+
+
+def block_sources(
+    blocks: Sequence[tuple[str, tuple[ExecutorAddress, ...], str | None]],
+) -> list[SourceSpec]:
+    return [BlockSource(block_id, locations, wal) for block_id, locations, wal in blocks]
+
+
+def empty_sources() -> list[SourceSpec]:
+    return [EmptySource()]
+
+
+class PersistedRDD(RDD):
+    """An RDD computed once and kept as blocks on two executors, so later batches start from it.
+
+    State and window streams persist every batch's RDD: lineage stays one batch
+    long, and losing one executor leaves a copy. Materialised lazily by the DAG
+    scheduler, on the job thread, in batch order. Once materialised it lets go of
+    its parent (as Spark's checkpointed RDDs do) and remembers only the shuffles
+    its lineage made, so cleanup reaches them when the RDD is dropped.
+    """
+
+    def __init__(
+        self, parent: RDD, block_prefix: str, partitioner: HashPartitioner | None = None
+    ) -> None:
+        super().__init__(parent.engine, parent.num_partitions)
+        self.parent: RDD | None = parent
+        self.block_prefix = block_prefix
+        self.partitioner = partitioner or parent.partitioner
+        self.blocks: list[tuple[str, tuple[ExecutorAddress, ...]]] | None = None
+        self.shuffles_beneath: frozenset[int] = frozenset()
+        self.lock = threading.Lock()
+
+    def block_id(self, split: int) -> str:
+        return f"{self.block_prefix}{split}"
+
+    def materialised(self, blocks: list[tuple[str, tuple[ExecutorAddress, ...]]]) -> None:
+        """Its blocks are stored: keep where they are and the shuffles beneath, drop the lineage."""
+        parent = self.parent
+        self.shuffles_beneath = frozenset(lineage([parent], own=True).shuffles if parent else ())
+        self.blocks = blocks
+        self.parent = None
+
+    def narrow_parents(self) -> Sequence[RDD]:
+        return () if self.parent is None else (self.parent,)
+
+    def plan(self, split: int, locate: MapLocations) -> tuple[SourceSpec, list[PartitionFn]]:
+        if self.blocks is None:
+            raise RuntimeError(f"persisted RDD {self.id} planned before it was materialised")
+        block_id, locations = self.blocks[split]
+        return BlockSource(block_id, self.engine.locate(block_id, locations)), []
+
+    def preferred_executors(self, split: int) -> tuple[str, ...]:
+        if self.blocks is None:
+            return ()
+        return tuple(loc.executor_id for loc in self.blocks[split][1])
+
+
+@dataclass
+class Lineage:
+    """What a set of RDDs holds on executors: shuffle outputs and persisted block families."""
+
+    shuffles: set[int]
+    block_prefixes: set[str]
+
+
+def lineage(rdds: Iterable[RDD], own: bool = False) -> Lineage:
+    """Every shuffle and persisted RDD beneath rdds, through persisted RDDs of any state.
+
+    A materialised persisted RDD contributes its blocks and the shuffles its lineage
+    made (unless `own`: then only what rdds themselves made, down to stored blocks);
+    its parent is gone, so the walk is only as long as the unmaterialised lineage.
+    """
+    found = Lineage(set(), set())
+    for rdd in walk_lineage(rdds, across_shuffles=True):
+        if isinstance(rdd, PersistedRDD) and not (own and rdd.blocks is not None):
+            found.block_prefixes.add(rdd.block_prefix)
+            found.shuffles.update(rdd.shuffles_beneath)
+        found.shuffles.update(dep.shuffle_id for dep in rdd.shuffle_dependencies())
+    return found
+
+
+class MapPartitionsRDD(RDD):
+    """parent with op applied; `partitioner` only when op keeps every record's key."""
+
+    def __init__(
+        self, parent: RDD, op: PartitionFn, partitioner: HashPartitioner | None = None
+    ) -> None:
+        super().__init__(parent.engine, parent.num_partitions)
+        self.parent = parent
+        self.op = op
+        self.partitioner = partitioner
+
+    def narrow_parents(self) -> Sequence[RDD]:
+        return (self.parent,)
+
+    def plan(self, split: int, locate: MapLocations) -> tuple[SourceSpec, list[PartitionFn]]:
+        source, ops = self.parent.plan(split, locate)
+        return source, [*ops, self.op]
+
+    def preferred_executors(self, split: int) -> tuple[str, ...]:
+        return self.parent.preferred_executors(split)
+
+
+class UnionRDD(RDD):
+    def __init__(self, engine: Engine, parents: Sequence[RDD]) -> None:
+        super().__init__(engine, sum(p.num_partitions for p in parents))
+        self.parents = list(parents)
+
+    def narrow_parents(self) -> Sequence[RDD]:
+        return self.parents
+
+    def _locate(self, split: int) -> tuple[RDD, int]:
+        for parent in self.parents:
+            if split < parent.num_partitions:
+                return parent, split
+            split -= parent.num_partitions
+        raise IndexError(split)
+
+    def plan(self, split: int, locate: MapLocations) -> tuple[SourceSpec, list[PartitionFn]]:
+        parent, inner = self._locate(split)
+        return parent.plan(inner, locate)
+
+    def preferred_executors(self, split: int) -> tuple[str, ...]:
+        parent, inner = self._locate(split)
+        return parent.preferred_executors(inner)
+
+
+class ShuffledRDD(RDD):
+    def __init__(
+        self,
+        parent: RDD,
+        num_partitions: int,
+        partitioner: HashPartitioner | None,
+        aggregator: Aggregator | None,
+    ) -> None:
+        super().__init__(parent.engine, num_partitions)
+        self.partitioner = partitioner
+        self.dependency = ShuffleDependency(
+            parent, parent.engine.new_shuffle_id(), num_partitions, partitioner, aggregator
+        )
+
+    def shuffle_dependencies(self) -> Sequence[ShuffleDependency]:
+        return (self.dependency,)
+
+    def plan(self, split: int, locate: MapLocations) -> tuple[SourceSpec, list[PartitionFn]]:
+        dep = self.dependency
+        aggregator = self.engine.functions.ref(dep.aggregator) if dep.aggregator else None
+        return ShuffleSource(dep.shuffle_id, split, locate(dep.shuffle_id), aggregator), []
+
+
+class CoGroupedRDD(RDD):
+    """Records grouped by key across parents. A parent already partitioned the same way
+    (persisted state, a reduce_by_key's output) is read in place, as Spark's one-to-one
+    dependency: only the others are shuffled, so state never crosses the network."""
+
+    def __init__(self, engine: Engine, parents: Sequence[RDD], num_partitions: int) -> None:
+        super().__init__(engine, num_partitions)
+        partitioner = HashPartitioner(num_partitions)
+        self.partitioner = partitioner
+        self.sides: list[RDD | ShuffleDependency] = [
+            p
+            if p.partitioner == partitioner and _reads_in_place(p)
+            else ShuffleDependency(p, engine.new_shuffle_id(), num_partitions, partitioner, None)
+            for p in parents
+        ]
+
+    def narrow_parents(self) -> Sequence[RDD]:
+        return [side for side in self.sides if isinstance(side, RDD)]
+
+    def shuffle_dependencies(self) -> Sequence[ShuffleDependency]:
+        return [side for side in self.sides if isinstance(side, ShuffleDependency)]
+
+    def plan(self, split: int, locate: MapLocations) -> tuple[SourceSpec, list[PartitionFn]]:
+        parts = []
+        for side in self.sides:
+            if isinstance(side, ShuffleDependency):
+                source = ShuffleSource(side.shuffle_id, split, locate(side.shuffle_id), None)
+                parts.append(CoGroupPart(source))
+                continue
+            inner, ops = side.plan(split, locate)
+            if not isinstance(inner, BlockSource | ShuffleSource):
+                raise RuntimeError(f"RDD {side.id} cannot be read in place by a cogroup")
+            refs = tuple(self.engine.functions.ref(op) for op in ops)
+            parts.append(CoGroupPart(inner, refs))
+        return CoGroupSource(tuple(parts)), [_cogroup_values]
+
+    def preferred_executors(self, split: int) -> tuple[str, ...]:
+        preferred: tuple[str, ...] = ()
+        for side in self.narrow_parents():
+            preferred += side.preferred_executors(split)
+        return tuple(dict.fromkeys(preferred))
+
+
+def _reads_in_place(rdd: RDD) -> bool:
+    """Whether rdd's partition is a block or a shuffle read plus operators (no cogroup, no file)."""
+    while isinstance(rdd, MapPartitionsRDD):
+        rdd = rdd.parent
+    return isinstance(rdd, PersistedRDD | ShuffledRDD)
+
+
+# Module-level helpers, so their pickles (and hashes) are stable across batches.
+def walk_lineage(
+    roots: Iterable[RDD],
+    across_shuffles: bool = False,
+    stop: Callable[[RDD], bool] | None = None,
+) -> Iterator[RDD]:
+    """Every RDD reachable from `roots`, each once: through narrow edges, and through shuffle
+    edges too when `across_shuffles`. An RDD for which `stop` is true is yielded but not walked
+    past. The one walk the schedulers and the cleanup share."""
+    stack, seen = list(roots), set()
+    while stack:
+        rdd = stack.pop()
+        if rdd.id in seen:
+            continue
+        seen.add(rdd.id)
+        yield rdd
+        if stop is not None and stop(rdd):
+            continue
+        if across_shuffles:
+            stack.extend(dep.rdd for dep in rdd.shuffle_dependencies())
+        stack.extend(rdd.narrow_parents())
+
+
+def _cogroup_values(index: int, records: Iterator[Any]) -> Iterator[Any]:
+    return ((key, tuple(sides)) for key, sides in records)
+
+
+def _inner_pairs(sides: tuple[list[Any], list[Any]]) -> list[tuple[Any, Any]]:
+    left, right = sides
+    return [(v, w) for v in left for w in right]
+
+
+def _left_pairs(sides: tuple[list[Any], list[Any]]) -> list[tuple[Any, Any]]:
+    left, right = sides
+    return [(v, w) for v in left for w in (right or [None])]
+
+
+def _right_pairs(sides: tuple[list[Any], list[Any]]) -> list[tuple[Any, Any]]:
+    left, right = sides
+    return [(v, w) for v in (left or [None]) for w in right]
+
+
+def _full_pairs(sides: tuple[list[Any], list[Any]]) -> list[tuple[Any, Any]]:
+    left, right = sides
+    return [(v, w) for v in (left or [None]) for w in (right or [None])]
+
+
+@dataclass(frozen=True, slots=True)
+class _KeyBy:
+    fn: Callable[[Any], Any]
+
+    def __call__(self, value: Any) -> tuple[Any, Any]:
+        return self.fn(value), value
+
+
+def _collect_partition(index: int, records: Iterator[Any]) -> list[Any]:
+    return list(records)
+
+
+def _count_partition(index: int, records: Iterator[Any]) -> int:
+    return sum(1 for _ in records)
+
+
+def _sum_partition(index: int, records: Iterator[Any]) -> Any:
+    return sum(records)
+
+
+@dataclass(frozen=True, slots=True)
+class _Take:
+    n: int
+
+    def __call__(self, index: int, records: Iterator[Any]) -> list[Any]:
+        return list(itertools.islice(records, self.n))
+
+
+@dataclass(frozen=True, slots=True)
+class _Reduce:
+    fn: Callable[[Any, Any], Any]
+
+    def __call__(self, index: int, records: Iterator[Any]) -> list[Any]:
+        it = iter(records)
+        try:
+            result = next(it)
+        except StopIteration:
+            return []
+        for value in it:
+            result = self.fn(result, value)
+        return [result]
+
+
+@dataclass(frozen=True, slots=True)
+class _Foreach:
+    fn: Callable[[Any], None]
+
+    def __call__(self, index: int, records: Iterator[Any]) -> None:
+        for record in records:
+            self.fn(record)
+
+
+@dataclass(frozen=True, slots=True)
+class _ForeachPartition:
+    fn: Callable[[Iterator[Any]], None]
+
+    def __call__(self, index: int, records: Iterator[Any]) -> None:
+        self.fn(records)

@@ -1,0 +1,290 @@
+"""What a task is, as data, and the interpreter executors run it with.
+
+A task reads one partition from a source, applies a chain of partition
+operators (by function hash), and either writes hash-partitioned shuffle blocks
+or returns a value to the driver. Union and cogroup never need more than a chain:
+a union partition is one parent's partition, and cogroup is a shuffle read.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from kubestream.core.functions import FunctionCache, FunctionRef
+from kubestream.core.ops import Aggregator
+from kubestream.errors import BlockLostError, FetchFailedError
+from kubestream.storage.block_manager import BlockManager, deserialise, serialise, shuffle_block_id
+from kubestream.storage.checkpoint_store import read_verified
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutorAddress:
+    executor_id: str
+    address: str
+
+
+@dataclass(frozen=True, slots=True)
+class EmptySource:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class ParallelSource:
+    records: tuple[Any, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RangeSource:
+    start: int
+    stop: int
+
+
+@dataclass(frozen=True, slots=True)
+class FileSource:
+    path: str
+
+
+@dataclass(frozen=True, slots=True)
+class BlockSource:
+    block_id: str
+    locations: tuple[ExecutorAddress, ...]
+    wal_path: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ShuffleSource:
+    shuffle_id: int
+    reduce_index: int
+    maps: tuple[ExecutorAddress, ...]
+    aggregator: FunctionRef | None
+
+
+@dataclass(frozen=True, slots=True)
+class CoGroupPart:
+    """One side of a cogroup: a shuffle read, or (co-partitioned, narrow) a block or a
+    shuffled RDD's own partition, with the operators that side applies first."""
+
+    source: ShuffleSource | BlockSource
+    ops: tuple[FunctionRef, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class CoGroupSource:
+    parts: tuple[CoGroupPart, ...]
+
+
+SourceSpec = (
+    EmptySource | ParallelSource | RangeSource | FileSource | BlockSource | ShuffleSource
+) | CoGroupSource
+
+
+@dataclass(frozen=True, slots=True)
+class ShuffleWrite:
+    shuffle_id: int
+    map_index: int
+    num_partitions: int
+    partitioner: FunctionRef | None
+    aggregator: FunctionRef | None
+
+
+@dataclass(frozen=True, slots=True)
+class ResultOutput:
+    fn: FunctionRef
+
+
+@dataclass(frozen=True, slots=True)
+class StoreBlock:
+    """Keep the partition as a block here and on one peer: persisted state and windows."""
+
+    block_id: str
+    peers: tuple[ExecutorAddress, ...]
+
+
+OutputSpec = ShuffleWrite | ResultOutput | StoreBlock
+
+
+@dataclass(frozen=True, slots=True)
+class TaskDescription:
+    task_id: int
+    stage_id: int
+    partition: int
+    source: SourceSpec
+    ops: tuple[FunctionRef, ...]
+    output: OutputSpec
+
+    def function_refs(self) -> list[FunctionRef]:
+        refs = list(self.ops)
+        if isinstance(self.output, ResultOutput):
+            refs.append(self.output.fn)
+        elif isinstance(self.output, ShuffleWrite):
+            refs += [r for r in (self.output.partitioner, self.output.aggregator) if r]
+        sources: list[SourceSpec] = [self.source]
+        if isinstance(self.source, CoGroupSource):
+            sources = [part.source for part in self.source.parts]
+            refs += [ref for part in self.source.parts for ref in part.ops]
+        refs += [s.aggregator for s in sources if isinstance(s, ShuffleSource) and s.aggregator]
+        return refs
+
+
+class TaskEnv(Protocol):
+    """What a running task may touch on its executor."""
+
+    executor_id: str
+    blocks: BlockManager
+    functions: FunctionCache
+
+    def fetch_blocks(self, location: ExecutorAddress, block_ids: list[str]) -> list[bytes | None]:
+        """Blocks from a peer; raises ConnectionError when the peer cannot answer."""
+        ...
+
+    def put_block(self, location: ExecutorAddress, block_id: str, blob: bytes) -> None:
+        """Store a copy of a block on a peer; raises ConnectionError when it cannot."""
+        ...
+
+
+def run_task(task: TaskDescription, env: TaskEnv) -> Any:
+    """Run one task; returns the result value, or None for a shuffle-map task."""
+    records: Iterator[Any] = _open_source(task.source, task.partition, env)
+    for ref in task.ops:
+        records = iter(env.functions.get(ref)(task.partition, records))
+    output = task.output
+    if isinstance(output, ResultOutput):
+        return env.functions.get(output.fn)(task.partition, records)
+    if isinstance(output, StoreBlock):
+        return _store_block(output, records, env)
+    _write_shuffle(output, records, env)
+    return None
+
+
+def _store_block(output: StoreBlock, records: Iterator[Any], env: TaskEnv) -> str | None:
+    """Store locally and on the first reachable peer; returns that peer's executor id."""
+    blob = serialise(list(records))
+    env.blocks.put(output.block_id, blob)
+    for peer in output.peers:
+        if peer.executor_id == env.executor_id:
+            continue
+        try:
+            env.put_block(peer, output.block_id, blob)
+        except ConnectionError:
+            continue
+        return peer.executor_id
+    return None
+
+
+def _open_source(source: SourceSpec, partition: int, env: TaskEnv) -> Iterator[Any]:
+    if isinstance(source, ParallelSource):
+        return iter(source.records)
+    if isinstance(source, RangeSource):
+        return iter(range(source.start, source.stop))
+    if isinstance(source, FileSource):
+        return iter(_read_lines(source.path))
+    if isinstance(source, BlockSource):
+        return iter(deserialise(_read_input_block(source, env)))
+    if isinstance(source, ShuffleSource):
+        return _read_shuffle(source, env)
+    if isinstance(source, CoGroupSource):
+        return _cogroup(source, partition, env)
+    return iter(())
+
+
+def _read_lines(path: str) -> list[str]:
+    with open(path, encoding="utf-8", errors="replace") as f:
+        return f.read().splitlines()
+
+
+def _read_input_block(source: BlockSource, env: TaskEnv) -> bytes:
+    local = env.blocks.get(source.block_id)
+    if local is not None:
+        return local
+    for location in source.locations:
+        if location.executor_id == env.executor_id:
+            continue
+        try:
+            (blob,) = env.fetch_blocks(location, [source.block_id])
+        except ConnectionError:
+            continue
+        if blob is not None:
+            return blob
+    if source.wal_path is not None:
+        blob = read_verified(source.wal_path)
+        if isinstance(blob, bytes):
+            return blob
+    raise BlockLostError(f"input block {source.block_id} is held by no live executor")
+
+
+def _fetch_shuffle_blobs(source: ShuffleSource, env: TaskEnv) -> list[bytes]:
+    """Map outputs in map order, so records of one key keep their input order."""
+    blobs: dict[int, bytes | None] = {}
+    remote: dict[ExecutorAddress, list[int]] = {}
+    for map_index, location in enumerate(source.maps):
+        if location.executor_id == env.executor_id:
+            blobs[map_index] = env.blocks.get(
+                shuffle_block_id(source.shuffle_id, map_index, source.reduce_index)
+            )
+        else:
+            remote.setdefault(location, []).append(map_index)
+    for location, map_indexes in remote.items():
+        ids = [shuffle_block_id(source.shuffle_id, m, source.reduce_index) for m in map_indexes]
+        try:
+            fetched = env.fetch_blocks(location, ids)
+        except ConnectionError as exc:
+            raise FetchFailedError(
+                source.shuffle_id, map_indexes[0], location.executor_id, str(exc)
+            ) from exc
+        blobs.update(zip(map_indexes, fetched, strict=True))
+    ordered = []
+    for map_index in range(len(source.maps)):
+        blob = blobs[map_index]
+        if blob is None:
+            executor_id = source.maps[map_index].executor_id
+            raise FetchFailedError(source.shuffle_id, map_index, executor_id, "block missing")
+        ordered.append(blob)
+    return ordered
+
+
+def _read_shuffle(source: ShuffleSource, env: TaskEnv) -> Iterator[Any]:
+    blobs = _fetch_shuffle_blobs(source, env)
+    if source.aggregator is None:
+        return itertools.chain.from_iterable(deserialise(b) for b in blobs)
+    aggregator: Aggregator = env.functions.get(source.aggregator)
+    combined: dict[Any, Any] = {}
+    for blob in blobs:
+        aggregator.merge_into(combined, deserialise(blob))
+    return iter(combined.items())
+
+
+def _cogroup(source: CoGroupSource, partition: int, env: TaskEnv) -> Iterator[Any]:
+    width = len(source.parts)
+    groups: dict[Any, tuple[list[Any], ...]] = {}
+    for side, part in enumerate(source.parts):
+        records = _open_source(part.source, partition, env)
+        for ref in part.ops:
+            records = iter(env.functions.get(ref)(partition, records))
+        for key, value in records:
+            slot = groups.get(key)
+            if slot is None:
+                slot = groups[key] = tuple([] for _ in range(width))
+            slot[side].append(value)
+    return iter(groups.items())
+
+
+def _write_shuffle(output: ShuffleWrite, records: Iterator[Any], env: TaskEnv) -> None:
+    n = output.num_partitions
+    buckets: list[list[Any]] = [[] for _ in range(n)]
+    if output.partitioner is None:
+        for i, record in enumerate(records, start=output.map_index):
+            buckets[i % n].append(record)
+    else:
+        partition = env.functions.get(output.partitioner)
+        items: Any = records
+        if output.aggregator is not None:
+            aggregator: Aggregator = env.functions.get(output.aggregator)
+            items = aggregator.combine_values(records).items()
+        for pair in items:
+            buckets[partition(pair[0])].append(pair)
+    for reduce_index, bucket in enumerate(buckets):
+        block_id = shuffle_block_id(output.shuffle_id, output.map_index, reduce_index)
+        env.blocks.put(block_id, serialise(bucket))

@@ -1,0 +1,175 @@
+"""The driver process: load the application, build its graph, run until told to stop.
+
+Shared by `kubestream run` (which also starts executor processes here) and
+`kubestream driver` (executors are pods that connect to it). SIGTERM or Ctrl-C
+stops gracefully; a second one stops at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+
+from kubestream.core.engine import Engine
+from kubestream.core.protocol import Shutdown
+from kubestream.driver.api_auth import api_token
+from kubestream.driver.app import load_app
+from kubestream.driver.batch_logs import BatchLogContext
+from kubestream.driver.decommission import Decommissioner
+from kubestream.driver.endpoint import DriverEndpoint
+from kubestream.driver.local_cluster import LocalExecutorProcesses
+from kubestream.driver.metrics import DriverMetrics
+from kubestream.driver.status import context_status
+from kubestream.driver.ui.server import Actions, UIServer
+from kubestream.errors import ConfigError, JobFailedError
+from kubestream.streaming.context import StreamingContext
+from kubestream.transport import CurveKeys
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DriverOptions:
+    app: str
+    keys: CurveKeys
+    app_args: list[str] = field(default_factory=list)
+    batch_interval: float = 1.0
+    checkpoint: str | None = None
+    checkpoint_interval: float | None = None
+    write_ahead_log: bool = False
+    backpressure: bool = False
+    max_rate: float | None = None
+    duration: float | None = None
+    host: str = "0.0.0.0"
+    port: int = 7077
+    graceful_timeout: float | None = None
+    on_batch_failure: str = "continue"
+    heartbeat_timeout: float = 5.0
+    log_level: str = "WARNING"
+    log_format: str = "text"
+    job: str = ""
+    ui_port: int = 4040
+
+
+class _StopNow(BaseException):
+    """Raised by a second stop signal, to cut a graceful stop short."""
+
+
+class _Signals:
+    def __init__(self) -> None:
+        self.requested = threading.Event()
+
+    def install(self) -> None:
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, self._handle)
+            signal.signal(signal.SIGINT, self._handle)
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.requested.is_set():
+            raise _StopNow
+        log.warning(
+            "received %s: stopping gracefully (again to stop at once)", signal.Signals(signum).name
+        )
+        self.requested.set()
+
+
+def run_driver(options: DriverOptions, local_executors: int = 0) -> int:
+    engine = Engine()
+    endpoint = DriverEndpoint(
+        engine,
+        options.keys,
+        options.host,
+        options.port,
+        heartbeat_timeout=options.heartbeat_timeout,
+    )
+    executors = None
+    ui = None
+    try:
+        build = load_app(options.app)  # first: a mistake in it is reported before executors log
+        if local_executors:
+            executors = LocalExecutorProcesses(
+                local_executors,
+                endpoint.port,
+                options.keys,
+                options.log_level,
+                log_format=options.log_format,
+            )
+        ssc = StreamingContext(
+            options.batch_interval,
+            options.checkpoint,
+            engine=engine,
+            on_batch_failure=options.on_batch_failure,
+            graceful_timeout=options.graceful_timeout,
+            checkpoint_interval=options.checkpoint_interval,
+            write_ahead_log=options.write_ahead_log,
+            backpressure=options.backpressure,
+            max_rate=options.max_rate,
+        )
+        ui = _start_ui(ssc, options)
+        build(ssc, list(options.app_args))
+        if local_executors and not engine.wait_for_executors(local_executors, timeout=30):
+            raise ConfigError(
+                f"only {len(engine.executor_ids())} of {local_executors} executors "
+                "registered in 30 s"
+            )
+        return _run(ssc, options)
+    finally:
+        engine.broadcast(Shutdown("driver stopping"))
+        if executors is not None:
+            executors.stop()
+        endpoint.close()
+        if ui is not None:
+            ui.close()
+
+
+def _start_ui(ssc: StreamingContext, options: DriverOptions) -> UIServer:
+    """Metrics, batch-time log fields and the web UI; prints the page's address."""
+    ssc.add_streaming_listener(BatchLogContext())
+    registry = CollectorRegistry()
+    ssc.add_streaming_listener(
+        DriverMetrics(registry, ssc.batch_interval, ssc.engine, ssc.receiver_tracker)
+    )
+    job = options.job or options.app
+    decommissioner = Decommissioner(ssc.engine, ssc.receiver_tracker)
+
+    def status(limit: int) -> dict[str, Any]:
+        return context_status(ssc, job, limit, decommissioner.outcomes)
+
+    actions = Actions(api_token(options.keys.secret), decommissioner.start)
+    ui = UIServer(status, registry, options.host, options.ui_port, actions)
+    print(f"kubestream: Streaming UI at {ui.url()}", file=sys.stderr, flush=True)
+    return ui
+
+
+def _run(ssc: StreamingContext, options: DriverOptions) -> int:
+    signals = _Signals()
+    signals.install()
+    ssc.start()
+    deadline = None if options.duration is None else time.monotonic() + options.duration
+    code = 0
+    try:
+        try:
+            while not signals.requested.is_set():
+                if deadline is not None and time.monotonic() >= deadline:
+                    break
+                if ssc.await_termination(0.1):
+                    break
+            ssc.stop(graceful=True)
+        except _StopNow:
+            log.warning("stopping at once")
+            ssc.stop(graceful=False)
+    except JobFailedError as exc:
+        log.error("%s", exc)
+        code = 1
+    failed = [b for b in ssc.batches if b.failed]
+    if failed:
+        log.warning("%d of %d batches failed", len(failed), len(ssc.batches))
+    return code

@@ -1,0 +1,161 @@
+"""The driver's Prometheus metrics.
+
+Batch metrics come from a StreamingListener (`DriverMetrics`); what the engine and
+the receiver tracker know right now (executors, receivers, task failures) is read
+when Prometheus scrapes.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from kubestream.core.engine import Engine
+from kubestream.metrics import PREFIX, RECORDS_BUCKETS, SECONDS_BUCKETS
+from kubestream.streaming.batch import BatchInfo
+from kubestream.streaming.listener import StreamingListener
+from kubestream.streaming.scheduler.receiver_tracker import ReceiverTracker
+
+
+class DriverMetrics(StreamingListener):
+    """Batch metrics, updated as batches move; register with `ssc.add_streaming_listener`."""
+
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        batch_interval: float,
+        engine: Engine,
+        receiver_tracker: ReceiverTracker,
+    ) -> None:
+        self._interval = batch_interval
+        self._lock = threading.Lock()
+        self._pending = 0
+        self._running = 0
+
+        def histogram(name: str, doc: str, buckets: tuple[float, ...]) -> Histogram:
+            return Histogram(PREFIX + name, doc, buckets=buckets, registry=registry)
+
+        def gauge(name: str, doc: str, labels: tuple[str, ...] = ()) -> Gauge:
+            return Gauge(PREFIX + name, doc, labels, registry=registry)
+
+        self.processing_time = histogram(
+            "batch_processing_seconds", "Time a batch's jobs took to run.", SECONDS_BUCKETS
+        )
+        self.scheduling_delay = histogram(
+            "batch_scheduling_delay_seconds",
+            "Time a batch waited for earlier batches before it started.",
+            SECONDS_BUCKETS,
+        )
+        self.total_delay = histogram(
+            "batch_total_delay_seconds",
+            "Time from a batch's time to the end of its processing.",
+            SECONDS_BUCKETS,
+        )
+        self.records = histogram("batch_records", "Input records per batch.", RECORDS_BUCKETS)
+        self.last_processing_time = gauge(
+            "last_batch_processing_seconds", "Processing time of the last completed batch."
+        )
+        self.last_scheduling_delay = gauge(
+            "last_batch_scheduling_delay_seconds", "Scheduling delay of the last completed batch."
+        )
+        self.last_total_delay = gauge(
+            "last_batch_total_delay_seconds", "Total delay of the last completed batch."
+        )
+        self.last_records = gauge(
+            "last_batch_records", "Input records of the last completed batch."
+        )
+        self.last_completed = gauge(
+            "last_completed_batch_timestamp_seconds",
+            "Batch time (Unix seconds) of the last completed batch.",
+        )
+        self.input_rate = gauge(
+            "input_rate_records_per_second",
+            "Records per second an input stream brought in its last completed batch.",
+            ("stream",),
+        )
+        self.input_records = Counter(
+            PREFIX + "input_records",
+            "Records an input stream brought into completed batches.",
+            ("stream",),
+            registry=registry,
+        )
+        self.completed = Counter(
+            PREFIX + "batches_completed",
+            "Batches whose jobs all ended, failed ones included.",
+            registry=registry,
+        )
+        self.failed = Counter(
+            PREFIX + "batches_failed",
+            "Completed batches in which an output operation failed.",
+            registry=registry,
+        )
+        self.batches = gauge("batches", "Batches waiting (pending) or running now.", ("state",))
+        self.batches.labels("pending").set_function(lambda: self._pending)
+        self.batches.labels("running").set_function(lambda: self._running)
+        registry.register(_EngineCollector(engine, receiver_tracker))
+
+    def on_batch_submitted(self, batch: BatchInfo) -> None:
+        with self._lock:
+            self._pending += 1
+
+    def on_batch_started(self, batch: BatchInfo) -> None:
+        with self._lock:
+            self._pending -= 1
+            self._running += 1
+
+    def on_batch_completed(self, batch: BatchInfo) -> None:
+        with self._lock:
+            self._running -= 1
+        for value, histogram, last in (
+            (batch.processing_time, self.processing_time, self.last_processing_time),
+            (batch.scheduling_delay, self.scheduling_delay, self.last_scheduling_delay),
+            (batch.total_delay, self.total_delay, self.last_total_delay),
+        ):
+            if value is not None:
+                histogram.observe(value)
+                last.set(value)
+        self.records.observe(batch.num_records)
+        self.last_records.set(batch.num_records)
+        for stream_id, count in batch.records_per_stream.items():
+            self.input_records.labels(str(stream_id)).inc(count)
+            self.input_rate.labels(str(stream_id)).set(count / self._interval)
+        self.completed.inc()
+        if batch.failed:
+            self.failed.inc()
+        self.last_completed.set(batch.batch_time / 1000)
+
+
+class _EngineCollector(Collector):
+    """What the engine knows at scrape time: executors, receivers, task failures and retries."""
+
+    def __init__(self, engine: Engine, receiver_tracker: ReceiverTracker) -> None:
+        self._engine = engine
+        self._receiver_tracker = receiver_tracker
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        engine = self._engine
+        yield GaugeMetricFamily(
+            PREFIX + "executors_registered",
+            "Executors registered with the driver.",
+            value=len(engine.executor_ids()),
+        )
+        receivers = self._receiver_tracker.receivers()
+        yield GaugeMetricFamily(
+            PREFIX + "receivers_active",
+            "Receivers running on an executor.",
+            value=sum(1 for r in receivers if r.state == "started"),
+        )
+        yield CounterMetricFamily(
+            PREFIX + "task_failures",
+            "Task attempts that failed (each failure, retried or not).",
+            value=engine.task_scheduler.tasks_failed,
+        )
+        yield CounterMetricFamily(
+            PREFIX + "task_retries",
+            "Failed tasks that were tried again on another executor.",
+            value=engine.task_scheduler.tasks_retried,
+        )

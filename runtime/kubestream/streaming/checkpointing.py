@@ -1,0 +1,193 @@
+"""Metadata checkpoints every batch, data checkpoints of state every N batches, and recovery.
+
+Recovery rebuilds the graph from the application (so checkpoints hold no code),
+checks it against the checkpoint's fingerprint, restores source positions and
+the state of the newest data checkpoint, and resumes at the batch after it.
+Batches between that data checkpoint and the crash run again on the same
+inputs (each source recorded them), and batch outputs replace themselves
+atomically, so replayable sources give exactly-once output.
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import math
+import threading
+from typing import TYPE_CHECKING, Any
+
+from kubestream.errors import ConfigError
+from kubestream.storage.checkpoint_store import CheckpointStore
+from kubestream.streaming.batch import BatchInfo
+from kubestream.streaming.dstream import StatefulDStream
+
+if TYPE_CHECKING:
+    from kubestream.streaming.env import StreamingEnv
+
+log = logging.getLogger(__name__)
+
+METADATA = "metadata"
+STATE = "state"
+MIN_DATA_INTERVAL_MS = 10_000
+
+
+def data_interval_ms(batch_ms: int, slides: list[int], requested_ms: int | None) -> int:
+    """A multiple of every stateful stream's slide, at least 10 s unless asked (Spark's rule)."""
+    unit = math.lcm(batch_ms, *slides) if slides else batch_ms
+    wanted = requested_ms or MIN_DATA_INTERVAL_MS
+    return max(unit, math.ceil(wanted / unit) * unit)
+
+
+def describe_change(old: list[str], new: list[str], directory: str) -> str:
+    diff = [
+        line
+        for line in difflib.unified_diff(old, new, "checkpoint", "application", lineterm="", n=0)
+        if not line.startswith(("---", "+++", "@@"))
+    ]
+    return (
+        f"the application's stream graph differs from the one checkpointed in {directory}:\n  "
+        + "\n  ".join(diff[:12])
+        + f"\nTo run the changed application, start fresh: use an empty checkpoint directory "
+        f"(or delete {directory}), accepting that its state and positions are lost."
+    )
+
+
+class Checkpointer:
+    def __init__(
+        self,
+        env: StreamingEnv,
+        graph_lock: threading.RLock,
+        directory: str,
+        data_interval: float | None = None,
+        keep: int = 10,
+    ) -> None:
+        self.env = env
+        self.graph_lock = graph_lock
+        self.directory = directory
+        self.store = CheckpointStore(directory, keep)
+        self.state_store = CheckpointStore(directory, max(2, keep // 3))
+        self._requested_ms = None if data_interval is None else round(data_interval * 1000)
+        self.interval_ms = env.batch_interval_ms
+        self.data_time: int | None = None
+        self.history_ms = 0
+
+    @property
+    def stateful(self) -> list[StatefulDStream]:
+        return [s for s in self.env.graph.streams if isinstance(s, StatefulDStream)]
+
+    def prepare(self) -> None:
+        """Fix the data checkpoint interval and how far back sources keep what they read."""
+        batch_ms = self.env.batch_interval_ms
+        self.interval_ms = data_interval_ms(
+            batch_ms, [s.slide_ms for s in self.stateful], self._requested_ms
+        )
+        self.history_ms = (
+            self.state_store.keep * self.interval_ms
+            + self.env.graph.max_remember_ms()
+            + 2 * batch_ms
+        )
+        for stream in self.env.graph.inputs:
+            stream.checkpoint_state()  # refuses, with its reason, a stream that cannot resume
+            stream.history_ms = self.history_ms
+
+    def recover(self) -> int | None:
+        """Restore from the newest usable checkpoint; returns the batch time to resume at."""
+        found = self.store.read_newest(METADATA)
+        if found is None:
+            return None
+        path, meta = found
+        graph = self.env.graph
+        if meta["fingerprint"] != graph.fingerprint():
+            raise ConfigError(
+                describe_change(meta["fingerprint"], graph.fingerprint(), self.directory)
+            )
+        if meta["batch_interval_ms"] != self.env.batch_interval_ms:
+            raise ConfigError(
+                f"the checkpoint in {self.directory} was written with a batch interval of "
+                f"{meta['batch_interval_ms']} ms, not {self.env.batch_interval_ms} ms; use the "
+                "same interval, or an empty checkpoint directory to start fresh"
+            )
+        graph.zero_time = meta["zero_time"]
+        for stream in graph.inputs:
+            stream.restore_state(meta["inputs"].get(stream.id, {}))
+        self.env.receiver_tracker.restore_state(meta["receivers"])
+        interval = self.env.batch_interval_ms
+        resume = self._restore_state(meta)
+        if resume is None:
+            pending, last = meta["pending"], meta["last_completed"]
+            if pending:
+                resume = min(pending)
+            else:
+                resume = (graph.zero_time if last is None else last) + interval
+        log.warning(
+            "recovered from checkpoint %s: resuming at batch %d (last completed %s)",
+            path,
+            resume,
+            meta["last_completed"],
+        )
+        return int(resume)
+
+    def _restore_state(self, meta: dict[str, Any]) -> int | None:
+        if not self.stateful:
+            return None
+        for time in reversed(self.state_store.times(STATE)):
+            if meta["data_time"] is not None and time > meta["data_time"]:
+                continue
+            data = self.state_store.read(STATE, time)
+            if data is None:
+                continue
+            for stream in self.stateful:
+                stream.restore_records(time, data.get(stream.id, []))
+            self.data_time = time
+            return time + self.env.batch_interval_ms
+        log.warning("no usable state checkpoint: replaying from the job's first batch")
+        return self.env.graph.zero_time + self.env.batch_interval_ms
+
+    def _metadata(self, last_completed: int | None, pending: list[int]) -> dict[str, Any]:
+        graph = self.env.graph
+        return {
+            "version": 1,
+            "fingerprint": graph.fingerprint(),
+            "batch_interval_ms": self.env.batch_interval_ms,
+            "zero_time": graph.zero_time,
+            "inputs": {s.id: s.checkpoint_state() for s in graph.inputs},
+            "receivers": self.env.receiver_tracker.checkpoint_state(),
+            "pending": sorted(pending),
+            "last_completed": last_completed,
+            "data_time": self.data_time,
+        }
+
+    def started_fresh(self) -> None:
+        """Record where a new job starts (e.g. the files it skips), so a crash before its
+        first batch resumes this job instead of starting another one."""
+        with self.graph_lock:
+            self.store.write(METADATA, self.env.graph.zero_time, 0, self._metadata(None, []))
+
+    def batch_generated(
+        self, batch_time: int, last_completed: int | None, pending: list[int]
+    ) -> None:
+        with self.graph_lock:
+            self.store.write(METADATA, batch_time, 0, self._metadata(last_completed, pending))
+
+    def batch_completed(
+        self, info: BatchInfo, pending: list[int], force_data: bool = False
+    ) -> None:
+        """Metadata always; state when the batch is due for a data checkpoint and succeeded."""
+        t = info.batch_time
+        due = (t - self.env.graph.zero_time) % self.interval_ms == 0
+        if self.stateful and (due or force_data) and not info.failed:
+            self._write_state(t)
+        with self.graph_lock:
+            self.store.write(METADATA, t, 1, self._metadata(t, pending))
+
+    def _write_state(self, batch_time: int) -> None:
+        data = {}
+        for stream in self.stateful:
+            if (batch_time - self.env.graph.zero_time) % stream.slide_ms:
+                return
+            records = stream.checkpoint_records(batch_time)
+            if records is None:
+                return
+            data[stream.id] = records
+        self.state_store.write(STATE, batch_time, 0, data)
+        self.data_time = batch_time

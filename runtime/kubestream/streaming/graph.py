@@ -1,0 +1,68 @@
+"""DStreamGraph: the streams of one application, its inputs and its output operations."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from kubestream.core.rdd import RDD
+from kubestream.errors import ConfigError
+from kubestream.streaming.scheduler.job_scheduler import Job
+
+if TYPE_CHECKING:
+    from kubestream.streaming.dstream import DStream
+    from kubestream.streaming.sources.input_stream import InputDStream
+
+OutputFn = Callable[[int, RDD], None]
+
+
+class DStreamGraph:
+    def __init__(self) -> None:
+        self.streams: list[DStream] = []
+        self.inputs: list[InputDStream] = []
+        self.outputs: list[tuple[DStream, OutputFn]] = []
+        self.zero_time = 0
+
+    def register(self, stream: DStream) -> int:
+        self.streams.append(stream)
+        return len(self.streams) - 1
+
+    def add_input(self, stream: InputDStream) -> None:
+        self.inputs.append(stream)
+
+    def add_output(self, stream: DStream, fn: OutputFn) -> None:
+        self.outputs.append((stream, fn))
+
+    def validate(self) -> None:
+        if not self.outputs:
+            raise ConfigError(
+                "no output operations registered, so nothing to execute: "
+                "add pprint(), foreach_rdd() or save_as_text_files() to a stream"
+            )
+
+    def generate_jobs(self, batch_time: int) -> list[Job]:
+        jobs = []
+        for output_id, (stream, fn) in enumerate(self.outputs):
+            rdd = stream.get_or_compute(batch_time)
+            if rdd is not None:
+                jobs.append(Job(output_id, functools.partial(fn, batch_time, rdd)))
+        return jobs
+
+    def clear_metadata(self, batch_time: int) -> list[RDD]:
+        dropped: list[RDD] = []
+        for stream in self.streams:
+            dropped += stream.clear_metadata(batch_time)
+        return dropped
+
+    def fingerprint(self) -> list[str]:
+        """One line per stream: id, kind and parents. Code inside functions may change freely."""
+        return [f"{s.id}: {s.describe()} <- {[p.id for p in s.parents]}" for s in self.streams] + [
+            f"output {i}: on stream {stream.id}" for i, (stream, _) in enumerate(self.outputs)
+        ]
+
+    def max_remember_ms(self) -> int:
+        return max((s.remember_ms for s in self.streams), default=0)
+
+    def input_remember_ms(self) -> int:
+        return max((s.remember_ms for s in self.inputs), default=0)

@@ -1,0 +1,1 @@
+"""Input DStreams: direct (files, queue, rate) and receiver-based (socket, any Receiver)."""
