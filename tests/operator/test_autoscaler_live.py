@@ -122,6 +122,11 @@ def test_autoscaler_drains_an_idle_executor_keeps_its_cooldown_and_yields_to_kub
     assert replicas(kube, namespace) == 2
     assert executors["0"].poll() is None
 
+    # Turning autoscaling off forgets its state; the count stays where it is.
+    kube.patch_spec(namespace, "wc", {"autoscaling": {"enabled": False}})
+    wait_for(lambda: "autoscaler" not in kube.status(namespace, "wc"), "status.autoscaler cleared")
+    assert replicas(kube, namespace) == 2
+
 
 def refused(kube: Kube, namespace: str, manifest: dict[str, Any]) -> str:
     """kubectl apply's complaint about ``manifest``; fails if the API server takes it."""
