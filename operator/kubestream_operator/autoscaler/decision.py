@@ -442,7 +442,7 @@ def _evaluate(e: _Eval) -> tuple[Decision, AutoscalerState]:
     )
     e.st = st
     queued = i.pending_batches
-    backlog = queued > 0 and e.model is not None and not _clears(e, e.replicas)
+    backlog = queued > 0 and not _clears(e, e.replicas)
     held_over = e.now - st.over_since if st.over_since is not None else -1.0
     if backlog or (over and held_over >= p.stabilization_window):
         return _scale_up(e, backlog), st
