@@ -116,7 +116,8 @@ def test_autoscaler_drains_an_idle_executor_keeps_its_cooldown_and_yields_to_kub
     # kubectl scale pins the count: the autoscaler records, and changes nothing.
     kube.kubectl("scale", "-n", namespace, "sj/wc", "--replicas=2")
     wait_for(lambda: autoscaler(kube, namespace).get("pinned") is True, "the pin")
-    assert "AutoscalerPinned" in events(kube, namespace, "wc")
+    # Events are posted after the status in the same pass.
+    wait_for(lambda: "AutoscalerPinned" in events(kube, namespace, "wc"), "AutoscalerPinned")
     pinned_at = autoscaler(kube, namespace)["lastEvaluation"]["time"]
     wait_for(
         lambda: autoscaler(kube, namespace)["lastEvaluation"]["time"] > pinned_at,
