@@ -17,6 +17,7 @@ from typing import Any
 
 from kubestream import logs
 from kubestream.errors import ConfigError
+from kubestream.streaming.scheduler.job_scheduler import ON_BATCH_FAILURE
 
 ENV_PREFIX = "KUBESTREAM_"
 
@@ -138,9 +139,11 @@ def _driver_flags(parser: argparse.ArgumentParser) -> None:
     _flag(
         parser,
         "--on-batch-failure",
-        "what a failed batch does to the job",
-        default="continue",
-        choices=["continue", "stop"],
+        "what a failed batch does to the job: "
+        + "; ".join(f"{name}: {what}" for name, what in ON_BATCH_FAILURE.items())
+        + " (with report and stop the driver exits with status 1 after a failed batch)",
+        default="report",
+        choices=list(ON_BATCH_FAILURE),
     )
     _flag(
         parser,

@@ -30,7 +30,7 @@ from kubestream.driver.metrics import DriverMetrics
 from kubestream.driver.status import context_status
 from kubestream.driver.ui.server import Actions, UIServer
 from kubestream.errors import ConfigError, JobFailedError
-from kubestream.streaming.context import StreamingContext
+from kubestream.streaming.context import StreamingContext, StreamingContextState
 from kubestream.transport import CurveKeys
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,7 @@ class DriverOptions:
     host: str = "0.0.0.0"
     port: int = 7077
     graceful_timeout: float | None = None
-    on_batch_failure: str = "continue"
+    on_batch_failure: str = "report"
     heartbeat_timeout: float = 5.0
     log_level: str = "WARNING"
     log_format: str = "text"
@@ -154,21 +154,33 @@ def _run(ssc: StreamingContext, options: DriverOptions) -> int:
     signals.install()
     ssc.start()
     deadline = None if options.duration is None else time.monotonic() + options.duration
-    code = 0
+    failure: JobFailedError | None = None
     try:
         try:
             while not signals.requested.is_set():
                 if deadline is not None and time.monotonic() >= deadline:
                     break
-                if ssc.await_termination(0.1):
-                    break
+                if failure is not None:  # "report": later batches run until the job ends
+                    if ssc.state is StreamingContextState.STOPPED:
+                        break
+                    signals.requested.wait(0.1)
+                    continue
+                try:
+                    if ssc.await_termination(0.1):
+                        break
+                except JobFailedError as exc:
+                    failure = exc
+                    log.error("%s", exc)
+                    if ssc.state is StreamingContextState.STOPPED:  # "stop"
+                        break
+                    log.error("later batches keep running; the driver will exit with status 1")
             ssc.stop(graceful=True)
         except _StopNow:
             log.warning("stopping at once")
             ssc.stop(graceful=False)
     except JobFailedError as exc:
-        log.error("%s", exc)
-        code = 1
+        failure = failure or exc
+    code = 0 if failure is None else 1
     failed = [b for b in ssc.batches if b.failed]
     if failed:
         log.warning("%d of %d batches failed", len(failed), len(ssc.batches))
