@@ -6,7 +6,9 @@ since these operations' results must not depend on it (sort order, indexes, fold
 
 from __future__ import annotations
 
+import math
 import operator
+import statistics
 from collections import Counter
 from collections.abc import Iterator
 from functools import reduce
@@ -123,3 +125,67 @@ def test_wrong_arguments_name_themselves(engine: Engine) -> None:
         rdd.sort_by(abs, num_partitions=0)
     with pytest.raises(ValueError, match="n must be"):
         rdd.take_ordered(-1)
+
+
+@checked
+@given(records=numbers, n=slices)
+def test_group_by_and_unique_ids(engine: Engine, records: list[int], n: int) -> None:
+    rdd = engine.parallelize(records, n)
+    groups: dict[int, list[int]] = {}
+    for r in records:
+        groups.setdefault(r % 3, []).append(r)
+    assert {k: sorted(v) for k, v in rdd.group_by(lambda r: r % 3).collect()} == {
+        k: sorted(v) for k, v in groups.items()
+    }
+    ids = rdd.zip_with_unique_id().collect()
+    assert [r for r, _ in ids] == records
+    assert len({i for _, i in ids}) == len(records)
+
+
+@checked
+@given(records=numbers, n=slices, seed=st.integers(0, 2**31))
+def test_sample_is_a_repeatable_sub_multiset(
+    engine: Engine, records: list[int], n: int, seed: int
+) -> None:
+    rdd = engine.parallelize(records, n)
+    without = rdd.sample(False, 0.5, seed).collect()
+    assert without == rdd.sample(False, 0.5, seed).collect()
+    assert not Counter(without) - Counter(records)
+    assert rdd.sample(False, 1.0, seed).collect() == records
+    assert rdd.sample(True, 0.0, seed).collect() == []
+    with pytest.raises(ConfigError, match="fraction"):
+        rdd.sample(False, 1.5)
+
+
+@checked
+@given(records=pairs, n=slices, out=slices)
+def test_repartition_and_sort_within_partitions(
+    engine: Engine, records: list[tuple[str, int]], n: int, out: int
+) -> None:
+    rdd = engine.parallelize(records, n).repartition_and_sort_within_partitions(out)
+    parts = rdd.glom().collect()
+    assert all([k for k, _ in p] == sorted(k for k, _ in p) for p in parts)
+    assert Counter(rdd.collect()) == Counter(records)
+    assert rdd.reduce_by_key_locally(operator.add) == dict(
+        engine.parallelize(records, n).reduce_by_key(operator.add).collect()
+    )
+
+
+@checked
+@given(records=st.lists(st.integers(-1000, 1000), max_size=40), n=slices)
+def test_stats(engine: Engine, records: list[int], n: int) -> None:
+    rdd = engine.parallelize(records, n)
+    stats = rdd.stats()
+    assert stats.count == len(records)
+    assert list(rdd.to_local_iterator()) == records
+    if not records:
+        assert math.isnan(rdd.mean())
+        return
+    mean = sum(records) / len(records)
+    assert rdd.mean() == pytest.approx(mean)
+    assert rdd.variance() == pytest.approx(statistics.pvariance(records), abs=1e-6)
+    assert rdd.stdev() == pytest.approx(statistics.pstdev(records), abs=1e-6)
+    assert (stats.min, stats.max) == (min(records), max(records))
+    if len(records) > 1:
+        assert rdd.sample_variance() == pytest.approx(statistics.variance(records), abs=1e-6)
+        assert rdd.sample_stdev() == pytest.approx(statistics.stdev(records), abs=1e-6)

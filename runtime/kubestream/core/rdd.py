@@ -10,12 +10,13 @@ import bisect
 import copy
 import heapq
 import itertools
+import math
 import operator
 import random
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic
+from typing import TYPE_CHECKING, Any, Generic, cast
 
 from kubestream.core.ops import (
     GROUP_BY_KEY,
@@ -46,7 +47,7 @@ from kubestream.core.tasks import (
     SourceSpec,
 )
 from kubestream.core.typevars import C, K, T, U, V, W
-from kubestream.errors import require_count
+from kubestream.errors import require, require_count
 
 if TYPE_CHECKING:
     from kubestream.core.engine import Engine
@@ -454,6 +455,62 @@ class RDD(Generic[T]):
         """aggregate_by_key with one function: zero must be its identity (0 for +)."""
         return self.aggregate_by_key(zero, fn, fn, num_partitions)
 
+    def group_by(
+        self, fn: Callable[[T], K], num_partitions: int | None = None
+    ) -> RDD[tuple[K, list[T]]]:
+        """(fn(record), [records with that key]) for each key; as group_by_key."""
+        grouped = self.key_by(fn).group_by_key(num_partitions)
+        return cast("RDD[tuple[K, list[T]]]", grouped)
+
+    def zip_with_unique_id(self) -> RDD[tuple[T, int]]:
+        """(record, id): ids unique but not consecutive (partition k gets k, k+n, k+2n ...),
+        with no job run, unlike zip_with_index."""
+        return self.map_partitions_with_index(_UniqueIds(self.num_partitions))
+
+    def sample(self, with_replacement: bool, fraction: float, seed: int | None = None) -> RDD[T]:
+        """About `fraction` of the records, chosen at random per partition.
+
+        Parameters
+        ----------
+        with_replacement : bool
+            True: a record may be chosen several times (fraction is then the
+            expected times each is chosen, any number >= 0); False: each at most once
+            (fraction is a probability, 0 to 1).
+        seed : int, optional
+            Makes the sample repeatable; default: a random one.
+
+        Raises
+        ------
+        ConfigError
+            fraction is out of range.
+        """
+        top = float("inf") if with_replacement else 1.0
+        require(
+            isinstance(fraction, int | float) and 0 <= fraction <= top,
+            "fraction",
+            fraction,
+            "a number from 0" + (" up" if with_replacement else " to 1"),
+        )
+        seed = random.randrange(2**32) if seed is None else seed
+        return self.map_partitions_with_index(_Sample(with_replacement, fraction, seed))
+
+    def repartition_and_sort_within_partitions(
+        self: RDD[tuple[K, V]],
+        num_partitions: int | None = None,
+        ascending: bool = True,
+        key_fn: Callable[[K], Any] = identity,
+    ) -> RDD[tuple[K, V]]:
+        """Hash-partitioned by key, each partition sorted by key_fn(key) (one shuffle).
+
+        Raises
+        ------
+        ConfigError
+            num_partitions is not None nor a whole number of at least 1.
+        """
+        n = self._partitions(num_partitions)
+        shuffled = ShuffledRDD(self, n, HashPartitioner(n), None)
+        return shuffled.map_partitions(_SortPairs(_KeyOf(key_fn), ascending))
+
     # --- more actions -----------------------------------------------------------------------
     def aggregate(self, zero: U, seq_fn: Callable[[U, T], U], comb_fn: Callable[[U, U], U]) -> U:
         """Each partition folded into a copy of `zero` by seq_fn, the results merged into
@@ -501,9 +558,115 @@ class RDD(Generic[T]):
         """Every value of `key`, on the driver (a scan of every partition)."""
         return self.filter(_KeyEquals(key)).values().collect()
 
+    def reduce_by_key_locally(self: RDD[tuple[K, V]], fn: Callable[[V, V], V]) -> dict[K, V]:
+        """{key: its values folded by fn} on the driver, with no shuffle."""
+        result: dict[Any, Any] = {}
+        for part in self.engine.run_job(self, _ReduceLocally(fn)):
+            for key, value in part.items():
+                result[key] = fn(result[key], value) if key in result else value
+        return result
+
+    def stats(self) -> StatCounter:
+        """Count, mean, variance, min and max of numeric records, in one job."""
+        counter = StatCounter()
+        for part in self.engine.run_job(self, _stats_partition):
+            counter.merge(part)
+        return counter
+
+    def mean(self) -> float:
+        """The mean of numeric records (nan when empty)."""
+        return self.stats().mean
+
+    def variance(self) -> float:
+        """The population variance of numeric records (nan when empty)."""
+        return self.stats().variance
+
+    def stdev(self) -> float:
+        """The population standard deviation of numeric records (nan when empty)."""
+        return self.stats().stdev
+
+    def sample_variance(self) -> float:
+        """The sample variance (divided by count - 1) of numeric records."""
+        return self.stats().sample_variance
+
+    def sample_stdev(self) -> float:
+        """The sample standard deviation (divided by count - 1) of numeric records."""
+        return self.stats().sample_stdev
+
+    def to_local_iterator(self) -> Iterator[T]:
+        """Every record, on the driver, one partition (one job) at a time."""
+        for split in range(self.num_partitions):
+            (part,) = self.engine.run_job(self, _collect_partition, [split])
+            yield from part
+
     def get_num_partitions(self) -> int:
         """The number of partitions."""
         return self.num_partitions
+
+
+class StatCounter:
+    """Running count, mean, variance (Welford's), min and max of numbers (Spark's StatCounter)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.mean = math.nan
+        self._m2 = 0.0
+        self.min = math.inf
+        self.max = -math.inf
+
+    def add(self, value: float) -> None:
+        """Count one more number."""
+        self.count += 1
+        delta = value - (0.0 if self.count == 1 else self.mean)
+        self.mean = value if self.count == 1 else self.mean + delta / self.count
+        self._m2 += delta * (value - self.mean)
+        self.min, self.max = min(self.min, value), max(self.max, value)
+
+    def merge(self, other: StatCounter) -> None:
+        """Count the numbers another counter saw too (Chan's parallel formula)."""
+        if other.count == 0:
+            return
+        if self.count == 0:
+            self.count, self.mean, self._m2 = other.count, other.mean, other._m2
+            self.min, self.max = other.min, other.max
+            return
+        total = self.count + other.count
+        delta = other.mean - self.mean
+        self.mean += delta * other.count / total
+        self._m2 += other._m2 + delta * delta * self.count * other.count / total
+        self.count = total
+        self.min, self.max = min(self.min, other.min), max(self.max, other.max)
+
+    @property
+    def sum(self) -> float:
+        """The numbers' sum."""
+        return 0.0 if self.count == 0 else self.mean * self.count
+
+    @property
+    def variance(self) -> float:
+        """Population variance; nan when empty."""
+        return self._m2 / self.count if self.count else math.nan
+
+    @property
+    def sample_variance(self) -> float:
+        """Sample variance; nan with fewer than two numbers."""
+        return self._m2 / (self.count - 1) if self.count > 1 else math.nan
+
+    @property
+    def stdev(self) -> float:
+        """Population standard deviation."""
+        return math.sqrt(self.variance)
+
+    @property
+    def sample_stdev(self) -> float:
+        """Sample standard deviation."""
+        return math.sqrt(self.sample_variance)
+
+    def __repr__(self) -> str:
+        return (
+            f"(count: {self.count}, mean: {self.mean}, stdev: {self.stdev}, "
+            f"max: {self.max}, min: {self.min})"
+        )
 
 
 class SourceRDD(RDD):
@@ -1014,3 +1177,60 @@ class _Largest:
 
     def __call__(self, index: int, records: Iterator[Any]) -> list[Any]:
         return heapq.nlargest(self.n, records, key=self.key)
+
+
+@dataclass(frozen=True, slots=True)
+class _UniqueIds:
+    num_partitions: int
+
+    def __call__(self, index: int, records: Iterator[Any]) -> Iterator[tuple[Any, int]]:
+        n = max(1, self.num_partitions)
+        return ((record, i * n + index) for i, record in enumerate(records))
+
+
+@dataclass(frozen=True, slots=True)
+class _Sample:
+    with_replacement: bool
+    fraction: float
+    seed: int
+
+    def __call__(self, index: int, records: Iterator[Any]) -> Iterator[Any]:
+        rng = random.Random(self.seed ^ (index * 0x9E3779B9))
+        for record in records:
+            if not self.with_replacement:
+                if rng.random() < self.fraction:
+                    yield record
+                continue
+            # Poisson(fraction) copies, by Knuth's method: fine for the small means used.
+            limit, copies, product = math.exp(-self.fraction), 0, rng.random()
+            while product > limit:
+                copies += 1
+                product *= rng.random()
+            yield from itertools.repeat(record, copies)
+
+
+@dataclass(frozen=True, slots=True)
+class _SortPairs:
+    key_fn: Callable[[Any], Any]
+    ascending: bool
+
+    def __call__(self, records: Iterator[Any]) -> list[Any]:
+        return sorted(records, key=self.key_fn, reverse=not self.ascending)
+
+
+@dataclass(frozen=True, slots=True)
+class _ReduceLocally:
+    fn: Callable[[Any, Any], Any]
+
+    def __call__(self, index: int, records: Iterator[tuple[Any, Any]]) -> dict[Any, Any]:
+        out: dict[Any, Any] = {}
+        for key, value in records:
+            out[key] = self.fn(out[key], value) if key in out else value
+        return out
+
+
+def _stats_partition(index: int, records: Iterator[Any]) -> StatCounter:
+    counter = StatCounter()
+    for value in records:
+        counter.add(value)
+    return counter
