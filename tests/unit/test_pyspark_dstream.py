@@ -13,9 +13,12 @@ Deliberate differences, each said at its case and in the README:
   takes those ints (or datetimes).
 - Spark's getActive* tests stop the JVM context behind Python's back; kubestream has no
   second layer, so those steps are left out.
-- Checkpoint recovery (CheckpointTests) and file sources are covered by kubestream's own
-  recovery and source tests (tests/unit/test_recovery.py, tests/integration/test_sources.py),
-  which check the same outcomes on kubestream's checkpoint format.
+- get_or_create always calls its create function (the graph is rebuilt from code; the
+  checkpoint holds positions and state, not pickled functions), so Spark's assertions that
+  setup was not called become assertions that the state resumed, and a function that
+  could not be pickled into a checkpoint is no error.
+- Files are written before the batch that reads them, with the manual clock, where Spark
+  sleeps a second between them.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import tempfile
 from collections.abc import Callable, Sequence
 from functools import reduce
 from itertools import chain
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -442,6 +446,83 @@ def test_reduce_by_key_and_window_with_none_inv_func() -> None:
     _test_func(input, func, [[2], [4], [6], [6], [6], [6]], num_batches=12)
 
 
+# --- CheckpointTests ------------------------------------------------------------------------
+def test_transform_function_serializer_failure(tmp_path: Path) -> None:
+    """Spark fails to pickle a foreachRDD function that holds the SparkContext into the
+    checkpoint. kubestream checkpoints no functions, so the same function just runs."""
+    inputd = tmp_path / "in"
+    inputd.mkdir()
+    clock = ManualClock(1000.0)
+    ran: list[int] = []
+
+    def setup() -> StreamingContext:
+        ssc = StreamingContext(0.5, clock=clock)
+
+        def process(t: int, rdd: RDD) -> None:
+            ran.append(ssc.engine.parallelize(range(1, 10)).count())
+
+        ssc.text_file_stream(str(inputd)).foreach_rdd(process)
+        return ssc
+
+    ssc = StreamingContext.get_or_create(str(tmp_path / "cp"), setup)
+    ssc.start()
+    try:
+        clock.advance(0.5)
+        assert not ssc.wait_for_batch(round(clock.now() * 1000), 30).failed
+    finally:
+        ssc.stop()
+    assert ran == [9]
+
+
+def test_get_or_create_and_get_active_or_create(tmp_path: Path) -> None:
+    """Spark's case: a word count kept by update_state_by_key over a file stream, saved as
+    text files, resumed from its checkpoint by get_or_create and get_active_or_create."""
+    inputd, outputd, cpd = tmp_path / "in", tmp_path / "out", str(tmp_path / "cp")
+    inputd.mkdir()
+    clock = ManualClock(1000.0)
+
+    def updater(vs: list[int], s: int | None) -> int:
+        return sum(vs, s or 0)
+
+    def setup() -> StreamingContext:
+        ssc = StreamingContext(2, clock=clock)
+        dstream = ssc.text_file_stream(str(inputd)).map(lambda x: (x, 1))
+        wc = dstream.update_state_by_key(updater)
+        wc.map(lambda x: f"{x[0]},{x[1]}").save_as_text_files(str(outputd / "test"))
+        wc.checkpoint(2)
+        return ssc
+
+    def check_output(ssc: StreamingContext, n: int) -> None:
+        with open(inputd / str(n), "w") as f:
+            f.writelines([f"{i}\n" for i in range(10)])
+        clock.advance(2)
+        ssc.wait_for_batch(round(clock.now() * 1000), 30)
+        newest = outputd / max(os.listdir(outputd))
+        assert "_SUCCESS" in os.listdir(newest)
+        lines = [
+            line for part in sorted(newest.glob("part-*")) for line in part.read_text().split()
+        ]
+        d = [int(line.split(",")[1]) for line in lines]
+        assert len(d) == 10 and set(d) == {n}
+
+    ssc = StreamingContext.get_or_create(cpd, setup)
+    ssc.start()
+    check_output(ssc, 1)
+    check_output(ssc, 2)
+    ssc.stop(graceful=True)
+
+    ssc = StreamingContext.get_or_create(cpd, setup)  # resumes the state: counts go on
+    ssc.start()
+    check_output(ssc, 3)
+    ssc.stop(graceful=True)
+
+    ssc = StreamingContext.get_active_or_create(cpd, setup)
+    ssc.start()
+    check_output(ssc, 4)
+    assert StreamingContext.get_active_or_create(cpd, setup) is ssc
+    ssc.stop(graceful=True)
+
+
 # --- StreamingContextTests (operators and lifecycle) ---------------------------------------
 def _context() -> tuple[StreamingContext, ManualClock]:
     clock = ManualClock(1000.0)
@@ -486,6 +567,24 @@ def test_queue_stream() -> None:
     ssc, clock = _context()
     input = [list(range(i + 1)) for i in range(3)]
     assert _collect(ssc, clock, ssc.queue_stream(input), 3) == input
+
+
+def test_text_file_stream() -> None:
+    directory = tempfile.mkdtemp()
+    ssc, clock = _context()
+    stream = ssc.text_file_stream(directory).map(int)
+    result: list[Any] = []
+    stream.foreach_rdd(lambda rdd: result.append(rdd.collect()))
+    ssc.start()
+    try:
+        for name in ("a", "b"):
+            with open(os.path.join(directory, name), "w") as f:
+                f.writelines([f"{i}\n" for i in range(10)])
+            clock.advance(0.1)
+            ssc.wait_for_batch(round(clock.now() * 1000), 30)
+    finally:
+        ssc.stop()
+    assert result == [list(range(10)), list(range(10))]
 
 
 def test_binary_records_stream() -> None:
