@@ -1,9 +1,9 @@
 """Runs job sets in batch order on one thread, timing each batch.
 
 A failed output operation fails its batch visibly (logged with the user's
-traceback, recorded in BatchInfo); the failure policy (ON_BATCH_FAILURE) decides
-what else happens. No user code (outputs, listeners) can end the thread, so no
-later batch is lost to it.
+traceback, recorded in BatchInfo); the failure policy (settings.ON_BATCH_FAILURE)
+decides what else happens. No user code (outputs, listeners) can end the thread,
+so no later batch is lost to it.
 """
 
 from __future__ import annotations
@@ -20,13 +20,6 @@ from kubestream.streaming.batch import BatchInfo
 from kubestream.streaming.listener import StreamingListener
 
 log = logging.getLogger(__name__)
-
-ON_BATCH_FAILURE = {
-    "report": "later batches run; await_termination raises the first failure (Spark's default)",
-    "continue": "later batches run; the failure is only logged and recorded",
-    "stop": "the context stops; await_termination raises the failure",
-}
-"""The failure policies a StreamingContext offers, each with what it does."""
 
 
 @dataclass(frozen=True, slots=True)
