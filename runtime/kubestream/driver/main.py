@@ -185,7 +185,7 @@ def _run(ssc: StreamingContext, options: DriverOptions) -> int:
                     log.error("%s", exc)
                     if ssc.state is StreamingContextState.STOPPED:  # "stop"
                         break
-                    log.error("later batches keep running; the driver will exit with status 1")
+                    log.error("later batches keep running (on_batch_failure=report)")
             ssc.stop(graceful=True)
         except _StopNow:
             log.warning("stopping at once")
