@@ -65,6 +65,10 @@ OPERATOR_FIELDS: frozenset[str] = frozenset(
         "autoscaling.scaleUpCooldownSeconds",
         "autoscaling.scaleDownCooldownSeconds",
         "autoscaling.maxStep",
+        "autoscaling.maxStepPercent",
+        "autoscaling.targetUtilization",
+        "autoscaling.catchUpSeconds",
+        "autoscaling.mode",
         *(f"{pod}.{field}" for pod in ("driver", "executors") for field in _POD_FIELDS),
     }
 )
@@ -80,6 +84,7 @@ LEFT_TO_RUNTIME: Mapping[Reader, frozenset[Setting[Any]]] = {
             settings.HEARTBEAT_TIMEOUT,
             settings.UI_IDLE_TIMEOUT,
             settings.UI_MAX_CONNECTIONS,
+            settings.STATE_KEY,  # derived from the CURVE secret key in the job's Secret
             settings.LOG_LEVEL,
             settings.LOG_FORMAT,
         }
@@ -91,6 +96,7 @@ LEFT_TO_RUNTIME: Mapping[Reader, frozenset[Setting[Any]]] = {
             settings.HEARTBEAT_INTERVAL,
             settings.DRIVER_TIMEOUT,
             settings.PARENT_PID,  # local mode only
+            settings.STATE_KEY,  # derived from the CURVE secret key in the job's Secret
             settings.LOG_LEVEL,
             settings.LOG_FORMAT,
         }

@@ -209,6 +209,16 @@ CURVE_SECRET_KEY = Setting[str | None](
     flag=False,
     secret=True,
 )
+STATE_KEY = Setting[str | None](
+    "state_key",
+    str,
+    None,
+    "key (hex) that authenticates checkpoints and write-ahead log records; unset: derived "
+    "from the CURVE secret key, or, without one, from ~/.config/kubestream/state-key",
+    EVERY_COMMAND,
+    flag=False,
+    secret=True,
+)
 
 # --- the driver ----------------------------------------------------------------------------
 APP = Setting[str | None](
@@ -333,10 +343,14 @@ GRACEFUL_TIMEOUT = Setting[float | None](
 ON_BATCH_FAILURE = Setting[str](
     "on_batch_failure",
     str,
-    "continue",
-    "what a failed batch does to the job",
+    "report",
+    "what a failed batch does to the job: report (Spark's default): later batches run, "
+    "await_termination raises the first failure, and the driver exits 1 at the end unless "
+    "stopped by a signal; "
+    "continue: later batches run, the failure is only logged and recorded; "
+    "stop: the job stops and the driver exits 1",
     DRIVER_SIDE,
-    choices=("continue", "stop"),
+    choices=("report", "continue", "stop"),
 )
 HEARTBEAT_TIMEOUT = Setting[float](
     "heartbeat_timeout",
@@ -480,6 +494,7 @@ RUNTIME: tuple[Setting[Any], ...] = (
     JOB,
     CURVE_PUBLIC_KEY,
     CURVE_SECRET_KEY,
+    STATE_KEY,
 )
 """Every runtime setting, in the order flags appear in help."""
 
