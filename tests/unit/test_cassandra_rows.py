@@ -20,7 +20,7 @@ from kubestream.streaming.sinks.cassandra.rows import (
     TablePlan,
     chunk_by_key,
 )
-from kubestream.streaming.sinks.cassandra.writer import insert_cql
+from kubestream.streaming.sinks.cassandra.writer import statement_cql
 
 items = st.lists(st.tuples(st.integers(0, 5), st.integers(0, 300)), max_size=200)
 
@@ -128,7 +128,16 @@ def test_credentials_come_from_the_environment_and_are_never_shown(
 
 def test_the_insert_carries_the_write_timestamp_and_quotes_names() -> None:
     plan = TablePlan("ks", "Totals", ("word", "select"), ("word",))
-    assert insert_cql(plan, None) == (
+    assert statement_cql(plan, None) == (
         'INSERT INTO ks."Totals" (word, "select") VALUES (?, ?) USING TIMESTAMP ?'
     )
-    assert insert_cql(plan, 60).endswith("USING TIMESTAMP ? AND TTL ?")
+    assert statement_cql(plan, 60).endswith("USING TIMESTAMP ? AND TTL ?")
+
+
+def test_a_counter_table_is_updated_with_increments_bound_before_the_key() -> None:
+    plan = TablePlan("ks", "hits", ("n", "page", "day", "m"), ("page", "day"), ("n", "m"))
+    assert statement_cql(plan, None) == (
+        "UPDATE ks.hits SET n = n + ?, m = m + ? WHERE page = ? AND day = ?"
+    )
+    values = ["N", "PAGE", "DAY", "M"]
+    assert [values[i] for i in plan.bind_order] == ["N", "M", "PAGE", "DAY"]

@@ -680,6 +680,7 @@ class DStream(Generic[T]):
         batch_size_bytes: int = 4096,
         on_bad_record: str = "fail",
         dead_letter_dir: str | None = None,
+        allow_counter_tables: bool = False,
     ) -> None:
         """Write every batch's records as rows of a Cassandra table; idempotent on replay.
 
@@ -692,7 +693,7 @@ class DStream(Generic[T]):
         on every replay. Writes made outside this sink with the current time as their
         timestamp win over batches older than them. None writes a null (a tombstone).
         Rows of one partition key go in unlogged batches of at most `batch_size_bytes`.
-        Counter tables are refused: counter updates are not idempotent.
+        Counter tables are refused unless allowed: counter updates are not idempotent.
 
         Parameters
         ----------
@@ -726,12 +727,16 @@ class DStream(Generic[T]):
         dead_letter_dir : str, optional
             With "skip": skipped records as JSON lines (reason, repr of the record) in
             DIR/KEYSPACE.TABLE/batch-<ms>-part-<n>.jsonl, rewritten whole on replay.
+        allow_counter_tables : bool
+            Write to a counter table: each record's counter columns are added
+            (UPDATE ... SET c = c + ?), one statement a row, never retried by the driver;
+            at least once: a retried task or a replayed batch adds again. No ttl.
 
         Raises
         ------
         ConfigError
             A parameter is invalid; before the first batch, the table does not exist, is
-            a counter table, or lacks a column; an environment variable named for the
+            a counter table (not allowed), or lacks a column; an environment variable named for the
             credentials is unset.
         """
         from kubestream.streaming.sinks.cassandra.rows import ColumnMapping
@@ -751,6 +756,7 @@ class DStream(Generic[T]):
             batch_size_bytes=batch_size_bytes,
             on_bad_record=on_bad_record,
             dead_letter_dir=dead_letter_dir,
+            allow_counter_tables=allow_counter_tables,
         )
         mapping = None if columns is None else ColumnMapping.of(columns)
         sink = CassandraSink(connection or CassandraConnection(), keyspace, table, mapping, options)

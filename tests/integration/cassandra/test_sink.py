@@ -257,6 +257,23 @@ def test_tables_that_cannot_take_the_rows_are_refused_before_writing(
             out(1_000, empty)
 
 
+def test_an_allowed_counter_table_adds_each_record_once(
+    executors: Cluster, connection: CassandraConnection, cql: Session, keyspace: str
+) -> None:
+    cql.execute(
+        f"CREATE TABLE {keyspace}.hits (page text, day int, n counter, PRIMARY KEY (page, day))"
+    )
+    rng = random.Random(8)
+    records = [(rng.choice(WORDS), rng.randint(1, 3), rng.randint(1, 5)) for _ in range(300)]
+    out = sink(connection, keyspace, "hits", ["page", "day", "n"], allow_counter_tables=True)
+    out(1_000, executors.engine.parallelize(records, 3))
+    expected: Counter[tuple[str, int]] = Counter()
+    for page, day, n in records:
+        expected[page, day] += n
+    rows = cql.execute(f"SELECT page, day, n FROM {keyspace}.hits")
+    assert {(r.page, r.day): r.n for r in rows} == expected
+
+
 def test_wrong_credentials_fail_without_showing_the_password(
     executors: Cluster,
     cassandra_server: CassandraServer,

@@ -120,6 +120,7 @@ class WriteOptions:
     batch_size_bytes: int = 4096
     on_bad_record: str = "fail"
     dead_letter_dir: str | None = None
+    allow_counter_tables: bool = False
 
     def __post_init__(self) -> None:
         level = self.consistency_level

@@ -29,12 +29,24 @@ class BadRecordError(KubestreamError):
 @dataclass(frozen=True)
 class TablePlan:
     """What the writer needs to know of the table: its name, the columns written (in the
-    INSERT's order) and its primary key columns (which can never be null)."""
+    order records are mapped), its primary key columns (which can never be null) and,
+    for a counter table, its counter columns (written as increments)."""
 
     keyspace: str
     table: str
     columns: tuple[str, ...]
     primary_key: tuple[str, ...]
+    counters: tuple[str, ...] = ()
+
+    @property
+    def bind_order(self) -> tuple[int, ...]:
+        """Indexes into `columns` in the statement's order: an UPDATE of a counter table
+        binds the increments first, then the primary key."""
+        if not self.counters:
+            return tuple(range(len(self.columns)))
+        first = [c for c in self.columns if c in self.counters]
+        rest = [c for c in self.columns if c not in self.counters]
+        return tuple(self.columns.index(c) for c in [*first, *rest])
 
     @property
     def name(self) -> str:

@@ -1,8 +1,9 @@
 """The output operation save_to_cassandra registers: fn(batch_time, rdd) on the driver.
 
-Before the first batch it checks the table (exists, not a counter table, the
-columns and the whole primary key known); then each batch runs one PartitionWriter
-task per partition on the executors and adds up what they wrote and refused.
+Before the first batch it checks the table (exists, not a counter table unless
+allowed, the columns and the whole primary key known); then each batch runs one
+PartitionWriter task per partition on the executors and adds up what they wrote
+and refused.
 """
 
 from __future__ import annotations
@@ -43,7 +44,9 @@ class CassandraSink:
 
     def __call__(self, batch_time: int, rdd: RDD) -> None:
         if self.planned is None:
-            self.planned = table_plan(self.connection, self.keyspace, self.table, self.mapping)
+            self.planned = table_plan(
+                self.connection, self.keyspace, self.table, self.mapping, self.options
+            )
         plan, mapping = self.planned
         writer = PartitionWriter(self.connection, plan, mapping, self.options, batch_time)
         results = rdd.map_partitions_with_index(writer).collect()

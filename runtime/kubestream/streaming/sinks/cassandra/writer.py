@@ -122,7 +122,11 @@ def shared_session(connection: CassandraConnection) -> Session:
 
 
 def table_plan(
-    connection: CassandraConnection, keyspace: str, table: str, mapping: ColumnMapping | None
+    connection: CassandraConnection,
+    keyspace: str,
+    table: str,
+    mapping: ColumnMapping | None,
+    options: WriteOptions,
 ) -> tuple[TablePlan, ColumnMapping]:
     """The table's plan and the column mapping (all its columns, in schema order, when
     none was given); ConfigError naming what is missing or refused."""
@@ -134,12 +138,15 @@ def table_plan(
     found = space.tables.get(table)
     if found is None:
         raise ConfigError(f"save_to_cassandra: table {keyspace}.{table} does not exist; create it")
-    counters = [name for name, c in found.columns.items() if c.cql_type == "counter"]
-    if counters:
+    counters = tuple(name for name, c in found.columns.items() if c.cql_type == "counter")
+    if counters and not options.allow_counter_tables:
         raise ConfigError(
             f"save_to_cassandra: {keyspace}.{table} is a counter table ({', '.join(counters)});"
-            " counter updates are not idempotent, so a replayed batch would count twice"
+            " counter updates are not idempotent, so a replayed batch would count twice:"
+            " pass allow_counter_tables=True to add to them at least once"
         )
+    if counters and options.ttl is not None:
+        raise ConfigError(f"save_to_cassandra: {keyspace}.{table} is a counter table: no ttl")
     mapping = mapping or ColumnMapping.of(list(found.columns))
     unknown = [c for c in mapping.columns if c not in found.columns]
     if unknown:
@@ -154,29 +161,34 @@ def table_plan(
             f"save_to_cassandra: the primary key column(s) {', '.join(missing)} of"
             f" {keyspace}.{table} must be among the columns written"
         )
-    return TablePlan(keyspace, table, mapping.columns, primary_key), mapping
+    return TablePlan(keyspace, table, mapping.columns, primary_key, counters), mapping
 
 
-def insert_cql(plan: TablePlan, ttl: int | None) -> str:
+def statement_cql(plan: TablePlan, ttl: int | None) -> str:
+    """The INSERT of a row at a given write timestamp; for a counter table, the UPDATE
+    adding to its counters (counters take no timestamp)."""
+    table = f"{protect_name(plan.keyspace)}.{protect_name(plan.table)}"
+    if plan.counters:
+        written = [c for c in plan.columns if c in plan.counters]
+        adds = ", ".join(f"{protect_name(c)} = {protect_name(c)} + ?" for c in written)
+        where = " AND ".join(f"{protect_name(c)} = ?" for c in plan.primary_key)
+        return f"UPDATE {table} SET {adds} WHERE {where}"
     names = ", ".join(protect_name(c) for c in plan.columns)
     marks = ", ".join("?" for _ in plan.columns)
     using = "USING TIMESTAMP ?" + (" AND TTL ?" if ttl is not None else "")
-    return (
-        f"INSERT INTO {protect_name(plan.keyspace)}.{protect_name(plan.table)} ({names})"
-        f" VALUES ({marks}) {using}"
-    )
+    return f"INSERT INTO {table} ({names}) VALUES ({marks}) {using}"
 
 
 def prepared_insert(
     session: Session, connection: CassandraConnection, plan: TablePlan, options: WriteOptions
 ) -> PreparedStatement:
-    cql = insert_cql(plan, options.ttl)
+    cql = statement_cql(plan, options.ttl)
     key = (connection.fingerprint, cql)
     with _lock:
         prepared = _prepared.get(key)
     if prepared is None:
         prepared = session.prepare(cql)
-        prepared.is_idempotent = True
+        prepared.is_idempotent = not plan.counters
         prepared.consistency_level = ConsistencyLevel.name_to_value[options.consistency_level]
         with _lock:
             _prepared[key] = prepared
@@ -215,13 +227,17 @@ class PartitionWriter:
     def __call__(self, index: int, records: Iterator[Any]) -> Iterator[PartitionResult]:
         session = shared_session(self.connection)
         prepared = prepared_insert(session, self.connection, self.plan, self.options)
-        extra = [self.write_timestamp] + ([self.options.ttl] if self.options.ttl else [])
+        extra = [] if self.plan.counters else [self.write_timestamp]
+        extra += [self.options.ttl] if self.options.ttl else []
+        order = self.plan.bind_order
+        # Counter increments cannot share a batch with other writes: each goes alone.
+        budget = 0 if self.plan.counters else self.options.batch_size_bytes
         bound: list[tuple[Any, int, BoundStatement]] = []
         bad: list[tuple[int, str, str]] = []
         for position, record in enumerate(records):
             try:
                 values = self.mapping.values(record, self.plan.primary_key)
-                statement = prepared.bind([*values, *extra])
+                statement = prepared.bind([*(values[i] for i in order), *extra])
             except BadRecord as e:
                 reason = str(e)
             except (TypeError, ValueError, OverflowError) as e:
@@ -239,7 +255,7 @@ class PartitionWriter:
         level = prepared.consistency_level
         statements = [
             chunk[0] if len(chunk) == 1 else unlogged_batch(chunk, level)
-            for chunk in chunk_by_key(bound, self.options.batch_size_bytes)
+            for chunk in chunk_by_key(bound, budget)
         ]
         execute_concurrent(
             session,
