@@ -102,6 +102,7 @@ def test_none_outside_the_primary_key_is_a_null() -> None:
         (lambda: CassandraConnection(contact_points="host"), "contact_points"),
         (lambda: CassandraConnection(username_env="U"), "both username_env"),
         (lambda: CassandraConnection(ssl_cert_file="c", ssl_key_file="k"), "ssl_ca_file"),
+        (lambda: CassandraConnection(ssl_ca_file="a", ssl_ca_env="B"), "not both"),
     ],
 )
 def test_bad_settings_are_refused_by_name(make: Any, message: str) -> None:

@@ -23,6 +23,7 @@ from tests.integration.conftest import Cluster, start_cluster, stop_cluster
 
 USERNAME_ENV = "KUBESTREAM_TEST_CASSANDRA_USERNAME"
 PASSWORD_ENV = "KUBESTREAM_TEST_CASSANDRA_PASSWORD"
+CA_ENV = "KUBESTREAM_TEST_CASSANDRA_CA"
 
 
 @pytest.fixture(scope="package")
@@ -65,6 +66,7 @@ def connection(cassandra_server: CassandraServer) -> Iterator[CassandraConnectio
     executor process starts, so executors inherit them) as a Secret would be."""
     os.environ[USERNAME_ENV] = cassandra_server.username
     os.environ[PASSWORD_ENV] = cassandra_server.password
+    os.environ[CA_ENV] = cassandra_server.ca_location.read_text()
     try:
         yield CassandraConnection(
             contact_points=(cassandra_server.host,),
@@ -73,7 +75,7 @@ def connection(cassandra_server: CassandraServer) -> Iterator[CassandraConnectio
             password_env=PASSWORD_ENV,
         )
     finally:
-        del os.environ[USERNAME_ENV], os.environ[PASSWORD_ENV]
+        del os.environ[USERNAME_ENV], os.environ[PASSWORD_ENV], os.environ[CA_ENV]
 
 
 @pytest.fixture(scope="package")

@@ -29,6 +29,7 @@ from kubestream.streaming.sinks.cassandra.rows import ColumnMapping
 from kubestream.streaming.sinks.cassandra.sink import CassandraSink
 from kubestream.testing import run_batches
 from tests.brokers import CassandraServer, make_tls
+from tests.integration.cassandra.conftest import CA_ENV
 from tests.integration.conftest import Cluster
 
 WORDS = ["ant", "bee", "cat", "dog", "eel", "fox", "gnu", "hen"]
@@ -302,7 +303,7 @@ def test_wrong_credentials_fail_without_showing_the_password(
     assert "KUBESTREAM_TEST_WRONG_PASSWORD" not in os.environ
 
 
-def test_tls_verified_against_the_ca_from_a_mounted_file(
+def test_tls_verified_against_the_ca_from_a_file_or_a_secret_reference(
     executors: Cluster,
     connection: CassandraConnection,
     cassandra_server: CassandraServer,
@@ -312,9 +313,14 @@ def test_tls_verified_against_the_ca_from_a_mounted_file(
 ) -> None:
     cql.execute(f"CREATE TABLE {keyspace}.kv (k int PRIMARY KEY, v text)")
     records = [(k, f"v{k}") for k in range(50)]
-    tls = dataclasses.replace(connection, ssl_ca_file=str(cassandra_server.ca_location))
-    sink(tls, keyspace, "kv", ["k", "v"])(1_000, executors.engine.parallelize(records, 2))
+    from_file = dataclasses.replace(connection, ssl_ca_file=str(cassandra_server.ca_location))
+    sink(from_file, keyspace, "kv", ["k", "v"])(1_000, executors.engine.parallelize(records, 2))
     assert {r.k: r.v for r in cql.execute(f"SELECT k, v FROM {keyspace}.kv")} == dict(records)
+    # The CA's PEM text in an environment variable, as secretRefs give it to every pod.
+    later = [(k, f"w{k}") for k in range(50)]
+    from_env = dataclasses.replace(connection, ssl_ca_env=CA_ENV)
+    sink(from_env, keyspace, "kv", ["k", "v"])(2_000, executors.engine.parallelize(later, 2))
+    assert {r.k: r.v for r in cql.execute(f"SELECT k, v FROM {keyspace}.kv")} == dict(later)
     # Another CA's certificate is refused: the check is real.
     other_ca, _ = make_tls(tmp_path / "other")
     untrusted = dataclasses.replace(connection, ssl_ca_file=str(other_ca), connect_timeout=5)

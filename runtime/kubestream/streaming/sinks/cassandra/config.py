@@ -39,10 +39,11 @@ class CassandraConnection:
     contact_points: hosts ("10.0.0.1" or "cassandra.ns.svc"); port: the native protocol
     port; local_dc: the data center LOCAL_* consistency levels mean (default: the first
     contact point's). username_env / password_env: names of environment variables
-    holding the credentials (PasswordAuthenticator); both or neither. ssl_ca_file turns
-    TLS on and verifies the server against that CA (and its host name unless
-    check_hostname=False); ssl_cert_file / ssl_key_file add a client certificate.
-    Timeouts are seconds.
+    holding the credentials (PasswordAuthenticator); both or neither. ssl_ca_file (a
+    PEM file) or ssl_ca_env (an environment variable holding the PEM text, e.g. from
+    secretRefs) turns TLS on and verifies the server against that CA (and its host
+    name unless check_hostname=False); ssl_cert_file / ssl_key_file add a client
+    certificate. Timeouts are seconds.
     """
 
     contact_points: tuple[str, ...] = ("127.0.0.1",)
@@ -51,6 +52,7 @@ class CassandraConnection:
     username_env: str | None = None
     password_env: str | None = None
     ssl_ca_file: str | None = None
+    ssl_ca_env: str | None = None
     ssl_cert_file: str | None = None
     ssl_key_file: str | None = None
     check_hostname: bool = True
@@ -78,12 +80,32 @@ class CassandraConnection:
             )
         if (self.ssl_cert_file is None) != (self.ssl_key_file is None):
             raise ConfigError("CassandraConnection: give both ssl_cert_file and ssl_key_file")
-        if self.ssl_cert_file is not None and self.ssl_ca_file is None:
-            raise ConfigError("CassandraConnection: a client certificate needs ssl_ca_file")
+        if self.ssl_ca_file is not None and self.ssl_ca_env is not None:
+            raise ConfigError("CassandraConnection: give ssl_ca_file or ssl_ca_env, not both")
+        if self.ssl_cert_file is not None and not self.tls:
+            raise ConfigError(
+                "CassandraConnection: a client certificate needs ssl_ca_file or ssl_ca_env"
+            )
         for name in ("connect_timeout", "request_timeout"):
             value = getattr(self, name)
             if not isinstance(value, int | float) or value <= 0:
                 raise ConfigError(f"CassandraConnection: {name} must be > 0 s, got {value!r}")
+
+    @property
+    def tls(self) -> bool:
+        return self.ssl_ca_file is not None or self.ssl_ca_env is not None
+
+    def ca_pem(self) -> str | None:
+        """The CA certificates from ssl_ca_env; ConfigError if the variable is unset."""
+        if self.ssl_ca_env is None:
+            return None
+        pem = os.environ.get(self.ssl_ca_env)
+        if not pem:
+            raise ConfigError(
+                f"Cassandra TLS: environment variable {self.ssl_ca_env} is not set (map the"
+                " CA certificate from a Secret with the StreamingJob's secretRefs)"
+            )
+        return pem
 
     def credentials(self) -> tuple[str, str] | None:
         """(username, password) from the environment; the password is redacted from logs.

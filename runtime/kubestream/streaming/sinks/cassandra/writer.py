@@ -85,9 +85,9 @@ class IdempotentWriteRetryPolicy(RetryPolicy):  # type: ignore[misc]
 
 
 def ssl_context(connection: CassandraConnection) -> ssl.SSLContext | None:
-    if connection.ssl_ca_file is None:
+    if not connection.tls:
         return None
-    context = ssl.create_default_context(cafile=connection.ssl_ca_file)
+    context = ssl.create_default_context(cafile=connection.ssl_ca_file, cadata=connection.ca_pem())
     context.check_hostname = connection.check_hostname
     if connection.ssl_cert_file is not None:
         context.load_cert_chain(connection.ssl_cert_file, connection.ssl_key_file)
