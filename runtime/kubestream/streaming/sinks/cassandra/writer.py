@@ -12,7 +12,6 @@ The driver uses `table_plan` once, to check the table before the first batch.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import ssl
 import tempfile
@@ -39,8 +38,6 @@ from kubestream.streaming.sinks.cassandra.rows import (
     TablePlan,
     chunk_by_key,
 )
-
-log = logging.getLogger(__name__)
 
 CELL_OVERHEAD_BYTES = 24
 """Added per value when sizing a batch: the server counts cells, not only their bytes."""
@@ -179,7 +176,7 @@ def statement_cql(plan: TablePlan, ttl: int | None) -> str:
     return f"INSERT INTO {table} ({names}) VALUES ({marks}) {using}"
 
 
-def prepared_insert(
+def prepared_statement(
     session: Session, connection: CassandraConnection, plan: TablePlan, options: WriteOptions
 ) -> PreparedStatement:
     cql = statement_cql(plan, options.ttl)
@@ -226,7 +223,7 @@ class PartitionWriter:
 
     def __call__(self, index: int, records: Iterator[Any]) -> Iterator[PartitionResult]:
         session = shared_session(self.connection)
-        prepared = prepared_insert(session, self.connection, self.plan, self.options)
+        prepared = prepared_statement(session, self.connection, self.plan, self.options)
         extra = [] if self.plan.counters else [self.write_timestamp]
         extra += [self.options.ttl] if self.options.ttl else []
         order = self.plan.bind_order
