@@ -14,7 +14,9 @@ word_counts. Writes carry the batch time as their timestamp, so a batch replayed
 after a crash rewrites the same cells: killed and restarted on the same checkpoint
 directory, the tables end as an uninterrupted run leaves them. Credentials come
 from the environment (CASSANDRA_USERNAME / CASSANDRA_PASSWORD, e.g. from the job's
-Secret) when CASSANDRA_USERNAME is set.
+Secret) when CASSANDRA_USERNAME is set, and TLS is on, verified against the CA
+in CASSANDRA_CA (PEM text), when that is set. examples/cassandra-wordcount-job.yaml
+runs it as a StreamingJob.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ def connection(contact_point: str) -> CassandraConnection:
         port=int(port),
         username_env="CASSANDRA_USERNAME" if auth else None,
         password_env="CASSANDRA_PASSWORD" if auth else None,
+        ssl_ca_env="CASSANDRA_CA" if "CASSANDRA_CA" in os.environ else None,
     )
 
 
