@@ -93,6 +93,7 @@ class CassandraConnection:
 
     @property
     def tls(self) -> bool:
+        """Whether sessions use TLS: a CA was given, as a file or an environment variable."""
         return self.ssl_ca_file is not None or self.ssl_ca_env is not None
 
     def ca_pem(self) -> str | None:
