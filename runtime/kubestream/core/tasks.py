@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from kubestream.core.functions import FunctionCache, FunctionRef
 from kubestream.core.ops import Aggregator
+from kubestream.core.text_files import InputEvent, read_text_file
 from kubestream.errors import BlockLostError, FetchFailedError
 from kubestream.storage.block_manager import BlockManager, deserialise, serialise, shuffle_block_id
 from kubestream.storage.checkpoint_store import read_verified
@@ -44,7 +45,11 @@ class RangeSource:
 
 @dataclass(frozen=True, slots=True)
 class FileSource:
+    """A text file's records; encoding and decode policy as text_files.read_text_file."""
+
     path: str
+    encoding: str = "utf-8"
+    on_decode_error: str = "replace"
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,9 +150,13 @@ class TaskEnv(Protocol):
         ...
 
 
-def run_task(task: TaskDescription, env: TaskEnv) -> Any:
-    """Run one task; returns the result value, or None for a shuffle-map task."""
-    records: Iterator[Any] = _open_source(task.source, task.partition, env)
+def run_task(task: TaskDescription, env: TaskEnv, events: list[InputEvent] | None = None) -> Any:
+    """Run one task; returns the result value, or None for a shuffle-map task.
+
+    What the task met in its input (a file gone, undecodable records) is appended to
+    `events`, for the executor to send the driver with the task's result.
+    """
+    records: Iterator[Any] = _open_source(task.source, task.partition, env, events)
     for ref in task.ops:
         records = iter(env.functions.get(ref)(task.partition, records))
     output = task.output
@@ -174,13 +183,16 @@ def _store_block(output: StoreBlock, records: Iterator[Any], env: TaskEnv) -> st
     return None
 
 
-def _open_source(source: SourceSpec, partition: int, env: TaskEnv) -> Iterator[Any]:
+def _open_source(
+    source: SourceSpec, partition: int, env: TaskEnv, events: list[InputEvent] | None = None
+) -> Iterator[Any]:
     if isinstance(source, ParallelSource):
         return iter(source.records)
     if isinstance(source, RangeSource):
         return iter(range(source.start, source.stop))
     if isinstance(source, FileSource):
-        return iter(_read_lines(source.path))
+        report = events.append if events is not None else None
+        return read_text_file(source.path, source.encoding, source.on_decode_error, report)
     if isinstance(source, BlockSource):
         return iter(deserialise(_read_input_block(source, env)))
     if isinstance(source, ShuffleSource):
@@ -188,11 +200,6 @@ def _open_source(source: SourceSpec, partition: int, env: TaskEnv) -> Iterator[A
     if isinstance(source, CoGroupSource):
         return _cogroup(source, partition, env)
     return iter(())
-
-
-def _read_lines(path: str) -> list[str]:
-    with open(path, encoding="utf-8", errors="replace") as f:
-        return f.read().splitlines()
 
 
 def _read_input_block(source: BlockSource, env: TaskEnv) -> bytes:

@@ -17,6 +17,7 @@ from prometheus_client.registry import Collector
 from kubestream.core.engine import Engine
 from kubestream.metrics import PREFIX, RECORDS_BUCKETS, SECONDS_BUCKETS
 from kubestream.streaming.batch import BatchInfo
+from kubestream.streaming.graph import DStreamGraph
 from kubestream.streaming.listener import StreamingListener
 from kubestream.streaming.scheduler.receiver_tracker import ReceiverTracker
 
@@ -159,3 +160,50 @@ class _EngineCollector(Collector):
             "Failed tasks that were tried again on another executor.",
             value=engine.task_scheduler.tasks_retried,
         )
+        bad = CounterMetricFamily(
+            PREFIX + "receiver_bad_records",
+            "Records receivers could not store as they came, by input stream and reason "
+            "(too_long: dropped; undecodable: bad bytes replaced).",
+            labels=["stream", "reason"],
+        )
+        for receiver in receivers:
+            for reason, count in sorted(receiver.bad_records.items()):
+                bad.add_metric([str(receiver.stream_id), reason], count)
+        yield bad
+
+
+class InputProblemsCollector(Collector):
+    """What directory inputs report at scrape time (InputDStream.input_details): files gone
+    before they were read, undecodable records, and whether the directory can be listed."""
+
+    def __init__(self, graph: DStreamGraph) -> None:
+        self._graph = graph
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        missing = CounterMetricFamily(
+            PREFIX + "input_missing_files",
+            "Files listed for a batch and gone before their task read them (skipped).",
+            labels=["stream"],
+        )
+        undecodable = CounterMetricFamily(
+            PREFIX + "input_undecodable_records",
+            "Records not text in the input's encoding (replaced or skipped, per its policy).",
+            labels=["stream"],
+        )
+        problem = GaugeMetricFamily(
+            PREFIX + "input_problem",
+            "1 while an input cannot read its source (a directory that cannot be listed).",
+            labels=["stream"],
+        )
+        for stream in list(self._graph.inputs):
+            details = stream.input_details()
+            labels = [str(stream.id)]
+            if "files_missing" in details:
+                missing.add_metric(labels, details["files_missing"])
+            if "records_undecodable" in details:
+                undecodable.add_metric(labels, details["records_undecodable"])
+            if "problem" in details:
+                problem.add_metric(labels, 0 if details["problem"] is None else 1)
+        yield missing
+        yield undecodable
+        yield problem

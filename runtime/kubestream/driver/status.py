@@ -9,7 +9,7 @@ change both together.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from kubestream.streaming.batch import BatchInfo
@@ -37,6 +37,7 @@ class ReceiverView:
     executor_id: str | None
     state: str
     last_error: str = ""
+    bad_records: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +45,7 @@ class InputView:
     stream_id: int
     kind: str
     rate_limit: float | None = None
+    details: Mapping[str, Any] = field(default_factory=dict)
 
 
 def batch_state(batch: BatchInfo) -> str:
@@ -169,11 +171,12 @@ def build_status(
                 "executor_id": r.executor_id,
                 "state": r.state,
                 "last_error": r.last_error,
+                "bad_records": dict(r.bad_records),
             }
             for r in sorted(receivers, key=lambda r: r.stream_id)
         ],
         "inputs": [
-            {"stream_id": i.stream_id, "kind": i.kind, "rate_limit": i.rate_limit}
+            {"stream_id": i.stream_id, "kind": i.kind, "rate_limit": i.rate_limit, **i.details}
             for i in sorted(inputs, key=lambda i: i.stream_id)
         ],
         "decommissions": dict(decommissions or {}),
@@ -202,7 +205,7 @@ def context_status(
             )
         )
     receivers = [
-        ReceiverView(r.stream_id, r.executor_id, r.state, r.last_error)
+        ReceiverView(r.stream_id, r.executor_id, r.state, r.last_error, dict(r.bad_records))
         for r in ssc.receiver_tracker.receivers()
     ]
     return build_status(
@@ -213,7 +216,9 @@ def context_status(
         executors=executors,
         receivers=receivers,
         now=ssc.clock.now(),
-        inputs=[InputView(i.id, i.describe(), i.rate_limit) for i in ssc.graph.inputs],
+        inputs=[
+            InputView(i.id, i.describe(), i.rate_limit, i.input_details()) for i in ssc.graph.inputs
+        ],
         decommissions=decommissions,
         limit=limit,
     )

@@ -50,6 +50,12 @@ class InputDStream(DStream):
     def restore_state(self, state: dict[str, Any]) -> None:
         """Take back positions from a checkpoint (before start)."""
 
+    def input_details(self) -> dict[str, Any]:
+        """What the status document shows of this input beyond its rate, merged into its entry
+        under "inputs": a source with a backlog its "lag" {partition: records not yet planned}
+        and "lost_records"; a directory its counters and "problem" (None when healthy)."""
+        return {}
+
     def clear_metadata(self, batch_time: int) -> list:  # type: ignore[type-arg]
         """As DStream's; also forgets the record counts of batches up to batch_time."""
         for t in [t for t in self.records_per_batch if t <= batch_time]:
