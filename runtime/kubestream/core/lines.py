@@ -39,6 +39,11 @@ class LineSplitter:
         self._skip_lf = False
         self._discarding = False
 
+    @property
+    def buffered_bytes(self) -> int:
+        """Bytes of the partial record held now: at most max_record_bytes."""
+        return self._size
+
     def feed(self, chunk: bytes) -> list[bytes]:
         """The records `chunk` completes, in order."""
         start = 0
