@@ -34,7 +34,7 @@ RECORDS = [
 ]
 PAYLOAD = (
     b"".join(r.encode() + (b"\n", b"\r\n", b"\r")[i % 3] for i, r in enumerate(RECORDS * 5))
-    + "last without terminator".encode()
+    + b"last without terminator"
 )
 EXPECTED = [r.decode() for r in hadoop_records(PAYLOAD)]
 

@@ -3,6 +3,8 @@ chunking, with and without a maximum record size."""
 
 from __future__ import annotations
 
+import itertools
+
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -19,7 +21,7 @@ def hadoop_records(data: bytes) -> list[bytes]:
     records, current, i = [], bytearray(), 0
     while i < len(data):
         byte = data[i : i + 1]
-        if byte == b"\n" or byte == b"\r":
+        if byte in {b"\n", b"\r"}:
             records.append(bytes(current))
             current = bytearray()
             if byte == b"\r" and data[i + 1 : i + 2] == b"\n":
@@ -34,7 +36,7 @@ def hadoop_records(data: bytes) -> list[bytes]:
 
 def chunked(data: bytes, cuts: list[int]) -> list[bytes]:
     points = sorted({c % (len(data) + 1) for c in cuts} | {0, len(data)})
-    return [data[a:b] for a, b in zip(points, points[1:], strict=False)]
+    return [data[a:b] for a, b in itertools.pairwise(points)]
 
 
 @given(st.lists(st.sampled_from(TRICKY), max_size=60), st.lists(st.integers(0, 400)))
