@@ -243,3 +243,50 @@ def test_executor_exits_zero_on_sigterm() -> None:
     executor.send_signal(signal.SIGTERM)
     _, stderr = executor.communicate(timeout=10)
     assert executor.returncode == 0, stderr
+
+
+def config_map_volume(directory: Path, data: dict[str, str]) -> Path:
+    """A directory laid out as the kubelet mounts a ConfigMap: the files live in a
+    timestamped directory reached through ``..data``, each key a symlink into it."""
+    stamped = directory / "..2026_11_30_15_00_00.1"
+    stamped.mkdir(parents=True)
+    for key, value in data.items():
+        (stamped / key).write_text(value)
+    (directory / "..data").symlink_to(stamped.name)
+    for key in data:
+        (directory / key).symlink_to(f"..data/{key}")
+    return directory
+
+
+def test_application_reads_its_configuration_from_the_config_directory(tmp_path: Path) -> None:
+    """spec.configuration end to end: the operator mounts it as a ConfigMap at
+    KUBESTREAM_CONFIG; the application reads it as ssc.conf and ships a value to executors."""
+    app = tmp_path / "greets.py"
+    app.write_text(
+        "def build(ssc, args):\n"
+        "    greeting = ssc.conf['greeting']\n"
+        "    assert sorted(ssc.conf) == ['greeting', 'multi.line'], dict(ssc.conf)\n"
+        "    assert ssc.conf['multi.line'] == 'one\\ntwo\\n'\n"
+        "    ssc.queue_stream([['ada', 'bob']]).map(lambda name: greeting + name).pprint()\n"
+    )
+    conf = config_map_volume(tmp_path / "config", {"greeting": "hi ", "multi.line": "one\ntwo\n"})
+    result = kubestream(
+        "run",
+        str(app),
+        "--batch-interval",
+        "0.2",
+        "--duration",
+        "3",
+        "--config",
+        str(conf),
+        env={"KUBESTREAM_EXECUTORS": "1"},
+    )
+    assert result.returncode == 0, result.stderr
+    assert "hi ada\nhi bob\n" in result.stdout
+
+
+def test_missing_config_directory_is_one_line_naming_the_setting(tmp_path: Path) -> None:
+    result = kubestream(
+        "run", str(WORDCOUNT), "--duration", "1", env={"KUBESTREAM_CONFIG": str(tmp_path / "no")}
+    )
+    assert_one_line_error(result, "KUBESTREAM_CONFIG", str(tmp_path / "no"))

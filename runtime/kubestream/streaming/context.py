@@ -12,9 +12,11 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from types import MappingProxyType
 from typing import Any
 
+from kubestream import settings
 from kubestream.clock import Clock, SystemClock
 from kubestream.core.engine import Engine
 from kubestream.core.protocol import ReceiverStatus
@@ -59,7 +61,7 @@ class StreamingContext:
     Parameters
     ----------
     batch_interval : float
-        Seconds between batches, 0.001 to 3600. Window lengths and slides are
+        Seconds between batches, 0.1 to 3600. Window lengths and slides are
         multiples of it.
     checkpoint : str, optional
         Checkpoint directory, as checkpoint(directory).
@@ -77,16 +79,25 @@ class StreamingContext:
         Seconds a graceful stop waits for received data to be processed; default
         10 batch intervals.
     checkpoint_interval : float, optional
-        Seconds between checkpoints of stateful and windowed streams' data, rounded
-        up to a multiple of their slides; default 10 s (Spark's), rounded likewise.
+        Seconds between checkpoints of stateful and windowed streams' data, 0.1 to
+        86400, rounded up to a multiple of their slides; default 10 s (Spark's),
+        rounded likewise.
         Sources' positions are checkpointed every batch.
     write_ahead_log : bool
         Receivers write every block under the checkpoint directory before it is
         acknowledged, so a driver restart loses no received record (needs checkpoint).
     backpressure : bool
         Rate-limitable sources follow a PID estimate of the rate the job keeps up with.
-    max_rate : float, optional
-        Records per second each rate-limitable source reads at most; greater than 0.
+    max_rate : int, optional
+        Whole records per second each rate-limitable source reads at most, 1 to 10^9
+        (Spark's spark.streaming.receiver.maxRate).
+    conf : Mapping[str, str], optional
+        The application's own settings, read back as ``ssc.conf`` (read-only): under
+        `kubestream run`/`driver` the files of ``--config DIR``, on Kubernetes the
+        StreamingJob's spec.configuration.
+
+    The ranges are those of the settings declared in kubestream.settings, the same
+    the command line and the StreamingJob resource accept.
 
     Raises
     ------
@@ -108,39 +119,22 @@ class StreamingContext:
         checkpoint_interval: float | None = None,
         write_ahead_log: bool = False,
         backpressure: bool = False,
-        max_rate: float | None = None,
+        max_rate: int | None = None,
+        conf: Mapping[str, str] | None = None,
     ) -> None:
-        require(
-            _is_number(batch_interval) and 0.001 <= batch_interval <= 3600,
-            "batch_interval",
-            batch_interval,
-            "between 0.001 and 3600 seconds",
+        checks: tuple[tuple[settings.Setting[Any], object], ...] = (
+            (settings.BATCH_INTERVAL, batch_interval),
+            (settings.ON_BATCH_FAILURE, on_batch_failure),
+            (settings.MAX_RATE, max_rate),
+            (settings.CHECKPOINT_INTERVAL, checkpoint_interval),
+            (settings.GRACEFUL_TIMEOUT, graceful_timeout),
         )
-        require(
-            on_batch_failure in ("continue", "stop"),
-            "on_batch_failure",
-            on_batch_failure,
-            "'continue' or 'stop'",
-        )
-        require(
-            max_rate is None or (_is_number(max_rate) and max_rate > 0),
-            "max_rate",
-            max_rate,
-            "None or greater than 0 records per second",
-        )
-        require(
-            graceful_timeout is None or (_is_number(graceful_timeout) and graceful_timeout > 0),
-            "graceful_timeout",
-            graceful_timeout,
-            "None or a positive number of seconds",
-        )
-        require(
-            checkpoint_interval is None
-            or (_is_number(checkpoint_interval) and checkpoint_interval > 0),
-            "checkpoint_interval",
-            checkpoint_interval,
-            "None or a positive number of seconds",
-        )
+        for setting, value in checks:
+            try:
+                setting.check(value)
+            except ValueError as exc:
+                raise ConfigError(f"{setting.name} {exc}") from None
+        self.conf: Mapping[str, str] = MappingProxyType(dict(conf or {}))
         if engine is None:
             require_count("executors", executors)
         self.batch_interval = batch_interval
@@ -553,7 +547,3 @@ class StreamingContext:
                     return info
             time.sleep(0.005)
         raise TimeoutError(f"batch {batch_time} did not complete in {timeout} s")
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
