@@ -106,22 +106,30 @@ def read_text_file(
                 except (OSError, EOFError, zstandard.ZstdError) as exc:
                     raise OSError(f"cannot read {path}: {exc}") from exc
                 records = splitter.feed(chunk) if chunk else splitter.finish()
-                for raw in records:
-                    number += 1
-                    try:
-                        yield raw.decode(encoding)
-                        continue
-                    except UnicodeDecodeError as exc:
-                        where = f"{path}, record {number}, byte {exc.start}: {exc.reason}"
-                        if on_decode_error == "fail":
-                            raise UndecodableRecordError(
-                                f"{where} is not {encoding} text; pass on_decode_error="
-                                "'replace' or 'skip' to text_file_stream to read on"
-                            ) from None
-                        bad += 1
-                        first_bad = first_bad or where
-                    if on_decode_error == "replace":
-                        yield raw.decode(encoding, "replace")
+                try:
+                    # One decode for the chunk's records: they hold no "\n" (check_encoding).
+                    texts = b"\n".join(records).decode(encoding).split("\n") if records else []
+                except UnicodeDecodeError:
+                    texts = []
+                    for raw in records:
+                        number += 1
+                        try:
+                            texts.append(raw.decode(encoding))
+                            continue
+                        except UnicodeDecodeError as exc:
+                            where = f"{path}, record {number}, byte {exc.start}: {exc.reason}"
+                            if on_decode_error == "fail":
+                                raise UndecodableRecordError(
+                                    f"{where} is not {encoding} text; pass on_decode_error="
+                                    "'replace' or 'skip' to text_file_stream to read on"
+                                ) from None
+                            bad += 1
+                            first_bad = first_bad or where
+                        if on_decode_error == "replace":
+                            texts.append(raw.decode(encoding, "replace"))
+                else:
+                    number += len(records)
+                yield from texts
                 if not chunk:
                     break
     finally:
