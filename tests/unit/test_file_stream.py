@@ -193,9 +193,10 @@ def test_remembered_files_and_the_checkpoint_stay_bounded_and_every_file_is_read
     assert sorted(run.records()) == sorted(expected)
     # The window is 5 batches of 4 files, plus the batch being read: not the 240 read.
     assert run.details()["remembered_files"] <= 4 * 7
-    # Past the 12 batches of history a recovering driver replays, the size stops growing
-    # (each batch's 4 names would add about 280 bytes if every file read were kept).
-    assert max(sizes[40:]) <= max(sizes[15:40])
+    # Past the 12 batches of history a recovering driver replays, the size stops growing:
+    # keeping every file read would add about 280 bytes a batch, 5.6 KB over the last 20.
+    # (The slack covers a checkpoint read between a batch's two writes.)
+    assert max(sizes[40:]) <= 1.25 * max(sizes[15:40])
     run.ssc.stop()
 
 
