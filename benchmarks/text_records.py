@@ -25,8 +25,8 @@ from typing import Any
 
 import zstandard
 
+from kubestream.core.input_files import read_text_file
 from kubestream.core.lines import LineSplitter
-from kubestream.core.text_files import read_text_file
 
 CHUNK = 65536
 MIB = 1 << 20

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 from kubestream.core.dag_scheduler import DAGScheduler
 from kubestream.core.functions import FunctionRegistry
+from kubestream.core.input_files import InputEvent
 from kubestream.core.map_output_tracker import MapOutputTracker
 from kubestream.core.protocol import (
     BadRecords,
@@ -37,7 +38,6 @@ from kubestream.core.protocol import (
 from kubestream.core.rdd import RDD, SourceRDD, empty_sources, parallel_sources, range_sources
 from kubestream.core.task_scheduler import TaskScheduler
 from kubestream.core.tasks import ExecutorAddress, TaskDescription
-from kubestream.core.text_files import InputEvent
 from kubestream.storage.block_manager import shuffle_map_output
 
 log = logging.getLogger(__name__)

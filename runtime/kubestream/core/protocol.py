@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 from kubestream.core.functions import FunctionRef
+from kubestream.core.input_files import InputEvent
 from kubestream.core.tasks import ExecutorAddress, TaskDescription
-from kubestream.core.text_files import InputEvent
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from kubestream.core.functions import FunctionCache, FunctionRef
+from kubestream.core.input_files import InputEvent, read_fixed_length_file, read_text_file
 from kubestream.core.ops import Aggregator
-from kubestream.core.text_files import InputEvent, read_text_file
 from kubestream.errors import BlockLostError, FetchFailedError
 from kubestream.storage.block_manager import BlockManager, deserialise, serialise, shuffle_block_id
 from kubestream.storage.checkpoint_store import read_verified
@@ -45,11 +45,13 @@ class RangeSource:
 
 @dataclass(frozen=True, slots=True)
 class FileSource:
-    """A text file's records; encoding and decode policy as text_files.read_text_file."""
+    """A file's text records (str; encoding and decode policy as input_files.read_text_file),
+    or with `record_length` its fixed-length records (bytes)."""
 
     path: str
     encoding: str = "utf-8"
     on_decode_error: str = "replace"
+    record_length: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,6 +194,8 @@ def _open_source(
         return iter(range(source.start, source.stop))
     if isinstance(source, FileSource):
         report = events.append if events is not None else None
+        if source.record_length is not None:
+            return read_fixed_length_file(source.path, source.record_length, report)
         return read_text_file(source.path, source.encoding, source.on_decode_error, report)
     if isinstance(source, BlockSource):
         return iter(deserialise(_read_input_block(source, env)))

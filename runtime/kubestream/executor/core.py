@@ -15,6 +15,7 @@ import traceback
 from collections.abc import Callable
 
 from kubestream.core.functions import FunctionCache
+from kubestream.core.input_files import InputEvent
 from kubestream.core.protocol import (
     BlocksMigrated,
     ExecutorDraining,
@@ -31,7 +32,6 @@ from kubestream.core.protocol import (
     UpdateRateLimit,
 )
 from kubestream.core.tasks import ExecutorAddress, run_task
-from kubestream.core.text_files import InputEvent
 from kubestream.errors import USER_CODE_ERRORS, FetchFailedError
 from kubestream.executor.receiver_supervisor import ReceiverSupervisor
 from kubestream.logs import bind

@@ -29,9 +29,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from kubestream.core.input_files import InputEvent
 from kubestream.core.rdd import RDD, SourceRDD
 from kubestream.core.tasks import FileSource
-from kubestream.core.text_files import InputEvent
 from kubestream.streaming.sources.input_stream import InputDStream
 
 if TYPE_CHECKING:
@@ -188,8 +188,11 @@ class FileInputDStream(InputDStream):
             files = self._select(batch_time)
         if not files:
             return self.env.engine.empty_rdd()
-        sources = [FileSource(f, self.encoding, self.on_decode_error) for f in files]
-        return SourceRDD(self.env.engine, sources)
+        return SourceRDD(self.env.engine, [self.file_source(f) for f in files])
+
+    def file_source(self, path: str) -> FileSource:
+        """How an executor reads one selected file: text, in this stream's encoding."""
+        return FileSource(path, self.encoding, self.on_decode_error)
 
     def _select(self, batch_time: int) -> list[str]:
         listing = list_files(self.directory, self.path_filter)

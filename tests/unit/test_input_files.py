@@ -14,7 +14,7 @@ import zstandard
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kubestream.core.text_files import InputEvent, UndecodableRecordError, read_text_file
+from kubestream.core.input_files import InputEvent, UndecodableRecordError, read_text_file
 from tests.unit.test_lines import TRICKY, hadoop_records
 
 COMPRESSORS: dict[str, Callable[[bytes], bytes]] = {

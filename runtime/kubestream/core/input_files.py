@@ -1,9 +1,10 @@
-"""Reading one text file on an executor: decompressed by extension, split as Hadoop does,
-decoded under a stated policy, with what went wrong reported instead of hidden.
+"""Reading one input file on an executor: text decompressed by extension, split as Hadoop
+does, decoded under a stated policy; fixed-length binary records; what went wrong (a file
+gone, undecodable records) reported instead of hidden.
 
 Called by the task interpreter (tasks.py) for a FileSource. As Hadoop's codecs
 do, the extension picks the decompressor: `.gz`, `.bz2`, `.xz`/`.lzma`, `.zst`.
-Records are split on bytes (lines.py) before decoding, so the encoding must
+Text records are split on bytes (lines.py) before decoding, so the encoding must
 encode `\\r` and `\\n` as themselves (UTF-8, Latin-1, ASCII ...: checked when the
 stream is made, by `check_encoding`).
 """
@@ -76,6 +77,35 @@ def open_decompressed(path: str) -> IO[bytes]:
     return stream
 
 
+def _missing(path: str, report: Callable[[InputEvent], None] | None) -> None:
+    if report is not None:
+        report(InputEvent(path, "missing", detail="gone before its task opened it"))
+
+
+def read_fixed_length_file(
+    path: str, record_length: int, report: Callable[[InputEvent], None] | None = None
+) -> Iterator[bytes]:
+    """The file's records of `record_length` bytes (Hadoop's FixedLengthInputFormat: not
+    decompressed); a missing file yields none and is reported.
+
+    Raises ValueError, naming the file, when its size is not a whole number of records.
+    """
+    try:
+        stream = open(path, "rb")  # noqa: SIM115 - closed by the with below, in the generator
+    except FileNotFoundError:
+        _missing(path, report)
+        return
+    with stream:
+        size = os.fstat(stream.fileno()).st_size
+        if size % record_length:
+            raise ValueError(
+                f"{path}: {size} bytes is not a whole number of {record_length}-byte records"
+            )
+        per_read = max(1, CHUNK_BYTES // record_length) * record_length
+        while data := stream.read(per_read):
+            yield from (data[i : i + record_length] for i in range(0, len(data), record_length))
+
+
 def read_text_file(
     path: str,
     encoding: str = "utf-8",
@@ -91,8 +121,7 @@ def read_text_file(
     try:
         stream = open_decompressed(path)
     except FileNotFoundError:
-        if report is not None:
-            report(InputEvent(path, "missing", detail="gone before its task opened it"))
+        _missing(path, report)
         return
     bad = 0
     first_bad = ""
