@@ -97,6 +97,32 @@ def test_a_file_gone_before_its_task_is_skipped_and_counted_and_nothing_else_los
     run.ssc.stop()
 
 
+def test_a_binary_records_file_gone_before_its_task_is_skipped_and_counted(inbox: Path) -> None:
+    victim = inbox / "b.bin"
+
+    def vanish(rdd: RDD) -> RDD:
+        if victim.exists():
+            victim.unlink()
+        return rdd
+
+    clock = ManualClock(1000.0)
+    ssc = StreamingContext(1.0, clock=clock)
+    records: list[bytes] = []
+    ssc.binary_records_stream(str(inbox), 2).transform(vanish).foreach_rdd(
+        lambda rdd: records.extend(rdd.collect())
+    )
+    ssc.start()
+    for name in ("a.bin", "b.bin", "c.bin"):
+        put(inbox, name, name[:1] * 4)
+    clock.advance(1.0)
+    assert ssc.wait_for_batch(round(clock.now() * 1000), 30)
+    assert sorted(records) == [b"aa", b"aa", b"cc", b"cc"]
+    assert not any(b.failed for b in ssc.batches)
+    (entry,) = context_status(ssc, "test")["inputs"]
+    assert entry["files_missing"] == 1
+    ssc.stop()
+
+
 def test_names_of_files_being_written_are_not_read_until_renamed(inbox: Path) -> None:
     clock = ManualClock(1000.0)
     run = Run(inbox, clock)

@@ -14,7 +14,12 @@ import zstandard
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kubestream.core.input_files import InputEvent, UndecodableRecordError, read_text_file
+from kubestream.core.input_files import (
+    InputEvent,
+    UndecodableRecordError,
+    read_fixed_length_file,
+    read_text_file,
+)
 from tests.unit.test_lines import TRICKY, hadoop_records
 
 COMPRESSORS: dict[str, Callable[[bytes], bytes]] = {
@@ -92,3 +97,27 @@ def test_a_corrupt_compressed_file_fails_naming_the_file(tmp_path: Path) -> None
     path.write_bytes(gzip.compress(b"a\n" * 1000)[:-20])
     with pytest.raises(OSError, match=r"cut\.gz"):
         read(path)
+
+
+@settings(max_examples=30, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.binary(max_size=3000), st.integers(1, 9))
+def test_fixed_length_records_are_the_file_cut_in_equal_pieces(
+    tmp_path: Path, data: bytes, length: int
+) -> None:
+    data = data[: len(data) - len(data) % length]
+    path = tmp_path / "records.bin"
+    path.write_bytes(data)
+    events: list[InputEvent] = []
+    got = list(read_fixed_length_file(str(path), length, events.append))
+    assert got == [data[i : i + length] for i in range(0, len(data), length)]
+    assert events == []
+
+
+def test_fixed_length_records_of_a_missing_or_torn_file(tmp_path: Path) -> None:
+    events: list[InputEvent] = []
+    assert list(read_fixed_length_file(str(tmp_path / "gone"), 4, events.append)) == []
+    assert [e.kind for e in events] == ["missing"]
+    torn = tmp_path / "torn.bin"
+    torn.write_bytes(b"12345")
+    with pytest.raises(ValueError, match=r"torn\.bin: 5 bytes is not a whole number of 4-byte"):
+        list(read_fixed_length_file(str(torn), 4))

@@ -359,8 +359,10 @@ class StreamingContext:
     def binary_records_stream(self, directory: str, record_length: int) -> DStream[bytes]:
         """Fixed-length records (bytes) of new files in `directory`, each file once.
 
-        Files as in text_file_stream; each is split into records of `record_length`
-        bytes. A file whose length is not a multiple of it fails its batch, naming it.
+        Files as in text_file_stream with its defaults (path filter, remember window, a
+        file gone before its task skipped and counted), but never decompressed; each is
+        split into records of `record_length` bytes. A file whose length is not a
+        multiple of it fails its batch, naming it.
 
         Raises
         ------
