@@ -274,7 +274,7 @@ class StreamingContext:
 
     def text_file_stream(
         self,
-        directory: str,
+        directory: str | os.PathLike[str],
         *,
         path_filter: Callable[[str], bool] | None = None,
         min_remember_duration: float = DEFAULT_MIN_REMEMBER_DURATION,
@@ -293,7 +293,7 @@ class StreamingContext:
 
         Parameters
         ----------
-        directory : str
+        directory : str or path
             The directory watched (not its subdirectories).
         path_filter : (str) -> bool, optional
             Called on the driver with each file's path; only files it accepts are read.
@@ -320,7 +320,12 @@ class StreamingContext:
         ConfigError
             A parameter is outside the range above.
         """
-        require(isinstance(directory, str) and directory, "directory", directory, "a path")
+        require(
+            isinstance(directory, str | os.PathLike) and os.fspath(directory),
+            "directory",
+            directory,
+            "a path",
+        )
         require(
             path_filter is None or callable(path_filter),
             "path_filter",
@@ -349,7 +354,7 @@ class StreamingContext:
         )
         return FileInputDStream(
             self.env,
-            directory,
+            str(os.fspath(directory)),
             path_filter=path_filter,
             min_remember_duration=min_remember_duration,
             encoding=encoding,
