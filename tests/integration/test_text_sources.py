@@ -15,8 +15,12 @@ import zstandard
 
 from kubestream import StreamingContext
 from kubestream.core.engine import wait_until
+from kubestream.core.protocol import BadRecords, BlockAdded, ToDriver
 from kubestream.core.rdd import RDD
 from kubestream.driver.status import context_status
+from kubestream.executor.receiver_supervisor import ReceiverSupervisor
+from kubestream.storage.block_manager import BlockManager, deserialise
+from kubestream.streaming.sources.socket import SocketTextReceiver
 from tests.integration.conftest import Cluster
 from tests.unit.test_lines import hadoop_records
 
@@ -160,3 +164,35 @@ def test_a_socket_record_over_the_maximum_is_dropped_and_counted(cluster: Cluste
         assert wait_until(lambda: len(records) >= len(lines) and dropped() == 1, 30)
         ssc.stop(stop_engine=False, graceful=True, timeout=10)
     assert records == lines
+
+
+def test_the_socket_receiver_counts_records_too_long_or_not_utf8() -> None:
+    """The receiver under its executor-side supervisor, in this process, on a real socket."""
+    server = socket.create_server(("127.0.0.1", 0))
+    payload = b"ok 1\r\nnot \xff utf-8\n" + b"z" * 5000 + b"\nok 2\n"
+
+    def serve() -> None:
+        conn, _ = server.accept()
+        with conn:
+            for start in range(0, len(payload), 333):
+                conn.sendall(payload[start : start + 333])
+
+    threading.Thread(target=serve, daemon=True).start()
+    sent: list[ToDriver] = []
+    blocks = BlockManager()
+    receiver = SocketTextReceiver("127.0.0.1", server.getsockname()[1], max_record_bytes=1000)
+    supervisor = ReceiverSupervisor(
+        3, receiver, "exec-1", blocks, sent.append, 0.05, lambda b, blob: None, restart_delay=60
+    )
+    supervisor.start()
+
+    def stored() -> list[str]:
+        added = [m for m in list(sent) if isinstance(m, BlockAdded)]
+        return [r for m in added for r in deserialise(blocks.get(m.block_id) or b"")]
+
+    assert wait_until(lambda: len(stored()) == 3, 10)
+    supervisor.stop()
+    server.close()
+    assert stored() == ["ok 1", "not \ufffd utf-8", "ok 2"]
+    bad = {m.reason: m.records for m in sent if isinstance(m, BadRecords)}
+    assert bad == {"undecodable": 1, "too_long": 1}
