@@ -14,6 +14,7 @@ from __future__ import annotations
 import bz2
 import codecs
 import gzip
+import itertools
 import lzma
 import os
 from collections.abc import Callable, Iterator
@@ -118,6 +119,16 @@ def read_text_file(
     the codec's error (EOFError, OSError) for a corrupt compressed file: each fails the
     task with the path in the message, as a file the job cannot read should.
     """
+    # Records flow a chunk's list at a time, so the per-record step is chain's, in C.
+    return itertools.chain.from_iterable(_text_chunks(path, encoding, on_decode_error, report))
+
+
+def _text_chunks(
+    path: str,
+    encoding: str,
+    on_decode_error: str,
+    report: Callable[[InputEvent], None] | None,
+) -> Iterator[list[str]]:
     try:
         stream = open_decompressed(path)
     except FileNotFoundError:
@@ -158,7 +169,7 @@ def read_text_file(
                             texts.append(raw.decode(encoding, "replace"))
                 else:
                     number += len(records)
-                yield from texts
+                yield texts
                 if not chunk:
                     break
     finally:
