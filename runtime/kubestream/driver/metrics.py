@@ -172,14 +172,26 @@ class _EngineCollector(Collector):
         yield bad
 
 
-class InputProblemsCollector(Collector):
-    """What directory inputs report at scrape time (InputDStream.input_details): files gone
-    before they were read, undecodable records, and whether the directory can be listed."""
+class InputsCollector(Collector):
+    """What input streams report at scrape time (InputDStream.input_details): each
+    partition's lag, the backlog an autoscaler can act on, records lost to retention; a
+    directory's files gone before they were read, undecodable records, and whether it can
+    be listed."""
 
     def __init__(self, graph: DStreamGraph) -> None:
         self._graph = graph
 
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        lag = GaugeMetricFamily(
+            PREFIX + "input_lag_records",
+            "Records in the source not yet planned into a batch, by input stream and partition.",
+            labels=["stream", "partition"],
+        )
+        lost = CounterMetricFamily(
+            PREFIX + "input_lost_records",
+            "Records deleted from the source before being read and skipped, by input stream.",
+            labels=["stream"],
+        )
         missing = CounterMetricFamily(
             PREFIX + "input_missing_files",
             "Files listed for a batch and gone before their task read them (skipped).",
@@ -198,12 +210,18 @@ class InputProblemsCollector(Collector):
         for stream in list(self._graph.inputs):
             details = stream.input_details()
             labels = [str(stream.id)]
+            for partition, records in details.get("lag", {}).items():
+                lag.add_metric([str(stream.id), partition], records)
+            if "lost_records" in details:
+                lost.add_metric(labels, details["lost_records"])
             if "files_missing" in details:
                 missing.add_metric(labels, details["files_missing"])
             if "records_undecodable" in details:
                 undecodable.add_metric(labels, details["records_undecodable"])
             if "problem" in details:
                 problem.add_metric(labels, 0 if details["problem"] is None else 1)
+        yield lag
+        yield lost
         yield missing
         yield undecodable
         yield problem

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 from kubestream.streaming.dstream import DStream
 
 if TYPE_CHECKING:
+    from kubestream.streaming.batch import BatchInfo
     from kubestream.streaming.env import StreamingEnv
 
 
@@ -49,6 +50,10 @@ class InputDStream(DStream):
 
     def restore_state(self, state: dict[str, Any]) -> None:
         """Take back positions from a checkpoint (before start)."""
+
+    def batch_completed(self, info: BatchInfo) -> None:
+        """After a batch's outputs ran and its checkpoint was written (failed or not: see
+        info.failed); must not block, since the next batch's clean-up waits for it."""
 
     def input_details(self) -> dict[str, Any]:
         """What the status document shows of this input beyond its rate, merged into its entry
