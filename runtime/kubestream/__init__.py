@@ -24,6 +24,7 @@ from kubestream.streaming.context import StreamingContext
 from kubestream.streaming.dstream import DStream
 from kubestream.streaming.listener import StreamingListener
 from kubestream.streaming.sinks.cassandra.config import CassandraConnection
+from kubestream.streaming.sources.files import default_path_filter
 from kubestream.streaming.sources.kafka.client import KafkaMessage
 from kubestream.streaming.sources.kafka.offsets import OffsetRange
 from kubestream.streaming.sources.kafka.starting import FromTimestamp
@@ -45,4 +46,5 @@ __all__ = [
     "StateSpec",
     "StreamingContext",
     "StreamingListener",
+    "default_path_filter",
 ]
