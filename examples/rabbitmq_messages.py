@@ -26,6 +26,9 @@ def build(ssc: StreamingContext, args: list[str]) -> None:
     parser.add_argument("--out", required=True, help="directory for per-batch outputs")
     parser.add_argument("--receivers", type=int, default=1)
     parser.add_argument("--block-size", type=int, default=200)
+    parser.add_argument(
+        "--id-header", default="message_id", help='"none": keep redeliveries (at-least-once)'
+    )
     options = parser.parse_args(args)
 
     messages = ssc.rabbitmq_stream(
@@ -37,6 +40,6 @@ def build(ssc: StreamingContext, args: list[str]) -> None:
         ca_file=os.environ.get("RABBITMQ_CA_FILE"),
         receivers=options.receivers,
         block_size=options.block_size,
-        id_header="message_id",
+        id_header=None if options.id_header == "none" else options.id_header,
     )
     messages.save_as_text_files(os.path.join(options.out, "messages"))
