@@ -333,11 +333,15 @@ def rabbitmq_stream(
         for _ in range(receivers)
     ]
     stream = streams[0].union(*streams[1:]) if receivers > 1 else streams[0]
-    if id_header is None:
-        return stream
-    spec: StateSpec[str, tuple[Any], bool, list[Any]] = StateSpec.of(
-        first_delivery, timeout=dedupe_window
-    )
+    return stream if id_header is None else dedupe_by_id(stream, dedupe_window)
+
+
+def dedupe_by_id(stream: DStream[tuple[str | None, Any]], window: float) -> DStream[Any]:
+    """The records of (id, record) pairs, each id's first within `window` seconds only;
+    records with id None all pass. The ids seen are map_with_state's state: checkpointed,
+    partitioned by id, so one stream fed by several receivers drops a copy whichever
+    receiver got it."""
+    spec: StateSpec[str, tuple[Any], bool, list[Any]] = StateSpec.of(first_delivery, timeout=window)
     first = stream.filter(_has_id).map(_boxed).map_with_state(spec).flat_map(_records)
     return first.union(stream.filter(_has_no_id).map(_record_of))
 
