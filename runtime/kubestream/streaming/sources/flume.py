@@ -82,6 +82,7 @@ class FlumeReceiver(Receiver):
         self._server: socket.socket | None = None
         self._clients: set[socket.socket] = set()
         self._lock = threading.Lock()
+        self._stopping = threading.Event()
 
     def __getstate__(self) -> dict[str, Any]:
         return {"host": self.host, "port": self.port}
@@ -90,15 +91,13 @@ class FlumeReceiver(Receiver):
         self.__init__(state["host"], state["port"])  # type: ignore[misc]
 
     def on_start(self) -> None:
-        server = socket.create_server((self.host, self.port), reuse_port=False)
-        self._server = server
-        threading.Thread(
-            target=self._accept, args=(server,), name=f"flume-{self.port}", daemon=True
-        ).start()
+        self._stopping.clear()
+        threading.Thread(target=self._listen, name=f"flume-{self.port}", daemon=True).start()
 
     def on_stop(self) -> None:
         """Close the port and every connection: a batch not yet answered is rolled back by
         the agent and sent again to wherever the receiver starts next."""
+        self._stopping.set()
         with self._lock:
             server, self._server = self._server, None
             clients, self._clients = self._clients, set()
@@ -107,8 +106,25 @@ class FlumeReceiver(Receiver):
                 sock.shutdown(socket.SHUT_RDWR)
             sock.close()
 
-    def _accept(self, server: socket.socket) -> None:
+    def _listen(self) -> None:
+        """Bind (retrying with backoff while the port is taken, e.g. by a receiver still
+        closing), then accept the sink's connections."""
         module = _flume_module()
+        delay = 0.2
+        while True:
+            try:
+                server = socket.create_server((self.host, self.port))
+                break
+            except OSError as exc:
+                self.report_error(f"cannot listen on {self.host}:{self.port}; retrying", exc)
+                if self._stopping.wait(delay) or self.is_stopped():
+                    return
+                delay = min(delay * 2, 10.0)
+        with self._lock:
+            if self._stopping.is_set():
+                server.close()
+                return
+            self._server = server
         while not self.is_stopped():
             try:
                 client, _ = server.accept()

@@ -286,8 +286,9 @@ def _has_no_id(pair: tuple[str | None, Any]) -> bool:
     return pair[0] is None
 
 
-def _boxed(pair: tuple[str, Any]) -> tuple[str, tuple[Any]]:
-    return pair[0], (pair[1],)
+def _boxed(pair: tuple[str | None, Any]) -> tuple[str, tuple[Any]]:
+    """(id, (record,)) for a pair _has_id kept."""
+    return str(pair[0]), (pair[1],)
 
 
 def _record_of(pair: tuple[str | None, Any]) -> Any:
