@@ -197,6 +197,34 @@ class Cluster:
             if err.status not in (404, 409):
                 raise
 
+    def scale_job(
+        self,
+        job: JobRef,
+        resource_version: str,
+        replicas: int | None,
+        annotations: Mapping[str, str],
+    ) -> None:
+        """Set spec.executors.replicas (unless None) and annotations in one patch.
+
+        Conditional on ``resource_version``: a job changed since it was read
+        raises ApiError with status 409, and nothing is changed.
+        """
+        body: Raw = {
+            "metadata": {"resourceVersion": resource_version, "annotations": dict(annotations)}
+        }
+        if replicas is not None:
+            body["spec"] = {"executors": {"replicas": replicas}}
+        self._call(
+            f"scale StreamingJob {job.namespace}/{job.name}",
+            self.custom.patch_namespaced_custom_object,
+            GROUP,
+            VERSION,
+            job.namespace,
+            PLURAL,
+            job.name,
+            body,
+        )
+
     def patch_job_status(self, job: JobRef, status: Mapping[str, Any]) -> None:
         try:
             self._call(

@@ -20,7 +20,7 @@ from dataclasses import replace
 from typing import Any
 
 from kubestream.driver.api_auth import api_token
-from kubestream_operator import driver_status
+from kubestream_operator import autoscale, driver_status
 from kubestream_operator import manifests as m
 from kubestream_operator.keys import curve_keypair
 from kubestream_operator.kube import ApiError, Cluster
@@ -28,6 +28,7 @@ from kubestream_operator.metrics import OperatorMetrics
 from kubestream_operator.observe import job_ref, observe, pods_of
 from kubestream_operator.phases import Condition, Phase, merge_conditions, phase_named
 from kubestream_operator.plan import Note, Observed, Plan, PodState, iso, plan, plan_stop
+from kubestream_operator.spec import JobSpec
 
 log = logging.getLogger(__name__)
 
@@ -153,6 +154,12 @@ def reconcile(
         return
     if doc is not None:
         todo.status.update(driver_status.batch_fields(doc))
+    if isinstance(obs.spec, JobSpec):
+        try:
+            todo.status.update(_autoscale(cluster, job, obs.spec, doc, todo, now, metrics, notes))
+        except ApiError as err:
+            metrics.errors.labels("api").inc()
+            log.warning("autoscaling %s/%s failed: %s", namespace, name, err)
     cluster.patch_job_status(ref, todo.status)
     metrics.set_phase(namespace, name, todo.status.get("phase"))
     for note in notes:
@@ -160,6 +167,42 @@ def reconcile(
             metrics.driver_restarts.inc()
         log.info("%s/%s %s: %s", namespace, name, note.reason, note.message)
         post_event(cluster, ref, note)
+
+
+def _autoscale(
+    cluster: Cluster,
+    job: m.Manifest,
+    spec: JobSpec,
+    doc: Mapping[str, Any] | None,
+    todo: Plan,
+    now: float,
+    metrics: OperatorMetrics,
+    notes: list[Note],
+) -> dict[str, Any]:
+    """Evaluate the autoscaler and apply its count: status fields to record ({} for none)."""
+    if not spec.autoscaling.enabled:
+        # Turning autoscaling off forgets its state, so turning it on again starts afresh.
+        return {"autoscaler": None} if (job.get("status") or {}).get("autoscaler") else {}
+    if doc is None or todo.status.get("phase") != "Running":
+        return {}
+    done = autoscale.evaluate(job, spec, doc, now)
+    decision = done.decision
+    metrics.autoscaler_decisions.labels(decision.action.value, decision.reason.value).inc()
+    if done.owned is not None:
+        version = str(job["metadata"].get("resourceVersion") or "")
+        try:
+            cluster.scale_job(
+                job_ref(job),
+                version,
+                done.scale_to,
+                {autoscale.REPLICAS_ANNOTATION: str(done.owned)},
+            )
+        except ApiError as err:
+            if err.status != 409:
+                raise
+            return {}  # the job changed since it was read: evaluate again on the next pass
+    notes.extend(done.events)
+    return {"autoscaler": done.status}
 
 
 def _record_error(cluster: Cluster, job: m.Manifest, message: str, now: float) -> None:

@@ -8,7 +8,7 @@ the field. Called by the reconciler before it plans anything.
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from kubestream import settings
@@ -55,7 +55,7 @@ class SecretRef:
 
 @dataclass(frozen=True)
 class Autoscaling:
-    """Autoscaling policy; validated now, acted on by the autoscaler."""
+    """Autoscaling policy (kubestream_operator.autoscaler); ``mode`` is Act or Recommend."""
 
     enabled: bool
     scale_up_threshold: float
@@ -64,6 +64,10 @@ class Autoscaling:
     scale_up_cooldown_seconds: int
     scale_down_cooldown_seconds: int
     max_step: int
+    mode: str = "Act"
+    target_utilization: float = 0.7
+    catch_up_seconds: int = 300
+    max_step_percent: int = 100
 
 
 @dataclass(frozen=True)
@@ -288,10 +292,25 @@ def _autoscaling(raw: Any) -> Autoscaling:
             a, "scaleDownCooldownSeconds", f + "scaleDownCooldownSeconds", 120, (0, 3600)
         ),
         max_step=_int(a, "maxStep", f + "maxStep", 2, (1, 100)),
+        mode=_str(a, "mode", f + "mode", "Act"),
+        catch_up_seconds=_int(a, "catchUpSeconds", f + "catchUpSeconds", 300, (10, 86400)),
+        max_step_percent=_int(a, "maxStepPercent", f + "maxStepPercent", 100, (0, 1000)),
     )
-    if policy.scale_down_threshold >= policy.scale_up_threshold:
+    if policy.mode not in ("Act", "Recommend"):
+        raise SpecError(f + "mode", f"must be Act or Recommend, got {policy.mode!r}")
+    down, up = policy.scale_down_threshold, policy.scale_up_threshold
+    if down >= up:
         raise SpecError(f + "scaleDownThreshold", "must be below autoscaling.scaleUpThreshold")
-    return policy
+    # Without a target: 0.7 (Flink's default) when it lies inside the band, else its middle.
+    default_target = 0.7 if down < 0.7 < up else (down + up) / 2
+    target = _num(a, "targetUtilization", f + "targetUtilization", default_target, (0.01, 10))
+    if not down < target < up:
+        raise SpecError(
+            f + "targetUtilization",
+            f"must lie between scaleDownThreshold ({down:g}) and scaleUpThreshold ({up:g}), "
+            f"got {target:g}",
+        )
+    return replace(policy, target_utilization=target)
 
 
 def _checkpoint(raw: Any) -> Checkpoint:

@@ -65,6 +65,10 @@ OPERATOR_FIELDS: frozenset[str] = frozenset(
         "autoscaling.scaleUpCooldownSeconds",
         "autoscaling.scaleDownCooldownSeconds",
         "autoscaling.maxStep",
+        "autoscaling.maxStepPercent",
+        "autoscaling.targetUtilization",
+        "autoscaling.catchUpSeconds",
+        "autoscaling.mode",
         *(f"{pod}.{field}" for pod in ("driver", "executors") for field in _POD_FIELDS),
     }
 )

@@ -333,10 +333,14 @@ GRACEFUL_TIMEOUT = Setting[float | None](
 ON_BATCH_FAILURE = Setting[str](
     "on_batch_failure",
     str,
-    "continue",
-    "what a failed batch does to the job",
+    "report",
+    "what a failed batch does to the job: report (Spark's default): later batches run, "
+    "await_termination raises the first failure, and the driver exits 1 at the end unless "
+    "stopped by a signal; "
+    "continue: later batches run, the failure is only logged and recorded; "
+    "stop: the job stops and the driver exits 1",
     DRIVER_SIDE,
-    choices=("continue", "stop"),
+    choices=("report", "continue", "stop"),
 )
 HEARTBEAT_TIMEOUT = Setting[float](
     "heartbeat_timeout",

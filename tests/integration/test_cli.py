@@ -212,6 +212,30 @@ def test_failing_batch_stops_the_job_when_the_policy_says_so(tmp_path: Path) -> 
     assert re.search(r"\b1 of 1 batches failed", result.stderr), "the job ran on after the failure"
 
 
+def test_a_failing_transform_under_report_keeps_the_job_running_and_exits_1(
+    tmp_path: Path,
+) -> None:
+    """The default policy, Spark's: the batch whose transform raises (on the driver) fails
+    visibly, later batches run, and the run's exit status reports the failure."""
+    app = tmp_path / "fails_once.py"
+    app.write_text(
+        "def build(ssc, args):\n"
+        "    seen = []\n"
+        "    def once(rdd):\n"
+        "        seen.append(1)\n"
+        "        if len(seen) == 2:\n"
+        "            raise ValueError('transform failed once')\n"
+        "        return rdd\n"
+        "    ssc.rate_stream(20).transform(once).count().pprint()\n"
+    )
+    result = kubestream("run", str(app), "--batch-interval", "0.2", "--duration", "3", timeout=120)
+    assert result.returncode == 1, result.stderr
+    assert "transform failed once" in result.stderr
+    assert "later batches keep running" in result.stderr
+    failed = re.search(r"\b1 of (\d+) batches failed", result.stderr)
+    assert failed and int(failed.group(1)) > 2, result.stderr
+
+
 def test_executor_exits_zero_on_sigterm() -> None:
     """In a pod the executor is PID 1, where SIGTERM does nothing without a handler."""
     public, secret = generate_keypair()

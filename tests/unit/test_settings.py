@@ -115,7 +115,7 @@ def test_log_formats_are_the_loggers() -> None:
         ({"batch_interval": 0.05}, ["batch_interval", "between 0.1 and 3600 seconds"]),
         ({"max_rate": 0}, ["max_rate", "between 1 and"]),
         ({"checkpoint_interval": 0}, ["checkpoint_interval", "0.1"]),
-        ({"on_batch_failure": "retry"}, ["on_batch_failure", "continue, stop"]),
+        ({"on_batch_failure": "retry"}, ["on_batch_failure", "report, continue, stop"]),
     ],
 )
 def test_streaming_context_takes_the_bounds_of_the_declaration(

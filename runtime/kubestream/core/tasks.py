@@ -44,7 +44,10 @@ class RangeSource:
 
 @dataclass(frozen=True, slots=True)
 class FileSource:
+    """A file's lines (str), or with `record_length` its fixed-length records (bytes)."""
+
     path: str
+    record_length: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,6 +197,8 @@ def _open_source(source: SourceSpec, partition: int, env: TaskEnv) -> Iterator[A
     if isinstance(source, RangeSource):
         return iter(range(source.start, source.stop))
     if isinstance(source, FileSource):
+        if source.record_length is not None:
+            return iter(_read_records(source.path, source.record_length))
         return iter(_read_lines(source.path))
     if isinstance(source, BlockSource):
         return iter(deserialise(_read_input_block(source, env)))
@@ -209,6 +214,16 @@ def _open_source(source: SourceSpec, partition: int, env: TaskEnv) -> Iterator[A
 def _read_lines(path: str) -> list[str]:
     with open(path, encoding="utf-8", errors="replace") as f:
         return f.read().splitlines()
+
+
+def _read_records(path: str, record_length: int) -> list[bytes]:
+    with open(path, "rb") as f:
+        data = f.read()
+    if len(data) % record_length:
+        raise ValueError(
+            f"{path}: {len(data)} bytes is not a whole number of {record_length}-byte records"
+        )
+    return [data[i : i + record_length] for i in range(0, len(data), record_length)]
 
 
 def _read_input_block(source: BlockSource, env: TaskEnv) -> bytes:

@@ -32,7 +32,7 @@ from kubestream.driver.status import context_status
 from kubestream.driver.ui.server import Actions, UIServer
 from kubestream.errors import ConfigError, JobFailedError
 from kubestream.settings import DRIVER_PORT, Values
-from kubestream.streaming.context import StreamingContext
+from kubestream.streaming.context import StreamingContext, StreamingContextState
 from kubestream.transport import CurveKeys
 
 log = logging.getLogger(__name__)
@@ -167,21 +167,35 @@ def _run(ssc: StreamingContext, options: DriverOptions) -> int:
     ssc.start()
     duration = options.settings[settings.DURATION]
     deadline = None if duration is None else time.monotonic() + duration
-    code = 0
+    failure: JobFailedError | None = None
     try:
         try:
             while not signals.requested.is_set():
                 if deadline is not None and time.monotonic() >= deadline:
                     break
-                if ssc.await_termination(0.1):
-                    break
+                if failure is not None:  # "report": later batches run until the job ends
+                    if ssc.state is StreamingContextState.STOPPED:
+                        break
+                    signals.requested.wait(0.1)
+                    continue
+                try:
+                    if ssc.await_termination(0.1):
+                        break
+                except JobFailedError as exc:
+                    failure = exc
+                    log.error("%s", exc)
+                    if ssc.state is StreamingContextState.STOPPED:  # "stop"
+                        break
+                    log.error("later batches keep running (on_batch_failure=report)")
             ssc.stop(graceful=True)
         except _StopNow:
             log.warning("stopping at once")
             ssc.stop(graceful=False)
     except JobFailedError as exc:
-        log.error("%s", exc)
-        code = 1
+        failure = failure or exc
+    # A stop asked for by a signal ends cleanly: the failure was logged and recorded when it
+    # happened, and a pod's exit status must not make the operator restart a stopped job.
+    code = 1 if failure is not None and not signals.requested.is_set() else 0
     failed = [b for b in ssc.batches if b.failed]
     if failed:
         log.warning("%d of %d batches failed", len(failed), len(ssc.batches))
