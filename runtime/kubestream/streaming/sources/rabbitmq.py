@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kubestream.errors import ConfigError, require
+from kubestream.errors import USER_CODE_ERRORS, ConfigError, require
 from kubestream.executor.receiver import Receiver
 from kubestream.streaming.sources.receiver_stream import ReceiverInputDStream
 from kubestream.streaming.state import State, StateSpec
@@ -260,7 +260,17 @@ class RabbitMQReceiver(Receiver):
         delivery = Delivery(
             bytes(body), properties.message_id, headers, method.routing_key, method.redelivered
         )
-        record = self.message_handler(delivery)
+        try:
+            record = self.message_handler(delivery)
+        except USER_CODE_ERRORS as exc:
+            # Raised out of _consume: the connection closes, so this delivery and the rest
+            # not yet stored go back to the queue; the receiver retries after a backoff.
+            raise ConfigError(
+                f"message_handler failed on the message with delivery tag "
+                f"{method.delivery_tag} and message_id {delivery.message_id!r} "
+                f"({type(exc).__name__}: {exc}); it stays in the queue: fix the handler, or "
+                "give the queue a dead-letter exchange and reject such messages"
+            ) from exc
         if self.id_header is None:
             return record
         message_id = (
