@@ -1,6 +1,6 @@
 """RabbitMQ and Flume source benchmarks on this machine, written as JSON (never asserted).
 
-    .venv/bin/python benchmarks/receivers_throughput.py [--messages N] [--events M] [--out FILE.json]
+    .venv/bin/python benchmarks/receivers_throughput.py [--messages N] [--events M] [--out F]
 
 RabbitMQ: starts the repository's node (hack/brokers/rabbitmq.sh, timed), fills a
 durable queue with N persistent messages, and drains it with a plain pika loop
