@@ -6,8 +6,9 @@
 Messages carry an AMQP message_id; a redelivery (the broker sends again what a
 receiver stored but had not acknowledged when its executor, the driver or the
 connection died) is dropped by id. Each batch's bodies go to OUT/messages-<ms>/.
-The password is read from the file RABBITMQ_PASSWORD_FILE names (a mounted
-Secret), TLS is on when RABBITMQ_CA_FILE names a CA bundle.
+The password is read on the executors from RABBITMQ_PASSWORD (set from the
+StreamingJob's secretRefs) or from the file RABBITMQ_PASSWORD_FILE names (a
+mounted Secret); TLS is on when RABBITMQ_CA_FILE names a CA bundle.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ def build(ssc: StreamingContext, args: list[str]) -> None:
         options.queue,
         username=os.environ.get("RABBITMQ_USERNAME", "guest"),
         password_file=os.environ.get("RABBITMQ_PASSWORD_FILE"),
+        # On Kubernetes: spec.secretRefs [{env: RABBITMQ_PASSWORD, secretName: ..., key: ...}].
+        password_env="RABBITMQ_PASSWORD" if "RABBITMQ_PASSWORD" in os.environ else None,
         ca_file=os.environ.get("RABBITMQ_CA_FILE"),
         receivers=options.receivers,
         block_size=options.block_size,

@@ -84,6 +84,17 @@ def test_unreadable_password_file_is_named_without_its_content() -> None:
         config.connection_parameters()
 
 
+def test_missing_password_variable_points_at_secret_refs(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("KUBESTREAM_TEST_RABBITMQ_PASSWORD", raising=False)
+    config = RabbitMQSettings(
+        "127.0.0.1", 5672, "q", password_env="KUBESTREAM_TEST_RABBITMQ_PASSWORD"
+    )
+    with pytest.raises(ConfigError, match=r"KUBESTREAM_TEST_RABBITMQ_PASSWORD.*secretRefs"):
+        config.connection_parameters()
+    with pytest.raises(ConfigError, match="password_file"):
+        RabbitMQSettings("127.0.0.1", 5672, "q", password="x", password_env="V")
+
+
 def test_receiver_pickles_without_its_thread() -> None:
     receiver = RabbitMQReceiver(RabbitMQSettings("h", 5672, "q"), body_text, 10, 0.5, None)
     copy = pickle.loads(pickle.dumps(receiver))

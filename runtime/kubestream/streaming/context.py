@@ -416,6 +416,7 @@ class StreamingContext:
         username: str = "guest",
         password: str | None = None,
         password_file: str | None = None,
+        password_env: str | None = None,
         ca_file: str | None = None,
         declare_queue: bool = True,
         exchange: str | None = None,
@@ -443,9 +444,10 @@ class StreamingContext:
         queue : str
             Queue to consume; declared durable unless declare_queue is False (then it
             must exist).
-        username, password, password_file : str
-            Credentials; password_file is read on the executor (a mounted Secret) and is
-            the way to keep the password out of the job. Never logged.
+        username, password, password_env, password_file : str
+            Credentials. password_env names a variable the StreamingJob's secretRefs set
+            and password_file a mounted Secret, both read on the executor, so the password
+            stays out of the job; give at most one of the three. Never logged.
         ca_file : str, optional
             PEM CA bundle: connect with TLS and verify the broker's certificate for host.
         exchange, routing_key : str, optional
@@ -479,6 +481,7 @@ class StreamingContext:
             username,
             password,
             password_file,
+            password_env,
             ca_file,
             declare_queue,
             exchange,

@@ -135,7 +135,7 @@ def test_every_message_once_across_executor_driver_and_connection_loss(
     assert depth(rabbitmq_broker, queue) == (0, 0)
 
 
-def test_tls_with_a_password_file_and_a_wrong_password_never_logged(
+def test_tls_with_the_password_from_a_variable_and_a_wrong_one_never_logged(
     tmp_path: Path, rabbitmq_broker: RabbitMQBroker, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     queue = new_queue(rabbitmq_broker)
@@ -154,7 +154,9 @@ def test_tls_with_a_password_file_and_a_wrong_password_never_logged(
     assert "reconnecting" in stderr and wrong not in stderr
     assert depth(rabbitmq_broker, queue) == (len(bodies), 0)
 
-    use_credentials(monkeypatch, rabbitmq_broker, tmp_path, rabbitmq_broker.password)
+    # The password as the StreamingJob's secretRefs give it: a variable on every pod.
+    monkeypatch.delenv("RABBITMQ_PASSWORD_FILE")
+    monkeypatch.setenv("RABBITMQ_PASSWORD", rabbitmq_broker.password)
     log = tmp_path / "tls.log"
     job = start_job(rabbitmq_broker.tls_port, tmp_path, queue, log, "--duration", "6", receivers=1)
     assert job.wait(timeout=120) == 0, log.read_text()[-3000:]

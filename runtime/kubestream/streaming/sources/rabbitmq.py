@@ -11,6 +11,7 @@ stream drops it (see dedupe_by_id), without them the stream is at-least-once.
 from __future__ import annotations
 
 import logging
+import os
 import ssl
 import threading
 import time
@@ -55,7 +56,8 @@ def body_text(delivery: Delivery) -> str:
 class RabbitMQSettings:
     """Where and how a receiver connects; repr shows no password.
 
-    password_file is read on the executor when it connects (a mounted Secret), so the
+    password_env (a variable the StreamingJob's secretRefs set on every pod) and
+    password_file (a mounted Secret) are read on the executor when it connects, so the
     password never travels with the job; password, if given instead, travels inside the
     pickled receiver over the job's encrypted transport.
     """
@@ -67,6 +69,7 @@ class RabbitMQSettings:
     username: str = "guest"
     password: str | None = field(default=None, repr=False)
     password_file: str | None = None
+    password_env: str | None = None
     ca_file: str | None = None
     declare_queue: bool = True
     exchange: str | None = None
@@ -85,11 +88,12 @@ class RabbitMQSettings:
         require(
             isinstance(self.queue, str) and bool(self.queue), "queue", self.queue, "a queue name"
         )
+        given = [self.password, self.password_file, self.password_env]
         require(
-            self.password is None or self.password_file is None,
+            sum(p is not None for p in given) <= 1,
             "password_file",
             self.password_file,
-            "not given together with password: use one of them",
+            "one of password, password_file and password_env, not several",
         )
 
     def connection_parameters(self) -> Any:
@@ -97,6 +101,13 @@ class RabbitMQSettings:
         import pika  # noqa: PLC0415  (executors import pika only when a receiver connects)
 
         password = self.password
+        if self.password_env is not None:
+            password = os.environ.get(self.password_env)
+            if password is None:
+                raise ConfigError(
+                    f"password_env {self.password_env!r} is not set on this executor: add it "
+                    "to the StreamingJob's spec.secretRefs"
+                )
         if self.password_file is not None:
             try:
                 password = Path(self.password_file).read_text().strip()
