@@ -79,6 +79,8 @@ def start_job(
         )
 
 
+# Installing and starting the node (the first test of the package) and five driver runs.
+@pytest.mark.timeout(600)
 def test_every_message_once_across_executor_driver_and_connection_loss(
     tmp_path: Path, rabbitmq_broker: RabbitMQBroker, monkeypatch: pytest.MonkeyPatch
 ) -> None:
