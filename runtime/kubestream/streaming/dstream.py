@@ -654,7 +654,7 @@ class DStream(Generic[T]):
         if transactional_id is None:
             self.env.graph.add_output(self, KafkaSink(config, topic, shape, partitioner))
             return
-        sources = [s for s in self.ancestors() if isinstance(s, KafkaInputDStream)]
+        sources = [s for s in self._ancestors() if isinstance(s, KafkaInputDStream)]
         chosen = source or (sources[0] if len(sources) == 1 else None)
         if not isinstance(chosen, KafkaInputDStream):
             raise ConfigError(
@@ -666,7 +666,7 @@ class DStream(Generic[T]):
             TransactionalKafkaSink(config, topic, shape, partitioner, transactional_id, chosen),
         )
 
-    def ancestors(self) -> list[DStream]:
+    def _ancestors(self) -> list[DStream[Any]]:
         """This stream and every stream it is computed from."""
         seen: dict[int, DStream] = {}
         stack: list[DStream] = [self]
