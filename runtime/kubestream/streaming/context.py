@@ -463,8 +463,9 @@ class StreamingContext:
             (at most 180, a tenth of the broker's 30-minute consumer timeout).
         id_header : str, optional
             "message_id" (the AMQP property) or a header name: a message whose id was seen
-            within dedupe_window seconds is dropped, across all receivers. Needs
-            checkpoint(directory). Messages without the id pass through at-least-once.
+            within dedupe_window seconds is dropped, across all receivers. The ids are
+            state, in the checkpoints when there is a checkpoint directory (so a restarted
+            driver still knows them). Messages without the id pass through at-least-once.
         dedupe_window : float
             Seconds an id is remembered (default 600), in checkpointed state.
 
