@@ -4,6 +4,8 @@ and every event still arrives."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import subprocess
 import time
 from pathlib import Path
@@ -22,13 +24,19 @@ def saved(out: Path) -> list[str]:
 
 
 def receiver_host(driver_pid: int, port: int) -> int:
-    """The executor process listening on the receiver's port."""
+    """The executor process listening on the receiver's port (read from /proc)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            # local address is HEX_IP:HEX_PORT; state 0A is LISTEN; field 9 is the inode.
+            if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "0A":
+                inodes.add(f"socket:[{fields[9]}]")
     for pid in children(driver_pid):
-        listening = subprocess.run(
-            ["ss", "-Htlnp", f"sport = :{port}"], capture_output=True, text=True
-        ).stdout
-        if f"pid={pid}," in listening:
-            return pid
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            with contextlib.suppress(OSError):
+                if os.readlink(fd) in inodes:
+                    return pid
     raise AssertionError(f"no executor of {driver_pid} listens on {port}")
 
 
