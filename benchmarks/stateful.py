@@ -43,12 +43,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from kubestream.driver.endpoint import DriverEndpoint
-from kubestream.core.engine import Engine
-from kubestream.driver.local_cluster import LocalExecutorProcesses
-from kubestream.core.protocol import Shutdown
-
 from kubestream import StateSpec, StreamingContext
+from kubestream.core.engine import Engine
+from kubestream.core.protocol import Shutdown
+from kubestream.driver.endpoint import DriverEndpoint
+from kubestream.driver.local_cluster import LocalExecutorProcesses
 from kubestream.transport import CurveKeys, generate_keypair
 from zipf_workload import add_to_totals, batch_counts, write_zipf_files
 

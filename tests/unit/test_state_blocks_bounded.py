@@ -13,12 +13,12 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from kubestream.streaming.dstream import DStream
-from kubestream.core.engine import Engine
-from kubestream.executor.in_process import InProcessExecutors
 
 from kubestream import StateSpec, StreamingContext
 from kubestream.clock import ManualClock
+from kubestream.core.engine import Engine
+from kubestream.executor.in_process import InProcessExecutors
+from kubestream.streaming.dstream import DStream
 
 WARM_UP = 6
 BATCHES = 30
