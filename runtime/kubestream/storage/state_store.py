@@ -112,7 +112,9 @@ class StateStore:
                     index.setdefault(value[1], {})[k] = None
             for k in delta.removed:
                 if k in data:
-                    previous = old[k] = data.pop(k)
+                    previous = data.pop(k)
+                    if k not in old and k not in delta.updated:  # else its undo is recorded
+                        old[k] = previous
                     if index is not None:
                         _unindex(index, k, previous)
             part.versions[version] = _Version(part.head, old, added, delta.mapped)
