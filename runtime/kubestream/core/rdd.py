@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import operator
+import os
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -274,8 +275,23 @@ def range_sources(start: int, stop: int, slices: int) -> list[SourceSpec]:
     return [RangeSource(a, b) for a, b in itertools.pairwise(bounds)]
 
 
-def file_sources(paths: Sequence[str]) -> list[SourceSpec]:
-    return [FileSource(p) for p in paths]
+MIN_SPLIT_BYTES = 1 << 20
+MAX_SPLIT_BYTES = 128 << 20
+
+
+def file_sources(paths: Sequence[str], parallelism: int = 1) -> list[SourceSpec]:
+    """Line splits of the files, about total / parallelism bytes each (1 to 128 MiB, as
+    Spark's maxSplitBytes), so a large file is shared by the executors."""
+    sizes = [os.path.getsize(p) for p in paths]
+    target = max(MIN_SPLIT_BYTES, min(MAX_SPLIT_BYTES, -(-sum(sizes) // max(1, parallelism))))
+    out: list[SourceSpec] = []
+    for path, size in zip(paths, sizes, strict=True):
+        pieces = max(1, -(-size // target))
+        bounds = [size * i // pieces for i in range(pieces + 1)]
+        out += [
+            FileSource(path, a, None if b == size else b) for a, b in itertools.pairwise(bounds)
+        ]
+    return out
 
 
 def block_sources(

@@ -12,7 +12,7 @@ import itertools
 import pickle
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, BinaryIO, Protocol
 
 from kubestream.core.functions import FunctionCache, FunctionRef
 from kubestream.core.ops import Aggregator
@@ -52,7 +52,12 @@ class RangeSource:
 
 @dataclass(frozen=True, slots=True)
 class FileSource:
+    """Lines of a text file starting in bytes [start, stop) (stop None: to the end), as
+    Hadoop's line splits: a line belongs to the split its first byte is in."""
+
     path: str
+    start: int = 0
+    stop: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -292,7 +297,7 @@ def _open_source(source: SourceSpec, partition: int, env: TaskEnv) -> Iterator[A
     if isinstance(source, RangeSource):
         return iter(range(source.start, source.stop))
     if isinstance(source, FileSource):
-        return iter(_read_lines(source.path))
+        return iter(_read_lines(source))
     if isinstance(source, BlockSource):
         return iter(deserialise(_read_input_block(source, env)))
     if isinstance(source, ShuffleSource):
@@ -304,9 +309,27 @@ def _open_source(source: SourceSpec, partition: int, env: TaskEnv) -> Iterator[A
     return iter(())
 
 
-def _read_lines(path: str) -> list[str]:
-    with open(path, encoding="utf-8", errors="replace") as f:
-        return f.read().splitlines()
+def _read_lines(source: FileSource) -> list[str]:
+    with open(source.path, "rb") as f:
+        begin = _line_start(f, source.start)
+        end = None if source.stop is None else _line_start(f, source.stop)
+        f.seek(begin)
+        data = f.read() if end is None else f.read(max(0, end - begin))
+    return data.decode("utf-8", errors="replace").splitlines()
+
+
+def _line_start(f: BinaryIO, position: int) -> int:
+    """Offset of the first line starting at or after position (the file's size if none)."""
+    if position <= 0:
+        return 0
+    f.seek(position - 1)
+    offset = position - 1
+    while chunk := f.read(65536):
+        newline = chunk.find(b"\n")
+        if newline >= 0:
+            return offset + newline + 1
+        offset += len(chunk)
+    return offset
 
 
 def _read_input_block(source: BlockSource, env: TaskEnv) -> bytes:

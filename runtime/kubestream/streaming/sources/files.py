@@ -2,8 +2,9 @@
 
 Like Spark's file stream: files present when the stream starts are skipped,
 names starting with '.' or '_' are ignored (write elsewhere and rename in), and
-every file becomes one partition. No receiver: the set of files seen is the
-whole state, which makes the source replayable from a checkpoint.
+a large file is split at line boundaries into several partitions, so the
+executors share it. No receiver: the set of files seen is the whole state, which
+makes the source replayable from a checkpoint.
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ class FileInputDStream(InputDStream):
             self.files_per_batch[batch_time] = files
         if not files:
             return self.env.engine.empty_rdd()
-        return SourceRDD(self.env.engine, file_sources(files))
+        return SourceRDD(self.env.engine, file_sources(files, self.env.engine.default_parallelism))
 
     def clear_metadata(self, batch_time: int) -> list:  # type: ignore[type-arg]
         """Keep recent batches' files: a recovering driver replays them from the checkpoint."""
