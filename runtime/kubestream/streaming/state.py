@@ -141,6 +141,8 @@ def _unchanged(new: Any, old: Any) -> bool:
 class State:
     """The state of one key inside a map_with_state function."""
 
+    __slots__ = ("_exists", "_timing_out", "_value")
+
     def __init__(self, value: Any, exists: bool, timing_out: bool) -> None:
         self._value = value
         self._exists = exists
