@@ -1,6 +1,19 @@
 """kubestream: Spark-Streaming-style micro-batch stream processing in Python.
 
-from kubestream import StreamingContext
+    from kubestream import StreamingContext
+
+This module is the user's facade. The packages beneath it are layers; each imports
+only the ones below it (docs/architecture.md has the whole map and one batch's path):
+
+- ``cli``, ``testing``: the ``kubestream`` command; test helpers.
+- ``driver``: the driver process: application loading, the executors' endpoint,
+  the HTTP API and UI, status, metrics, decommissioning.
+- ``streaming``: StreamingContext, DStreams, windows, state, checkpoints; its
+  ``sources`` and its ``scheduler`` (JobGenerator, JobScheduler, ReceiverTracker).
+- ``executor``: the executor process: tasks, blocks, receivers.
+- ``core``: the engine, RDDs, the DAG and task schedulers, driver-executor messages.
+- ``storage``, ``transport``: blocks and checkpoint files; CURVE ZeroMQ sockets.
+- ``settings``, ``errors``, ``clock``, ``logs``, ``metrics``: basics.
 """
 
 from kubestream.core.rdd import RDD

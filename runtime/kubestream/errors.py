@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+USER_CODE_ERRORS: tuple[type[BaseException], ...] = (BaseException,)
+"""What user code may raise and still only fail its task, batch, receiver or listener call,
+never the thread running it: `sys.exit()` or `raise KeyboardInterrupt` in a map function is
+a failed task, not a dead executor thread. Every place that calls user code catches these."""
+
 
 class KubestreamError(Exception):
     """Base of every error kubestream raises on purpose."""
 
 
 class ConfigError(KubestreamError):
-    """A user mistake in configuration or command line: shown as one line, no traceback."""
+    """A user mistake (a parameter, a stream graph, a command line): shown as one line.
+
+    Every check of a user's input raises this, never ValueError or TypeError, so
+    `kubestream run` prints it as `kubestream: error: ...` without a traceback.
+    """
 
 
 class JobFailedError(KubestreamError):
@@ -29,3 +38,25 @@ class FetchFailedError(KubestreamError):
 
 class BlockLostError(KubestreamError):
     """An input block is held by no live executor, so its records cannot be recomputed."""
+
+
+def require(ok: object, name: str, value: object, expected: str) -> None:
+    """Raise ConfigError "`name` must be `expected`, got `value`" unless `ok` is true.
+
+    The one check behind every user-facing parameter, so each message names the
+    parameter and the value the user passed, as PySpark's do.
+    """
+    if not ok:
+        raise ConfigError(f"{name} must be {expected}, got {value!r}")
+
+
+def require_count(name: str, value: object, minimum: int = 1, *, optional: bool = False) -> None:
+    """Require an int (not a bool) of at least `minimum`, or None when `optional`."""
+    if optional and value is None:
+        return
+    require(
+        isinstance(value, int) and not isinstance(value, bool) and value >= minimum,
+        name,
+        value,
+        f"a whole number of at least {minimum}" + (" or None" if optional else ""),
+    )

@@ -5,6 +5,10 @@ authenticate clients through ZAP against the job's public key, so a peer without
 the job's key pair is refused during the handshake, before any message, and so
 any pickle, reaches the application. Each endpoint owns one I/O thread; other
 threads send by appending to an outbox and waking it through a pipe.
+
+A message travels as frames of at most FRAME_BYTES (the receiver joins them), and
+every socket refuses a larger frame, so a peer without keys that declares a huge
+frame is disconnected after its header instead of being read into memory first.
 """
 
 from __future__ import annotations
@@ -28,6 +32,14 @@ from zmq.utils.monitor import recv_monitor_message
 log = logging.getLogger(__name__)
 
 _ZAP_DOMAIN = "kubestream"
+
+FRAME_BYTES = 1 << 20
+"""Largest frame any socket sends or accepts (1 MiB): longer messages are split, so the
+limit costs legitimate traffic nothing and bounds what an unauthenticated peer can make a
+process buffer before the CURVE handshake refuses it."""
+_MAX_FRAME = FRAME_BYTES + 64
+REFUSAL_LOG_INTERVAL = 10.0
+"""Seconds between refusal warnings; the ones in between are counted, not logged."""
 _HANDSHAKE_FAILURES = (
     zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
     | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
@@ -54,16 +66,44 @@ def generate_keypair() -> tuple[str, str]:
     return public.decode("ascii"), secret.decode("ascii")
 
 
+class RateLimitedWarning:
+    """A warning logged at most once per interval, with the count of those suppressed since:
+    a flood of refused connections must not flood the log too."""
+
+    def __init__(
+        self, interval: float = REFUSAL_LOG_INTERVAL, now: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._interval = interval
+        self._now = now
+        self._lock = threading.Lock()
+        self._next = 0.0
+        self._suppressed = 0
+
+    def warn(self, message: str, *args: object) -> None:
+        with self._lock:
+            now = self._now()
+            if now < self._next:
+                self._suppressed += 1
+                return
+            suppressed, self._suppressed = self._suppressed, 0
+            self._next = now + self._interval
+        if suppressed:
+            log.warning(message + " (%d more like it suppressed)", *args, suppressed)
+        else:
+            log.warning(message, *args)
+
+
 class _JobKeyOnly:
     """ZAP credentials provider: admit only clients presenting the job's own public key."""
 
     def __init__(self, public: str) -> None:
         self._public = public.encode("ascii")
+        self._refused = RateLimitedWarning()
 
     def callback(self, domain: str, key: bytes) -> bool:
         if key == self._public:
             return True
-        log.warning(
+        self._refused.warn(
             "refused a peer whose CURVE key (%s...) is not this job's: nothing it sent was read",
             key[:8].decode("ascii", "replace"),
         )
@@ -99,6 +139,7 @@ def _server_socket(ctx: _Context, kind: int) -> zmq.Socket[bytes]:
     sock.curve_publickey = ctx.keys.public.encode("ascii")
     sock.curve_server = True
     sock.zap_domain = _ZAP_DOMAIN.encode("ascii")
+    sock.maxmsgsize = _MAX_FRAME
     sock.linger = 0
     sock.sndhwm = 100_000
     sock.rcvhwm = 100_000
@@ -112,18 +153,22 @@ def _client_socket(ctx: _Context, kind: int, identity: bytes | None = None) -> z
     sock.curve_serverkey = ctx.keys.public.encode("ascii")
     if identity is not None:
         sock.identity = identity
+    sock.maxmsgsize = _MAX_FRAME
     sock.linger = 0
     sock.sndhwm = 100_000
     sock.rcvhwm = 100_000
     return sock
 
 
-def encode(message: object) -> bytes:
-    return pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+def encode(message: object) -> list[bytes | memoryview]:
+    """The message pickled, in frames of at most FRAME_BYTES."""
+    data = memoryview(pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL))
+    return [data[i : i + FRAME_BYTES] for i in range(0, max(len(data), 1), FRAME_BYTES)]
 
 
-def decode(frame: bytes) -> Any:
-    return pickle.loads(frame)
+def decode(frames: list[bytes]) -> Any:
+    """The message whose frames these are (what `encode` made)."""
+    return pickle.loads(frames[0] if len(frames) == 1 else b"".join(frames))
 
 
 class _Endpoint:
@@ -133,13 +178,14 @@ class _Endpoint:
         self, sock: zmq.Socket[bytes], tick: float, on_tick: Callable[[], None] | None, name: str
     ) -> None:
         self._sock = sock
-        self._outbox: collections.deque[list[bytes]] = collections.deque()
+        self._outbox: collections.deque[list[bytes | memoryview]] = collections.deque()
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_w, False)
         self._tick = tick
         self._on_tick = on_tick
         self._closed = threading.Event()
         self._monitor: zmq.Socket[bytes] | None = None
+        self._refused = RateLimitedWarning()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
     def _watch_handshakes(self) -> None:
@@ -148,7 +194,7 @@ class _Endpoint:
     def _start(self) -> None:
         self._thread.start()
 
-    def _post(self, frames: list[bytes]) -> None:
+    def _post(self, frames: list[bytes | memoryview]) -> None:
         if self._closed.is_set():
             return
         self._outbox.append(frames)
@@ -196,7 +242,7 @@ class _Endpoint:
                             log.exception("handling a message on %s failed", self._thread.name)
                 if self._monitor is not None and self._monitor in events:
                     event = recv_monitor_message(self._monitor)
-                    log.warning(
+                    self._refused.warn(
                         "refused a connection on %s: CURVE handshake failed (event %s)",
                         event.get("endpoint", b"?"),
                         event.get("event"),
@@ -258,11 +304,10 @@ class Server(_Endpoint):
         self._start()
 
     def send(self, peer: bytes, message: object) -> None:
-        self._post([peer, encode(message)])
+        self._post([peer, *encode(message)])
 
     def _handle(self, frames: list[bytes]) -> None:
-        peer, payload = frames[0], frames[-1]
-        self._on_message(peer, decode(payload))
+        self._on_message(frames[0], decode(frames[1:]))
 
 
 class Client(_Endpoint):
@@ -286,10 +331,10 @@ class Client(_Endpoint):
         self._start()
 
     def send(self, message: object) -> None:
-        self._post([encode(message)])
+        self._post(encode(message))
 
     def _handle(self, frames: list[bytes]) -> None:
-        self._on_message(decode(frames[-1]))
+        self._on_message(decode(frames))
 
 
 class RequestClient:
@@ -316,13 +361,13 @@ class RequestClient:
             with self._all_lock:
                 self._all.append(sock)
         request_id = next(self._ids)
-        sock.send_multipart([str(request_id).encode(), encode(message)])
+        sock.send_multipart([str(request_id).encode(), *encode(message)])
         deadline = time.monotonic() + self._timeout
         while time.monotonic() < deadline:
             if sock.poll(50):
                 frames = sock.recv_multipart()
                 if frames[0] == str(request_id).encode():
-                    return decode(frames[-1])
+                    return decode(frames[1:])
                 continue
             if abort():
                 break
@@ -357,5 +402,5 @@ class RequestServer(Server):
         del peer, message
 
     def _handle(self, frames: list[bytes]) -> None:
-        peer, request_id, payload = frames[0], frames[1], frames[-1]
-        self._post([peer, request_id, encode(self._answer(decode(payload)))])
+        peer, request_id = frames[0], frames[1]
+        self._post([peer, request_id, *encode(self._answer(decode(frames[2:])))])

@@ -54,6 +54,13 @@ def test_application_without_build_function(tmp_path: Path) -> None:
     assert_one_line_error(result, "no function 'build'")
 
 
+def test_a_mistake_in_the_stream_graph_is_one_line_naming_the_value(tmp_path: Path) -> None:
+    app = tmp_path / "app.py"
+    app.write_text("def build(ssc, args):\n    ssc.rate_stream(10).window(1.5).pprint()\n")
+    result = kubestream("run", str(app), "--batch-interval", "1", "--duration", "5")
+    assert_one_line_error(result, "window must be a multiple", "got 1.5")
+
+
 def test_bad_flag_value() -> None:
     result = kubestream("run", str(WORDCOUNT), "--batch-interval", "fast")
     assert_one_line_error(result, "--batch-interval", "fast")

@@ -54,3 +54,46 @@ def test_plain_tcp_bytes_reach_nothing(cluster: Cluster) -> None:
         )
         time.sleep(0.5)
     assert cluster.engine.executor_ids() == before
+
+
+def _curve_greeting() -> bytes:
+    """A valid ZMTP 3.0 greeting asking for the CURVE mechanism, as a client."""
+    return (
+        b"\xff" + b"\x00" * 8 + b"\x7f" + b"\x03\x00" + b"CURVE".ljust(20, b"\x00") + b"\x00" * 32
+    )
+
+
+def _bytes_accepted_before_disconnect(port: int, limit: int) -> int:
+    """Greet, declare a 1 GiB frame, stream zeros; how many bytes went out before the peer hung
+    up (or `limit`, if it never did)."""
+    sent = 0
+    chunk = b"\x00" * 65536
+    with socket.create_connection(("127.0.0.1", port)) as raw:
+        raw.settimeout(10)
+        raw.sendall(_curve_greeting() + b"\x06" + (1 << 30).to_bytes(8, "big"))
+        try:
+            while sent < limit:
+                raw.sendall(chunk)
+                sent += len(chunk)
+        except (BrokenPipeError, ConnectionResetError, TimeoutError):
+            return sent
+    return sent
+
+
+@pytest.mark.parametrize("server", ["driver", "block server"])
+def test_a_peer_declaring_a_huge_frame_is_cut_off_before_it_is_read(
+    cluster: Cluster, server: str
+) -> None:
+    if server == "driver":
+        port = cluster.endpoint.port
+    else:
+        address = next(iter(cluster.engine.task_scheduler.executors().values())).address
+        port = int(address.rsplit(":", 1)[1])
+    limit = 64 << 20
+    assert _bytes_accepted_before_disconnect(port, limit) < limit
+
+
+def test_messages_larger_than_a_frame_travel_both_ways(cluster: Cluster) -> None:
+    records = [str(i) * 300_000 for i in range(8)]
+    rdd = cluster.engine.parallelize(records, 4).map(lambda s: s + "!")
+    assert sorted(rdd.collect()) == sorted(s + "!" for s in records)

@@ -12,7 +12,7 @@ import os
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic
 
 from kubestream.core.ops import (
     GROUP_BY_KEY,
@@ -46,6 +46,8 @@ from kubestream.core.tasks import (
     StoreBlock,
     UpdateState,
 )
+from kubestream.core.typevars import C, K, T, U, V, W
+from kubestream.errors import require_count
 
 if TYPE_CHECKING:
     from kubestream.core.engine import Engine
@@ -62,8 +64,13 @@ class ShuffleDependency:
     aggregator: Aggregator | None
 
 
-class RDD:
-    """A dataset of one batch, split into partitions that executors compute."""
+class RDD(Generic[T]):
+    """A dataset of one batch, records of type T split into partitions that executors compute.
+
+    Transformations are lazy and return a new RDD; actions (collect, count, take,
+    reduce, foreach ...) run a job on the executors and return to the driver. User
+    functions run on executors, so they must be picklable by cloudpickle.
+    """
 
     def __init__(self, engine: Engine, num_partitions: int) -> None:
         self.engine = engine
@@ -73,10 +80,12 @@ class RDD:
         self.partitioner: HashPartitioner | None = None
 
     # --- lineage, implemented by subclasses ---------------------------------------------
-    def narrow_parents(self) -> Sequence[RDD]:
+    def narrow_parents(self) -> Sequence[RDD[Any]]:
+        """Parents whose partition i makes this RDD's partition i (no shuffle between)."""
         return ()
 
     def shuffle_dependencies(self) -> Sequence[ShuffleDependency]:
+        """The shuffles this RDD reads, each with the parent RDD that writes it."""
         return ()
 
     def plan(self, split: int, locate: MapLocations) -> tuple[SourceSpec, list[PartitionFn]]:
@@ -84,69 +93,108 @@ class RDD:
         raise NotImplementedError
 
     def preferred_executors(self, split: int) -> tuple[str, ...]:
+        """Executors holding partition `split`'s input, best first (empty: anywhere)."""
         return ()
 
     # --- narrow transformations -----------------------------------------------------------
-    def _with(self, op: PartitionFn) -> RDD:
+    def _with(self, op: PartitionFn) -> RDD[Any]:
         return MapPartitionsRDD(self, op)
 
-    def map(self, fn: Callable[[Any], Any]) -> RDD:
+    def map(self, fn: Callable[[T], U]) -> RDD[U]:
+        """fn(record) for every record."""
         return self._with(MapOp(fn))
 
-    def flat_map(self, fn: Callable[[Any], Iterable[Any]]) -> RDD:
+    def flat_map(self, fn: Callable[[T], Iterable[U]]) -> RDD[U]:
+        """Every item of fn(record), for every record."""
         return self._with(FlatMapOp(fn))
 
-    def filter(self, fn: Callable[[Any], bool]) -> RDD:
+    def filter(self, fn: Callable[[T], bool]) -> RDD[T]:
+        """The records for which fn(record) is true."""
         return self._with(FilterOp(fn))
 
-    def map_partitions(self, fn: Callable[[Iterator[Any]], Iterable[Any]]) -> RDD:
+    def map_partitions(self, fn: Callable[[Iterator[T]], Iterable[U]]) -> RDD[U]:
+        """fn applied once per partition, to an iterator of its records."""
         return self._with(MapPartitionsOp(fn))
 
-    def map_partitions_with_index(self, fn: Callable[[int, Iterator[Any]], Iterable[Any]]) -> RDD:
+    def map_partitions_with_index(self, fn: Callable[[int, Iterator[T]], Iterable[U]]) -> RDD[U]:
+        """fn(partition_index, records) once per partition."""
         return self._with(MapPartitionsWithIndexOp(fn))
 
-    def map_values(self, fn: Callable[[Any], Any]) -> RDD:
+    def map_values(self: RDD[tuple[K, V]], fn: Callable[[V], U]) -> RDD[tuple[K, U]]:
+        """(key, fn(value)) for every (key, value) record."""
         return self._with(MapValuesOp(fn))
 
-    def flat_map_values(self, fn: Callable[[Any], Iterable[Any]]) -> RDD:
+    def flat_map_values(self: RDD[tuple[K, V]], fn: Callable[[V], Iterable[U]]) -> RDD[tuple[K, U]]:
+        """(key, item) for every item of fn(value), for every (key, value) record."""
         return self._with(FlatMapValuesOp(fn))
 
-    def glom(self) -> RDD:
+    def glom(self) -> RDD[list[T]]:
+        """One list per partition, holding that partition's records."""
         return self._with(GlomOp())
 
-    def key_by(self, fn: Callable[[Any], Any]) -> RDD:
+    def key_by(self, fn: Callable[[T], K]) -> RDD[tuple[K, T]]:
+        """(fn(record), record) for every record."""
         return self.map(_KeyBy(fn))
 
-    def keys(self) -> RDD:
+    def keys(self: RDD[tuple[K, V]]) -> RDD[K]:
+        """The key of every (key, value) record."""
         return self.map(operator.itemgetter(0))
 
-    def values(self) -> RDD:
+    def values(self: RDD[tuple[K, V]]) -> RDD[V]:
+        """The value of every (key, value) record."""
         return self.map(operator.itemgetter(1))
 
-    def union(self, *others: RDD) -> RDD:
+    def union(self, *others: RDD[T]) -> RDD[T]:
+        """The records of this RDD and of `others`, their partitions side by side (no shuffle)."""
         return UnionRDD(self.engine, [self, *others])
 
     # --- shuffles -------------------------------------------------------------------------
     def _partitions(self, num_partitions: int | None) -> int:
+        require_count("num_partitions", num_partitions, optional=True)
         return num_partitions or self.engine.default_parallelism
 
     def combine_by_key(
-        self,
-        create_combiner: Callable[[Any], Any],
-        merge_value: Callable[[Any, Any], Any],
-        merge_combiners: Callable[[Any, Any], Any],
+        self: RDD[tuple[K, V]],
+        create_combiner: Callable[[V], C],
+        merge_value: Callable[[C, V], C],
+        merge_combiners: Callable[[C, C], C],
         num_partitions: int | None = None,
-    ) -> RDD:
+    ) -> RDD[tuple[K, C]]:
+        """Each key's values combined into one (key, combiner) record, hash-partitioned.
+
+        Parameters
+        ----------
+        create_combiner : (V) -> C
+            Starts a combiner from a key's first value in a partition.
+        merge_value : (C, V) -> C
+            Adds a value to a combiner (map side, before the shuffle).
+        merge_combiners : (C, C) -> C
+            Merges two combiners of one key (reduce side); must be associative.
+        num_partitions : int, optional
+            Partitions of the result; default: the engine's default parallelism.
+
+        Raises
+        ------
+        ConfigError
+            num_partitions is not None nor a whole number of at least 1.
+        """
         n = self._partitions(num_partitions)
         aggregator = Aggregator(create_combiner, merge_value, merge_combiners)
         return ShuffledRDD(self, n, HashPartitioner(n), aggregator)
 
     def reduce_by_key(
-        self, fn: Callable[[Any, Any], Any], num_partitions: int | None = None
-    ) -> RDD:
+        self: RDD[tuple[K, V]], fn: Callable[[V, V], V], num_partitions: int | None = None
+    ) -> RDD[tuple[K, V]]:
+        """Each key's values folded by fn (associative and commutative), map side first.
+
+        num_partitions as in combine_by_key, and the same ConfigError.
+        """
         return self.combine_by_key(identity, fn, fn, num_partitions)
 
-    def group_by_key(self, num_partitions: int | None = None) -> RDD:
+    def group_by_key(
+        self: RDD[tuple[K, V]], num_partitions: int | None = None
+    ) -> RDD[tuple[K, list[V]]]:
+        """(key, [values]) for each key. num_partitions as in combine_by_key."""
         return self.combine_by_key(
             GROUP_BY_KEY.create_combiner,
             GROUP_BY_KEY.merge_value,
@@ -154,40 +202,81 @@ class RDD:
             num_partitions,
         )
 
-    def count_by_value_rdd(self, num_partitions: int | None = None) -> RDD:
+    def count_by_value_rdd(self, num_partitions: int | None = None) -> RDD[tuple[T, int]]:
+        """(record, occurrences) for each distinct record, as an RDD (count_by_value's dict)."""
         return self.map(with_one).reduce_by_key(operator.add, num_partitions)
 
-    def partition_by(self, num_partitions: int) -> RDD:
+    def partition_by(self: RDD[tuple[K, V]], num_partitions: int) -> RDD[tuple[K, V]]:
+        """The (key, value) records hash-partitioned by key into `num_partitions`.
+
+        Raises
+        ------
+        ConfigError
+            num_partitions is not a whole number of at least 1.
+        """
+        require_count("num_partitions", num_partitions)
         return ShuffledRDD(self, num_partitions, HashPartitioner(num_partitions), None)
 
-    def repartition(self, num_partitions: int) -> RDD:
+    def repartition(self, num_partitions: int) -> RDD[T]:
+        """The records spread evenly over `num_partitions` partitions (a shuffle).
+
+        Raises
+        ------
+        ConfigError
+            num_partitions is not a whole number of at least 1.
+        """
+        require_count("num_partitions", num_partitions)
         return ShuffledRDD(self, num_partitions, None, None)
 
-    def cogroup(self, *others: RDD, num_partitions: int | None = None) -> RDD:
+    def cogroup(
+        self: RDD[tuple[K, Any]], *others: RDD[tuple[K, Any]], num_partitions: int | None = None
+    ) -> RDD[tuple[K, tuple[list[Any], ...]]]:
+        """(key, (values in self, values in each of others)) for every key of any of them.
+
+        A side already hash-partitioned into num_partitions is read in place, not
+        shuffled. num_partitions as in combine_by_key, and the same ConfigError.
+        """
         return CoGroupedRDD(self.engine, [self, *others], self._partitions(num_partitions))
 
-    def join(self, other: RDD, num_partitions: int | None = None) -> RDD:
+    def join(
+        self: RDD[tuple[K, V]], other: RDD[tuple[K, W]], num_partitions: int | None = None
+    ) -> RDD[tuple[K, tuple[V, W]]]:
+        """(key, (v, w)) for every pair of values of a key found in both RDDs."""
         return self.cogroup(other, num_partitions=num_partitions).flat_map_values(_inner_pairs)
 
-    def left_outer_join(self, other: RDD, num_partitions: int | None = None) -> RDD:
+    def left_outer_join(
+        self: RDD[tuple[K, V]], other: RDD[tuple[K, W]], num_partitions: int | None = None
+    ) -> RDD[tuple[K, tuple[V, W | None]]]:
+        """As join, keeping this RDD's keys missing from other, paired with None."""
         return self.cogroup(other, num_partitions=num_partitions).flat_map_values(_left_pairs)
 
-    def right_outer_join(self, other: RDD, num_partitions: int | None = None) -> RDD:
+    def right_outer_join(
+        self: RDD[tuple[K, V]], other: RDD[tuple[K, W]], num_partitions: int | None = None
+    ) -> RDD[tuple[K, tuple[V | None, W]]]:
+        """As join, keeping other's keys missing from this RDD, paired with None."""
         return self.cogroup(other, num_partitions=num_partitions).flat_map_values(_right_pairs)
 
-    def full_outer_join(self, other: RDD, num_partitions: int | None = None) -> RDD:
+    def full_outer_join(
+        self: RDD[tuple[K, V]], other: RDD[tuple[K, W]], num_partitions: int | None = None
+    ) -> RDD[tuple[K, tuple[V | None, W | None]]]:
+        """As join, keeping the keys of either RDD missing from the other, with None."""
         return self.cogroup(other, num_partitions=num_partitions).flat_map_values(_full_pairs)
 
     # --- actions --------------------------------------------------------------------------
-    def collect(self) -> list[Any]:
+    def collect(self) -> list[T]:
+        """Every record, on the driver, in partition order: the whole RDD must fit in memory."""
         parts = self.engine.run_job(self, _collect_partition)
         return list(itertools.chain.from_iterable(parts))
 
     def count(self) -> int:
+        """The number of records."""
         return sum(self.engine.run_job(self, _count_partition))
 
-    def take(self, n: int) -> list[Any]:
-        """Scans partitions one, then two, four... at a time, as Spark does, until n records."""
+    def take(self, n: int) -> list[T]:
+        """The first n records (fewer if the RDD has fewer), in partition order.
+
+        Scans partitions one, then two, four... at a time, as Spark does, until n records.
+        """
         taken: list[Any] = []
         scanned, step = 0, 1
         while len(taken) < n and scanned < self.num_partitions:
@@ -198,37 +287,57 @@ class RDD:
             step *= 2
         return taken
 
-    def first(self) -> Any:
+    def first(self) -> T:
+        """The first record.
+
+        Raises
+        ------
+        ValueError
+            The RDD is empty (a property of the data, as in PySpark, not a user mistake).
+        """
         rows = self.take(1)
         if not rows:
             raise ValueError("first() on an empty RDD")
         return rows[0]
 
     def is_empty(self) -> bool:
+        """Whether the RDD has no record (reads at most one)."""
         return self.num_partitions == 0 or not self.take(1)
 
-    def reduce(self, fn: Callable[[Any, Any], Any]) -> Any:
+    def reduce(self, fn: Callable[[T, T], T]) -> T:
+        """The records folded by fn (associative and commutative), per partition then on the driver.
+
+        Raises
+        ------
+        ValueError
+            The RDD is empty, as in PySpark.
+        """
         parts = [p for p in self.engine.run_job(self, _Reduce(fn)) if p]
         if not parts:
             raise ValueError("reduce() of an empty RDD")
         result = parts[0][0]
         for (value,) in parts[1:]:
             result = fn(result, value)
-        return result
+        return result  # type: ignore[no-any-return]
 
     def sum(self) -> Any:
+        """The sum of the records (0 for an empty RDD)."""
         return sum(self.engine.run_job(self, _sum_partition))
 
-    def count_by_value(self) -> dict[Any, int]:
+    def count_by_value(self) -> dict[T, int]:
+        """{record: occurrences} on the driver."""
         return dict(self.count_by_value_rdd().collect())
 
-    def collect_as_map(self) -> dict[Any, Any]:
+    def collect_as_map(self: RDD[tuple[K, V]]) -> dict[K, V]:
+        """The (key, value) records as a dict on the driver; a repeated key keeps one value."""
         return dict(self.collect())
 
-    def foreach(self, fn: Callable[[Any], None]) -> None:
+    def foreach(self, fn: Callable[[T], None]) -> None:
+        """Run fn(record) for every record, on the executors."""
         self.engine.run_job(self, _Foreach(fn))
 
-    def foreach_partition(self, fn: Callable[[Iterator[Any]], None]) -> None:
+    def foreach_partition(self, fn: Callable[[Iterator[T]], None]) -> None:
+        """Run fn(records) once per partition, on the executors (open a connection once)."""
         self.engine.run_job(self, _ForeachPartition(fn))
 
 
@@ -618,22 +727,22 @@ def _cogroup_values(index: int, records: Iterator[Any]) -> Iterator[Any]:
     return ((key, tuple(sides)) for key, sides in records)
 
 
-def _inner_pairs(sides: tuple[list[Any], list[Any]]) -> list[tuple[Any, Any]]:
+def _inner_pairs(sides: tuple[list[Any], ...]) -> list[tuple[Any, Any]]:
     left, right = sides
     return [(v, w) for v in left for w in right]
 
 
-def _left_pairs(sides: tuple[list[Any], list[Any]]) -> list[tuple[Any, Any]]:
+def _left_pairs(sides: tuple[list[Any], ...]) -> list[tuple[Any, Any]]:
     left, right = sides
     return [(v, w) for v in left for w in (right or [None])]
 
 
-def _right_pairs(sides: tuple[list[Any], list[Any]]) -> list[tuple[Any, Any]]:
+def _right_pairs(sides: tuple[list[Any], ...]) -> list[tuple[Any, Any]]:
     left, right = sides
     return [(v, w) for v in (left or [None]) for w in right]
 
 
-def _full_pairs(sides: tuple[list[Any], list[Any]]) -> list[tuple[Any, Any]]:
+def _full_pairs(sides: tuple[list[Any], ...]) -> list[tuple[Any, Any]]:
     left, right = sides
     return [(v, w) for v in (left or [None]) for w in (right or [None])]
 

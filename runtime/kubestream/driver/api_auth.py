@@ -21,4 +21,5 @@ def api_token(secret_key: str) -> str:
 def is_authorised(authorization: str | None, token: str) -> bool:
     """Constant-time check of an `Authorization: Bearer <token>` header."""
     scheme, _, given = (authorization or "").partition(" ")
-    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip(), token)
+    presented = given.strip().encode("utf-8", "surrogateescape")
+    return scheme.lower() == "bearer" and hmac.compare_digest(presented, token.encode())

@@ -31,7 +31,7 @@ from kubestream.core.protocol import (
     UpdateRateLimit,
 )
 from kubestream.core.tasks import ExecutorAddress, run_task
-from kubestream.errors import FetchFailedError
+from kubestream.errors import USER_CODE_ERRORS, FetchFailedError
 from kubestream.executor.receiver_supervisor import ReceiverSupervisor
 from kubestream.logs import bind
 from kubestream.storage.block_manager import BlockManager, shuffle_map_output
@@ -220,7 +220,7 @@ class ExecutorCore:
                 fetch_failure=(exc.shuffle_id, exc.map_index, exc.executor_id),
                 duration=time.perf_counter() - started,
             )
-        except Exception:
+        except USER_CODE_ERRORS:
             self.tasks_failed += 1
             error = traceback.format_exc()
             log.warning(

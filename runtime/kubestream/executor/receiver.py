@@ -11,6 +11,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from typing import Any, Protocol
 
+from kubestream.errors import ConfigError
+
 
 class ReceiverHost(Protocol):
     def store(self, records: Iterable[Any]) -> None: ...
@@ -30,6 +32,7 @@ class Receiver(ABC):
     _host: ReceiverHost | None = None
 
     def attach(self, host: ReceiverHost) -> None:
+        """Bind to the executor's supervisor that hosts this receiver (done by the executor)."""
         self._host = host
 
     @abstractmethod
@@ -42,13 +45,24 @@ class Receiver(ABC):
 
     def _require_host(self) -> ReceiverHost:
         if self._host is None:
-            raise RuntimeError("receiver is not running on an executor")
+            raise ConfigError(
+                f"{type(self).__name__} is not running on an executor: store() and restart() "
+                "work once StreamingContext.receiver_stream(receiver) started it"
+            )
         return self._host
 
     def store(self, record: Any) -> None:
+        """Store one record; it joins the block being built (cut every block interval).
+
+        Raises
+        ------
+        ConfigError
+            The receiver is not running on an executor (the same for every method below).
+        """
         self._require_host().store((record,))
 
     def store_many(self, records: Iterable[Any]) -> None:
+        """Store records, as store() does one by one."""
         self._require_host().store(records)
 
     def store_block(self, records: Iterable[Any]) -> None:
@@ -62,7 +76,9 @@ class Receiver(ABC):
         self._require_host().restart(message, error)
 
     def report_error(self, message: str, error: BaseException | None = None) -> None:
+        """Tell the driver's StreamingListeners (on_receiver_error) and go on receiving."""
         self._require_host().report_error(message, error)
 
     def is_stopped(self) -> bool:
+        """Whether the receiver should stop: the reading thread's loop condition."""
         return self._host is None or self._host.is_stopped()

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from kubestream.core.protocol import BlockAdded, ReceiverStatus, ToDriver
+from kubestream.errors import USER_CODE_ERRORS
 from kubestream.executor.rate_limiter import RateLimiter
 from kubestream.executor.receiver import Receiver
 from kubestream.storage.block_manager import BlockManager, serialise
@@ -62,7 +63,7 @@ class ReceiverSupervisor:
         try:
             self.receiver.on_start()
             self._to_driver(ReceiverStatus(self.stream_id, "started"))
-        except Exception as exc:
+        except USER_CODE_ERRORS as exc:
             self.report_error("receiver failed to start", exc)
 
     def stop(self) -> None:
@@ -72,7 +73,7 @@ class ReceiverSupervisor:
         self._stopped.set()
         try:
             self.receiver.on_stop()
-        except Exception as exc:
+        except USER_CODE_ERRORS as exc:
             self.report_error("receiver failed to stop cleanly", exc)
         self._cutter.join(timeout=5)
         self._flush()
@@ -95,7 +96,7 @@ class ReceiverSupervisor:
         def again() -> None:
             try:
                 self.receiver.on_stop()
-            except Exception as exc:
+            except USER_CODE_ERRORS as exc:
                 log.warning("receiver %s failed to stop before restart: %s", self.stream_id, exc)
             if not self._stopped.wait(self._restart_delay):
                 self._start_receiver()

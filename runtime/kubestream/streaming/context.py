@@ -18,7 +18,8 @@ from typing import Any
 from kubestream.clock import Clock, SystemClock
 from kubestream.core.engine import Engine
 from kubestream.core.protocol import ReceiverStatus
-from kubestream.errors import ConfigError, JobFailedError
+from kubestream.core.typevars import T
+from kubestream.errors import USER_CODE_ERRORS, ConfigError, JobFailedError, require, require_count
 from kubestream.executor.in_process import InProcessExecutors
 from kubestream.executor.receiver import Receiver
 from kubestream.streaming.batch import BatchInfo
@@ -42,13 +43,57 @@ log = logging.getLogger(__name__)
 WAL_DIR = "receivedData"
 
 
-class State(enum.Enum):
+class StreamingContextState(enum.Enum):
+    """A StreamingContext's lifecycle (Spark's StreamingContextState); the value is what the
+    status document reports. Not kubestream.State, the per-key state of map_with_state."""
+
     INITIALIZED = "initialized"
     ACTIVE = "active"
     STOPPED = "stopped"
 
 
 class StreamingContext:
+    """The entry point of a streaming application: sources, the batch timer, the lifecycle.
+
+    Parameters
+    ----------
+    batch_interval : float
+        Seconds between batches, 0.001 to 3600. Window lengths and slides are
+        multiples of it.
+    checkpoint : str, optional
+        Checkpoint directory, as checkpoint(directory).
+    engine : Engine, optional
+        The engine running the jobs; `kubestream run` passes its own. Default: a new
+        engine with `executors` in-process executors (Spark's local mode).
+    clock : Clock, optional
+        Time source of the batch timer; tests pass a manual clock.
+    executors : int
+        In-process executors to start when no engine is given; at least 1.
+    on_batch_failure : str
+        "continue" (log the failed batch, go on) or "stop" (stop the context;
+        await_termination raises JobFailedError).
+    graceful_timeout : float, optional
+        Seconds a graceful stop waits for received data to be processed; default
+        10 batch intervals.
+    checkpoint_interval : float, optional
+        Seconds between checkpoints of stateful and windowed streams' data, rounded
+        up to a multiple of their slides; default 10 s (Spark's), rounded likewise.
+        Sources' positions are checkpointed every batch.
+    write_ahead_log : bool
+        Receivers write every block under the checkpoint directory before it is
+        acknowledged, so a driver restart loses no received record (needs checkpoint).
+    backpressure : bool
+        Rate-limitable sources follow a PID estimate of the rate the job keeps up with.
+    max_rate : float, optional
+        Records per second each rate-limitable source reads at most; greater than 0.
+
+    Raises
+    ------
+    ConfigError
+        An argument is out of its range or of the wrong type; the message names it
+        and the value passed.
+    """
+
     def __init__(
         self,
         batch_interval: float = 1.0,
@@ -64,16 +109,39 @@ class StreamingContext:
         backpressure: bool = False,
         max_rate: float | None = None,
     ) -> None:
-        if not 0.001 <= batch_interval <= 3600:
-            raise ConfigError(
-                f"batch_interval must be between 0.001 and 3600 seconds, got {batch_interval}"
-            )
-        if on_batch_failure not in ("continue", "stop"):
-            raise ConfigError(
-                f"on_batch_failure must be 'continue' or 'stop', got {on_batch_failure!r}"
-            )
-        if max_rate is not None and max_rate <= 0:
-            raise ConfigError(f"max_rate must be greater than 0 records per second, got {max_rate}")
+        require(
+            _is_number(batch_interval) and 0.001 <= batch_interval <= 3600,
+            "batch_interval",
+            batch_interval,
+            "between 0.001 and 3600 seconds",
+        )
+        require(
+            on_batch_failure in ("continue", "stop"),
+            "on_batch_failure",
+            on_batch_failure,
+            "'continue' or 'stop'",
+        )
+        require(
+            max_rate is None or (_is_number(max_rate) and max_rate > 0),
+            "max_rate",
+            max_rate,
+            "None or greater than 0 records per second",
+        )
+        require(
+            graceful_timeout is None or (_is_number(graceful_timeout) and graceful_timeout > 0),
+            "graceful_timeout",
+            graceful_timeout,
+            "None or a positive number of seconds",
+        )
+        require(
+            checkpoint_interval is None
+            or (_is_number(checkpoint_interval) and checkpoint_interval > 0),
+            "checkpoint_interval",
+            checkpoint_interval,
+            "None or a positive number of seconds",
+        )
+        if engine is None:
+            require_count("executors", executors)
         self.batch_interval = batch_interval
         self.backpressure = backpressure
         self.max_rate = max_rate
@@ -94,7 +162,7 @@ class StreamingContext:
         self.receiver_tracker = ReceiverTracker(engine.send, engine.task_scheduler.executors)
         self.env = StreamingEnv(engine, self.graph, self.receiver_tracker, self.batch_interval_ms)
         self.listeners: list[StreamingListener] = []
-        self.state = State.INITIALIZED
+        self.state = StreamingContextState.INITIALIZED
         self._terminated = threading.Event()
         self._scheduler = JobScheduler(
             self.listeners,
@@ -110,7 +178,15 @@ class StreamingContext:
         self.receiver_tracker.status_listeners.append(self._receiver_status)
 
     def checkpoint(self, directory: str) -> None:
-        """Checkpoint here; a job started on a directory holding a checkpoint resumes from it."""
+        """Checkpoint into `directory`: a context started on one holding a checkpoint resumes.
+
+        The directory receives sources' positions every batch and stateful and
+        windowed streams' data every checkpoint interval; with the write-ahead log,
+        executors write under it too, so it must then be storage they share.
+        Resuming requires the same graph (same operators in the same order) and
+        batch interval; start() raises ConfigError naming what changed otherwise.
+        Call before start().
+        """
         self.checkpoint_dir = directory
         self._checkpointer = Checkpointer(
             self.env, self.graph_lock, directory, self._checkpoint_interval
@@ -121,8 +197,10 @@ class StreamingContext:
     def get_or_create(
         checkpoint_dir: str, create: Callable[[], StreamingContext]
     ) -> StreamingContext:
-        """Spark's getOrCreate: `create` builds the context and its graph; when checkpoint_dir
-        holds a checkpoint, start() resumes that graph's positions and state from it."""
+        """Spark's getOrCreate: `create()` builds the context and its graph; when
+        checkpoint_dir holds a checkpoint, start() resumes that graph's positions and
+        state from it. The graph is always built by `create`, so it must build the
+        same graph every run (see checkpoint())."""
         ssc = create()
         if ssc.checkpoint_dir != checkpoint_dir:
             ssc.checkpoint(checkpoint_dir)
@@ -135,27 +213,83 @@ class StreamingContext:
         one_at_a_time: bool = True,
         default: Sequence[Any] | None = None,
     ) -> QueueInputDStream:
+        """A stream of in-memory batches, for tests and examples (Spark's queueStream).
+
+        Parameters
+        ----------
+        batches : iterable of sequences
+            The records of successive batches; push() adds more while running.
+        one_at_a_time : bool
+            True: one queued batch per batch interval; False: all queued ones at once.
+        default : sequence, optional
+            The records of a batch when the queue is empty; default: no records.
+
+        Its batches live in the driver only, so a checkpointed context refuses it
+        (ConfigError at start()).
+        """
         return QueueInputDStream(self.env, batches, one_at_a_time, default)
 
-    def text_file_stream(self, directory: str) -> DStream:
+    def text_file_stream(self, directory: str) -> DStream[str]:
+        """Lines (str, without the newline) of new files in `directory`, each file once.
+
+        A file belongs to the batch after it appears; write elsewhere and rename it
+        in, so no batch reads half a file. Files whose names start with "." or "_"
+        are ignored. The directory must be readable by the driver and executors.
+        """
         return FileInputDStream(self.env, directory)
 
-    def rate_stream(self, records_per_second: float) -> DStream:
+    def rate_stream(self, records_per_second: float) -> DStream[int]:
+        """Consecutive ints from 0, `records_per_second` of them a second, made on executors.
+
+        Raises
+        ------
+        ConfigError
+            records_per_second is not a positive number.
+        """
         return RateInputDStream(self.env, records_per_second)
 
-    def socket_text_stream(self, host: str, port: int) -> DStream:
+    def socket_text_stream(self, host: str, port: int) -> DStream[str]:
+        """Lines (str) read from a TCP server at host:port, by a receiver on an executor.
+
+        Raises
+        ------
+        ConfigError
+            port is not a whole number from 1 to 65535.
+        """
+        require(
+            isinstance(port, int) and not isinstance(port, bool) and 1 <= port <= 65535,
+            "port",
+            port,
+            "a whole number from 1 to 65535",
+        )
         return ReceiverInputDStream(self.env, SocketTextReceiver(host, port))
 
     def receiver_stream(self, receiver: Receiver) -> DStream:
+        """The records `receiver` stores, received on one executor (Spark's receiverStream).
+
+        Raises
+        ------
+        ConfigError
+            receiver is not a kubestream.Receiver instance.
+        """
+        require(isinstance(receiver, Receiver), "receiver", receiver, "a Receiver instance")
         return ReceiverInputDStream(self.env, receiver)
 
-    def union(self, *streams: DStream) -> DStream:
+    def union(self, *streams: DStream[T]) -> DStream[T]:
+        """Each batch's records of all `streams`.
+
+        Raises
+        ------
+        ConfigError
+            No stream is given, an argument is not a DStream, or the slides differ.
+        """
         return UnionDStream(self.env, list(streams))
 
     def _batch_completed(self, info: BatchInfo) -> None:
         self._generator.batch_completed(info)
 
     def add_streaming_listener(self, listener: StreamingListener) -> None:
+        """Call `listener`'s hooks on batch and receiver events, on the driver."""
         self.listeners.append(listener)
 
     def _receiver_status(self, executor_id: str, status: ReceiverStatus) -> None:
@@ -168,12 +302,23 @@ class StreamingContext:
                     listener.on_receiver_error(status.stream_id, status.message)
                 elif status.state == "stopped":
                     listener.on_receiver_stopped(status.stream_id)
-            except Exception:
+            except USER_CODE_ERRORS:
                 log.exception("listener %s failed on a receiver event", type(listener).__name__)
 
     # --- lifecycle ------------------------------------------------------------------------
     def start(self) -> None:
-        if self.state is not State.INITIALIZED:
+        """Start receiving and processing; returns at once (see await_termination).
+
+        Resumes from the checkpoint directory when it holds a checkpoint.
+
+        Raises
+        ------
+        ConfigError
+            The context was started before, no output operation is registered, the
+            write-ahead log is on without a checkpoint directory, or the checkpoint
+            was written by a different graph or batch interval.
+        """
+        if self.state is not StreamingContextState.INITIALIZED:
             raise ConfigError(
                 f"a StreamingContext can be started once; this one is {self.state.value}"
             )
@@ -202,7 +347,7 @@ class StreamingContext:
         self.receiver_tracker.start()
         self._scheduler.start()
         self._generator.start(first)
-        self.state = State.ACTIVE
+        self.state = StreamingContextState.ACTIVE
         log.info(
             "streaming started: batch interval %d ms, first batch at %d",
             self.batch_interval_ms,
@@ -226,10 +371,20 @@ class StreamingContext:
     def stop(
         self, stop_engine: bool = True, graceful: bool = False, timeout: float | None = None
     ) -> None:
-        """Stop; graceful processes everything already received first, within `timeout` seconds."""
-        if self.state is State.STOPPED:
+        """Stop generating batches and receiving; stopping twice does nothing.
+
+        Parameters
+        ----------
+        stop_engine : bool
+            Also stop the in-process executors this context started.
+        graceful : bool
+            First stop receivers and process every record already received.
+        timeout : float, optional
+            Seconds a graceful stop waits; default: graceful_timeout.
+        """
+        if self.state is StreamingContextState.STOPPED:
             return
-        if self.state is State.ACTIVE:
+        if self.state is StreamingContextState.ACTIVE:
             if graceful:
                 self._stop_gracefully(timeout or self.graceful_timeout)
             self._generator.stop()
@@ -243,7 +398,7 @@ class StreamingContext:
         self.engine.remove_executor_listener(self.receiver_tracker)
         if stop_engine and self._own_executors is not None:
             self._own_executors.stop()
-        self.state = State.STOPPED
+        self.state = StreamingContextState.STOPPED
         self._terminated.set()
         log.info("streaming stopped")
 
@@ -261,7 +416,16 @@ class StreamingContext:
             self._generator.final_checkpoint(done[-1])
 
     def await_termination(self, timeout: float | None = None) -> bool:
-        """Wait until stopped; raises if a failed batch stopped the job (policy 'stop')."""
+        """Wait until the context stops, at most `timeout` seconds (None: forever).
+
+        Returns True once stopped, False on timeout.
+
+        Raises
+        ------
+        JobFailedError
+            A failed batch stopped the job (on_batch_failure="stop"); the message
+            carries the failure.
+        """
         deadline = None if timeout is None else time.monotonic() + timeout
         while not self._terminated.is_set():
             if self._scheduler.failed_stop.is_set():
@@ -278,10 +442,18 @@ class StreamingContext:
     # --- batches --------------------------------------------------------------------------
     @property
     def batches(self) -> list[BatchInfo]:
+        """Every batch generated so far, oldest first."""
         return list(self._scheduler.batches)
 
     def wait_for_batch(self, batch_time: int, timeout: float) -> BatchInfo:
-        """Block until the batch of `batch_time` completed (for tests and kubestream.testing)."""
+        """Block until the batch of `batch_time` (ms since the epoch) completed, at most
+        `timeout` seconds (for tests and kubestream.testing).
+
+        Raises
+        ------
+        TimeoutError
+            The batch did not complete in time.
+        """
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             for info in self.batches:
@@ -289,3 +461,7 @@ class StreamingContext:
                     return info
             time.sleep(0.005)
         raise TimeoutError(f"batch {batch_time} did not complete in {timeout} s")
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)

@@ -2,6 +2,12 @@
 
 Operators keep their partition functions from construction, so a user function
 is pickled once for the life of the job rather than once per batch.
+
+Times: a batch time is an int of milliseconds since the epoch; durations users
+pass (window, slide) are seconds. User functions run on executors unless said
+otherwise (transform and foreach_rdd functions run on the driver), so they must
+be picklable by cloudpickle. Mistakes in arguments raise ConfigError when the
+stream is built, naming the argument and the value passed.
 """
 
 from __future__ import annotations
@@ -9,7 +15,7 @@ from __future__ import annotations
 import inspect
 import operator
 from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic
 
 from kubestream.core.ops import (
     GROUP_BY_KEY,
@@ -27,27 +33,37 @@ from kubestream.core.ops import (
     with_one,
 )
 from kubestream.core.rdd import RDD, MapPartitionsRDD, ShuffledRDD, UnionRDD
+from kubestream.core.typevars import C, K, S, T, U, V, W
+from kubestream.errors import require, require_count
 from kubestream.streaming.output import print_batch, save_text_batch
 
 if TYPE_CHECKING:
     from kubestream.streaming.env import StreamingEnv
+    from kubestream.streaming.state import MapWithStateDStream, StateSpec
 
 
-class DStream:
-    """A discretized stream: compute(t) gives the RDD of batch time t (milliseconds)."""
+class DStream(Generic[T]):
+    """A discretized stream of records of type T: one RDD[T] per batch.
 
-    def __init__(self, env: StreamingEnv, parents: Iterable[DStream] = ()) -> None:
+    Built from a StreamingContext's sources and other streams' operators; nothing
+    runs until an output operation (foreach_rdd, pprint, save_as_text_files) is
+    registered and the context started. compute(t) gives the RDD of batch time t.
+    """
+
+    def __init__(self, env: StreamingEnv, parents: Iterable[DStream[Any]] = ()) -> None:
         self.env = env
         self.parents = list(parents)
         self.id = env.graph.register(self)
-        self.generated: dict[int, RDD] = {}
+        self.generated: dict[int, RDD[T]] = {}
         self.remember_ms = 0
 
     @property
     def slide_ms(self) -> int:
+        """Milliseconds between this stream's RDDs: the batch interval, unless windowed."""
         return self.parents[0].slide_ms if self.parents else self.env.batch_interval_ms
 
-    def compute(self, batch_time: int) -> RDD | None:
+    def compute(self, batch_time: int) -> RDD[T] | None:
+        """The RDD of `batch_time` (ms), or None when this stream has none then."""
         raise NotImplementedError
 
     def describe(self) -> str:
@@ -55,9 +71,11 @@ class DStream:
         return type(self).__name__
 
     def is_time_valid(self, batch_time: int) -> bool:
+        """Whether `batch_time` (ms) falls on this stream's slide."""
         return (batch_time - self.env.graph.zero_time) % self.slide_ms == 0
 
-    def get_or_compute(self, batch_time: int) -> RDD | None:
+    def get_or_compute(self, batch_time: int) -> RDD[T] | None:
+        """The RDD of `batch_time` (ms), computed once and kept until clear_metadata."""
         if batch_time in self.generated:
             return self.generated[batch_time]
         if not self.is_time_valid(batch_time):
@@ -67,131 +85,273 @@ class DStream:
             self.generated[batch_time] = rdd
         return rdd
 
-    def clear_metadata(self, batch_time: int) -> list[RDD]:
+    def clear_metadata(self, batch_time: int) -> list[RDD[T]]:
         """Forget RDDs no longer needed after batch_time; returns them so their shuffles go too."""
         keep_from = batch_time - max(self.remember_ms, self.slide_ms) + 1
         old = [t for t in self.generated if t < keep_from]
         return [self.generated.pop(t) for t in old]
 
     def remember(self, duration_ms: int) -> None:
-        """Keep RDDs for at least this long, for windows reaching back over this stream."""
+        """Keep RDDs for at least `duration_ms`, for windows reaching back over this stream."""
         self.remember_ms = max(self.remember_ms, duration_ms)
         for parent in self.parents:
             parent.remember(duration_ms)
 
     # --- narrow transformations -----------------------------------------------------------
-    def _op(self, op: PartitionFn) -> DStream:
+    def _op(self, op: PartitionFn) -> DStream[Any]:
         return OpDStream(self, op)
 
-    def map(self, fn: Callable[[Any], Any]) -> DStream:
+    def map(self, fn: Callable[[T], U]) -> DStream[U]:
+        """A stream of fn(record) for every record."""
         return self._op(MapOp(fn))
 
-    def flat_map(self, fn: Callable[[Any], Iterable[Any]]) -> DStream:
+    def flat_map(self, fn: Callable[[T], Iterable[U]]) -> DStream[U]:
+        """A stream of every item of fn(record), for every record."""
         return self._op(FlatMapOp(fn))
 
-    def filter(self, fn: Callable[[Any], bool]) -> DStream:
+    def filter(self, fn: Callable[[T], bool]) -> DStream[T]:
+        """The records for which fn(record) is true."""
         return self._op(FilterOp(fn))
 
-    def map_partitions(self, fn: Callable[[Iterator[Any]], Iterable[Any]]) -> DStream:
+    def map_partitions(self, fn: Callable[[Iterator[T]], Iterable[U]]) -> DStream[U]:
+        """fn applied once per partition of each batch, to an iterator of its records."""
         return self._op(MapPartitionsOp(fn))
 
     def map_partitions_with_index(
-        self, fn: Callable[[int, Iterator[Any]], Iterable[Any]]
-    ) -> DStream:
+        self, fn: Callable[[int, Iterator[T]], Iterable[U]]
+    ) -> DStream[U]:
+        """fn(partition_index, records) once per partition of each batch."""
         return self._op(MapPartitionsWithIndexOp(fn))
 
-    def map_values(self, fn: Callable[[Any], Any]) -> DStream:
+    def map_values(self: DStream[tuple[K, V]], fn: Callable[[V], U]) -> DStream[tuple[K, U]]:
+        """(key, fn(value)) for every (key, value) record; keys and partitioning unchanged."""
         return self._op(MapValuesOp(fn))
 
-    def flat_map_values(self, fn: Callable[[Any], Iterable[Any]]) -> DStream:
+    def flat_map_values(
+        self: DStream[tuple[K, V]], fn: Callable[[V], Iterable[U]]
+    ) -> DStream[tuple[K, U]]:
+        """(key, item) for every item of fn(value), for every (key, value) record."""
         return self._op(FlatMapValuesOp(fn))
 
-    def glom(self) -> DStream:
+    def glom(self) -> DStream[list[T]]:
+        """One list per partition of each batch, holding that partition's records."""
         return self._op(GlomOp())
 
-    def union(self, *others: DStream) -> DStream:
+    def union(self, *others: DStream[T]) -> DStream[T]:
+        """Each batch's records of this stream and of `others`.
+
+        Raises
+        ------
+        ConfigError
+            An argument is not a DStream, or the streams' slides differ (a windowed
+            stream with a plain one).
+        """
         return UnionDStream(self.env, [self, *others])
 
-    def repartition(self, num_partitions: int) -> DStream:
+    def repartition(self, num_partitions: int) -> DStream[T]:
+        """Each batch's records spread evenly over `num_partitions` partitions (a shuffle).
+
+        Raises
+        ------
+        ConfigError
+            num_partitions is not a whole number of at least 1.
+        """
+        require_count("num_partitions", num_partitions)
         return TransformedDStream([self], lambda t, rdds: rdds[0].repartition(num_partitions))
 
     # --- aggregations ---------------------------------------------------------------------
     def combine_by_key(
-        self,
-        create_combiner: Callable[[Any], Any],
-        merge_value: Callable[[Any, Any], Any],
-        merge_combiners: Callable[[Any, Any], Any],
+        self: DStream[tuple[K, V]],
+        create_combiner: Callable[[V], C],
+        merge_value: Callable[[C, V], C],
+        merge_combiners: Callable[[C, C], C],
         num_partitions: int | None = None,
-    ) -> DStream:
+    ) -> DStream[tuple[K, C]]:
+        """Per batch, each key's values combined into one (key, combiner) record (a shuffle).
+
+        Parameters
+        ----------
+        create_combiner : (V) -> C
+            Starts a combiner from a key's first value in a partition.
+        merge_value : (C, V) -> C
+            Adds a value to a combiner (map side, before the shuffle).
+        merge_combiners : (C, C) -> C
+            Merges two combiners of one key (reduce side); must be associative.
+        num_partitions : int, optional
+            Partitions of the result; default: the engine's default parallelism.
+
+        Raises
+        ------
+        ConfigError
+            num_partitions is not None nor a whole number of at least 1.
+        """
+        require_count("num_partitions", num_partitions, optional=True)
         aggregator = Aggregator(create_combiner, merge_value, merge_combiners)
         return ShuffledDStream(self, aggregator, num_partitions)
 
     def reduce_by_key(
-        self, fn: Callable[[Any, Any], Any], num_partitions: int | None = None
-    ) -> DStream:
+        self: DStream[tuple[K, V]],
+        fn: Callable[[V, V], V],
+        num_partitions: int | None = None,
+    ) -> DStream[tuple[K, V]]:
+        """Per batch, each key's values folded by fn (associative and commutative).
+
+        Combines map side before the shuffle. num_partitions as in combine_by_key,
+        and the same ConfigError.
+        """
         return self.combine_by_key(identity, fn, fn, num_partitions)
 
-    def group_by_key(self, num_partitions: int | None = None) -> DStream:
+    def group_by_key(
+        self: DStream[tuple[K, V]], num_partitions: int | None = None
+    ) -> DStream[tuple[K, list[V]]]:
+        """Per batch, (key, [values]) for each key; prefer reduce_by_key to aggregate.
+
+        num_partitions as in combine_by_key, and the same ConfigError.
+        """
+        require_count("num_partitions", num_partitions, optional=True)
         return ShuffledDStream(self, GROUP_BY_KEY, num_partitions)
 
-    def count_by_value(self, num_partitions: int | None = None) -> DStream:
+    def count_by_value(self, num_partitions: int | None = None) -> DStream[tuple[T, int]]:
+        """Per batch, (record, occurrences) for each distinct record (records must hash)."""
         return self.map(with_one).reduce_by_key(operator.add, num_partitions)
 
-    def reduce(self, fn: Callable[[Any, Any], Any]) -> DStream:
-        """One record per non-empty batch: fn folded over the batch."""
+    def reduce(self, fn: Callable[[T, T], T]) -> DStream[T]:
+        """One record per non-empty batch: its records folded by fn (associative, commutative)."""
         return self.map(_keyed_by_none).reduce_by_key(fn, 1).map(_second)
 
-    def count(self) -> DStream:
+    def count(self) -> DStream[int]:
         """One record per batch, the batch's record count (0 for an empty batch)."""
         counts = self.map_partitions(_partition_count)
         return TransformedDStream([counts], _with_zero).reduce(operator.add)
 
     # --- joins ----------------------------------------------------------------------------
-    def cogroup(self, other: DStream, num_partitions: int | None = None) -> DStream:
+    def cogroup(
+        self: DStream[tuple[K, V]],
+        other: DStream[tuple[K, W]],
+        num_partitions: int | None = None,
+    ) -> DStream[tuple[K, tuple[list[V], list[W]]]]:
+        """Per batch, (key, (this stream's values, other's values)) for every key of either.
+
+        other is read at this stream's batch times (no values where it has no RDD
+        then). num_partitions as in combine_by_key, and the same ConfigError.
+        """
+        require_count("num_partitions", num_partitions, optional=True)
         return TransformedDStream(
             [self, other], lambda t, rdds: rdds[0].cogroup(rdds[1], num_partitions=num_partitions)
         )
 
-    def join(self, other: DStream, num_partitions: int | None = None) -> DStream:
+    def join(
+        self: DStream[tuple[K, V]],
+        other: DStream[tuple[K, W]],
+        num_partitions: int | None = None,
+    ) -> DStream[tuple[K, tuple[V, W]]]:
+        """Per batch, (key, (v, w)) for every pair of values of a key found in both streams.
+
+        num_partitions as in combine_by_key, and the same ConfigError.
+        """
+        require_count("num_partitions", num_partitions, optional=True)
         return TransformedDStream([self, other], lambda t, r: r[0].join(r[1], num_partitions))
 
-    def left_outer_join(self, other: DStream, num_partitions: int | None = None) -> DStream:
+    def left_outer_join(
+        self: DStream[tuple[K, V]],
+        other: DStream[tuple[K, W]],
+        num_partitions: int | None = None,
+    ) -> DStream[tuple[K, tuple[V, W | None]]]:
+        """As join, keeping this stream's keys missing from other, paired with None."""
+        require_count("num_partitions", num_partitions, optional=True)
         return TransformedDStream(
             [self, other], lambda t, r: r[0].left_outer_join(r[1], num_partitions)
         )
 
-    def right_outer_join(self, other: DStream, num_partitions: int | None = None) -> DStream:
+    def right_outer_join(
+        self: DStream[tuple[K, V]],
+        other: DStream[tuple[K, W]],
+        num_partitions: int | None = None,
+    ) -> DStream[tuple[K, tuple[V | None, W]]]:
+        """As join, keeping other's keys missing from this stream, paired with None."""
+        require_count("num_partitions", num_partitions, optional=True)
         return TransformedDStream(
             [self, other], lambda t, r: r[0].right_outer_join(r[1], num_partitions)
         )
 
-    def full_outer_join(self, other: DStream, num_partitions: int | None = None) -> DStream:
+    def full_outer_join(
+        self: DStream[tuple[K, V]],
+        other: DStream[tuple[K, W]],
+        num_partitions: int | None = None,
+    ) -> DStream[tuple[K, tuple[V | None, W | None]]]:
+        """As join, keeping the keys of either stream missing from the other, with None."""
+        require_count("num_partitions", num_partitions, optional=True)
         return TransformedDStream(
             [self, other], lambda t, r: r[0].full_outer_join(r[1], num_partitions)
         )
 
     # --- windows ----------------------------------------------------------------------------
-    def window(self, window: float, slide: float | None = None) -> DStream:
-        """Every slide (seconds, default: the batch interval), the records of the last `window`."""
+    def window(self, window: float, slide: float | None = None) -> DStream[T]:
+        """Every `slide` seconds, the records of the last `window` seconds.
+
+        Parameters
+        ----------
+        window : float
+            Window length in seconds; a multiple of this stream's slide (the batch
+            interval, for a stream that is not windowed).
+        slide : float, optional
+            Seconds between windows; a multiple of this stream's slide. Default: this
+            stream's slide (a window every batch).
+
+        Raises
+        ------
+        ConfigError
+            window or slide is not a positive number of seconds, or not a multiple of
+            this stream's slide.
+        """
         from kubestream.streaming.windows import WindowedDStream, to_ms
 
-        slide_ms = to_ms(slide, "slide") if slide is not None else self.slide_ms
-        return WindowedDStream(self, to_ms(window, "window"), slide_ms)
+        slide_ms = to_ms(slide, "slide", self.slide_ms) if slide is not None else self.slide_ms
+        return WindowedDStream(self, to_ms(window, "window", self.slide_ms), slide_ms)
 
     def reduce_by_key_and_window(
-        self,
-        reduce_fn: Callable[[Any, Any], Any],
-        inverse_fn: Callable[[Any, Any], Any] | None = None,
+        self: DStream[tuple[K, V]],
+        reduce_fn: Callable[[V, V], V],
+        inverse_fn: Callable[[V, V], V] | None = None,
         window: float = 0,
         slide: float | None = None,
         num_partitions: int | None = None,
-        filter_fn: Callable[[tuple[Any, Any]], bool] | None = None,
-    ) -> DStream:
-        """With inverse_fn the window updates incrementally; filter_fn drops keys (e.g. zeros)."""
+        filter_fn: Callable[[tuple[K, V]], bool] | None = None,
+    ) -> DStream[tuple[K, V]]:
+        """Every `slide` seconds, each key's values over the last `window` seconds, reduced.
+
+        Parameters
+        ----------
+        reduce_fn : (V, V) -> V
+            Associative and commutative.
+        inverse_fn : (V, V) -> V, optional
+            Undoes reduce_fn: ``inverse_fn(reduce_fn(a, b), b) == a`` (subtraction for
+            addition). With it each window is computed incrementally, as the previous
+            window minus the batches that left plus those that arrived, so a slide
+            costs the same whatever the window's length; keys stay after their values
+            left (at reduce_fn's zero) unless filter_fn drops them. Without it, every
+            window reduces all its batches again.
+        window : float
+            Window length in seconds; a multiple of this stream's slide.
+        slide : float, optional
+            Seconds between windows; a multiple of this stream's slide. Default: this
+            stream's slide.
+        num_partitions : int, optional
+            Partitions of the result; default: the engine's default parallelism.
+        filter_fn : ((K, V)) -> bool, optional
+            Keeps the (key, value) records for which it is true, e.g. drops zero counts.
+
+        Raises
+        ------
+        ConfigError
+            window or slide is not a positive number of seconds or not a multiple of
+            this stream's slide; num_partitions is not None nor at least 1.
+        """
         from kubestream.streaming.windows import ReducedWindowedDStream, to_ms
 
-        window_ms = to_ms(window, "window")
-        slide_ms = to_ms(slide, "slide") if slide is not None else self.slide_ms
+        window_ms = to_ms(window, "window", self.slide_ms)
+        slide_ms = to_ms(slide, "slide", self.slide_ms) if slide is not None else self.slide_ms
+        require_count("num_partitions", num_partitions, optional=True)
         if inverse_fn is None:
             reduced = self.reduce_by_key(reduce_fn, num_partitions)
             windowed = reduced.window(window, slide).reduce_by_key(reduce_fn, num_partitions)
@@ -202,52 +362,109 @@ class DStream:
 
     def reduce_by_window(
         self,
-        reduce_fn: Callable[[Any, Any], Any],
-        inverse_fn: Callable[[Any, Any], Any] | None,
+        reduce_fn: Callable[[T, T], T],
+        inverse_fn: Callable[[T, T], T] | None,
         window: float,
         slide: float | None = None,
-    ) -> DStream:
+    ) -> DStream[T]:
+        """Every `slide` seconds, one record: the last `window` seconds' records reduced.
+
+        Arguments and errors as in reduce_by_key_and_window; nothing is emitted for an
+        empty window.
+        """
         keyed = self.map(_keyed_by_none)
         return keyed.reduce_by_key_and_window(reduce_fn, inverse_fn, window, slide, 1).map(_second)
 
-    def count_by_window(self, window: float, slide: float | None = None) -> DStream:
+    def count_by_window(self, window: float, slide: float | None = None) -> DStream[int]:
+        """Every `slide` seconds, the number of records in the last `window` seconds.
+
+        window and slide as in window(), and the same ConfigError.
+        """
         return self.map(_one).reduce_by_window(operator.add, operator.sub, window, slide)
 
     def count_by_value_and_window(
         self, window: float, slide: float | None = None, num_partitions: int | None = None
-    ) -> DStream:
+    ) -> DStream[tuple[T, int]]:
+        """Every `slide` seconds, (record, occurrences) over the last `window` seconds.
+
+        Records with no occurrence left in the window are dropped. Arguments and
+        errors as in reduce_by_key_and_window.
+        """
         return self.map(with_one).reduce_by_key_and_window(
             operator.add, operator.sub, window, slide, num_partitions, _non_zero_value
         )
 
     # --- state ----------------------------------------------------------------------------
     def update_state_by_key(
-        self,
-        update_fn: Callable[[list[Any], Any], Any],
+        self: DStream[tuple[K, V]],
+        update_fn: Callable[[list[V], S | None], S | None],
         num_partitions: int | None = None,
-        initial: Iterable[tuple[Any, Any]] | None = None,
-    ) -> DStream:
-        """update_fn(new_values, old_state_or_None) -> new state; None removes the key."""
+        initial: Iterable[tuple[K, S]] | None = None,
+    ) -> DStream[tuple[K, S]]:
+        """Every batch, (key, state) for every key with a state, kept across batches.
+
+        Parameters
+        ----------
+        update_fn : (list[V], S | None) -> S | None
+            Called every batch for every key with new values or a state:
+            ``update_fn(new_values, old_state)``; new_values may be empty and
+            old_state is None for a new key. Returns the new state, or None to
+            remove the key. Runs on executors.
+        num_partitions : int, optional
+            Partitions of the state; default: the engine's default parallelism.
+        initial : iterable of (K, S), optional
+            The state before the first batch.
+
+        State is persisted on two executors every batch, and written to the
+        checkpoint directory (required with a checkpoint) every checkpoint interval.
+
+        Raises
+        ------
+        ConfigError
+            num_partitions is not None nor a whole number of at least 1.
+        """
         from kubestream.streaming.state import StateDStream
 
+        require_count("num_partitions", num_partitions, optional=True)
         return StateDStream(self, update_fn, num_partitions, initial)
 
-    def map_with_state(self, spec: Any) -> Any:
-        """spec: kubestream.StateSpec; returns a stream of mapped records with state_snapshots()."""
-        from kubestream.streaming.state import MapWithStateDStream
+    def map_with_state(
+        self: DStream[tuple[K, V]], spec: StateSpec[K, V, S, U]
+    ) -> MapWithStateDStream[K, S, U]:
+        """Every batch, what spec.function returned for each record, with per-key state.
 
+        See StateSpec for the function, timeout and initial state. The result's
+        state_snapshots() is a stream of every key's (key, state) after each batch.
+
+        Raises
+        ------
+        ConfigError
+            spec is not a StateSpec.
+        """
+        from kubestream.streaming.state import MapWithStateDStream, StateSpec
+
+        require(isinstance(spec, StateSpec), "spec", spec, "a StateSpec (StateSpec.of(...))")
         return MapWithStateDStream(self, spec)
 
     # --- arbitrary RDD functions ----------------------------------------------------------
-    def transform(self, fn: Callable[..., RDD]) -> DStream:
-        """fn(rdd) or fn(batch_time_ms, rdd) -> RDD, run on the driver for every batch."""
+    def transform(self, fn: Callable[..., RDD[U]]) -> DStream[U]:
+        """A stream of fn(rdd), or fn(batch_time_ms, rdd), for every batch's RDD.
+
+        fn runs on the driver as each batch is generated, and may use any RDD
+        operator; it takes the batch time (int, ms since the epoch) when it has two
+        positional parameters. If fn raises, or returns something other than an RDD
+        (ConfigError), the error is logged and that batch's jobs are not generated.
+        """
         with_time = _arity(fn) >= 2
         return TransformedDStream(
             [self], lambda t, rdds: fn(t, rdds[0]) if with_time else fn(rdds[0])
         )
 
-    def transform_with(self, other: DStream, fn: Callable[..., RDD]) -> DStream:
-        """fn(rdd, other_rdd) or fn(batch_time_ms, rdd, other_rdd) -> RDD."""
+    def transform_with(self, other: DStream[W], fn: Callable[..., RDD[U]]) -> DStream[U]:
+        """A stream of fn(rdd, other_rdd), or fn(batch_time_ms, rdd, other_rdd), per batch.
+
+        As transform, with other's RDD of the same batch (empty when other has none).
+        """
         with_time = _arity(fn) >= 3
         return TransformedDStream(
             [self, other],
@@ -256,15 +473,34 @@ class DStream:
 
     # --- outputs --------------------------------------------------------------------------
     def foreach_rdd(self, fn: Callable[..., None]) -> None:
-        """fn(rdd) or fn(batch_time_ms, rdd), run on the driver for every batch."""
+        """Register fn(rdd), or fn(batch_time_ms, rdd), as an output run for every batch.
+
+        fn runs on the driver, in batch order, and acts through RDD actions (collect,
+        foreach, foreach_partition ...). An exception in it fails the batch; the
+        context's on_batch_failure policy decides whether the job goes on.
+        """
         with_time = _arity(fn) >= 2
         self.env.graph.add_output(self, lambda t, rdd: fn(t, rdd) if with_time else fn(rdd))
 
     def pprint(self, num: int = 10) -> None:
+        """Register an output printing each batch's time and its first `num` records.
+
+        Raises
+        ------
+        ConfigError
+            num is not a whole number of at least 0.
+        """
+        require_count("num", num, minimum=0)
         self.env.graph.add_output(self, lambda t, rdd: print_batch(t, rdd, num))
 
     def save_as_text_files(self, prefix: str, suffix: str | None = None) -> None:
-        """One directory PREFIX-<batch ms>[.SUFFIX] per batch of part-NNNNN files, atomically."""
+        """Register an output writing each batch as text, one str(record) a line.
+
+        Each batch becomes the directory PREFIX-<batch time ms>[.SUFFIX] holding one
+        part-NNNNN file per partition and _SUCCESS, written by the driver (executors
+        send it each partition's text) and renamed into place once complete, so a
+        reader never sees half a batch. A rerun batch replaces its directory.
+        """
         self.env.graph.add_output(self, lambda t, rdd: save_text_batch(t, rdd, prefix, suffix))
 
 
@@ -309,9 +545,11 @@ class ShuffledDStream(DStream):
 
 class UnionDStream(DStream):
     def __init__(self, env: StreamingEnv, parents: list[DStream]) -> None:
-        slides = {p.slide_ms for p in parents}
-        if len(slides) > 1:
-            raise ValueError(f"union of streams with different slide durations: {sorted(slides)}")
+        require(parents, "the streams of a union", parents, "at least one DStream")
+        for stream in parents:
+            require(isinstance(stream, DStream), "each stream of a union", stream, "a DStream")
+        slides = sorted({p.slide_ms / 1000 for p in parents})
+        require(len(slides) == 1, "the slides of a union's streams", slides, "equal (seconds)")
         super().__init__(env, parents)
 
     def compute(self, batch_time: int) -> RDD | None:
@@ -329,8 +567,7 @@ class TransformedDStream(DStream):
         rdds = [p.get_or_compute(batch_time) for p in self.parents]
         resolved = [r if r is not None else self.env.engine.empty_rdd() for r in rdds]
         result = self.fn(batch_time, resolved)
-        if not isinstance(result, RDD):
-            raise TypeError(f"a transform function must return an RDD, got {type(result).__name__}")
+        require(isinstance(result, RDD), "a transform function's result", result, "an RDD")
         return result
 
 

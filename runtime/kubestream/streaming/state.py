@@ -12,9 +12,11 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic
 
 from kubestream.core.rdd import RDD, StateRDD, StateViewRDD
+from kubestream.core.typevars import K, M, S, V
+from kubestream.errors import ConfigError, require, require_count
 from kubestream.storage.state_store import PartitionState, StateDelta, build_time_index
 from kubestream.streaming.dstream import DStream, StatefulDStream
 
@@ -138,8 +140,12 @@ def _unchanged(new: Any, old: Any) -> bool:
     return bool(new is old or new == old)
 
 
-class State:
-    """The state of one key inside a map_with_state function."""
+class State(Generic[S]):
+    """The state of one key, handed to a map_with_state function (Spark's State).
+
+    Read it with exists()/get(); change it with update() or remove(). What the
+    function leaves in it is the key's state for the next batch.
+    """
 
     __slots__ = ("_exists", "_timing_out", "_value")
 
@@ -149,48 +155,111 @@ class State:
         self._timing_out = timing_out
 
     def exists(self) -> bool:
+        """Whether the key has a state."""
         return self._exists
 
-    def get(self) -> Any:
+    def get(self) -> S:
+        """The state.
+
+        Raises
+        ------
+        KeyError
+            The key has no state: check exists(), or use get_option().
+        """
         if not self._exists:
             raise KeyError("state does not exist; check exists() first")
-        return self._value
+        return self._value  # type: ignore[no-any-return]
 
-    def get_option(self, default: Any = None) -> Any:
+    def get_option(self, default: S | None = None) -> S | None:
+        """The state, or `default` when the key has none."""
         return self._value if self._exists else default
 
-    def update(self, value: Any) -> None:
+    def update(self, value: S) -> None:
+        """Make `value` the key's state.
+
+        Raises
+        ------
+        ConfigError
+            The state is timing out (is_timing_out()): it can only be read or removed.
+        """
         if self._timing_out:
-            raise RuntimeError("a state that is timing out cannot be updated")
+            raise ConfigError(
+                "a state that is timing out cannot be updated; check is_timing_out() first"
+            )
         self._value, self._exists = value, True
 
     def remove(self) -> None:
+        """Remove the key's state after this batch."""
         self._value, self._exists = None, False
 
     def is_timing_out(self) -> bool:
+        """Whether this call is the key's last: no value arrived within the spec's timeout.
+
+        The function is then called once with value None, and the state is removed after.
+        """
         return self._timing_out
 
 
 @dataclass(frozen=True)
-class StateSpec:
-    """Spark's StateSpec: function(key, value, state) -> mapped; optional timeout, initial state."""
+class StateSpec(Generic[K, V, S, M]):
+    """What map_with_state runs (Spark's StateSpec); build it with StateSpec.of.
 
-    function: Callable[[Any, Any, State], Any]
+    Attributes
+    ----------
+    function : (K, V | None, State[S]) -> M
+        Called on executors for every (key, value) record of a batch, and once
+        with value None for a key timing out. It returns the mapped stream's
+        record, and reads and changes the key's state through the State.
+    timeout : float, optional
+        Seconds without a value for a key after which it times out (checked at
+        batch times, so within one batch interval after) and its state is removed;
+        None keeps state until the function removes it.
+    initial : tuple of (K, S)
+        The state before the first batch.
+    num_partitions : int, optional
+        Partitions of the state; default: the engine's default parallelism.
+    """
+
+    function: Callable[[K, V | None, State[S]], M]
     timeout: float | None = None
-    initial: tuple[tuple[Any, Any], ...] = ()
+    initial: tuple[tuple[K, S], ...] = ()
     num_partitions: int | None = None
+
+    def __post_init__(self) -> None:
+        """Check the arguments: ConfigError names the one that is wrong.
+
+        Raises
+        ------
+        ConfigError
+            function is not callable, timeout is not None nor a positive number of
+            seconds, or num_partitions is not None nor a whole number of at least 1.
+        """
+        require(callable(self.function), "function", self.function, "callable")
+        require(
+            self.timeout is None
+            or (
+                isinstance(self.timeout, int | float)
+                and not isinstance(self.timeout, bool)
+                and self.timeout > 0
+            ),
+            "timeout",
+            self.timeout,
+            "None or a positive number of seconds",
+        )
+        require_count("num_partitions", self.num_partitions, optional=True)
 
     @staticmethod
     def of(
-        function: Callable[[Any, Any, State], Any],
+        function: Callable[[K, V | None, State[S]], M],
         timeout: float | None = None,
-        initial: Iterable[tuple[Any, Any]] = (),
+        initial: Iterable[tuple[K, S]] = (),
         num_partitions: int | None = None,
-    ) -> StateSpec:
+    ) -> StateSpec[K, V, S, M]:
+        """A StateSpec; arguments as its attributes, and the same ConfigError."""
         return StateSpec(function, timeout, tuple(initial), num_partitions)
 
 
-class MapWithStateDStream(DStream):
+class MapWithStateDStream(DStream[M], Generic[K, S, M]):
     """Mapped records of each batch; state_snapshots() gives every key's state after the batch."""
 
     def __init__(self, parent: DStream, spec: StateSpec) -> None:
@@ -199,13 +268,15 @@ class MapWithStateDStream(DStream):
         self.combined = _CombinedStateDStream(parent, spec)
         self.parents = [self.combined]
 
-    def compute(self, batch_time: int) -> RDD | None:
+    def compute(self, batch_time: int) -> RDD[M] | None:
+        """What the function returned for the records of `batch_time` (ms)."""
         combined = self.combined.get_or_compute(batch_time)
         if not isinstance(combined, StateRDD):
             return self.env.engine.empty_rdd()
         return StateViewRDD(combined, "mapped")
 
-    def state_snapshots(self) -> DStream:
+    def state_snapshots(self) -> DStream[tuple[K, S]]:
+        """Every batch, (key, state) for every key that has a state after it."""
         return self.combined.map_partitions(_state_records)
 
 

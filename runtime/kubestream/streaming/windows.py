@@ -12,24 +12,30 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from kubestream.core.rdd import RDD, PersistedRDD, UnionRDD
-from kubestream.errors import ConfigError
+from kubestream.errors import require
 from kubestream.streaming.dstream import DStream, StatefulDStream
 
 if TYPE_CHECKING:
     from kubestream.streaming.env import StreamingEnv
 
 
-def to_ms(seconds: float, name: str) -> int:
-    if seconds <= 0:
-        raise ConfigError(f"{name} must be positive, got {seconds}")
-    return round(seconds * 1000)
+def to_ms(seconds: float, name: str, slide_ms: int) -> int:
+    """A user's window or slide in seconds as whole milliseconds: at least 1 ms, and a
+    multiple of the parent stream's slide_ms; ConfigError naming the seconds given."""
+    number = isinstance(seconds, int | float) and not isinstance(seconds, bool)
+    require(number and seconds >= 0.001, name, seconds, "a number of seconds, at least 0.001")
+    duration_ms = round(seconds * 1000)
+    require(duration_ms % slide_ms == 0, name, seconds, _multiple_of(slide_ms))
+    return duration_ms
 
 
 def check_multiple(duration_ms: int, unit_ms: int, name: str) -> None:
-    if duration_ms % unit_ms:
-        raise ConfigError(
-            f"{name} ({duration_ms} ms) must be a multiple of the parent's slide ({unit_ms} ms)"
-        )
+    """ConfigError unless duration_ms is a multiple of the parent stream's slide, unit_ms."""
+    require(duration_ms % unit_ms == 0, name, duration_ms / 1000, _multiple_of(unit_ms))
+
+
+def _multiple_of(slide_ms: int) -> str:
+    return f"a multiple of the parent stream's slide ({slide_ms / 1000:g} s)"
 
 
 class PersistedDStream(DStream):
@@ -46,6 +52,8 @@ class PersistedDStream(DStream):
 
 
 class WindowedDStream(DStream):
+    """window(): every slide, the union of the parent's RDDs of the last window_ms."""
+
     def __init__(self, parent: DStream, window_ms: int, slide_ms: int) -> None:
         check_multiple(window_ms, parent.slide_ms, "window")
         check_multiple(slide_ms, parent.slide_ms, "slide")

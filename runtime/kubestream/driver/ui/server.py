@@ -2,13 +2,17 @@
 and, behind the job's token, `POST /api/v1/executors/<id>/decommission`.
 
 A standard-library server on its own thread, so the UI adds no dependency and
-a slow browser cannot hold up batches. The page's HTML, JS and CSS are package
-data served as they are; the page draws its plots itself (no CDN: clusters are
-often offline).
+a slow browser cannot hold up batches. It bounds what clients can hold: a
+connection idle for IDLE_TIMEOUT seconds is closed, at most MAX_CONNECTIONS are
+served at once (more are answered 503), and every malformed request gets a 4xx
+and every failure a 500 with a line through logging, never a raw traceback.
+The page's HTML, JS and CSS are package data served as they are; the page draws
+its plots itself (no CDN: clusters are often offline).
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import logging
@@ -33,6 +37,8 @@ log = logging.getLogger(__name__)
 # Spark's UI also tries the next ports when its own is taken.
 PORT_ATTEMPTS = 16
 MAX_BATCHES = 1000
+IDLE_TIMEOUT = 30.0
+MAX_CONNECTIONS = 64
 
 _ASSETS = {
     "/": ("index.html", "text/html; charset=utf-8"),
@@ -62,9 +68,11 @@ class UIServer:
         host: str = "0.0.0.0",
         port: int = 4040,
         actions: Actions | None = None,
+        idle_timeout: float = IDLE_TIMEOUT,
+        max_connections: int = MAX_CONNECTIONS,
     ) -> None:
-        handler = _handler(status, registry, actions)
-        self._server = _bind(host, port, handler)
+        handler = _handler(status, registry, actions, idle_timeout)
+        self._server = _bind(host, port, handler, max_connections)
         self.host = host
         self.port: int = self._server.server_address[1]
         # A short poll interval, so close() (on shutdown) does not wait half a second.
@@ -84,23 +92,65 @@ class UIServer:
         self._thread.join(5)
 
 
-def _bind(host: str, port: int, handler: type[BaseHTTPRequestHandler]) -> ThreadingHTTPServer:
+class _BoundedServer(ThreadingHTTPServer):
+    """A thread per connection, at most `max_connections` at once; errors go to logging."""
+
+    daemon_threads = True
+
+    def __init__(
+        self,
+        address: tuple[str, int],
+        handler: type[BaseHTTPRequestHandler],
+        max_connections: int,
+    ) -> None:
+        self.max_connections = max_connections
+        self._slots = threading.BoundedSemaphore(max_connections)
+        super().__init__(address, handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            log.warning("UI: %d connections open; refused %s", self.max_connections, client_address)
+            with contextlib.suppress(OSError):
+                request.sendall(_BUSY)
+            self.shutdown_request(request)
+            return
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        log.exception("UI: a request from %s failed", client_address)
+
+
+_BUSY = (
+    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+    b"Content-Length: 35\r\nConnection: close\r\n\r\n"
+    b'{"error": "too many open requests"}'
+)
+
+
+def _bind(
+    host: str, port: int, handler: type[BaseHTTPRequestHandler], max_connections: int
+) -> ThreadingHTTPServer:
     attempts = 1 if port == 0 else PORT_ATTEMPTS
     for candidate in range(port, port + attempts):
         try:
-            server = ThreadingHTTPServer((host, candidate), handler)
+            server = _BoundedServer((host, candidate), handler, max_connections)
         except OSError as exc:
             if exc.errno != errno.EADDRINUSE or candidate == port + attempts - 1:
                 raise OSError(exc.errno, f"UI port {candidate} on {host}: {exc.strerror}") from None
             log.warning("UI port %d is in use; trying %d", candidate, candidate + 1)
             continue
-        server.daemon_threads = True
         return server
     raise AssertionError("unreachable")
 
 
 def _handler(
-    status: StatusSource, registry: CollectorRegistry, actions: Actions | None
+    status: StatusSource, registry: CollectorRegistry, actions: Actions | None, idle_timeout: float
 ) -> type[BaseHTTPRequestHandler]:
     assets = {
         path: ((files(__package__) / name).read_bytes(), kind)
@@ -109,8 +159,24 @@ def _handler(
 
     class Handler(BaseHTTPRequestHandler):
         server_version = "kubestream"
+        timeout = idle_timeout
 
         def do_GET(self) -> None:
+            self._guarded(self._get)
+
+        def do_POST(self) -> None:
+            self._guarded(self._post)
+
+        def _guarded(self, serve: Callable[[], None]) -> None:
+            """Any failure is a 500 and a log line, never a dropped connection."""
+            try:
+                serve()
+            except Exception:
+                log.exception("UI: %s %s failed", self.command, self.path[:200])
+                with contextlib.suppress(OSError):
+                    self._error(HTTPStatus.INTERNAL_SERVER_ERROR, "the driver failed to answer")
+
+        def _get(self) -> None:
             url = urlsplit(self.path)
             if url.path in assets:
                 body, kind = assets[url.path]
@@ -122,7 +188,7 @@ def _handler(
             else:
                 self._error(HTTPStatus.NOT_FOUND, f"no page at {url.path}")
 
-        def do_POST(self) -> None:
+        def _post(self) -> None:
             match = DECOMMISSION.match(urlsplit(self.path).path)
             if match is None:
                 self._error(HTTPStatus.NOT_FOUND, f"nothing to change at {self.path}")
@@ -149,9 +215,13 @@ def _handler(
 
         def _status(self, query: dict[str, list[str]]) -> None:
             text = query.get("batches", ["100"])[-1]
-            if not text.isdigit() or int(text) > MAX_BATCHES:
+            if (
+                not (text.isascii() and text.isdigit() and len(text) <= 4)
+                or int(text) > MAX_BATCHES
+            ):
                 self._error(
-                    HTTPStatus.BAD_REQUEST, f"batches must be 0 to {MAX_BATCHES}, got {text!r}"
+                    HTTPStatus.BAD_REQUEST,
+                    f"batches must be 0 to {MAX_BATCHES}, got {text[:20]!r}",
                 )
                 return
             body = json.dumps(status(int(text))).encode()

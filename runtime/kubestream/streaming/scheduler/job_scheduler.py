@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from kubestream.errors import USER_CODE_ERRORS
 from kubestream.streaming.batch import BatchInfo
 from kubestream.streaming.listener import StreamingListener
 
@@ -103,7 +104,7 @@ class JobScheduler:
             error: str | None = None
             try:
                 job.run()
-            except Exception as exc:
+            except USER_CODE_ERRORS as exc:
                 error = f"output operation {job.output_id} failed: {exc}"
                 info.errors.append(error)
                 if not self._stopping.is_set():  # an abort by the stop is not the job's fault
@@ -127,5 +128,5 @@ class JobScheduler:
         for listener in self._listeners:
             try:
                 getattr(listener, hook)(info)
-            except Exception:
+            except USER_CODE_ERRORS:
                 log.exception("listener %s.%s failed", type(listener).__name__, hook)

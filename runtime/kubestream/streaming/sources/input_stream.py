@@ -30,6 +30,7 @@ class InputDStream(DStream):
         return min(limits) if limits else None
 
     def set_estimated_rate(self, rate: float) -> None:
+        """Take the backpressure estimate, records per second (from the RateController)."""
         self.estimated_rate = rate
         self.rate_limit_changed()
 
@@ -50,6 +51,7 @@ class InputDStream(DStream):
         """Take back positions from a checkpoint (before start)."""
 
     def clear_metadata(self, batch_time: int) -> list:  # type: ignore[type-arg]
+        """As DStream's; also forgets the record counts of batches up to batch_time."""
         for t in [t for t in self.records_per_batch if t <= batch_time]:
             del self.records_per_batch[t]
         return super().clear_metadata(batch_time)

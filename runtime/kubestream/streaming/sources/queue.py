@@ -34,6 +34,7 @@ class QueueInputDStream(InputDStream):
         )
 
     def push(self, batch: Sequence[Any]) -> None:
+        """Queue the records of one more batch (from any thread, while running)."""
         self.queue.append(list(batch))
 
     def compute(self, batch_time: int) -> RDD | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from kubestream.core.rdd import RDD, SourceRDD, range_sources
+from kubestream.errors import require
 from kubestream.streaming.sources.input_stream import InputDStream
 
 if TYPE_CHECKING:
@@ -21,8 +22,15 @@ class RateInputDStream(InputDStream):
     supports_rate_limit = True
 
     def __init__(self, env: StreamingEnv, records_per_second: float) -> None:
-        if records_per_second <= 0:
-            raise ValueError(f"records_per_second must be positive, got {records_per_second}")
+        number = isinstance(records_per_second, int | float) and not isinstance(
+            records_per_second, bool
+        )
+        require(
+            number and records_per_second > 0,
+            "records_per_second",
+            records_per_second,
+            "a positive number",
+        )
         super().__init__(env)
         self.records_per_second = records_per_second
         self.start_time: int | None = None
