@@ -159,6 +159,61 @@ CASES = [
         lambda s: s.transform(lambda t, rdd: rdd.map(lambda x: (t % 1000, x))),
         lambda b: [(0, x) for x in b],
     ),
+    Case("partition_by", pairs, lambda s: s.partition_by(3), list),
+    Case(
+        "persist",
+        numbers,
+        lambda s: s.map(abs).persist().map(str),
+        lambda b: [str(abs(x)) for x in b],
+    ),
+    Case(
+        "distinct", numbers, lambda s: s.transform(lambda r: r.distinct()), lambda b: list(set(b))
+    ),
+    Case(
+        "subtract",
+        numbers,
+        lambda a, b: a.transform_with(b, lambda x, y: x.subtract(y)),
+        lambda a, b: [x for x in a if x not in set(b)],
+        2,
+    ),
+    Case(
+        "subtract_by_key",
+        pairs,
+        lambda a, b: a.transform_with(b, lambda x, y: x.subtract_by_key(y)),
+        lambda a, b: [(k, v) for k, v in a if k not in {kk for kk, _ in b}],
+        2,
+    ),
+    Case(
+        "intersection",
+        numbers,
+        lambda a, b: a.transform_with(b, lambda x, y: x.intersection(y)),
+        lambda a, b: list(set(a) & set(b)),
+        2,
+    ),
+    Case(
+        "cartesian",
+        numbers,
+        lambda a, b: a.transform_with(b, lambda x, y: x.cartesian(y)),
+        lambda a, b: [(x, y) for x in a for y in b],
+        2,
+    ),
+    Case(
+        "context_transform",
+        numbers,
+        lambda a, b: a.context().transform([a, b], lambda rdds: rdds[1].union(rdds[0])),
+        lambda a, b: b + a,
+        2,
+    ),
+    Case(
+        "aggregate_by_key",
+        pairs,
+        lambda s: s.transform(
+            lambda r: r.aggregate_by_key([], lambda acc, v: [*acc, v], operator.add).map_values(
+                sorted
+            )
+        ),
+        _group_ref,
+    ),
 ]
 
 

@@ -3,17 +3,21 @@
 Plugged into the runtime's CLI through the ``kubestream.commands`` entry point
 (``register``); ``python -m kubestream_operator`` runs the same parser. Every
 flag can also come from an environment variable, which is how the operator's
-Deployment configures it.
+Deployment configures it; both are generated from the declarations below, as the
+runtime's are.
 """
 
 import argparse
 import asyncio
 import logging
 import os
+from typing import Any
 
 import kopf
 from prometheus_client import CollectorRegistry, start_http_server
 
+from kubestream import settings
+from kubestream.settings import Reader, Setting
 from kubestream_operator.handlers import build_registry
 from kubestream_operator.kube import Cluster, load_config
 from kubestream_operator.metrics import OperatorMetrics
@@ -22,70 +26,92 @@ from kubestream_operator.peering import choose_priority
 log = logging.getLogger(__name__)
 
 
-def _env(name: str, default: str) -> str:
-    return os.environ.get(name, default)
+PREFIX = "KUBESTREAM_OPERATOR_"
+NAMESPACES_ENV = PREFIX + "NAMESPACES"
 
-
-def _env_int(name: str) -> int | None:
-    value = os.environ.get(name)
-    return None if value is None else int(value)
+PEERING = Setting[str](
+    "peering",
+    str,
+    "",
+    "kopf peering name shared by operator replicas; empty runs standalone",
+    Reader.OPERATOR,
+    prefix=PREFIX,
+)
+PRIORITY = Setting[int | None](
+    "priority",
+    int,
+    None,
+    "peering priority: the highest live replica is active; unset, each replica derives "
+    "a distinct negative one from --pod-name",
+    Reader.OPERATOR,
+    prefix=PREFIX,
+)
+POD_NAME = Setting[str](
+    "pod_name",
+    str,
+    "",
+    "this replica's pod name, the source of its peering priority when none is given "
+    "(else HOSTNAME)",
+    Reader.OPERATOR,
+    prefix=PREFIX,
+)
+METRICS_PORT = Setting[int](
+    "metrics_port",
+    int,
+    9090,
+    "port of the Prometheus /metrics endpoint, 0 to disable",
+    Reader.OPERATOR,
+    minimum=0,
+    maximum=65535,
+    prefix=PREFIX,
+)
+LIVENESS_PORT = Setting[int](
+    "liveness_port",
+    int,
+    8080,
+    "port of the /healthz liveness endpoint, 0 to disable",
+    Reader.OPERATOR,
+    minimum=0,
+    maximum=65535,
+    prefix=PREFIX,
+)
+RESYNC_SECONDS = Setting[float](
+    "resync_seconds",
+    float,
+    10.0,
+    "how often every job is reconciled even without a change",
+    Reader.OPERATOR,
+    unit="seconds",
+    minimum=0,
+    exclusive_minimum=True,
+    prefix=PREFIX,
+)
+OPERATOR: tuple[Setting[Any], ...] = (
+    PEERING,
+    PRIORITY,
+    POD_NAME,
+    METRICS_PORT,
+    LIVENESS_PORT,
+    RESYNC_SECONDS,
+    settings.LOG_LEVEL,
+)
+"""The operator's settings, declared as the runtime's are (`kubestream.settings`); the
+log level is the runtime's own, `KUBESTREAM_LOG_LEVEL`."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    # A list, the one flag the scalar declarations do not cover: repeated on the
+    # command line, comma-separated in its variable.
     parser.add_argument(
         "--namespace",
         action="append",
-        default=[n for n in _env("KUBESTREAM_OPERATOR_NAMESPACES", "").split(",") if n],
+        default=[n for n in os.environ.get(NAMESPACES_ENV, "").split(",") if n],
         help="namespace to watch; repeat for several; none means all namespaces "
-        "(env KUBESTREAM_OPERATOR_NAMESPACES, comma-separated)",
+        f"[env: {NAMESPACES_ENV}, comma-separated]",
     )
-    parser.add_argument(
-        "--peering",
-        default=_env("KUBESTREAM_OPERATOR_PEERING", ""),
-        help="kopf peering name shared by operator replicas; empty runs standalone "
-        "(env KUBESTREAM_OPERATOR_PEERING)",
-    )
-    parser.add_argument(
-        "--priority",
-        type=int,
-        default=_env_int("KUBESTREAM_OPERATOR_PRIORITY"),
-        help="peering priority: the highest live replica is active; unset, each "
-        "replica derives a distinct negative one from --pod-name "
-        "(env KUBESTREAM_OPERATOR_PRIORITY)",
-    )
-    parser.add_argument(
-        "--pod-name",
-        default=_env("KUBESTREAM_OPERATOR_POD_NAME", _env("HOSTNAME", "")),
-        help="this replica's pod name, the source of its peering priority when none "
-        "is given (env KUBESTREAM_OPERATOR_POD_NAME, else HOSTNAME)",
-    )
-    parser.add_argument(
-        "--metrics-port",
-        type=int,
-        default=int(_env("KUBESTREAM_OPERATOR_METRICS_PORT", "9090")),
-        help="port of the Prometheus /metrics endpoint, 0 to disable "
-        "(env KUBESTREAM_OPERATOR_METRICS_PORT)",
-    )
-    parser.add_argument(
-        "--liveness-port",
-        type=int,
-        default=int(_env("KUBESTREAM_OPERATOR_LIVENESS_PORT", "8080")),
-        help="port of the /healthz liveness endpoint, 0 to disable "
-        "(env KUBESTREAM_OPERATOR_LIVENESS_PORT)",
-    )
-    parser.add_argument(
-        "--resync-seconds",
-        type=float,
-        default=float(_env("KUBESTREAM_OPERATOR_RESYNC_SECONDS", "10")),
-        help="how often every job is reconciled even without a change "
-        "(env KUBESTREAM_OPERATOR_RESYNC_SECONDS)",
-    )
-    parser.add_argument(
-        "--log-level",
-        default=_env("KUBESTREAM_LOG_LEVEL", "INFO"),
-        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-        help="logging level (env KUBESTREAM_LOG_LEVEL)",
-    )
+    environ = dict(os.environ)
+    environ.setdefault(POD_NAME.env, environ.get("HOSTNAME", ""))
+    settings.add_arguments(parser, OPERATOR, environ)
 
 
 def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:

@@ -18,7 +18,8 @@ from urllib.parse import quote
 
 from kubestream_operator.plan import DriverReport, iso
 
-STATUS_PATH = "/api/v1/status?batches=10"
+# Enough batches for the autoscaler's stabilization window at short batch intervals.
+STATUS_PATH = "/api/v1/status?batches=200"
 
 
 def _seconds(value: float) -> str:

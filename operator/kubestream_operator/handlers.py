@@ -4,24 +4,37 @@ Create, update, resume, a periodic timer and any change to one of the job's
 pods all call ``reconcile`` under a per-job lock, so two triggers never race on
 the same job. Deletion runs behind a finalizer that stops the driver (with its
 graceful-stop time) before the executors, then lets garbage collection remove
-the rest.
+the rest. The finalizer waits for the pods inside its handler rather than by
+failing and retrying, so kopf logs an error only when the wait outlives what
+the graceful stop allows.
 """
 
+import asyncio
 import logging
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Mapping
 from typing import Any
 
 import kopf
 
+from kubestream_operator import manifests as m
 from kubestream_operator.kube import GROUP, PLURAL, VERSION, Cluster
 from kubestream_operator.manifests import JOB_LABEL
 from kubestream_operator.metrics import OperatorMetrics
-from kubestream_operator.reconcile import reconcile, stop
+from kubestream_operator.plan import parse_time
+from kubestream_operator.reconcile import announce_deletion, graceful_stop_seconds, reconcile, stop
+
+log = logging.getLogger(__name__)
 
 FINALIZER = "kubestream.io/graceful-stop"
 MANAGED = {"app.kubernetes.io/managed-by": "kubestream-operator"}
+# How often the deletion finalizer looks whether the pods have stopped.
+STOP_POLL_SECONDS = 1.0
+# Beyond the driver's and then the executors' graceful-stop time: the kubelet's
+# SIGKILL and the API's confirmation.
+STOP_SLACK_SECONDS = 30.0
 
 
 def build_registry(
@@ -73,13 +86,28 @@ def build_registry(
         if job and namespace:
             converge(namespace, job)
 
-    @kopf.on.delete(GROUP, VERSION, PLURAL, id="graceful-stop", registry=registry)
-    def on_delete(*, namespace: str | None, name: str, body: kopf.Body, **_: Any) -> None:
-        namespace = namespace or ""
+    def stop_locked(namespace: str, name: str, job: m.Manifest) -> bool:
         with locks[namespace, name]:
-            done = stop(cluster, dict(body))
-        if not done:
-            raise kopf.TemporaryError("waiting for the job's pods to stop", delay=1)
+            return stop(cluster, job)
+
+    @kopf.on.delete(GROUP, VERSION, PLURAL, id="graceful-stop", registry=registry)
+    async def on_delete(*, namespace: str | None, name: str, body: kopf.Body, **_: Any) -> None:
+        namespace = namespace or ""
+        job = dict(body)
+        await asyncio.to_thread(announce_deletion, cluster, job)
+        # The driver, then the executors, each get the graceful-stop time.
+        since = parse_time(body.meta.get("deletionTimestamp")) or time.time()
+        deadline = since + 2 * graceful_stop_seconds(job) + STOP_SLACK_SECONDS
+        while not await asyncio.to_thread(stop_locked, namespace, name, job):
+            if time.time() >= deadline:
+                raise kopf.TemporaryError(
+                    f"the job's pods have not stopped {time.time() - since:.0f}s after "
+                    "its deletion, longer than their graceful-stop time allows: "
+                    "are their nodes unreachable?",
+                    delay=10,
+                )
+            log.debug("%s/%s: waiting for the job's pods to stop", namespace, name)
+            await asyncio.sleep(STOP_POLL_SECONDS)
         metrics.set_phase(namespace, name, None)
         locks.pop((namespace, name), None)
 

@@ -26,13 +26,23 @@ Raw = dict[str, Any]
 
 
 class ApiError(Exception):
-    """A Kubernetes API call failed; ``status`` is the HTTP code (0 if none)."""
+    """A Kubernetes API call failed; ``status`` is the HTTP code (0 if none).
+
+    ``namespace_terminating`` is set when the server refused to create an
+    object because its namespace is being deleted (cause NamespaceTerminating).
+    """
 
     def __init__(self, action: str, exc: ApiException) -> None:
         self.status = int(exc.status or 0)
         reason = str(exc.reason or "error")
-        with contextlib.suppress(ValueError, AttributeError):
-            reason = json.loads(exc.body or "{}").get("message") or reason
+        causes: list[Any] = []
+        with contextlib.suppress(ValueError, AttributeError, TypeError):
+            body = json.loads(exc.body or "{}")
+            reason = body.get("message") or reason
+            causes = (body.get("details") or {}).get("causes") or []
+        self.namespace_terminating = any(
+            isinstance(c, dict) and c.get("reason") == "NamespaceTerminating" for c in causes
+        )
         super().__init__(f"{action}: {reason}")
 
 
@@ -94,6 +104,23 @@ class Cluster:
         }
         reader = readers[kind]
         return self._get(f"read {kind} {namespace}/{name}", reader, name, namespace)
+
+    def namespace_terminating(self, namespace: str) -> bool:
+        """Whether ``namespace`` is being deleted (or gone): nothing can be created there.
+
+        A list by name, which kopf's cluster-wide namespace rights already allow.
+        """
+        found = self._call(
+            f"read namespace {namespace}",
+            self.core.list_namespace,
+            field_selector=f"metadata.name={namespace}",
+        )
+        items: list[Raw] = found.get("items") or []
+        return not items or any(
+            ns["metadata"].get("deletionTimestamp")
+            or (ns.get("status") or {}).get("phase") == "Terminating"
+            for ns in items
+        )
 
     def list_pods(self, namespace: str, selector: str) -> list[Raw]:
         found = self._call(
@@ -169,6 +196,34 @@ class Cluster:
         except ApiError as err:
             if err.status not in (404, 409):
                 raise
+
+    def scale_job(
+        self,
+        job: JobRef,
+        resource_version: str,
+        replicas: int | None,
+        annotations: Mapping[str, str],
+    ) -> None:
+        """Set spec.executors.replicas (unless None) and annotations in one patch.
+
+        Conditional on ``resource_version``: a job changed since it was read
+        raises ApiError with status 409, and nothing is changed.
+        """
+        body: Raw = {
+            "metadata": {"resourceVersion": resource_version, "annotations": dict(annotations)}
+        }
+        if replicas is not None:
+            body["spec"] = {"executors": {"replicas": replicas}}
+        self._call(
+            f"scale StreamingJob {job.namespace}/{job.name}",
+            self.custom.patch_namespaced_custom_object,
+            GROUP,
+            VERSION,
+            job.namespace,
+            PLURAL,
+            job.name,
+            body,
+        )
 
     def patch_job_status(self, job: JobRef, status: Mapping[str, Any]) -> None:
         try:

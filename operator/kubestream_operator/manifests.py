@@ -10,16 +10,19 @@ key ever appears in a pod spec, a log or an event.
 import hashlib
 import json
 import shlex
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from kubestream import settings
+from kubestream.settings import Setting
 from kubestream_operator.spec import JobSpec, PodSettings
 
 API_VERSION = "kubestream.io/v1alpha1"
 KIND = "StreamingJob"
-DRIVER_PORT = 7077
-BLOCK_PORT = 7078
-UI_PORT = 4040
+DRIVER_PORT: int = settings.DRIVER_PORT.default
+BLOCK_PORT: int = settings.BLOCK_PORT.default
+UI_PORT: int = settings.UI_PORT.default
 CHECKPOINT_PATH = "/checkpoint"
 CONFIG_PATH = "/etc/kubestream/config"
 JOB_LABEL = "kubestream.io/job"
@@ -230,58 +233,76 @@ def graceful_timeout(spec: JobSpec) -> float:
     return grace - min(5.0, grace / 5)
 
 
-def _env(job: JobRef, spec: JobSpec, settings: PodSettings) -> list[dict[str, Any]]:
-    def key_ref(key: str) -> dict[str, Any]:
-        return {"secretKeyRef": {"name": secret_name(job), "key": key}}
+EnvValue = str | int | float | bool | dict[str, Any] | None
+"""A setting's value for a pod: plain (formatted by its declaration), a ``valueFrom``
+source, or None to leave the variable unset (the runtime's default)."""
 
-    env: list[dict[str, Any]] = [
-        {"name": "KUBESTREAM_JOB", "value": job.name},
-        {"name": "KUBESTREAM_APP", "value": spec.app},
-        {"name": "KUBESTREAM_APP_ARGS", "value": shlex.join(spec.app_args)},
-        {"name": "KUBESTREAM_BATCH_INTERVAL", "value": f"{spec.batch_interval:g}"},
-        {"name": "KUBESTREAM_DRIVER_HOST", "value": f"{service_name(job)}.{job.namespace}.svc"},
-        {"name": "KUBESTREAM_DRIVER_PORT", "value": str(DRIVER_PORT)},
-        {"name": "KUBESTREAM_UI_PORT", "value": str(UI_PORT)},
-        {"name": "KUBESTREAM_CONFIG", "value": CONFIG_PATH},
-        {"name": "KUBESTREAM_GRACEFUL_TIMEOUT", "value": f"{graceful_timeout(spec):g}"},
-        {
-            "name": "KUBESTREAM_ADVERTISE_HOST",
-            "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}},
-        },
-        {"name": "KUBESTREAM_CURVE_PUBLIC_KEY", "valueFrom": key_ref(PUBLIC_KEY)},
-        {"name": "KUBESTREAM_CURVE_SECRET_KEY", "valueFrom": key_ref(SECRET_KEY)},
+
+def _key_ref(job: JobRef, key: str) -> dict[str, Any]:
+    return {"secretKeyRef": {"name": secret_name(job), "key": key}}
+
+
+def driver_settings(job: JobRef, spec: JobSpec) -> list[tuple[Setting[Any], EnvValue]]:
+    """What the operator sets of the settings `kubestream driver` reads."""
+    return [
+        (settings.JOB, job.name),
+        (settings.APP, spec.app),
+        (settings.APP_ARGS, shlex.join(spec.app_args)),
+        (settings.BATCH_INTERVAL, spec.batch_interval),
+        (settings.DRIVER_PORT, DRIVER_PORT),
+        (settings.UI_PORT, UI_PORT),
+        (settings.CONFIG, CONFIG_PATH),
+        (settings.GRACEFUL_TIMEOUT, graceful_timeout(spec)),
+        (settings.CHECKPOINT, CHECKPOINT_PATH),
+        (settings.WRITE_AHEAD_LOG, spec.reliability.write_ahead_log),
+        (settings.BACKPRESSURE, spec.flow_control.backpressure),
+        (settings.CHECKPOINT_INTERVAL, spec.checkpoint.interval_seconds),
+        (settings.MAX_RATE, spec.flow_control.max_rate_per_receiver),
+        (settings.CURVE_PUBLIC_KEY, _key_ref(job, PUBLIC_KEY)),
+        (settings.CURVE_SECRET_KEY, _key_ref(job, SECRET_KEY)),
     ]
-    env += [{"name": name, "value": value} for name, value in settings.env]
+
+
+def executor_settings(
+    job: JobRef, spec: JobSpec, executor_id: int
+) -> list[tuple[Setting[Any], EnvValue]]:
+    """What the operator sets of the settings `kubestream executor` reads. Its /metrics
+    listens on the UI port, the port the readiness probe asks on every pod."""
+    return [
+        (settings.JOB, job.name),
+        (settings.DRIVER_HOST, f"{service_name(job)}.{job.namespace}.svc"),
+        (settings.DRIVER_PORT, DRIVER_PORT),
+        (settings.EXECUTOR_ID, str(executor_id)),
+        (settings.ADVERTISE_HOST, {"fieldRef": {"fieldPath": "status.podIP"}}),
+        (settings.BLOCK_PORT, BLOCK_PORT),
+        (settings.METRICS_PORT, UI_PORT),
+        (settings.CURVE_PUBLIC_KEY, _key_ref(job, PUBLIC_KEY)),
+        (settings.CURVE_SECRET_KEY, _key_ref(job, SECRET_KEY)),
+    ]
+
+
+def setting_env(values: Sequence[tuple[Setting[Any], EnvValue]]) -> list[dict[str, Any]]:
+    """The variables of ``values``, each checked against and formatted by its declaration."""
+    env: list[dict[str, Any]] = []
+    for setting, value in values:
+        if value is None:
+            continue  # an empty value would not parse: unset means the runtime's default
+        if isinstance(value, dict):
+            env.append({"name": setting.env, "valueFrom": value})
+        elif setting.secret:
+            raise ValueError(f"{setting.env} is secret: set it from a Secret, by reference")
+        else:
+            env.append({"name": setting.env, "value": setting.format(setting.check(value))})
+    return env
+
+
+def _user_env(spec: JobSpec, pod: PodSettings) -> list[dict[str, Any]]:
+    """The pod's own variables from the spec, then the credentials from secretRefs."""
+    env: list[dict[str, Any]] = [{"name": name, "value": value} for name, value in pod.env]
     env += [
         {"name": r.env, "valueFrom": {"secretKeyRef": {"name": r.secret_name, "key": r.key}}}
         for r in spec.secret_refs
     ]
-    return env
-
-
-def _driver_env(spec: JobSpec) -> list[dict[str, Any]]:
-    """The driver-only flags: where and how often it checkpoints, and how inputs are read."""
-
-    def flag(on: bool) -> str:
-        return "true" if on else "false"
-
-    env = [
-        {"name": "KUBESTREAM_CHECKPOINT", "value": CHECKPOINT_PATH},
-        {"name": "KUBESTREAM_WRITE_AHEAD_LOG", "value": flag(spec.reliability.write_ahead_log)},
-        {"name": "KUBESTREAM_BACKPRESSURE", "value": flag(spec.flow_control.backpressure)},
-    ]
-    # Unset means the runtime's own default; an empty value would not parse.
-    if spec.checkpoint.interval_seconds is not None:
-        env.append(
-            {
-                "name": "KUBESTREAM_CHECKPOINT_INTERVAL",
-                "value": str(spec.checkpoint.interval_seconds),
-            }
-        )
-    if spec.flow_control.max_rate_per_receiver is not None:
-        env.append(
-            {"name": "KUBESTREAM_MAX_RATE", "value": str(spec.flow_control.max_rate_per_receiver)}
-        )
     return env
 
 
@@ -292,34 +313,33 @@ def _pod(
     *,
     name: str,
     role: str,
-    settings: PodSettings,
+    pod_settings: PodSettings,
     command: list[str],
-    extra_env: list[dict[str, Any]],
+    env: list[dict[str, Any]],
     ports: list[dict[str, Any]],
 ) -> Manifest:
-    volumes: list[dict[str, Any]] = [
-        {"name": "config", "configMap": {"name": config_map_name(job)}},
-        {"name": "tmp", "emptyDir": {}},
-    ]
     # The checkpoint claim goes on executors too: their receivers write the
     # write-ahead log there, and a directory source on it is read by the tasks.
-    volumes.append(
-        {"name": "checkpoint", "persistentVolumeClaim": {"claimName": claim_name(job, spec)}}
-    )
+    volumes: list[dict[str, Any]] = [
+        {"name": "tmp", "emptyDir": {}},
+        {"name": "checkpoint", "persistentVolumeClaim": {"claimName": claim_name(job, spec)}},
+    ]
     mounts: list[dict[str, Any]] = [
-        {"name": "config", "mountPath": CONFIG_PATH, "readOnly": True},
         {"name": "tmp", "mountPath": "/tmp"},
         {"name": "checkpoint", "mountPath": CHECKPOINT_PATH},
     ]
+    if role == "driver":  # the application reads spec.configuration there, as ssc.conf
+        volumes.insert(0, {"name": "config", "configMap": {"name": config_map_name(job)}})
+        mounts.insert(0, {"name": "config", "mountPath": CONFIG_PATH, "readOnly": True})
     container: dict[str, Any] = {
         "name": role,
         "image": spec.image,
         "imagePullPolicy": spec.image_pull_policy,
         "command": command,
-        "env": _env(job, spec, settings) + extra_env,
+        "env": env + _user_env(spec, pod_settings),
         "ports": ports,
         "volumeMounts": mounts,
-        "resources": {k: dict(v) for k, v in settings.resources.items() if v},
+        "resources": {k: dict(v) for k, v in pod_settings.resources.items() if v},
         "securityContext": {
             "allowPrivilegeEscalation": False,
             "readOnlyRootFilesystem": True,
@@ -351,10 +371,10 @@ def _pod(
         "containers": [container],
         "volumes": volumes,
     }
-    if settings.node_selector:
-        pod_spec["nodeSelector"] = dict(settings.node_selector)
-    if settings.tolerations:
-        pod_spec["tolerations"] = [dict(t) for t in settings.tolerations]
+    if pod_settings.node_selector:
+        pod_spec["nodeSelector"] = dict(pod_settings.node_selector)
+    if pod_settings.tolerations:
+        pod_spec["tolerations"] = [dict(t) for t in pod_settings.tolerations]
     return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": pod_spec}
 
 
@@ -370,9 +390,9 @@ def build_driver_pod(job: JobRef, spec: JobSpec, keys_id: str) -> Manifest:
         keys_id,
         name=driver_pod_name(job),
         role="driver",
-        settings=spec.driver,
+        pod_settings=spec.driver,
         command=["kubestream", "driver"],
-        extra_env=_driver_env(spec),
+        env=setting_env(driver_settings(job, spec)),
         ports=[
             {"name": "driver", "containerPort": DRIVER_PORT},
             {"name": "ui", "containerPort": UI_PORT},
@@ -388,13 +408,9 @@ def build_executor_pod(job: JobRef, spec: JobSpec, executor_id: int, keys_id: st
         keys_id,
         name=executor_pod_name(job, executor_id),
         role="executor",
-        settings=spec.executor,
+        pod_settings=spec.executor,
         command=["kubestream", "executor"],
-        extra_env=[
-            {"name": "KUBESTREAM_EXECUTOR_ID", "value": str(executor_id)},
-            {"name": "KUBESTREAM_BLOCK_PORT", "value": str(BLOCK_PORT)},
-            {"name": "KUBESTREAM_METRICS_PORT", "value": str(UI_PORT)},
-        ],
+        env=setting_env(executor_settings(job, spec, executor_id)),
         ports=[
             {"name": "blocks", "containerPort": BLOCK_PORT},
             {"name": "ui", "containerPort": UI_PORT},

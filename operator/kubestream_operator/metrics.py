@@ -6,7 +6,7 @@ from kubestream_operator.phases import Phase
 
 
 class OperatorMetrics:
-    """Jobs by phase, reconciles, reconcile errors and driver restarts."""
+    """Jobs by phase, reconciles, reconcile errors, driver restarts, autoscaler decisions."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.jobs = Gauge(
@@ -27,6 +27,12 @@ class OperatorMetrics:
         self.driver_restarts = Counter(
             "kubestream_operator_driver_restarts",
             "Driver failures that led to a restart or to a Failed job.",
+            registry=registry,
+        )
+        self.autoscaler_decisions = Counter(
+            "kubestream_operator_autoscaler_decisions",
+            "Autoscaler evaluations, by action (up, down, none) and reason.",
+            ["action", "reason"],
             registry=registry,
         )
         self._phases: dict[tuple[str, str], str] = {}

@@ -9,6 +9,7 @@ from typing import Any
 
 from kubestream_operator import manifests as m
 from kubestream_operator.kube import Cluster
+from kubestream_operator.names import is_label_value, job_name_problem
 from kubestream_operator.plan import CLAIM, NETWORK_POLICY, Observed, PodState, read_status
 from kubestream_operator.spec import JobSpec, SpecError, parse_spec
 
@@ -70,7 +71,13 @@ def _missing_secrets(cluster: Cluster, job: m.JobRef, spec: JobSpec) -> tuple[st
 
 
 def pods_of(cluster: Cluster, job: m.JobRef) -> tuple[PodState | None, tuple[PodState, ...]]:
-    """The job's driver pod and executor pods (only those it owns)."""
+    """The job's driver pod and executor pods (only those it owns).
+
+    A name that is no label value cannot be on any pod, and would make the
+    selector invalid: such a job has no pods, which lets its deletion finish.
+    """
+    if not is_label_value(job.name):
+        return None, ()
     pods = [
         p
         for p in cluster.list_pods(job.namespace, f"{m.JOB_LABEL}={job.name}")
@@ -97,6 +104,10 @@ def observe(cluster: Cluster, job: Mapping[str, Any], now: float) -> Observed:
         spec = err
     status = read_status(job.get("status") or {})
     generation = int(job["metadata"].get("generation") or 0)
+    problem = job_name_problem(ref.name)
+    if problem is not None:
+        # Nothing was made under a name like this; read nothing either.
+        return Observed(ref, generation, spec, status, now, name_problem=problem)
     driver, executors = pods_of(cluster, ref)
     if isinstance(spec, SpecError):
         return Observed(ref, generation, spec, status, now, driver=driver, executors=executors)

@@ -86,6 +86,8 @@ class Observed:
     executors: tuple[PodState, ...] = ()
     # None when the driver is not running or did not answer.
     driver_report: DriverReport | None = None
+    # Why the job's name cannot name its children; empty when it can.
+    name_problem: str = ""
 
 
 @dataclass(frozen=True)
@@ -490,31 +492,37 @@ def _recorded_failure(status: JobStatus) -> tuple[str, str]:
     return "DriverFailed", "the driver failed; change the spec to start the job again"
 
 
-def _invalid(obs: Observed, error: SpecError) -> Plan:
+def _invalid(obs: Observed, reason: str, message: str, waiting_for: str) -> Plan:
     phase = obs.status.phase or Phase.PENDING
     conditions = [
-        Condition("Ready", False, "InvalidSpec", str(error)),
-        Condition("Progressing", False, "InvalidSpec", "waiting for a corrected spec"),
-        Condition("Degraded", True, "InvalidSpec", str(error)),
+        Condition("Ready", False, reason, message),
+        Condition("Progressing", False, reason, waiting_for),
+        Condition("Degraded", True, reason, message),
     ]
-    status = {
+    status: dict[str, Any] = {
         "phase": phase.value,
         "observedGeneration": obs.generation,
         "conditions": merge_conditions(
             obs.status.conditions, conditions, iso(obs.now), obs.generation
         ),
-        "selector": m.executor_selector(obs.job),
     }
+    if not obs.name_problem:
+        status["selector"] = m.executor_selector(obs.job)
     events: tuple[Note, ...] = ()
     if obs.status.observed_generation != obs.generation:
-        events = (Note("Warning", "InvalidSpec", str(error)),)
+        events = (Note("Warning", reason, message),)
     return Plan(status=status, events=events)
 
 
 def plan(obs: Observed) -> Plan:
-    """Converge one job towards its spec: the level-based heart of the operator."""
+    """Converge one job towards its spec: the level-based heart of the operator.
+
+    A job whose name its children cannot use gets nothing, only a Degraded condition.
+    """
+    if obs.name_problem:
+        return _invalid(obs, "InvalidName", obs.name_problem, "waiting for the job's deletion")
     if isinstance(obs.spec, SpecError):
-        return _invalid(obs, obs.spec)
+        return _invalid(obs, "InvalidSpec", str(obs.spec), "waiting for a corrected spec")
     d = _Draft(obs, obs.spec)
     before = d.phase
     new_generation = obs.status.observed_generation != obs.generation
@@ -558,12 +566,13 @@ def plan(obs: Observed) -> Plan:
     )
 
 
-def plan_stop(obs: Observed, grace: int) -> tuple[tuple[Deletion, ...], bool]:
+def plan_stop(
+    driver: PodState | None, executors: tuple[PodState, ...], grace: int
+) -> tuple[tuple[Deletion, ...], bool]:
     """Deletions for a job being deleted (driver first) and whether all pods are gone."""
-    deletes: list[Deletion] = []
-    if obs.driver is not None:
-        if not obs.driver.deleting:
-            deletes.append(Deletion(obs.driver.name, obs.driver.uid, grace))
-        return tuple(deletes), False
-    deletes.extend(Deletion(p.name, p.uid, grace) for p in obs.executors if not p.deleting)
-    return tuple(deletes), not obs.executors
+    if driver is not None:
+        if driver.deleting:
+            return (), False
+        return (Deletion(driver.name, driver.uid, grace),), False
+    deletes = tuple(Deletion(p.name, p.uid, grace) for p in executors if not p.deleting)
+    return deletes, not executors

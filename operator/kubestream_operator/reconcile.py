@@ -6,7 +6,9 @@ asking the driver to drain executors that a scale-down removes.
 Called by the kopf handlers for every trigger (create, update, resume, timer,
 a child pod changing), always on a fresh read of the job, so passes are
 level-based and idempotent. API failures end up in the Degraded condition
-instead of crashing the operator.
+instead of crashing the operator. Nothing is created for a job being deleted or
+in a namespace being deleted, and Events are best-effort: failing to post one
+(as in a terminating namespace) never fails a pass or the deletion finalizer.
 """
 
 import base64
@@ -18,21 +20,46 @@ from dataclasses import replace
 from typing import Any
 
 from kubestream.driver.api_auth import api_token
-from kubestream_operator import driver_status
+from kubestream_operator import autoscale, driver_status
 from kubestream_operator import manifests as m
 from kubestream_operator.keys import curve_keypair
 from kubestream_operator.kube import ApiError, Cluster
 from kubestream_operator.metrics import OperatorMetrics
-from kubestream_operator.observe import job_ref, observe
-from kubestream_operator.phases import Condition, merge_conditions
+from kubestream_operator.observe import job_ref, observe, pods_of
+from kubestream_operator.phases import Condition, Phase, merge_conditions, phase_named
 from kubestream_operator.plan import Note, Observed, Plan, PodState, iso, plan, plan_stop
+from kubestream_operator.spec import JobSpec
 
 log = logging.getLogger(__name__)
 
 RESTART_REASONS = frozenset({"DriverFailed", "DriverLost"})
 
 
+class _EndingError(Exception):
+    """The job or its namespace is being deleted: the pass stops, creating nothing."""
+
+
+def _may_create(cluster: Cluster, job: m.JobRef) -> bool:
+    """Whether children may still be created: neither the job nor its namespace is going."""
+    current = cluster.get_job(job.namespace, job.name)
+    if current is None or current["metadata"].get("deletionTimestamp"):
+        return False
+    return not cluster.namespace_terminating(job.namespace)
+
+
+def post_event(cluster: Cluster, job: m.JobRef, note: Note) -> None:
+    """Post an Event if the API lets us: a lost Event must not fail the caller."""
+    try:
+        cluster.post_event(job, note.type, note.reason, note.message)
+    except ApiError as err:
+        level = logging.DEBUG if err.namespace_terminating else logging.WARNING
+        log.log(level, "%s/%s: Event %s not posted: %s", job.namespace, job.name, note.reason, err)
+
+
 def _apply(cluster: Cluster, job: m.JobRef, todo: Plan) -> None:
+    """Carry out a plan; raises _EndingError instead of creating for a job on its way out."""
+    if (todo.create_keys or todo.create) and not _may_create(cluster, job):
+        raise _EndingError
     if todo.create_keys:
         public, secret = curve_keypair()
         cluster.create(m.build_secret(job, public, secret))
@@ -114,20 +141,68 @@ def reconcile(
             if not todo.create_keys:
                 break
             job = cluster.get_job(namespace, name) or job
+    except _EndingError:
+        log.info("%s/%s: being deleted; nothing more is created for it", namespace, name)
+        return
     except ApiError as err:
+        if err.namespace_terminating:
+            log.info("%s/%s: its namespace is being deleted: %s", namespace, name, err)
+            return
         metrics.errors.labels("api").inc()
         log.warning("reconcile of %s/%s failed: %s", namespace, name, err)
         _record_error(cluster, job, str(err), now)
         return
     if doc is not None:
         todo.status.update(driver_status.batch_fields(doc))
+    if isinstance(obs.spec, JobSpec):
+        try:
+            todo.status.update(_autoscale(cluster, job, obs.spec, doc, todo, now, metrics, notes))
+        except ApiError as err:
+            metrics.errors.labels("api").inc()
+            log.warning("autoscaling %s/%s failed: %s", namespace, name, err)
     cluster.patch_job_status(ref, todo.status)
     metrics.set_phase(namespace, name, todo.status.get("phase"))
     for note in notes:
         if note.reason in RESTART_REASONS:
             metrics.driver_restarts.inc()
         log.info("%s/%s %s: %s", namespace, name, note.reason, note.message)
-        cluster.post_event(ref, note.type, note.reason, note.message)
+        post_event(cluster, ref, note)
+
+
+def _autoscale(
+    cluster: Cluster,
+    job: m.Manifest,
+    spec: JobSpec,
+    doc: Mapping[str, Any] | None,
+    todo: Plan,
+    now: float,
+    metrics: OperatorMetrics,
+    notes: list[Note],
+) -> dict[str, Any]:
+    """Evaluate the autoscaler and apply its count: status fields to record ({} for none)."""
+    if not spec.autoscaling.enabled:
+        # Turning autoscaling off forgets its state, so turning it on again starts afresh.
+        return {"autoscaler": None} if (job.get("status") or {}).get("autoscaler") else {}
+    if doc is None or todo.status.get("phase") != "Running":
+        return {}
+    done = autoscale.evaluate(job, spec, doc, now)
+    decision = done.decision
+    metrics.autoscaler_decisions.labels(decision.action.value, decision.reason.value).inc()
+    if done.owned is not None:
+        version = str(job["metadata"].get("resourceVersion") or "")
+        try:
+            cluster.scale_job(
+                job_ref(job),
+                version,
+                done.scale_to,
+                {autoscale.REPLICAS_ANNOTATION: str(done.owned)},
+            )
+        except ApiError as err:
+            if err.status != 409:
+                raise
+            return {}  # the job changed since it was read: evaluate again on the next pass
+    notes.extend(done.events)
+    return {"autoscaler": done.status}
 
 
 def _record_error(cluster: Cluster, job: m.Manifest, message: str, now: float) -> None:
@@ -152,21 +227,37 @@ def _record_error(cluster: Cluster, job: m.Manifest, message: str, now: float) -
     )
     try:
         cluster.patch_job_status(ref, {"conditions": conditions})
-        if not repeated:  # one Event per distinct failure, not one per resync
-            cluster.post_event(ref, "Warning", "ApiError", message)
     except ApiError as err:
         log.warning("could not record the failure on %s: %s", ref.name, err)
+        return
+    if not repeated:  # one Event per distinct failure, not one per resync
+        post_event(cluster, ref, Note("Warning", "ApiError", message))
+
+
+def graceful_stop_seconds(job: m.Manifest) -> int:
+    """The job's graceful-stop time, as its pods were given it."""
+    return int((job.get("spec") or {}).get("gracefulStopTimeoutSeconds") or 60)
+
+
+def announce_deletion(cluster: Cluster, job: m.Manifest) -> None:
+    """Show the Deleting phase and post its Event, once per deletion."""
+    if phase_named((job.get("status") or {}).get("phase")) is Phase.DELETING:
+        return
+    ref = job_ref(job)
+    cluster.patch_job_status(ref, {"phase": Phase.DELETING.value})
+    post_event(cluster, ref, Note("Normal", "Deleting", "stopping the driver, then the executors"))
 
 
 def stop(cluster: Cluster, job: m.Manifest) -> bool:
-    """Stop a deleted job's pods, driver first; True once none is left."""
+    """Stop a deleted job's pods, driver first; True once none is left.
+
+    Reads only the job's pods, so a job whose other children were never made
+    (or cannot be listed) is still deleted.
+    """
     ref = job_ref(job)
-    grace = int((job.get("spec") or {}).get("gracefulStopTimeoutSeconds") or 60)
-    obs = observe(cluster, job, time.time())
-    deletions, done = plan_stop(obs, grace)
-    if obs.status.phase is None or obs.status.phase.value != "Deleting":
-        cluster.patch_job_status(ref, {"phase": "Deleting"})
-        cluster.post_event(ref, "Normal", "Deleting", "stopping the driver, then the executors")
+    driver, executors = pods_of(cluster, ref)
+    deletions, done = plan_stop(driver, executors, graceful_stop_seconds(job))
     for gone in deletions:
+        log.info("%s/%s: stopping pod %s (%ds)", ref.namespace, ref.name, gone.name, gone.grace)
         cluster.delete_pod(ref.namespace, gone.name, gone.uid, gone.grace)
     return done

@@ -8,8 +8,11 @@ the field. Called by the reconciler before it plans anything.
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
+
+from kubestream import settings
+from kubestream.settings import Setting
 
 # A docker reference: optional registry host[:port], path components, then
 # a tag and/or a digest (distribution/reference grammar, simplified).
@@ -19,6 +22,8 @@ _IMAGE = re.compile(
     r"(?::[\w][\w.-]{0,127})?(?:@[A-Za-z][A-Za-z0-9]*:[0-9a-fA-F]{32,})?$"
 )
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
+# A ConfigMap key, which becomes a file name on the driver (Kubernetes' IsConfigMapKey).
+_CONFIG_KEY = re.compile(r"^(?!\.\.)(?!\.$)[-._a-zA-Z0-9]{1,253}$")
 
 
 class SpecError(ValueError):
@@ -50,7 +55,7 @@ class SecretRef:
 
 @dataclass(frozen=True)
 class Autoscaling:
-    """Autoscaling policy; validated now, acted on by the autoscaler."""
+    """Autoscaling policy (kubestream_operator.autoscaler); ``mode`` is Act or Recommend."""
 
     enabled: bool
     scale_up_threshold: float
@@ -59,6 +64,10 @@ class Autoscaling:
     scale_up_cooldown_seconds: int
     scale_down_cooldown_seconds: int
     max_step: int
+    mode: str = "Act"
+    target_utilization: float = 0.7
+    catch_up_seconds: int = 300
+    max_step_percent: int = 100
 
 
 @dataclass(frozen=True)
@@ -166,6 +175,28 @@ def _int(
     return value
 
 
+def _declared(spec: Mapping[str, Any], key: str, field: str, setting: Setting[Any]) -> Any:
+    """A field that is a runtime setting: its type, default and bounds are the setting's
+    (`kubestream.settings`), so the operator accepts exactly what the runtime does."""
+    value = spec.get(key, setting.default)
+    if value is None:
+        return None
+    if setting.kind is bool:
+        if not isinstance(value, bool):
+            raise SpecError(field, "must be true or false")
+    elif setting.kind is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise SpecError(field, "must be an integer")
+    elif setting.kind is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise SpecError(field, "must be a number")
+        value = float(value)
+    try:
+        return setting.check(value)
+    except ValueError as exc:
+        raise SpecError(field, str(exc)) from None
+
+
 def _bool(spec: Mapping[str, Any], key: str, field: str, default: bool) -> bool:
     value = spec.get(key, default)
     if not isinstance(value, bool):
@@ -186,7 +217,7 @@ def _pod_settings(raw: Any, field: str) -> PodSettings:
         name = _str(entry, "name", f"{field}.env[{i}].name")
         if not _ENV_NAME.match(name):
             raise SpecError(f"{field}.env[{i}].name", f"{name!r} is not a valid variable name")
-        if name.startswith("KUBESTREAM_"):
+        if name.startswith(settings.ENV_PREFIX):
             raise SpecError(
                 f"{field}.env[{i}].name", "KUBESTREAM_* variables are set by the operator"
             )
@@ -214,6 +245,18 @@ def _application(raw: Any) -> tuple[str, tuple[str, ...]]:
     if not isinstance(args, list) or not all(isinstance(a, str) for a in args):
         raise SpecError("application.arguments", "must be a list of strings")
     return f"{target}:{function}", tuple(args)
+
+
+def _configuration(raw: Any) -> dict[str, str]:
+    config = _obj(raw, "configuration")
+    for key in config:
+        if not _CONFIG_KEY.match(str(key)):
+            raise SpecError(
+                f"configuration.{key}",
+                "a key is letters, digits, '-', '_' and '.', not starting with '..' "
+                "(it names a file on the driver)",
+            )
+    return {str(k): str(v) for k, v in config.items()}
 
 
 def _secret_refs(raw: Any) -> tuple[SecretRef, ...]:
@@ -249,17 +292,31 @@ def _autoscaling(raw: Any) -> Autoscaling:
             a, "scaleDownCooldownSeconds", f + "scaleDownCooldownSeconds", 120, (0, 3600)
         ),
         max_step=_int(a, "maxStep", f + "maxStep", 2, (1, 100)),
+        mode=_str(a, "mode", f + "mode", "Act"),
+        catch_up_seconds=_int(a, "catchUpSeconds", f + "catchUpSeconds", 300, (10, 86400)),
+        max_step_percent=_int(a, "maxStepPercent", f + "maxStepPercent", 100, (0, 1000)),
     )
-    if policy.scale_down_threshold >= policy.scale_up_threshold:
+    if policy.mode not in ("Act", "Recommend"):
+        raise SpecError(f + "mode", f"must be Act or Recommend, got {policy.mode!r}")
+    down, up = policy.scale_down_threshold, policy.scale_up_threshold
+    if down >= up:
         raise SpecError(f + "scaleDownThreshold", "must be below autoscaling.scaleUpThreshold")
-    return policy
+    # Without a target: 0.7 (Flink's default) when it lies inside the band, else its middle.
+    default_target = 0.7 if down < 0.7 < up else (down + up) / 2
+    target = _num(a, "targetUtilization", f + "targetUtilization", default_target, (0.01, 10))
+    if not down < target < up:
+        raise SpecError(
+            f + "targetUtilization",
+            f"must lie between scaleDownThreshold ({down:g}) and scaleUpThreshold ({up:g}), "
+            f"got {target:g}",
+        )
+    return replace(policy, target_utilization=target)
 
 
 def _checkpoint(raw: Any) -> Checkpoint:
     c = _obj(raw, "checkpoint")
     existing = c.get("existingClaim")
     storage_class = c.get("storageClassName")
-    interval = c.get("intervalSeconds")
     if existing is not None and storage_class is not None:
         raise SpecError(
             "checkpoint.storageClassName", "cannot be set together with checkpoint.existingClaim"
@@ -273,24 +330,21 @@ def _checkpoint(raw: Any) -> Checkpoint:
         if existing is not None
         else None,
         retain_on_delete=_bool(c, "retainOnDelete", "checkpoint.retainOnDelete", True),
-        interval_seconds=_num(
-            c, "intervalSeconds", "checkpoint.intervalSeconds", None, (0.1, 86400)
-        )
-        if interval is not None
-        else None,
+        interval_seconds=_declared(
+            c, "intervalSeconds", "checkpoint.intervalSeconds", settings.CHECKPOINT_INTERVAL
+        ),
     )
 
 
 def _flow_control(raw: Any) -> FlowControl:
     f = _obj(raw, "flowControl")
-    rate = f.get("maxRatePerReceiver")
     return FlowControl(
-        backpressure=_bool(f, "backpressure", "flowControl.backpressure", False),
-        max_rate_per_receiver=_int(
-            f, "maxRatePerReceiver", "flowControl.maxRatePerReceiver", None, (1, 1_000_000_000)
-        )
-        if rate is not None
-        else None,
+        backpressure=_declared(
+            f, "backpressure", "flowControl.backpressure", settings.BACKPRESSURE
+        ),
+        max_rate_per_receiver=_declared(
+            f, "maxRatePerReceiver", "flowControl.maxRatePerReceiver", settings.MAX_RATE
+        ),
     )
 
 
@@ -321,7 +375,9 @@ def parse_spec(spec: Mapping[str, Any]) -> JobSpec:
     if pull not in ("Always", "IfNotPresent", "Never"):
         raise SpecError("imagePullPolicy", "must be Always, IfNotPresent or Never")
     app, args = _application(spec.get("application"))
-    interval = _num(spec, "batchIntervalSeconds", "batchIntervalSeconds", 1.0, (0.1, 3600))
+    interval: float = _declared(
+        spec, "batchIntervalSeconds", "batchIntervalSeconds", settings.BATCH_INTERVAL
+    )
     executors = _obj(spec.get("executors"), "executors")
     lo = _int(executors, "min", "executors.min", 1, (0, 1000))
     hi = _int(executors, "max", "executors.max", 10, (1, 1000))
@@ -330,7 +386,6 @@ def parse_spec(spec: Mapping[str, Any]) -> JobSpec:
         raise SpecError("executors.min", "must be less than or equal to executors.max")
     if not lo <= replicas <= hi:
         raise SpecError("executors.replicas", f"must lie between {lo} and {hi}, got {replicas}")
-    config = _obj(spec.get("configuration"), "configuration")
     graceful = _int(spec, "gracefulStopTimeoutSeconds", "gracefulStopTimeoutSeconds", 60, (1, 3600))
     if graceful < interval:
         raise SpecError("gracefulStopTimeoutSeconds", "must be at least batchIntervalSeconds")
@@ -344,7 +399,7 @@ def parse_spec(spec: Mapping[str, Any]) -> JobSpec:
         app=app,
         app_args=args,
         batch_interval=interval,
-        configuration={str(k): str(v) for k, v in config.items()},
+        configuration=_configuration(spec.get("configuration")),
         secret_refs=_secret_refs(spec.get("secretRefs") or []),
         driver=_pod_settings(spec.get("driver"), "driver"),
         executor=_pod_settings(executors, "executors"),
@@ -354,7 +409,9 @@ def parse_spec(spec: Mapping[str, Any]) -> JobSpec:
         autoscaling=_autoscaling(spec.get("autoscaling")),
         checkpoint=checkpoint,
         reliability=Reliability(
-            write_ahead_log=_bool(reliability, "writeAheadLog", "reliability.writeAheadLog", False)
+            write_ahead_log=_declared(
+                reliability, "writeAheadLog", "reliability.writeAheadLog", settings.WRITE_AHEAD_LOG
+            )
         ),
         flow_control=_flow_control(spec.get("flowControl")),
         restart=_restart(spec.get("restartPolicy")),

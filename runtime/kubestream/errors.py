@@ -12,11 +12,13 @@ class KubestreamError(Exception):
     """Base of every error kubestream raises on purpose."""
 
 
-class ConfigError(KubestreamError):
+class ConfigError(KubestreamError, ValueError):
     """A user mistake (a parameter, a stream graph, a command line): shown as one line.
 
-    Every check of a user's input raises this, never ValueError or TypeError, so
-    `kubestream run` prints it as `kubestream: error: ...` without a traceback.
+    Every check of a user's input raises this, so `kubestream run` prints it as
+    `kubestream: error: ...` without a traceback. It is also a ValueError, as
+    PySpark's argument errors are, so code ported from PySpark that catches
+    ValueError (an invalid window, say) still catches it.
     """
 
 
@@ -38,6 +40,14 @@ class FetchFailedError(KubestreamError):
 
 class BlockLostError(KubestreamError):
     """An input block is held by no live executor, so its records cannot be recomputed."""
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line for a batch's errors: "Type: message", or the message of kubestream's own
+    errors (a JobFailedError's carries the user's traceback from the executor)."""
+    if isinstance(exc, KubestreamError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
 def require(ok: object, name: str, value: object, expected: str) -> None:

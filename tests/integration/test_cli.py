@@ -212,6 +212,30 @@ def test_failing_batch_stops_the_job_when_the_policy_says_so(tmp_path: Path) -> 
     assert re.search(r"\b1 of 1 batches failed", result.stderr), "the job ran on after the failure"
 
 
+def test_a_failing_transform_under_report_keeps_the_job_running_and_exits_1(
+    tmp_path: Path,
+) -> None:
+    """The default policy, Spark's: the batch whose transform raises (on the driver) fails
+    visibly, later batches run, and the run's exit status reports the failure."""
+    app = tmp_path / "fails_once.py"
+    app.write_text(
+        "def build(ssc, args):\n"
+        "    seen = []\n"
+        "    def once(rdd):\n"
+        "        seen.append(1)\n"
+        "        if len(seen) == 2:\n"
+        "            raise ValueError('transform failed once')\n"
+        "        return rdd\n"
+        "    ssc.rate_stream(20).transform(once).count().pprint()\n"
+    )
+    result = kubestream("run", str(app), "--batch-interval", "0.2", "--duration", "3", timeout=120)
+    assert result.returncode == 1, result.stderr
+    assert "transform failed once" in result.stderr
+    assert "later batches keep running" in result.stderr
+    failed = re.search(r"\b1 of (\d+) batches failed", result.stderr)
+    assert failed and int(failed.group(1)) > 2, result.stderr
+
+
 def test_executor_exits_zero_on_sigterm() -> None:
     """In a pod the executor is PID 1, where SIGTERM does nothing without a handler."""
     public, secret = generate_keypair()
@@ -243,3 +267,50 @@ def test_executor_exits_zero_on_sigterm() -> None:
     executor.send_signal(signal.SIGTERM)
     _, stderr = executor.communicate(timeout=10)
     assert executor.returncode == 0, stderr
+
+
+def config_map_volume(directory: Path, data: dict[str, str]) -> Path:
+    """A directory laid out as the kubelet mounts a ConfigMap: the files live in a
+    timestamped directory reached through ``..data``, each key a symlink into it."""
+    stamped = directory / "..2026_11_30_15_00_00.1"
+    stamped.mkdir(parents=True)
+    for key, value in data.items():
+        (stamped / key).write_text(value)
+    (directory / "..data").symlink_to(stamped.name)
+    for key in data:
+        (directory / key).symlink_to(f"..data/{key}")
+    return directory
+
+
+def test_application_reads_its_configuration_from_the_config_directory(tmp_path: Path) -> None:
+    """spec.configuration end to end: the operator mounts it as a ConfigMap at
+    KUBESTREAM_CONFIG; the application reads it as ssc.conf and ships a value to executors."""
+    app = tmp_path / "greets.py"
+    app.write_text(
+        "def build(ssc, args):\n"
+        "    greeting = ssc.conf['greeting']\n"
+        "    assert sorted(ssc.conf) == ['greeting', 'multi.line'], dict(ssc.conf)\n"
+        "    assert ssc.conf['multi.line'] == 'one\\ntwo\\n'\n"
+        "    ssc.queue_stream([['ada', 'bob']]).map(lambda name: greeting + name).pprint()\n"
+    )
+    conf = config_map_volume(tmp_path / "config", {"greeting": "hi ", "multi.line": "one\ntwo\n"})
+    result = kubestream(
+        "run",
+        str(app),
+        "--batch-interval",
+        "0.2",
+        "--duration",
+        "3",
+        "--config",
+        str(conf),
+        env={"KUBESTREAM_EXECUTORS": "1"},
+    )
+    assert result.returncode == 0, result.stderr
+    assert "hi ada\nhi bob\n" in result.stdout
+
+
+def test_missing_config_directory_is_one_line_naming_the_setting(tmp_path: Path) -> None:
+    result = kubestream(
+        "run", str(WORDCOUNT), "--duration", "1", env={"KUBESTREAM_CONFIG": str(tmp_path / "no")}
+    )
+    assert_one_line_error(result, "KUBESTREAM_CONFIG", str(tmp_path / "no"))

@@ -181,9 +181,9 @@ def test_scale_down_drains_the_executor_through_the_driver_before_deleting_its_p
     )
     assert executors["1"].wait(timeout=30) == 0
     wait_for(lambda: list(kube.pods(namespace, "executor")) == ["wc-executor-0"], "1 executor")
-    assert events(kube, namespace, "wc")["ExecutorRemoved"] == (
-        "scaled down: deleting executor pod wc-executor-1 after draining"
-    )
+    # The Event follows the pod's deletion in the same pass, a moment later.
+    removed = wait_for(lambda: events(kube, namespace, "wc").get("ExecutorRemoved"), "the Event")
+    assert removed == "scaled down: deleting executor pod wc-executor-1 after draining"
     assert executors["0"].poll() is None
     assert kube.status(namespace, "wc").get("drainingExecutors") is None
 

@@ -1,6 +1,7 @@
 """The operator against a real kube-apiserver: children, status, failures, scaling,
 suspend, spec changes and deletion. Each test gets its own namespace and operator."""
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -251,10 +252,15 @@ def test_deletion_stops_pods_and_garbage_collection_removes_everything(
 
 
 def test_deletion_gives_the_driver_its_graceful_stop_time_before_the_executors(
-    kube: Kube, namespace: str, operator: OperatorProcess
+    kube: Kube, namespace: str, operator_kubeconfig: Path, tmp_path: Path
 ) -> None:
     node = f"node-{namespace}"
     kube.core.create_node({"metadata": {"name": node}})
+    # At DEBUG the finalizer logs each look at the pods while it waits.
+    operator = OperatorProcess(
+        operator_kubeconfig, namespace, tmp_path / "operator.log", "--log-level", "DEBUG"
+    )
+    operator.start()
     try:
         kube.apply(namespace, job_manifest(gracefulStopTimeoutSeconds=7))
         wait_for(lambda: len(kube.pods(namespace)) == 3, "3 pods")
@@ -273,7 +279,7 @@ def test_deletion_gives_the_driver_its_graceful_stop_time_before_the_executors(
         assert wait_for(terminating, "the driver terminating") == {"wc-driver": 7}
         wait_for(
             lambda: operator.log.read_text().count("waiting for the job's pods to stop") >= 3,
-            "the deletion handler to retry while the driver stops",
+            "the deletion handler to look again while the driver stops",
         )
         assert terminating() == {"wc-driver": 7}, "executors must outlive the stopping driver"
         assert kube.job(namespace, "wc") is not None, "the finalizer keeps the job meanwhile"
@@ -286,5 +292,8 @@ def test_deletion_gives_the_driver_its_graceful_stop_time_before_the_executors(
         for name in executors:
             kube.act_as_kubelet_finish_termination(namespace, name)
         wait_for(lambda: kube.job(namespace, "wc") is None, "the job gone")
+        errors = [line for line in operator.log.read_text().splitlines() if " ERROR " in line]
+        assert errors == [], "a normal wait is no error"
     finally:
+        operator.stop()
         kube.core.delete_node(node)

@@ -92,7 +92,7 @@ def test_reliability_flow_control_and_checkpoint_interval_reach_the_driver_only(
     assert env["KUBESTREAM_WRITE_AHEAD_LOG"] == "true"
     assert env["KUBESTREAM_BACKPRESSURE"] == "true"
     assert env["KUBESTREAM_MAX_RATE"] == "5000"
-    assert env["KUBESTREAM_CHECKPOINT_INTERVAL"] == "30.0"
+    assert env["KUBESTREAM_CHECKPOINT_INTERVAL"] == "30"
     defaults = env_of(m.build_driver_pod(JOB, spec(), "k"))
     assert defaults["KUBESTREAM_WRITE_AHEAD_LOG"] == defaults["KUBESTREAM_BACKPRESSURE"] == "false"
     assert "KUBESTREAM_MAX_RATE" not in defaults

@@ -535,17 +535,34 @@ def test_a_long_stable_run_forgets_old_failures() -> None:
     assert w.status["driverRestarts"] == 0
 
 
+def stop_plan(w: World) -> Any:
+    obs = w.observe()
+    return plan_stop(obs.driver, obs.executors, 30)
+
+
 @pytest.mark.parametrize("driver_deleting", [False, True])
 def test_stop_deletes_the_driver_first(driver_deleting: bool) -> None:
     w = World()
     w.step()
     w.pods["wc-driver"] = replace(w.pods["wc-driver"], deleting=driver_deleting)
-    deletions, done = plan_stop(w.observe(), 30)
+    deletions, done = stop_plan(w)
     assert not done
     assert [d.name for d in deletions] == ([] if driver_deleting else ["wc-driver"])
     del w.pods["wc-driver"]
-    deletions, done = plan_stop(w.observe(), 30)
+    deletions, done = stop_plan(w)
     assert sorted(d.name for d in deletions) == ["wc-executor-0", "wc-executor-1"]
     assert not done
     w.pods.clear()
-    assert plan_stop(w.observe(), 30) == ((), True)
+    assert stop_plan(w) == ((), True)
+
+
+def test_a_job_whose_name_children_cannot_use_gets_nothing_but_a_condition() -> None:
+    w = World()
+    obs = replace(w.observe(), name_problem="metadata.name must be short")
+    todo = plan(obs)
+    assert not todo.create_keys and todo.create == () and todo.delete == ()
+    degraded = next(c for c in todo.status["conditions"] if c["type"] == "Degraded")
+    assert (degraded["status"], degraded["reason"]) == ("True", "InvalidName")
+    assert degraded["message"] == "metadata.name must be short"
+    assert "selector" not in todo.status
+    assert [(n.type, n.reason) for n in todo.events] == [("Warning", "InvalidName")]

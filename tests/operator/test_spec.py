@@ -59,6 +59,10 @@ def test_reliability_flow_control_and_checkpoint_interval_are_read() -> None:
             "autoscaling.scaleDownThreshold",
         ),
         ({"autoscaling": {"maxStep": 0}}, "autoscaling.maxStep"),
+        ({"autoscaling": {"mode": "Sometimes"}}, "autoscaling.mode"),
+        ({"autoscaling": {"targetUtilization": 0.9}}, "autoscaling.targetUtilization"),
+        ({"autoscaling": {"catchUpSeconds": 1}}, "autoscaling.catchUpSeconds"),
+        ({"autoscaling": {"maxStepPercent": -1}}, "autoscaling.maxStepPercent"),
         (
             {"checkpoint": {"existingClaim": "c", "storageClassName": "s"}},
             "checkpoint.storageClassName",
@@ -90,3 +94,9 @@ def test_bad_fields_are_named(fields: dict[str, Any], field: str) -> None:
         parse_spec(spec(**fields))
     assert err.value.field == field
     assert str(err.value).startswith(f"spec.{field}: ")
+
+
+def test_autoscaling_target_defaults_to_0_7_inside_the_band_else_its_middle() -> None:
+    assert parse_spec(spec()).autoscaling.target_utilization == 0.7
+    narrow = {"scaleUpThreshold": 0.6, "scaleDownThreshold": 0.2}
+    assert parse_spec(spec(autoscaling=narrow)).autoscaling.target_utilization == 0.4

@@ -131,6 +131,33 @@ MISTAKES: dict[str, tuple[Callable[[StreamingContext], object], tuple[str, ...]]
         lambda s: State(1, True, timing_out=True).update(2),
         ("timing out",),
     ),
+    "stream partition_by": (lambda s: pairs(s).partition_by(0), ("num_partitions", "got 0")),
+    "group by key and window": (
+        lambda s: pairs(s).group_by_key_and_window(1.5),
+        ("window", "1.5"),
+    ),
+    "stream checkpoint interval": (lambda s: pairs(s).checkpoint(0.5), ("interval", "0.5")),
+    "slice before start": (lambda s: pairs(s).slice(0, 1000), ("started",)),
+    "slice time in seconds": (lambda s: pairs(s).slice(1.5, 2000), ("begin", "1.5")),  # type: ignore[arg-type]
+    "remember": (lambda s: s.remember(-1), ("duration", "-1")),
+    "await timeout": (lambda s: s.await_termination_or_timeout(None), ("timeout", "None")),  # type: ignore[arg-type]
+    "binary record length": (
+        lambda s: s.binary_records_stream("/tmp", 0),
+        ("record_length", "got 0"),
+    ),
+    "transform of no streams": (lambda s: s.transform([], lambda rdds: rdds[0]), ("streams",)),
+    "transform of a non-stream": (
+        lambda s: s.transform([pairs(s), 3], lambda rdds: rdds[0]),  # type: ignore[list-item]
+        ("streams", "3"),
+    ),
+    "rdd sort partitions": (
+        lambda s: s.engine.parallelize([1]).sort_by(abs, num_partitions=0),
+        ("num_partitions", "got 0"),
+    ),
+    "rdd sample fraction": (
+        lambda s: s.engine.parallelize([1]).sample(False, 2),
+        ("fraction", "2"),
+    ),
 }
 
 
@@ -141,6 +168,7 @@ def test_a_mistake_raises_config_error_naming_the_value(
     make, words = MISTAKES[mistake]
     with pytest.raises(ConfigError) as raised:
         make(ssc)
+    assert isinstance(raised.value, ValueError)  # as PySpark's, so ported code catches it
     message = str(raised.value)
     assert "\n" not in message
     for word in words:

@@ -6,13 +6,18 @@ hash-partitioned shuffle with map-side combine. Actions run a job on the engine.
 
 from __future__ import annotations
 
+import bisect
+import copy
+import heapq
 import itertools
+import math
 import operator
 import os
+import random
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic
+from typing import TYPE_CHECKING, Any, Generic, cast
 
 from kubestream.core.ops import (
     GROUP_BY_KEY,
@@ -47,7 +52,7 @@ from kubestream.core.tasks import (
     UpdateState,
 )
 from kubestream.core.typevars import C, K, T, U, V, W
-from kubestream.errors import require_count
+from kubestream.errors import require, require_count
 
 if TYPE_CHECKING:
     from kubestream.core.engine import Engine
@@ -339,6 +344,334 @@ class RDD(Generic[T]):
     def foreach_partition(self, fn: Callable[[Iterator[T]], None]) -> None:
         """Run fn(records) once per partition, on the executors (open a connection once)."""
         self.engine.run_job(self, _ForeachPartition(fn))
+
+    # --- set operations, sorting, indexing (Spark's, for transform functions) ----------------
+    def distinct(self, num_partitions: int | None = None) -> RDD[T]:
+        """Each distinct record once (records must hash); a shuffle.
+
+        num_partitions as in combine_by_key, and the same ConfigError.
+        """
+        return self.map(_with_none).reduce_by_key(_first, num_partitions).keys()
+
+    def subtract_by_key(
+        self: RDD[tuple[K, V]], other: RDD[tuple[K, Any]], num_partitions: int | None = None
+    ) -> RDD[tuple[K, V]]:
+        """This RDD's (key, value) records whose key is not in other; a shuffle."""
+        grouped = self.cogroup(other, num_partitions=num_partitions)
+        return grouped.flat_map_values(_only_left)
+
+    def subtract(self, other: RDD[Any], num_partitions: int | None = None) -> RDD[T]:
+        """This RDD's records not found in other, duplicates kept (records must hash)."""
+        mine = self.map(_with_none)
+        return mine.subtract_by_key(other.map(_with_none), num_partitions).keys()
+
+    def intersection(self, other: RDD[Any], num_partitions: int | None = None) -> RDD[T]:
+        """Each record found in both RDDs, once (records must hash); a shuffle."""
+        grouped = self.map(_with_none).cogroup(other.map(_with_none), num_partitions=num_partitions)
+        return grouped.filter(_in_both).keys()
+
+    def cartesian(self, other: RDD[U]) -> RDD[tuple[T, U]]:
+        """(a, b) for every record a of this RDD and b of other.
+
+        Partition i of this RDD meets partition j of other in one task, as in
+        Spark: each side is read once per partition of the other (a shuffle).
+        """
+        n, m = self.num_partitions, other.num_partitions
+        left = self.map_partitions_with_index(_Spread(m, left=True))
+        right = other.map_partitions_with_index(_Spread(n, left=False))
+        grouped = left.cogroup(right, num_partitions=max(1, n * m))
+        return grouped.flat_map(_cartesian_pairs)
+
+    def sort_by(
+        self,
+        key_fn: Callable[[T], Any],
+        ascending: bool = True,
+        num_partitions: int | None = None,
+    ) -> RDD[T]:
+        """The records ordered by key_fn(record): partition 0 first, each partition sorted.
+
+        Runs a job at once to sample keys for the partition bounds, as Spark's
+        range partitioner does. Keys must be mutually comparable.
+
+        Parameters
+        ----------
+        key_fn : (T) -> key
+            The sort key of a record.
+        ascending : bool
+            False for descending order.
+        num_partitions : int, optional
+            Partitions of the result; default: this RDD's partition count.
+
+        Raises
+        ------
+        ConfigError
+            num_partitions is not None nor a whole number of at least 1.
+        """
+        require_count("num_partitions", num_partitions, optional=True)
+        n = num_partitions or max(1, self.num_partitions)
+        bounds: list[Any] = []
+        if n > 1:
+            sample = sorted(
+                itertools.chain.from_iterable(
+                    self.engine.run_job(self, _SampleKeys(key_fn, 20 * n))
+                )
+            )
+            bounds = [sample[len(sample) * (i + 1) // n] for i in range(n - 1)] if sample else []
+        keyed = self.map_partitions(_Bucket(key_fn, tuple(bounds), ascending, n))
+        spread = ShuffledRDD(keyed, n, HashPartitioner(n), None)
+        return spread.map_partitions(_SortPartition(key_fn, ascending))
+
+    def sort_by_key(
+        self: RDD[tuple[K, V]],
+        ascending: bool = True,
+        num_partitions: int | None = None,
+        key_fn: Callable[[K], Any] = identity,
+    ) -> RDD[tuple[K, V]]:
+        """The (key, value) records ordered by key_fn(key); as sort_by, same ConfigError."""
+        return self.sort_by(_KeyOf(key_fn), ascending, num_partitions)
+
+    def zip_with_index(self) -> RDD[tuple[T, int]]:
+        """(record, index) with indexes 0, 1, ... in partition order.
+
+        With more than one partition, runs a job at once to count each partition,
+        as Spark does; the records' order must be the same when recomputed.
+        """
+        counts = self.engine.run_job(self, _count_partition) if self.num_partitions > 1 else []
+        offsets = tuple(itertools.accumulate([0, *counts]))
+        return self.map_partitions_with_index(_ZipWithIndex(offsets))
+
+    def aggregate_by_key(
+        self: RDD[tuple[K, V]],
+        zero: U,
+        seq_fn: Callable[[U, V], U],
+        comb_fn: Callable[[U, U], U],
+        num_partitions: int | None = None,
+    ) -> RDD[tuple[K, U]]:
+        """Each key's values folded into a copy of `zero` by seq_fn, partial results merged
+        by comb_fn (associative). num_partitions as in combine_by_key."""
+        return self.combine_by_key(_StartFrom(zero, seq_fn), seq_fn, comb_fn, num_partitions)
+
+    def fold_by_key(
+        self: RDD[tuple[K, V]],
+        zero: V,
+        fn: Callable[[V, V], V],
+        num_partitions: int | None = None,
+    ) -> RDD[tuple[K, V]]:
+        """aggregate_by_key with one function: zero must be its identity (0 for +)."""
+        return self.aggregate_by_key(zero, fn, fn, num_partitions)
+
+    def group_by(
+        self, fn: Callable[[T], K], num_partitions: int | None = None
+    ) -> RDD[tuple[K, list[T]]]:
+        """(fn(record), [records with that key]) for each key; as group_by_key."""
+        grouped = self.key_by(fn).group_by_key(num_partitions)
+        return cast("RDD[tuple[K, list[T]]]", grouped)
+
+    def zip_with_unique_id(self) -> RDD[tuple[T, int]]:
+        """(record, id): ids unique but not consecutive (partition k gets k, k+n, k+2n ...),
+        with no job run, unlike zip_with_index."""
+        return self.map_partitions_with_index(_UniqueIds(self.num_partitions))
+
+    def sample(self, with_replacement: bool, fraction: float, seed: int | None = None) -> RDD[T]:
+        """About `fraction` of the records, chosen at random per partition.
+
+        Parameters
+        ----------
+        with_replacement : bool
+            True: a record may be chosen several times (fraction is then the
+            expected times each is chosen, any number >= 0); False: each at most once
+            (fraction is a probability, 0 to 1).
+        seed : int, optional
+            Makes the sample repeatable; default: a random one.
+
+        Raises
+        ------
+        ConfigError
+            fraction is out of range.
+        """
+        top = float("inf") if with_replacement else 1.0
+        require(
+            isinstance(fraction, int | float) and 0 <= fraction <= top,
+            "fraction",
+            fraction,
+            "a number from 0" + (" up" if with_replacement else " to 1"),
+        )
+        seed = random.randrange(2**32) if seed is None else seed
+        return self.map_partitions_with_index(_Sample(with_replacement, fraction, seed))
+
+    def repartition_and_sort_within_partitions(
+        self: RDD[tuple[K, V]],
+        num_partitions: int | None = None,
+        ascending: bool = True,
+        key_fn: Callable[[K], Any] = identity,
+    ) -> RDD[tuple[K, V]]:
+        """Hash-partitioned by key, each partition sorted by key_fn(key) (one shuffle).
+
+        Raises
+        ------
+        ConfigError
+            num_partitions is not None nor a whole number of at least 1.
+        """
+        n = self._partitions(num_partitions)
+        shuffled = ShuffledRDD(self, n, HashPartitioner(n), None)
+        return shuffled.map_partitions(_SortPairs(_KeyOf(key_fn), ascending))
+
+    # --- more actions -----------------------------------------------------------------------
+    def aggregate(self, zero: U, seq_fn: Callable[[U, T], U], comb_fn: Callable[[U, U], U]) -> U:
+        """Each partition folded into a copy of `zero` by seq_fn, the results merged into
+        another copy by comb_fn on the driver. zero must be the identity of both."""
+        result = copy.deepcopy(zero)
+        for part in self.engine.run_job(self, _Aggregate(zero, seq_fn)):
+            result = comb_fn(result, part)
+        return result
+
+    def fold(self, zero: T, fn: Callable[[T, T], T]) -> T:
+        """aggregate with one function: zero must be its identity (0 for +, [] for concat)."""
+        return self.aggregate(zero, fn, fn)
+
+    def max(self, key: Callable[[T], Any] | None = None) -> T:
+        """The largest record (by key(record) when given). ValueError if empty, as reduce."""
+        return self.reduce(_Max(key))
+
+    def min(self, key: Callable[[T], Any] | None = None) -> T:
+        """The smallest record (by key(record) when given). ValueError if empty, as reduce."""
+        return self.reduce(_Min(key))
+
+    def take_ordered(self, n: int, key: Callable[[T], Any] | None = None) -> list[T]:
+        """The n smallest records (by key), ascending, on the driver.
+
+        Raises
+        ------
+        ConfigError
+            n is not a whole number of at least 0.
+        """
+        require_count("n", n, minimum=0)
+        parts = self.engine.run_job(self, _Smallest(n, key))
+        return sorted(itertools.chain.from_iterable(parts), key=key)[:n]
+
+    def top(self, n: int, key: Callable[[T], Any] | None = None) -> list[T]:
+        """The n largest records (by key), descending, on the driver; n as in take_ordered."""
+        require_count("n", n, minimum=0)
+        parts = self.engine.run_job(self, _Largest(n, key))
+        return sorted(itertools.chain.from_iterable(parts), key=key, reverse=True)[:n]
+
+    def count_by_key(self: RDD[tuple[K, V]]) -> dict[K, int]:
+        """{key: number of records with it} on the driver."""
+        return dict(self.keys().count_by_value_rdd().collect())
+
+    def lookup(self: RDD[tuple[K, V]], key: K) -> list[V]:
+        """Every value of `key`, on the driver (a scan of every partition)."""
+        return self.filter(_KeyEquals(key)).values().collect()
+
+    def reduce_by_key_locally(self: RDD[tuple[K, V]], fn: Callable[[V, V], V]) -> dict[K, V]:
+        """{key: its values folded by fn} on the driver, with no shuffle."""
+        result: dict[Any, Any] = {}
+        for part in self.engine.run_job(self, _ReduceLocally(fn)):
+            for key, value in part.items():
+                result[key] = fn(result[key], value) if key in result else value
+        return result
+
+    def stats(self) -> StatCounter:
+        """Count, mean, variance, min and max of numeric records, in one job."""
+        counter = StatCounter()
+        for part in self.engine.run_job(self, _stats_partition):
+            counter.merge(part)
+        return counter
+
+    def mean(self) -> float:
+        """The mean of numeric records (nan when empty)."""
+        return self.stats().mean
+
+    def variance(self) -> float:
+        """The population variance of numeric records (nan when empty)."""
+        return self.stats().variance
+
+    def stdev(self) -> float:
+        """The population standard deviation of numeric records (nan when empty)."""
+        return self.stats().stdev
+
+    def sample_variance(self) -> float:
+        """The sample variance (divided by count - 1) of numeric records."""
+        return self.stats().sample_variance
+
+    def sample_stdev(self) -> float:
+        """The sample standard deviation (divided by count - 1) of numeric records."""
+        return self.stats().sample_stdev
+
+    def to_local_iterator(self) -> Iterator[T]:
+        """Every record, on the driver, one partition (one job) at a time."""
+        for split in range(self.num_partitions):
+            (part,) = self.engine.run_job(self, _collect_partition, [split])
+            yield from part
+
+    def get_num_partitions(self) -> int:
+        """The number of partitions."""
+        return self.num_partitions
+
+
+class StatCounter:
+    """Running count, mean, variance (Welford's), min and max of numbers (Spark's StatCounter)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.mean = math.nan
+        self._m2 = 0.0
+        self.min = math.inf
+        self.max = -math.inf
+
+    def add(self, value: float) -> None:
+        """Count one more number."""
+        self.count += 1
+        delta = value - (0.0 if self.count == 1 else self.mean)
+        self.mean = value if self.count == 1 else self.mean + delta / self.count
+        self._m2 += delta * (value - self.mean)
+        self.min, self.max = min(self.min, value), max(self.max, value)
+
+    def merge(self, other: StatCounter) -> None:
+        """Count the numbers another counter saw too (Chan's parallel formula)."""
+        if other.count == 0:
+            return
+        if self.count == 0:
+            self.count, self.mean, self._m2 = other.count, other.mean, other._m2
+            self.min, self.max = other.min, other.max
+            return
+        total = self.count + other.count
+        delta = other.mean - self.mean
+        self.mean += delta * other.count / total
+        self._m2 += other._m2 + delta * delta * self.count * other.count / total
+        self.count = total
+        self.min, self.max = min(self.min, other.min), max(self.max, other.max)
+
+    @property
+    def sum(self) -> float:
+        """The numbers' sum."""
+        return 0.0 if self.count == 0 else self.mean * self.count
+
+    @property
+    def variance(self) -> float:
+        """Population variance; nan when empty."""
+        return self._m2 / self.count if self.count else math.nan
+
+    @property
+    def sample_variance(self) -> float:
+        """Sample variance; nan with fewer than two numbers."""
+        return self._m2 / (self.count - 1) if self.count > 1 else math.nan
+
+    @property
+    def stdev(self) -> float:
+        """Population standard deviation."""
+        return math.sqrt(self.variance)
+
+    @property
+    def sample_stdev(self) -> float:
+        """Sample standard deviation."""
+        return math.sqrt(self.sample_variance)
+
+    def __repr__(self) -> str:
+        return (
+            f"(count: {self.count}, mean: {self.mean}, stdev: {self.stdev}, "
+            f"max: {self.max}, min: {self.min})"
+        )
 
 
 class SourceRDD(RDD):
@@ -805,3 +1138,217 @@ class _ForeachPartition:
 
     def __call__(self, index: int, records: Iterator[Any]) -> None:
         self.fn(records)
+
+
+def _with_none(value: Any) -> tuple[Any, None]:
+    return value, None
+
+
+def _first(a: Any, b: Any) -> Any:
+    return a
+
+
+def _only_left(sides: tuple[list[Any], ...]) -> list[Any]:
+    left, right = sides
+    return [] if right else left
+
+
+def _in_both(record: tuple[Any, tuple[list[Any], ...]]) -> bool:
+    left, right = record[1]
+    return bool(left) and bool(right)
+
+
+def _cartesian_pairs(record: tuple[Any, tuple[list[Any], ...]]) -> list[tuple[Any, Any]]:
+    left, right = record[1]
+    return [(a, b) for a in left for b in right]
+
+
+@dataclass(frozen=True, slots=True)
+class _Spread:
+    """Key each record of partition p by every (p, j) (left side) or (i, p) (right side)."""
+
+    others: int
+    left: bool
+
+    def __call__(self, index: int, records: Iterator[Any]) -> Iterator[Any]:
+        for record in records:
+            for other in range(self.others):
+                yield ((index, other) if self.left else (other, index)), record
+
+
+@dataclass(frozen=True, slots=True)
+class _SampleKeys:
+    key_fn: Callable[[Any], Any]
+    size: int
+
+    def __call__(self, index: int, records: Iterator[Any]) -> list[Any]:
+        rng = random.Random(index)
+        sample: list[Any] = []
+        for seen, record in enumerate(records):
+            if seen < self.size:
+                sample.append(self.key_fn(record))
+            elif (slot := rng.randrange(seen + 1)) < self.size:
+                sample[slot] = self.key_fn(record)
+        return sample
+
+
+@dataclass(frozen=True, slots=True)
+class _Bucket:
+    """(partition by range of key, record): ints below num_partitions hash to themselves."""
+
+    key_fn: Callable[[Any], Any]
+    bounds: tuple[Any, ...]
+    ascending: bool
+    num_partitions: int
+
+    def __call__(self, records: Iterator[Any]) -> Iterator[tuple[int, Any]]:
+        for record in records:
+            bucket = bisect.bisect_right(self.bounds, self.key_fn(record))
+            yield (bucket if self.ascending else self.num_partitions - 1 - bucket), record
+
+
+@dataclass(frozen=True, slots=True)
+class _SortPartition:
+    key_fn: Callable[[Any], Any]
+    ascending: bool
+
+    def __call__(self, records: Iterator[tuple[int, Any]]) -> list[Any]:
+        values = [record for _, record in records]
+        return sorted(values, key=self.key_fn, reverse=not self.ascending)
+
+
+@dataclass(frozen=True, slots=True)
+class _KeyOf:
+    key_fn: Callable[[Any], Any]
+
+    def __call__(self, pair: tuple[Any, Any]) -> Any:
+        return self.key_fn(pair[0])
+
+
+@dataclass(frozen=True, slots=True)
+class _KeyEquals:
+    key: Any
+
+    def __call__(self, pair: tuple[Any, Any]) -> bool:
+        return bool(pair[0] == self.key)
+
+
+@dataclass(frozen=True, slots=True)
+class _ZipWithIndex:
+    offsets: tuple[int, ...]
+
+    def __call__(self, index: int, records: Iterator[Any]) -> Iterator[tuple[Any, int]]:
+        start = self.offsets[index] if index < len(self.offsets) else 0
+        return ((record, start + i) for i, record in enumerate(records))
+
+
+@dataclass(frozen=True, slots=True)
+class _StartFrom:
+    zero: Any
+    seq_fn: Callable[[Any, Any], Any]
+
+    def __call__(self, value: Any) -> Any:
+        return self.seq_fn(copy.deepcopy(self.zero), value)
+
+
+@dataclass(frozen=True, slots=True)
+class _Aggregate:
+    zero: Any
+    seq_fn: Callable[[Any, Any], Any]
+
+    def __call__(self, index: int, records: Iterator[Any]) -> Any:
+        result = copy.deepcopy(self.zero)
+        for record in records:
+            result = self.seq_fn(result, record)
+        return result
+
+
+@dataclass(frozen=True, slots=True)
+class _Max:
+    key: Callable[[Any], Any] | None
+
+    def __call__(self, a: Any, b: Any) -> Any:
+        return max(a, b, key=self.key) if self.key else max(a, b)
+
+
+@dataclass(frozen=True, slots=True)
+class _Min:
+    key: Callable[[Any], Any] | None
+
+    def __call__(self, a: Any, b: Any) -> Any:
+        return min(a, b, key=self.key) if self.key else min(a, b)
+
+
+@dataclass(frozen=True, slots=True)
+class _Smallest:
+    n: int
+    key: Callable[[Any], Any] | None
+
+    def __call__(self, index: int, records: Iterator[Any]) -> list[Any]:
+        return heapq.nsmallest(self.n, records, key=self.key)
+
+
+@dataclass(frozen=True, slots=True)
+class _Largest:
+    n: int
+    key: Callable[[Any], Any] | None
+
+    def __call__(self, index: int, records: Iterator[Any]) -> list[Any]:
+        return heapq.nlargest(self.n, records, key=self.key)
+
+
+@dataclass(frozen=True, slots=True)
+class _UniqueIds:
+    num_partitions: int
+
+    def __call__(self, index: int, records: Iterator[Any]) -> Iterator[tuple[Any, int]]:
+        n = max(1, self.num_partitions)
+        return ((record, i * n + index) for i, record in enumerate(records))
+
+
+@dataclass(frozen=True, slots=True)
+class _Sample:
+    with_replacement: bool
+    fraction: float
+    seed: int
+
+    def __call__(self, index: int, records: Iterator[Any]) -> Iterator[Any]:
+        rng = random.Random(self.seed ^ (index * 0x9E3779B9))
+        for record in records:
+            if not self.with_replacement:
+                if rng.random() < self.fraction:
+                    yield record
+                continue
+            # Poisson(fraction) copies, by Knuth's method: fine for the small means used.
+            limit, copies, product = math.exp(-self.fraction), 0, rng.random()
+            while product > limit:
+                copies += 1
+                product *= rng.random()
+            yield from itertools.repeat(record, copies)
+
+
+@dataclass(frozen=True, slots=True)
+class _SortPairs:
+    key_fn: Callable[[Any], Any]
+    ascending: bool
+
+    def __call__(self, records: Iterator[Any]) -> list[Any]:
+        return sorted(records, key=self.key_fn, reverse=not self.ascending)
+
+
+@dataclass(frozen=True, slots=True)
+class _ReduceLocally:
+    fn: Callable[[Any, Any], Any]
+
+    def __call__(self, index: int, records: Iterator[tuple[Any, Any]]) -> dict[Any, Any]:
+        out: dict[Any, Any] = {}
+        for key, value in records:
+            out[key] = self.fn(out[key], value) if key in out else value
+        return out
+
+
+def _stats_partition(index: int, records: Iterator[Any]) -> StatCounter:
+    counter = StatCounter()
+    for value in records:
+        counter.add(value)
+    return counter

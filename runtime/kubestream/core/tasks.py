@@ -53,11 +53,13 @@ class RangeSource:
 @dataclass(frozen=True, slots=True)
 class FileSource:
     """Lines of a text file starting in bytes [start, stop) (stop None: to the end), as
-    Hadoop's line splits: a line belongs to the split its first byte is in."""
+    Hadoop's line splits: a line belongs to the split its first byte is in; or with
+    `record_length` the whole file's fixed-length records (bytes)."""
 
     path: str
     start: int = 0
     stop: int | None = None
+    record_length: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,8 +72,7 @@ class BlockSource:
 @dataclass(frozen=True, slots=True)
 class StateSource:
     """A version of a state partition (storage.state_store): its (key, state) `entries`,
-    (key, value) `values` of map_with_state's (value, update time) entries, or the
-    `mapped` records the version's batch emitted."""
+    or the `mapped` records the version's batch emitted (map_with_state)."""
 
     block_id: str
     locations: tuple[ExecutorAddress, ...]
@@ -286,8 +287,6 @@ def _read_state(source: StateSource, env: TaskEnv) -> Iterator[Any]:
     entries, mapped = found
     if source.view == "mapped":
         return iter(mapped or ())
-    if source.view == "values":
-        return ((k, entry[0]) for k, entry in entries)
     return iter(entries)
 
 
@@ -297,6 +296,8 @@ def _open_source(source: SourceSpec, partition: int, env: TaskEnv) -> Iterator[A
     if isinstance(source, RangeSource):
         return iter(range(source.start, source.stop))
     if isinstance(source, FileSource):
+        if source.record_length is not None:
+            return iter(_read_records(source.path, source.record_length))
         return iter(_read_lines(source))
     if isinstance(source, BlockSource):
         return iter(deserialise(_read_input_block(source, env)))
@@ -330,6 +331,16 @@ def _line_start(f: BinaryIO, position: int) -> int:
             return offset + newline + 1
         offset += len(chunk)
     return offset
+
+
+def _read_records(path: str, record_length: int) -> list[bytes]:
+    with open(path, "rb") as f:
+        data = f.read()
+    if len(data) % record_length:
+        raise ValueError(
+            f"{path}: {len(data)} bytes is not a whole number of {record_length}-byte records"
+        )
+    return [data[i : i + record_length] for i in range(0, len(data), record_length)]
 
 
 def _read_input_block(source: BlockSource, env: TaskEnv) -> bytes:

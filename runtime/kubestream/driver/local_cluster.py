@@ -6,7 +6,9 @@ import os
 import subprocess
 import sys
 import time
+from typing import Any
 
+from kubestream import settings
 from kubestream.transport import CurveKeys
 
 
@@ -32,41 +34,28 @@ class LocalExecutorProcesses:
     def start(self, executor_id: str) -> subprocess.Popen[bytes]:
         env = dict(os.environ)
         env.update(
-            KUBESTREAM_CURVE_PUBLIC_KEY=self._keys.public,
-            KUBESTREAM_CURVE_SECRET_KEY=self._keys.secret,
-            PYTHONHASHSEED="0",
+            {
+                settings.CURVE_PUBLIC_KEY.env: self._keys.public,
+                settings.CURVE_SECRET_KEY.env: self._keys.secret,
+                "PYTHONHASHSEED": "0",
+            }
         )
-        command = [
-            sys.executable,
-            "-m",
-            "kubestream",
-            "executor",
-            "--driver-host",
-            "127.0.0.1",
-            "--driver-port",
-            str(self._driver_port),
-            "--executor-id",
-            executor_id,
-            "--advertise-host",
-            "127.0.0.1",
-            "--block-host",
-            "127.0.0.1",
-            "--block-port",
-            "0",
-            "--heartbeat-interval",
-            str(self._heartbeat_interval),
-            "--driver-timeout",
-            "30",
-            "--parent-pid",
-            str(os.getpid()),
-            "--log-level",
-            self._log_level,
-            "--log-format",
-            self._log_format,
+        flags: list[tuple[settings.Setting[Any], Any]] = [
+            (settings.DRIVER_HOST, "127.0.0.1"),
+            (settings.DRIVER_PORT, self._driver_port),
+            (settings.EXECUTOR_ID, executor_id),
+            (settings.ADVERTISE_HOST, "127.0.0.1"),
+            (settings.BLOCK_HOST, "127.0.0.1"),
+            (settings.BLOCK_PORT, 0),
+            (settings.HEARTBEAT_INTERVAL, self._heartbeat_interval),
+            (settings.DRIVER_TIMEOUT, 30.0),
+            (settings.PARENT_PID, os.getpid()),
+            (settings.LOG_LEVEL, self._log_level),
+            (settings.LOG_FORMAT, self._log_format),
             # Several executors share this machine: each takes a free metrics port.
-            "--metrics-port",
-            "0",
+            (settings.METRICS_PORT, 0),
         ]
+        command = [sys.executable, "-m", "kubestream", "executor", *settings.arguments(flags)]
         process = subprocess.Popen(command, env=env)
         self.processes[executor_id] = process
         return process

@@ -18,6 +18,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
+from kubestream import settings
 from kubestream.core.engine import Engine
 from kubestream.core.protocol import Shutdown
 from kubestream.driver.api_auth import api_token
@@ -30,7 +31,8 @@ from kubestream.driver.metrics import DriverMetrics
 from kubestream.driver.status import context_status
 from kubestream.driver.ui.server import Actions, UIServer
 from kubestream.errors import ConfigError, JobFailedError
-from kubestream.streaming.context import StreamingContext
+from kubestream.settings import DRIVER_PORT, Values
+from kubestream.streaming.context import StreamingContext, StreamingContextState
 from kubestream.transport import CurveKeys
 
 log = logging.getLogger(__name__)
@@ -38,25 +40,17 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class DriverOptions:
+    """What the driver runs: the application (``path/to/app.py[:function]`` or
+    ``module[:function]``) and its arguments, the job's key pair, where it listens, the
+    job's name, and every driver setting as parsed from flags and variables."""
+
     app: str
     keys: CurveKeys
+    settings: Values
     app_args: list[str] = field(default_factory=list)
-    batch_interval: float = 1.0
-    checkpoint: str | None = None
-    checkpoint_interval: float | None = None
-    write_ahead_log: bool = False
-    backpressure: bool = False
-    max_rate: float | None = None
-    duration: float | None = None
     host: str = "0.0.0.0"
-    port: int = 7077
-    graceful_timeout: float | None = None
-    on_batch_failure: str = "continue"
-    heartbeat_timeout: float = 5.0
-    log_level: str = "WARNING"
-    log_format: str = "text"
+    port: int = DRIVER_PORT.default
     job: str = ""
-    ui_port: int = 4040
 
 
 class _StopNow(BaseException):
@@ -88,8 +82,9 @@ def run_driver(options: DriverOptions, local_executors: int = 0) -> int:
         options.keys,
         options.host,
         options.port,
-        heartbeat_timeout=options.heartbeat_timeout,
+        heartbeat_timeout=options.settings[settings.HEARTBEAT_TIMEOUT],
     )
+    values = options.settings
     executors = None
     ui = None
     try:
@@ -99,19 +94,20 @@ def run_driver(options: DriverOptions, local_executors: int = 0) -> int:
                 local_executors,
                 endpoint.port,
                 options.keys,
-                options.log_level,
-                log_format=options.log_format,
+                values[settings.LOG_LEVEL],
+                log_format=values[settings.LOG_FORMAT],
             )
         ssc = StreamingContext(
-            options.batch_interval,
-            options.checkpoint,
+            values[settings.BATCH_INTERVAL],
+            values[settings.CHECKPOINT],
             engine=engine,
-            on_batch_failure=options.on_batch_failure,
-            graceful_timeout=options.graceful_timeout,
-            checkpoint_interval=options.checkpoint_interval,
-            write_ahead_log=options.write_ahead_log,
-            backpressure=options.backpressure,
-            max_rate=options.max_rate,
+            on_batch_failure=values[settings.ON_BATCH_FAILURE],
+            graceful_timeout=values[settings.GRACEFUL_TIMEOUT],
+            checkpoint_interval=values[settings.CHECKPOINT_INTERVAL],
+            write_ahead_log=values[settings.WRITE_AHEAD_LOG],
+            backpressure=values[settings.BACKPRESSURE],
+            max_rate=values[settings.MAX_RATE],
+            conf=_application_conf(values[settings.CONFIG]),
         )
         ui = _start_ui(ssc, options)
         build(ssc, list(options.app_args))
@@ -130,6 +126,13 @@ def run_driver(options: DriverOptions, local_executors: int = 0) -> int:
             ui.close()
 
 
+def _application_conf(directory: str | None) -> dict[str, str]:
+    try:
+        return settings.read_config_dir(directory) if directory else {}
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{settings.CONFIG.option} ({settings.CONFIG.env}): {exc}") from None
+
+
 def _start_ui(ssc: StreamingContext, options: DriverOptions) -> UIServer:
     """Metrics, batch-time log fields and the web UI; prints the page's address."""
     ssc.add_streaming_listener(BatchLogContext())
@@ -144,7 +147,15 @@ def _start_ui(ssc: StreamingContext, options: DriverOptions) -> UIServer:
         return context_status(ssc, job, limit, decommissioner.outcomes)
 
     actions = Actions(api_token(options.keys.secret), decommissioner.start)
-    ui = UIServer(status, registry, options.host, options.ui_port, actions)
+    ui = UIServer(
+        status,
+        registry,
+        options.host,
+        options.settings[settings.UI_PORT],
+        actions,
+        idle_timeout=options.settings[settings.UI_IDLE_TIMEOUT],
+        max_connections=options.settings[settings.UI_MAX_CONNECTIONS],
+    )
     print(f"kubestream: Streaming UI at {ui.url()}", file=sys.stderr, flush=True)
     return ui
 
@@ -153,22 +164,37 @@ def _run(ssc: StreamingContext, options: DriverOptions) -> int:
     signals = _Signals()
     signals.install()
     ssc.start()
-    deadline = None if options.duration is None else time.monotonic() + options.duration
-    code = 0
+    duration = options.settings[settings.DURATION]
+    deadline = None if duration is None else time.monotonic() + duration
+    failure: JobFailedError | None = None
     try:
         try:
             while not signals.requested.is_set():
                 if deadline is not None and time.monotonic() >= deadline:
                     break
-                if ssc.await_termination(0.1):
-                    break
+                if failure is not None:  # "report": later batches run until the job ends
+                    if ssc.state is StreamingContextState.STOPPED:
+                        break
+                    signals.requested.wait(0.1)
+                    continue
+                try:
+                    if ssc.await_termination(0.1):
+                        break
+                except JobFailedError as exc:
+                    failure = exc
+                    log.error("%s", exc)
+                    if ssc.state is StreamingContextState.STOPPED:  # "stop"
+                        break
+                    log.error("later batches keep running (on_batch_failure=report)")
             ssc.stop(graceful=True)
         except _StopNow:
             log.warning("stopping at once")
             ssc.stop(graceful=False)
     except JobFailedError as exc:
-        log.error("%s", exc)
-        code = 1
+        failure = failure or exc
+    # A stop asked for by a signal ends cleanly: the failure was logged and recorded when it
+    # happened, and a pod's exit status must not make the operator restart a stopped job.
+    code = 1 if failure is not None and not signals.requested.is_set() else 0
     failed = [b for b in ssc.batches if b.failed]
     if failed:
         log.warning("%d of %d batches failed", len(failed), len(ssc.batches))

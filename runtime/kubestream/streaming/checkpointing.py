@@ -78,8 +78,9 @@ class Checkpointer:
     def prepare(self) -> None:
         """Fix the data checkpoint interval and how far back sources keep what they read."""
         batch_ms = self.env.batch_interval_ms
+        asked = [self._requested_ms, *(s.checkpoint_interval_ms for s in self.env.graph.streams)]
         self.interval_ms = data_interval_ms(
-            batch_ms, [s.slide_ms for s in self.stateful], self._requested_ms
+            batch_ms, [s.slide_ms for s in self.stateful], min(filter(None, asked), default=None)
         )
         self.history_ms = (
             self.state_store.keep * self.interval_ms

@@ -12,19 +12,22 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from types import MappingProxyType
 from typing import Any
 
+from kubestream import settings
 from kubestream.clock import Clock, SystemClock
 from kubestream.core.engine import Engine
 from kubestream.core.protocol import ReceiverStatus
-from kubestream.core.typevars import T
+from kubestream.core.rdd import RDD
+from kubestream.core.typevars import T, U
 from kubestream.errors import USER_CODE_ERRORS, ConfigError, JobFailedError, require, require_count
 from kubestream.executor.in_process import InProcessExecutors
 from kubestream.executor.receiver import Receiver
 from kubestream.streaming.batch import BatchInfo
 from kubestream.streaming.checkpointing import Checkpointer
-from kubestream.streaming.dstream import DStream, UnionDStream
+from kubestream.streaming.dstream import DStream, TransformedDStream, UnionDStream, arity
 from kubestream.streaming.env import StreamingEnv
 from kubestream.streaming.graph import DStreamGraph
 from kubestream.streaming.listener import StreamingListener
@@ -32,6 +35,7 @@ from kubestream.streaming.scheduler.job_generator import JobGenerator, first_bat
 from kubestream.streaming.scheduler.job_scheduler import JobScheduler
 from kubestream.streaming.scheduler.rate_controller import PIDRateEstimator, RateController
 from kubestream.streaming.scheduler.receiver_tracker import ReceiverTracker
+from kubestream.streaming.sources.binary_records import BinaryRecordsInputDStream
 from kubestream.streaming.sources.files import FileInputDStream
 from kubestream.streaming.sources.queue import QueueInputDStream
 from kubestream.streaming.sources.rate import RateInputDStream
@@ -58,7 +62,7 @@ class StreamingContext:
     Parameters
     ----------
     batch_interval : float
-        Seconds between batches, 0.001 to 3600. Window lengths and slides are
+        Seconds between batches, 0.1 to 3600. Window lengths and slides are
         multiples of it.
     checkpoint : str, optional
         Checkpoint directory, as checkpoint(directory).
@@ -70,22 +74,34 @@ class StreamingContext:
     executors : int
         In-process executors to start when no engine is given; at least 1.
     on_batch_failure : str
-        "continue" (log the failed batch, go on) or "stop" (stop the context;
-        await_termination raises JobFailedError).
+        What a failed batch does. "report" (the default, Spark's): later batches
+        run, and await_termination / await_termination_or_timeout raise
+        JobFailedError for the first failed batch. "continue": later batches run and
+        the failure is only logged and recorded (status, metrics, listeners).
+        "stop": the context stops; await_termination raises JobFailedError.
     graceful_timeout : float, optional
         Seconds a graceful stop waits for received data to be processed; default
         10 batch intervals.
     checkpoint_interval : float, optional
-        Seconds between checkpoints of stateful and windowed streams' data, rounded
-        up to a multiple of their slides; default 10 s (Spark's), rounded likewise.
+        Seconds between checkpoints of stateful and windowed streams' data, 0.1 to
+        86400, rounded up to a multiple of their slides; default 10 s (Spark's),
+        rounded likewise.
         Sources' positions are checkpointed every batch.
     write_ahead_log : bool
         Receivers write every block under the checkpoint directory before it is
         acknowledged, so a driver restart loses no received record (needs checkpoint).
     backpressure : bool
         Rate-limitable sources follow a PID estimate of the rate the job keeps up with.
-    max_rate : float, optional
-        Records per second each rate-limitable source reads at most; greater than 0.
+    max_rate : int, optional
+        Whole records per second each rate-limitable source reads at most, 1 to 10^9
+        (Spark's spark.streaming.receiver.maxRate).
+    conf : Mapping[str, str], optional
+        The application's own settings, read back as ``ssc.conf`` (read-only): under
+        `kubestream run`/`driver` the files of ``--config DIR``, on Kubernetes the
+        StreamingJob's spec.configuration.
+
+    The ranges are those of the settings declared in kubestream.settings, the same
+    the command line and the StreamingJob resource accept.
 
     Raises
     ------
@@ -102,44 +118,27 @@ class StreamingContext:
         engine: Engine | None = None,
         clock: Clock | None = None,
         executors: int = 2,
-        on_batch_failure: str = "continue",
+        on_batch_failure: str = "report",
         graceful_timeout: float | None = None,
         checkpoint_interval: float | None = None,
         write_ahead_log: bool = False,
         backpressure: bool = False,
-        max_rate: float | None = None,
+        max_rate: int | None = None,
+        conf: Mapping[str, str] | None = None,
     ) -> None:
-        require(
-            _is_number(batch_interval) and 0.001 <= batch_interval <= 3600,
-            "batch_interval",
-            batch_interval,
-            "between 0.001 and 3600 seconds",
+        checks: tuple[tuple[settings.Setting[Any], object], ...] = (
+            (settings.BATCH_INTERVAL, batch_interval),
+            (settings.ON_BATCH_FAILURE, on_batch_failure),
+            (settings.MAX_RATE, max_rate),
+            (settings.CHECKPOINT_INTERVAL, checkpoint_interval),
+            (settings.GRACEFUL_TIMEOUT, graceful_timeout),
         )
-        require(
-            on_batch_failure in ("continue", "stop"),
-            "on_batch_failure",
-            on_batch_failure,
-            "'continue' or 'stop'",
-        )
-        require(
-            max_rate is None or (_is_number(max_rate) and max_rate > 0),
-            "max_rate",
-            max_rate,
-            "None or greater than 0 records per second",
-        )
-        require(
-            graceful_timeout is None or (_is_number(graceful_timeout) and graceful_timeout > 0),
-            "graceful_timeout",
-            graceful_timeout,
-            "None or a positive number of seconds",
-        )
-        require(
-            checkpoint_interval is None
-            or (_is_number(checkpoint_interval) and checkpoint_interval > 0),
-            "checkpoint_interval",
-            checkpoint_interval,
-            "None or a positive number of seconds",
-        )
+        for setting, value in checks:
+            try:
+                setting.check(value)
+            except ValueError as exc:
+                raise ConfigError(f"{setting.name} {exc}") from None
+        self.conf: Mapping[str, str] = MappingProxyType(dict(conf or {}))
         if engine is None:
             require_count("executors", executors)
         self.batch_interval = batch_interval
@@ -161,13 +160,15 @@ class StreamingContext:
         self.graph = DStreamGraph()
         self.receiver_tracker = ReceiverTracker(engine.send, engine.task_scheduler.executors)
         self.env = StreamingEnv(engine, self.graph, self.receiver_tracker, self.batch_interval_ms)
+        self.env.context = self
+        self._remember_ms = 0
         self.listeners: list[StreamingListener] = []
         self.state = StreamingContextState.INITIALIZED
         self._terminated = threading.Event()
         self._scheduler = JobScheduler(
             self.listeners,
             self._batch_completed,
-            stop_on_failure=on_batch_failure == "stop",
+            on_batch_failure=on_batch_failure,
             now=self.clock.now,
         )
         self._generator = JobGenerator(
@@ -206,10 +207,48 @@ class StreamingContext:
             ssc.checkpoint(checkpoint_dir)
         return ssc
 
+    @staticmethod
+    def get_active() -> StreamingContext | None:
+        """The context started most recently and not stopped since, or None (Spark's getActive).
+
+        Unlike Spark, one process may run several contexts at once (tests do).
+        """
+        with _ACTIVE_LOCK:
+            return _ACTIVE[-1] if _ACTIVE else None
+
+    @staticmethod
+    def get_active_or_create(
+        checkpoint_dir: str | None, create: Callable[[], StreamingContext]
+    ) -> StreamingContext:
+        """get_active(), or else get_or_create(checkpoint_dir, create) (create() without one)."""
+        active = StreamingContext.get_active()
+        if active is not None:
+            return active
+        if checkpoint_dir is None:
+            return create()
+        return StreamingContext.get_or_create(checkpoint_dir, create)
+
+    def remember(self, duration: float) -> None:
+        """Keep every stream's RDDs for at least `duration` seconds (for DStream.slice, or
+        RDDs a foreach_rdd keeps). Call before start().
+
+        Raises
+        ------
+        ConfigError
+            duration is not a positive number of seconds.
+        """
+        require(
+            _is_number(duration) and duration > 0,
+            "duration",
+            duration,
+            "a positive number of seconds",
+        )
+        self._remember_ms = max(self._remember_ms, round(duration * 1000))
+
     # --- sources --------------------------------------------------------------------------
     def queue_stream(
         self,
-        batches: Iterable[Sequence[Any]],
+        batches: Iterable[Sequence[Any] | RDD[Any]],
         one_at_a_time: bool = True,
         default: Sequence[Any] | None = None,
     ) -> QueueInputDStream:
@@ -217,8 +256,11 @@ class StreamingContext:
 
         Parameters
         ----------
-        batches : iterable of sequences
-            The records of successive batches; push() adds more while running.
+        batches : iterable of sequences or RDDs
+            The records of successive batches, or RDDs of this context's engine
+            (ssc.engine.parallelize(records, partitions)) to fix their partitions;
+            push() adds more while running. Only lists' records are counted in a
+            batch's input records.
         one_at_a_time : bool
             True: one queued batch per batch interval; False: all queued ones at once.
         default : sequence, optional
@@ -237,6 +279,19 @@ class StreamingContext:
         are ignored. The directory must be readable by the driver and executors.
         """
         return FileInputDStream(self.env, directory)
+
+    def binary_records_stream(self, directory: str, record_length: int) -> DStream[bytes]:
+        """Fixed-length records (bytes) of new files in `directory`, each file once.
+
+        Files as in text_file_stream; each is split into records of `record_length`
+        bytes. A file whose length is not a multiple of it fails its batch, naming it.
+
+        Raises
+        ------
+        ConfigError
+            record_length is not a whole number of at least 1.
+        """
+        return BinaryRecordsInputDStream(self.env, directory, record_length)
 
     def rate_stream(self, records_per_second: float) -> DStream[int]:
         """Consecutive ints from 0, `records_per_second` of them a second, made on executors.
@@ -285,6 +340,25 @@ class StreamingContext:
         """
         return UnionDStream(self.env, list(streams))
 
+    def transform(self, streams: Sequence[DStream[Any]], fn: Callable[..., RDD[U]]) -> DStream[U]:
+        """A stream of fn([rdd of each stream]), or fn(batch_time_ms, rdds), per batch.
+
+        As DStream.transform, over several streams: fn gets their RDDs of the batch
+        in the order of `streams` (an empty RDD for a stream with none then) and
+        runs on the driver.
+
+        Raises
+        ------
+        ConfigError
+            streams is empty or holds something other than a DStream.
+        """
+        streams = list(streams)
+        require(streams, "streams", streams, "at least one DStream")
+        for stream in streams:
+            require(isinstance(stream, DStream), "each of streams", stream, "a DStream")
+        with_time = arity(fn) >= 2
+        return TransformedDStream(streams, lambda t, rdds: fn(t, rdds) if with_time else fn(rdds))
+
     def _batch_completed(self, info: BatchInfo) -> None:
         self._generator.batch_completed(info)
 
@@ -323,6 +397,8 @@ class StreamingContext:
                 f"a StreamingContext can be started once; this one is {self.state.value}"
             )
         self.graph.validate()
+        for stream in self.graph.streams:
+            stream.remember(self._remember_ms)
         if self.write_ahead_log:
             if self.checkpoint_dir is None:
                 raise ConfigError("the write-ahead log lives in the checkpoint directory: set one")
@@ -348,6 +424,8 @@ class StreamingContext:
         self._scheduler.start()
         self._generator.start(first)
         self.state = StreamingContextState.ACTIVE
+        with _ACTIVE_LOCK:
+            _ACTIVE.append(self)
         log.info(
             "streaming started: batch interval %d ms, first batch at %d",
             self.batch_interval_ms,
@@ -399,6 +477,9 @@ class StreamingContext:
         if stop_engine and self._own_executors is not None:
             self._own_executors.stop()
         self.state = StreamingContextState.STOPPED
+        with _ACTIVE_LOCK:
+            if self in _ACTIVE:
+                _ACTIVE.remove(self)
         self._terminated.set()
         log.info("streaming stopped")
 
@@ -423,13 +504,17 @@ class StreamingContext:
         Raises
         ------
         JobFailedError
-            A failed batch stopped the job (on_batch_failure="stop"); the message
-            carries the failure.
+            A batch failed and the policy reports failures ("report", the default:
+            raised as soon as it fails, while later batches go on running; "stop":
+            after stopping the context). Every later call raises it again, as in
+            Spark; the message names the batch and carries the failure.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         while not self._terminated.is_set():
             if self._scheduler.failed_stop.is_set():
                 self.stop(stop_engine=True)
+                break
+            if self._scheduler.failure is not None:
                 break
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
@@ -438,6 +523,18 @@ class StreamingContext:
         if self._scheduler.failure is not None:
             raise JobFailedError(str(self._scheduler.failure))
         return True
+
+    def await_termination_or_timeout(self, timeout: float) -> bool:
+        """Wait at most `timeout` seconds for the context to stop: True if it did (Spark's
+        awaitTerminationOrTimeout). Raises JobFailedError as await_termination does.
+
+        Raises
+        ------
+        ConfigError
+            timeout is not a number of seconds of at least 0.
+        """
+        require(_is_number(timeout) and timeout >= 0, "timeout", timeout, "seconds, at least 0")
+        return self.await_termination(timeout)
 
     # --- batches --------------------------------------------------------------------------
     @property
@@ -461,6 +558,10 @@ class StreamingContext:
                     return info
             time.sleep(0.005)
         raise TimeoutError(f"batch {batch_time} did not complete in {timeout} s")
+
+
+_ACTIVE: list[StreamingContext] = []
+_ACTIVE_LOCK = threading.Lock()
 
 
 def _is_number(value: object) -> bool:

@@ -12,10 +12,11 @@ stream is built, naming the argument and the value passed.
 
 from __future__ import annotations
 
+import datetime
 import inspect
 import operator
 from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, Any, Generic
+from typing import TYPE_CHECKING, Any, Generic, cast
 
 from kubestream.core.ops import (
     GROUP_BY_KEY,
@@ -32,12 +33,13 @@ from kubestream.core.ops import (
     identity,
     with_one,
 )
-from kubestream.core.rdd import RDD, MapPartitionsRDD, ShuffledRDD, UnionRDD
+from kubestream.core.rdd import RDD, MapPartitionsRDD, PersistedRDD, ShuffledRDD, UnionRDD
 from kubestream.core.typevars import C, K, S, T, U, V, W
-from kubestream.errors import require, require_count
+from kubestream.errors import ConfigError, require, require_count
 from kubestream.streaming.output import print_batch, save_text_batch
 
 if TYPE_CHECKING:
+    from kubestream.streaming.context import StreamingContext
     from kubestream.streaming.env import StreamingEnv
     from kubestream.streaming.state import MapWithStateDStream, StateSpec
 
@@ -56,6 +58,8 @@ class DStream(Generic[T]):
         self.id = env.graph.register(self)
         self.generated: dict[int, RDD[T]] = {}
         self.remember_ms = 0
+        self.persisted = False
+        self.checkpoint_interval_ms: int | None = None
 
     @property
     def slide_ms(self) -> int:
@@ -81,6 +85,8 @@ class DStream(Generic[T]):
         if not self.is_time_valid(batch_time):
             return None
         rdd = self.compute(batch_time)
+        if rdd is not None and self.persisted and not isinstance(rdd, PersistedRDD):
+            rdd = PersistedRDD(rdd, f"cache_{self.id}_{batch_time}_")
         if rdd is not None:
             self.generated[batch_time] = rdd
         return rdd
@@ -96,6 +102,73 @@ class DStream(Generic[T]):
         self.remember_ms = max(self.remember_ms, duration_ms)
         for parent in self.parents:
             parent.remember(duration_ms)
+
+    def context(self) -> StreamingContext:
+        """The StreamingContext this stream belongs to."""
+        context = self.env.context
+        if context is None:
+            raise ConfigError("this stream was built outside a StreamingContext")
+        return context
+
+    def persist(self, storage_level: object = None) -> DStream[T]:
+        """Keep each batch's RDD as blocks on executors once computed; returns this stream.
+
+        Worth it when several outputs or a window read the same batch. kubestream
+        keeps persisted partitions in executor memory, serialized, on two executors,
+        whatever `storage_level` says (accepted for code ported from PySpark).
+        """
+        self.persisted = True
+        return self
+
+    def cache(self) -> DStream[T]:
+        """persist() with the default storage level."""
+        return self.persist()
+
+    def checkpoint(self, interval: float) -> DStream[T]:
+        """Ask for this stream's data to be checkpointed every `interval` seconds; returns it.
+
+        Data is checkpointed for stateful and windowed streams (the others are
+        recomputed from their sources). kubestream checkpoints all of them at one
+        interval: the smallest any stream or the context asks for, rounded up to a
+        multiple of every stateful stream's slide.
+
+        Raises
+        ------
+        ConfigError
+            interval is not a positive number of seconds, or not a multiple of this
+            stream's slide.
+        """
+        from kubestream.streaming.windows import to_ms
+
+        self.checkpoint_interval_ms = to_ms(interval, "interval", self.slide_ms)
+        return self
+
+    def slice(self, begin: int | datetime.datetime, end: int | datetime.datetime) -> list[RDD[T]]:
+        """The RDDs this stream still holds for batch times from `begin` to `end`, inclusive.
+
+        Parameters
+        ----------
+        begin, end : int or datetime
+            Batch times as foreach_rdd gives them (int, ms since the epoch) or
+            datetimes; each is rounded down to this stream's slide.
+
+        Only generated batches are returned, oldest first; StreamingContext.remember
+        keeps them longer. Call after start().
+
+        Raises
+        ------
+        ConfigError
+            A time is neither an int nor a datetime, end is before begin, or the
+            context has not started.
+        """
+        begin_ms, end_ms = _batch_ms(begin, "begin"), _batch_ms(end, "end")
+        require(end_ms >= begin_ms, "end", end, f"at or after begin ({begin!r})")
+        context = self.env.context
+        started = context is not None and context.state.value != "initialized"
+        require(started, "the stream's context", "not started", "started before slice()")
+        zero, step = self.env.graph.zero_time, self.slide_ms
+        first = zero + (begin_ms - zero) // step * step
+        return [self.generated[t] for t in range(first, end_ms + 1, step) if t in self.generated]
 
     # --- narrow transformations -----------------------------------------------------------
     def _op(self, op: PartitionFn) -> DStream[Any]:
@@ -158,6 +231,17 @@ class DStream(Generic[T]):
         """
         require_count("num_partitions", num_partitions)
         return TransformedDStream([self], lambda t, rdds: rdds[0].repartition(num_partitions))
+
+    def partition_by(self: DStream[tuple[K, V]], num_partitions: int) -> DStream[tuple[K, V]]:
+        """Each batch's (key, value) records hash-partitioned by key into `num_partitions`.
+
+        Raises
+        ------
+        ConfigError
+            num_partitions is not a whole number of at least 1.
+        """
+        require_count("num_partitions", num_partitions)
+        return TransformedDStream([self], lambda t, rdds: rdds[0].partition_by(num_partitions))
 
     # --- aggregations ---------------------------------------------------------------------
     def combine_by_key(
@@ -360,6 +444,20 @@ class DStream(Generic[T]):
             self, reduce_fn, inverse_fn, window_ms, slide_ms, num_partitions, filter_fn
         )
 
+    def group_by_key_and_window(
+        self: DStream[tuple[K, V]],
+        window: float,
+        slide: float | None = None,
+        num_partitions: int | None = None,
+    ) -> DStream[tuple[K, list[V]]]:
+        """Every `slide` seconds, (key, [values]) over the last `window` seconds.
+
+        Values of a key come in batch order. window and slide as in window();
+        num_partitions as in group_by_key; the same ConfigError.
+        """
+        require_count("num_partitions", num_partitions, optional=True)
+        return self.window(window, slide).group_by_key(num_partitions)
+
     def reduce_by_window(
         self,
         reduce_fn: Callable[[T, T], T],
@@ -455,7 +553,7 @@ class DStream(Generic[T]):
         positional parameters. If fn raises, or returns something other than an RDD
         (ConfigError), the error is logged and that batch's jobs are not generated.
         """
-        with_time = _arity(fn) >= 2
+        with_time = arity(fn) >= 2
         return TransformedDStream(
             [self], lambda t, rdds: fn(t, rdds[0]) if with_time else fn(rdds[0])
         )
@@ -465,7 +563,7 @@ class DStream(Generic[T]):
 
         As transform, with other's RDD of the same batch (empty when other has none).
         """
-        with_time = _arity(fn) >= 3
+        with_time = arity(fn) >= 3
         return TransformedDStream(
             [self, other],
             lambda t, r: fn(t, r[0], r[1]) if with_time else fn(r[0], r[1]),
@@ -479,7 +577,7 @@ class DStream(Generic[T]):
         foreach, foreach_partition ...). An exception in it fails the batch; the
         context's on_batch_failure policy decides whether the job goes on.
         """
-        with_time = _arity(fn) >= 2
+        with_time = arity(fn) >= 2
         self.env.graph.add_output(self, lambda t, rdd: fn(t, rdd) if with_time else fn(rdd))
 
     def pprint(self, num: int = 10) -> None:
@@ -571,7 +669,16 @@ class TransformedDStream(DStream):
         return result
 
 
-def _arity(fn: Callable[..., Any]) -> int:
+def _batch_ms(value: object, name: str) -> int:
+    if isinstance(value, datetime.datetime):
+        return round(value.timestamp() * 1000)
+    ok = isinstance(value, int) and not isinstance(value, bool)
+    require(ok, name, value, "a batch time (int, ms since the epoch) or a datetime")
+    return cast(int, value)
+
+
+def arity(fn: Callable[..., Any]) -> int:
+    """The positional parameters fn takes (1 when it cannot be inspected)."""
     try:
         params = inspect.signature(fn).parameters.values()
     except (TypeError, ValueError):

@@ -10,11 +10,15 @@ reach for the same things through `ssc`).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from kubestream.core.engine import Engine
 from kubestream.core.ops import HashPartitioner
 from kubestream.streaming.graph import DStreamGraph
 from kubestream.streaming.scheduler.receiver_tracker import ReceiverTracker
+
+if TYPE_CHECKING:
+    from kubestream.streaming.context import StreamingContext
 
 
 @dataclass
@@ -24,6 +28,7 @@ class StreamingEnv:
     receiver_tracker: ReceiverTracker
     batch_interval_ms: int
     _partitioners: dict[int, HashPartitioner] = field(default_factory=dict)
+    context: StreamingContext | None = None
 
     @property
     def batch_interval(self) -> float:

@@ -2,9 +2,9 @@
 and, behind the job's token, `POST /api/v1/executors/<id>/decommission`.
 
 A standard-library server on its own thread, so the UI adds no dependency and
-a slow browser cannot hold up batches. It bounds what clients can hold: a
-connection idle for IDLE_TIMEOUT seconds is closed, at most MAX_CONNECTIONS are
-served at once (more are answered 503), and every malformed request gets a 4xx
+a slow browser cannot hold up batches. It bounds what clients can hold: an idle
+connection is closed and only so many are served at once, more are answered 503
+(settings ui_idle_timeout, ui_max_connections), and every malformed request gets a 4xx
 and every failure a 500 with a line through logging, never a raw traceback.
 The page's HTML, JS and CSS are package data served as they are; the page draws
 its plots itself (no CDN: clusters are often offline).
@@ -29,6 +29,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from kubestream import settings
 from kubestream.driver.api_auth import is_authorised
 from kubestream.errors import ConfigError
 
@@ -37,8 +38,6 @@ log = logging.getLogger(__name__)
 # Spark's UI also tries the next ports when its own is taken.
 PORT_ATTEMPTS = 16
 MAX_BATCHES = 1000
-IDLE_TIMEOUT = 30.0
-MAX_CONNECTIONS = 64
 
 _ASSETS = {
     "/": ("index.html", "text/html; charset=utf-8"),
@@ -68,8 +67,8 @@ class UIServer:
         host: str = "0.0.0.0",
         port: int = 4040,
         actions: Actions | None = None,
-        idle_timeout: float = IDLE_TIMEOUT,
-        max_connections: int = MAX_CONNECTIONS,
+        idle_timeout: float = settings.UI_IDLE_TIMEOUT.default,
+        max_connections: int = settings.UI_MAX_CONNECTIONS.default,
     ) -> None:
         handler = _handler(status, registry, actions, idle_timeout)
         self._server = _bind(host, port, handler, max_connections)

@@ -2,10 +2,14 @@
 
 On a timer aligned to the batch interval it allocates received blocks to the
 batch, asks the graph for the batch's jobs, writes the metadata checkpoint and
-hands the job set to the JobScheduler. When the scheduler reports a batch done,
-it checkpoints again (state too when due) and drops what no later batch needs:
-old RDDs with the shuffles and blocks beneath them, old received blocks and
-their write-ahead log files. Called by StreamingContext, which starts and stops it.
+hands the job set to the JobScheduler. Every batch time it reaches becomes a
+batch: when generating the jobs fails (a transform function raising, on the
+driver), the batch is handed over with no jobs and the error recorded, so it
+fails like any other batch (status, listeners, metrics, failure policy).
+When the scheduler reports a batch done, it checkpoints again (state too when
+due) and drops what no later batch needs: old RDDs with the shuffles and blocks
+beneath them, old received blocks and their write-ahead log files. Called by
+StreamingContext, which starts and stops it.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from collections.abc import Callable
 
 from kubestream.clock import Clock
 from kubestream.core.rdd import lineage
+from kubestream.errors import USER_CODE_ERRORS, describe_error
 from kubestream.streaming.batch import BatchInfo
 from kubestream.streaming.checkpointing import Checkpointer
 from kubestream.streaming.env import StreamingEnv
@@ -70,29 +75,39 @@ class JobGenerator:
         interval_ms = self._env.batch_interval_ms
         while self._clock.wait_until(self.next_time / 1000, self._stop):
             batch_time = self.next_time
-            try:
-                self.generate_jobs(batch_time)
-            except Exception:
-                log.exception("generating the batch of %d failed", batch_time)
+            self.generate_jobs(batch_time)
             self.last_generated = batch_time
             self.next_time += interval_ms
 
     def generate_jobs(self, batch_time: int) -> None:
+        """Generate and submit the batch of `batch_time` (ms); a failure fails the batch."""
         env = self._env
-        env.receiver_tracker.allocate_blocks_to_batch(batch_time)
+        errors: list[str] = []
+        jobs = []
+        try:
+            env.receiver_tracker.allocate_blocks_to_batch(batch_time)
+            with self.graph_lock:
+                jobs = env.graph.generate_jobs(batch_time)
+        except USER_CODE_ERRORS as exc:  # Spark's "Error generating jobs for time ..."
+            errors.append(f"error generating jobs for time {batch_time}: {describe_error(exc)}")
+            log.error("batch %d: %s", batch_time, errors[-1], exc_info=True)
         with self.graph_lock:
-            jobs = env.graph.generate_jobs(batch_time)
             per_stream = {s.id: s.records_per_batch.get(batch_time, 0) for s in env.graph.inputs}
             self._pending.add(batch_time)
             if self.checkpointer is not None:
-                self.checkpointer.batch_generated(
-                    batch_time, self._last_completed, sorted(self._pending)
-                )
+                try:
+                    self.checkpointer.batch_generated(
+                        batch_time, self._last_completed, sorted(self._pending)
+                    )
+                except Exception as exc:
+                    errors.append(f"metadata checkpoint at {batch_time}: {describe_error(exc)}")
+                    log.error("batch %d: %s", batch_time, errors[-1], exc_info=True)
         info = BatchInfo(
             batch_time,
             submission_time=self._clock.now(),
             num_records=sum(per_stream.values()),
             records_per_stream=per_stream,
+            errors=errors,
             output_operations=len(jobs),
         )
         self._submit(JobSet(info, jobs))

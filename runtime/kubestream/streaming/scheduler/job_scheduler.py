@@ -1,8 +1,9 @@
 """Runs job sets in batch order on one thread, timing each batch.
 
 A failed output operation fails its batch visibly (logged with the user's
-traceback, recorded in BatchInfo) without killing the job, unless the policy
-says to stop.
+traceback, recorded in BatchInfo); the failure policy (settings.ON_BATCH_FAILURE)
+decides what else happens. No user code (outputs, listeners) can end the thread,
+so no later batch is lost to it.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from kubestream.errors import USER_CODE_ERRORS
+from kubestream.errors import USER_CODE_ERRORS, JobFailedError, describe_error
 from kubestream.streaming.batch import BatchInfo
 from kubestream.streaming.listener import StreamingListener
 
@@ -38,21 +39,21 @@ class JobScheduler:
         self,
         listeners: list[StreamingListener],
         on_batch_done: Callable[[BatchInfo], None],
-        stop_on_failure: bool = False,
+        on_batch_failure: str = "report",
         now: Callable[[], float] = time.time,
         history: int = 1000,
     ) -> None:
         self._now = now
         self._listeners = listeners
         self._on_batch_done = on_batch_done
-        self._stop_on_failure = stop_on_failure
+        self._on_batch_failure = on_batch_failure
         self._queue: queue.SimpleQueue[JobSet | None] = queue.SimpleQueue()
         self._pending = 0
         self._idle = threading.Condition()
         self._thread = threading.Thread(target=self._run, name="job-scheduler", daemon=True)
         self._history = history
         self.batches: list[BatchInfo] = []
-        self.failure: BaseException | None = None
+        self.failure: JobFailedError | None = None
         self.failed_stop = threading.Event()
         self._stopping = threading.Event()
 
@@ -99,18 +100,16 @@ class JobScheduler:
         for job in job_set.jobs:
             if self._stopping.is_set():
                 break
-            for listener in self._listeners:
-                listener.on_output_operation_started(info, job.output_id)
+            self._emit("on_output_operation_started", info, job.output_id)
             error: str | None = None
             try:
                 job.run()
             except USER_CODE_ERRORS as exc:
-                error = f"output operation {job.output_id} failed: {exc}"
+                error = f"output operation {job.output_id} failed: {describe_error(exc)}"
                 info.errors.append(error)
                 if not self._stopping.is_set():  # an abort by the stop is not the job's fault
                     log.error("batch %d: %s", info.batch_time, error, exc_info=True)
-            for listener in self._listeners:
-                listener.on_output_operation_completed(info, job.output_id, error)
+            self._emit("on_output_operation_completed", info, job.output_id, error)
         if self._stopping.is_set():
             log.warning("batch %d cut short by the stop; it stays pending", info.batch_time)
             return
@@ -120,13 +119,15 @@ class JobScheduler:
         except Exception:
             log.exception("cleaning up after batch %d failed", info.batch_time)
         self._emit("on_batch_completed", info)
-        if info.failed and self._stop_on_failure:
-            self.failure = RuntimeError(f"batch {info.batch_time} failed: {info.errors[0]}")
-            self.failed_stop.set()
+        if info.failed and self._on_batch_failure != "continue":
+            if self.failure is None:
+                self.failure = JobFailedError(f"batch {info.batch_time} failed: {info.errors[0]}")
+            if self._on_batch_failure == "stop":
+                self.failed_stop.set()
 
-    def _emit(self, hook: str, info: BatchInfo) -> None:
-        for listener in self._listeners:
+    def _emit(self, hook: str, info: BatchInfo, *args: object) -> None:
+        for listener in list(self._listeners):
             try:
-                getattr(listener, hook)(info)
+                getattr(listener, hook)(info, *args)
             except USER_CODE_ERRORS:
                 log.exception("listener %s.%s failed", type(listener).__name__, hook)

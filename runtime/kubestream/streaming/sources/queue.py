@@ -6,7 +6,7 @@ from collections import deque
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from kubestream.core.rdd import RDD
+from kubestream.core.rdd import RDD, UnionRDD
 from kubestream.errors import ConfigError
 from kubestream.streaming.sources.input_stream import InputDStream
 
@@ -18,12 +18,14 @@ class QueueInputDStream(InputDStream):
     def __init__(
         self,
         env: StreamingEnv,
-        batches: Iterable[Sequence[Any]],
+        batches: Iterable[Sequence[Any] | RDD],
         one_at_a_time: bool = True,
         default: Sequence[Any] | None = None,
     ) -> None:
         super().__init__(env)
-        self.queue: deque[list[Any]] = deque(list(b) for b in batches)
+        self.queue: deque[list[Any] | RDD] = deque(
+            b if isinstance(b, RDD) else list(b) for b in batches
+        )
         self.one_at_a_time = one_at_a_time
         self.default = list(default) if default is not None else None
 
@@ -33,18 +35,27 @@ class QueueInputDStream(InputDStream):
             "use text_file_stream, rate_stream or a receiver, or run without --checkpoint"
         )
 
-    def push(self, batch: Sequence[Any]) -> None:
-        """Queue the records of one more batch (from any thread, while running)."""
-        self.queue.append(list(batch))
+    def push(self, batch: Sequence[Any] | RDD) -> None:
+        """Queue one more batch, its records or an RDD (from any thread, while running)."""
+        self.queue.append(batch if isinstance(batch, RDD) else list(batch))
 
     def compute(self, batch_time: int) -> RDD | None:
         records: list[Any]
         if self.queue:
             if self.one_at_a_time:
-                records = self.queue.popleft()
+                head = self.queue.popleft()
+                if isinstance(head, RDD):
+                    return head
+                records = head
             else:
-                records = [r for batch in self.queue for r in batch]
+                batches = list(self.queue)
                 self.queue.clear()
+                engine = self.env.engine
+                rdds = [b if isinstance(b, RDD) else engine.parallelize(b) for b in batches]
+                self.records_per_batch[batch_time] = sum(
+                    len(b) for b in batches if not isinstance(b, RDD)
+                )
+                return UnionRDD(self.env.engine, rdds)
         elif self.default is not None:
             records = self.default
         else:
