@@ -74,6 +74,7 @@ class _StateStream(StatefulDStream):
 def load_entries(
     part: PartitionState, records: Iterator[tuple[Any, Any]], batch_time: int
 ) -> StateDelta:
+    """A first version whose entries are the records (initial state, a checkpoint's)."""
     return StateDelta(dict(records), [])
 
 
@@ -103,7 +104,9 @@ def _update_every_key(
     records: Iterator[tuple[Any, Any]],
     batch_time: int,
 ) -> StateDelta:
-    """Every key's new state, held or new; the delta keeps only keys whose state changed."""
+    """Every key's new state, held or new; the delta keeps only keys whose state changed.
+    The old state is kept to undo a retried batch, so update_fn should return a new
+    value rather than modify the old one in place."""
     grouped: dict[Any, list[Any]] = {}
     for key, value in records:
         values = grouped.get(key)
