@@ -15,6 +15,7 @@ import pytest
 from kubestream import State, StateSpec, StreamingContext
 from kubestream.clock import ManualClock
 from kubestream.errors import ConfigError
+from kubestream.storage.checkpoint_store import CheckpointStore, write_atomically
 
 TEXTS = [f"a b c {i % 3} {'d' * (i % 2)}" for i in range(14)]
 
@@ -145,6 +146,25 @@ def test_corrupt_newest_checkpoint_resumes_from_the_previous(
     assert "recovered from checkpoint" in caplog.text
     final = job.outputs[max(job.outputs)]
     assert final == sorted(Counter(w for t in TEXTS[:10] for w in t.split()).items())
+
+
+def test_a_state_checkpoint_newer_than_the_metadata_names_is_used(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A driver catching up writes metadata for batches generated ahead of those completed,
+    so the newest metadata can name a data checkpoint older than every one still kept."""
+    job = Job(tmp_path, totals)
+    clock = ManualClock(1000.0)
+    job.run(clock, 10)
+    store = CheckpointStore(job.checkpoint)
+    path, meta = store.read_newest("metadata")  # type: ignore[misc]
+    meta["data_time"] = min(store.times("state")) - 3000
+    write_atomically(path, meta)
+    with caplog.at_level(logging.WARNING):
+        job.run(ManualClock(clock.now()), 4)
+    assert "no usable state checkpoint" not in caplog.text
+    final = job.outputs[max(job.outputs)]
+    assert final == sorted(Counter(w for t in TEXTS for w in t.split()).items())
 
 
 def test_changed_graph_is_refused_with_what_changed_and_how_to_start_fresh(tmp_path: Path) -> None:
