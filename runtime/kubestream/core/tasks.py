@@ -101,10 +101,23 @@ class CoGroupSource:
     parts: tuple[CoGroupPart, ...]
 
 
+class RecordReader(Protocol):
+    """Reads one partition from an external system on an executor (a Kafka offset range).
+    Pickled into each task, so it must be a small object of an importable module."""
+
+    def read(self, env: TaskEnv) -> Iterator[Any]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ReaderSource:
+    reader: RecordReader
+
+
 SourceSpec = (
     (EmptySource | ParallelSource | RangeSource | FileSource | BlockSource | ShuffleSource)
     | CoGroupSource
     | StateSource
+    | ReaderSource
 )
 
 
@@ -307,6 +320,8 @@ def _open_source(source: SourceSpec, partition: int, env: TaskEnv) -> Iterator[A
         return _cogroup(source, partition, env)
     if isinstance(source, StateSource):
         return _read_state(source, env)
+    if isinstance(source, ReaderSource):
+        return source.reader.read(env)
     return iter(())
 
 
