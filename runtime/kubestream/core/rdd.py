@@ -12,7 +12,6 @@ import heapq
 import itertools
 import math
 import operator
-import os
 import random
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -41,7 +40,6 @@ from kubestream.core.tasks import (
     CoGroupSource,
     EmptySource,
     ExecutorAddress,
-    FileSource,
     OutputSpec,
     ParallelSource,
     RangeSource,
@@ -715,25 +713,6 @@ def range_sources(start: int, stop: int, slices: int) -> list[SourceSpec]:
     slices = max(1, min(slices, total)) if total else 0
     bounds = [start + total * i // slices for i in range(slices + 1)]
     return [RangeSource(a, b) for a, b in itertools.pairwise(bounds)]
-
-
-MIN_SPLIT_BYTES = 1 << 20
-MAX_SPLIT_BYTES = 128 << 20
-
-
-def file_sources(paths: Sequence[str], parallelism: int = 1) -> list[SourceSpec]:
-    """Line splits of the files, about total / parallelism bytes each (1 to 128 MiB, as
-    Spark's maxSplitBytes), so a large file is shared by the executors."""
-    sizes = [os.path.getsize(p) for p in paths]
-    target = max(MIN_SPLIT_BYTES, min(MAX_SPLIT_BYTES, -(-sum(sizes) // max(1, parallelism))))
-    out: list[SourceSpec] = []
-    for path, size in zip(paths, sizes, strict=True):
-        pieces = max(1, -(-size // target))
-        bounds = [size * i // pieces for i in range(pieces + 1)]
-        out += [
-            FileSource(path, a, None if b == size else b) for a, b in itertools.pairwise(bounds)
-        ]
-    return out
 
 
 def block_sources(

@@ -12,9 +12,10 @@ import itertools
 import pickle
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, BinaryIO, Protocol
+from typing import Any, Protocol
 
 from kubestream.core.functions import FunctionCache, FunctionRef
+from kubestream.core.input_files import InputEvent, read_fixed_length_file, read_text_file
 from kubestream.core.ops import Aggregator
 from kubestream.errors import BlockLostError, FetchFailedError
 from kubestream.storage.block_manager import BlockManager, deserialise, serialise, shuffle_block_id
@@ -52,13 +53,12 @@ class RangeSource:
 
 @dataclass(frozen=True, slots=True)
 class FileSource:
-    """Lines of a text file starting in bytes [start, stop) (stop None: to the end), as
-    Hadoop's line splits: a line belongs to the split its first byte is in; or with
-    `record_length` the whole file's fixed-length records (bytes)."""
+    """A file's text records (str; encoding and decode policy as input_files.read_text_file),
+    or with `record_length` its fixed-length records (bytes)."""
 
     path: str
-    start: int = 0
-    stop: int | None = None
+    encoding: str = "utf-8"
+    on_decode_error: str = "replace"
     record_length: int | None = None
 
 
@@ -204,9 +204,13 @@ class TaskEnv(Protocol):
         ...
 
 
-def run_task(task: TaskDescription, env: TaskEnv) -> Any:
-    """Run one task; returns the result value, or None for a shuffle-map task."""
-    records: Iterator[Any] = _open_source(task.source, task.partition, env)
+def run_task(task: TaskDescription, env: TaskEnv, events: list[InputEvent] | None = None) -> Any:
+    """Run one task; returns the result value, or None for a shuffle-map task.
+
+    What the task met in its input (a file gone, undecodable records) is appended to
+    `events`, for the executor to send the driver with the task's result.
+    """
+    records: Iterator[Any] = _open_source(task.source, task.partition, env, events)
     for ref in task.ops:
         records = iter(env.functions.get(ref)(task.partition, records))
     output = task.output
@@ -303,15 +307,18 @@ def _read_state(source: StateSource, env: TaskEnv) -> Iterator[Any]:
     return iter(entries)
 
 
-def _open_source(source: SourceSpec, partition: int, env: TaskEnv) -> Iterator[Any]:
+def _open_source(
+    source: SourceSpec, partition: int, env: TaskEnv, events: list[InputEvent] | None = None
+) -> Iterator[Any]:
     if isinstance(source, ParallelSource):
         return iter(source.records)
     if isinstance(source, RangeSource):
         return iter(range(source.start, source.stop))
     if isinstance(source, FileSource):
+        report = events.append if events is not None else None
         if source.record_length is not None:
-            return iter(_read_records(source.path, source.record_length))
-        return iter(_read_lines(source))
+            return read_fixed_length_file(source.path, source.record_length, report)
+        return read_text_file(source.path, source.encoding, source.on_decode_error, report)
     if isinstance(source, BlockSource):
         return iter(deserialise(_read_input_block(source, env)))
     if isinstance(source, ShuffleSource):
@@ -323,39 +330,6 @@ def _open_source(source: SourceSpec, partition: int, env: TaskEnv) -> Iterator[A
     if isinstance(source, ReaderSource):
         return source.reader.read(env)
     return iter(())
-
-
-def _read_lines(source: FileSource) -> list[str]:
-    with open(source.path, "rb") as f:
-        begin = _line_start(f, source.start)
-        end = None if source.stop is None else _line_start(f, source.stop)
-        f.seek(begin)
-        data = f.read() if end is None else f.read(max(0, end - begin))
-    return data.decode("utf-8", errors="replace").splitlines()
-
-
-def _line_start(f: BinaryIO, position: int) -> int:
-    """Offset of the first line starting at or after position (the file's size if none)."""
-    if position <= 0:
-        return 0
-    f.seek(position - 1)
-    offset = position - 1
-    while chunk := f.read(65536):
-        newline = chunk.find(b"\n")
-        if newline >= 0:
-            return offset + newline + 1
-        offset += len(chunk)
-    return offset
-
-
-def _read_records(path: str, record_length: int) -> list[bytes]:
-    with open(path, "rb") as f:
-        data = f.read()
-    if len(data) % record_length:
-        raise ValueError(
-            f"{path}: {len(data)} bytes is not a whole number of {record_length}-byte records"
-        )
-    return [data[i : i + record_length] for i in range(0, len(data), record_length)]
 
 
 def _read_input_block(source: BlockSource, env: TaskEnv) -> bytes:
