@@ -133,6 +133,7 @@ def observe(cluster: Cluster, job: Mapping[str, Any], now: float) -> Observed:
         claim_owned=_owned_by(claim, ref) if claim else None,
         missing_secrets=_missing_secrets(cluster, ref, spec),
         keys_id=str(found["Secret"]["metadata"]["uid"]) if found["Secret"] else "",
+        ui_namespaces=cluster.ui_namespaces,
         driver=driver,
         executors=executors,
     )

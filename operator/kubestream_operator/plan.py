@@ -82,6 +82,8 @@ class Observed:
     claim_owned: bool | None = None
     missing_secrets: tuple[str, ...] = ()
     keys_id: str = ""
+    # Namespaces whose pods may reach the UI port (the operator's, a monitoring one).
+    ui_namespaces: tuple[str, ...] = ()
     driver: PodState | None = None
     executors: tuple[PodState, ...] = ()
     # None when the driver is not running or did not answer.
@@ -210,7 +212,7 @@ def _ensure_children(d: _Draft) -> tuple[bool, m.Manifest | None, tuple[str, boo
     if SERVICE not in have:
         d.create.append(m.build_service(job))
     if NETWORK_POLICY not in have:
-        d.create.append(m.build_network_policy(job))
+        d.create.append(m.build_network_policy(job, obs.ui_namespaces))
     set_owned = None
     if spec.checkpoint.existing_claim:
         if CLAIM not in have:
