@@ -45,8 +45,8 @@ def operator_args(monkeypatch: pytest.MonkeyPatch, objects: list[Manifest], pod_
             monkeypatch.setenv(var["name"], var["value"])
         else:
             ref = var["valueFrom"]["fieldRef"]["fieldPath"]
-            assert ref == "metadata.name", var
-            monkeypatch.setenv(var["name"], pod_name)
+            assert ref in ("metadata.name", "metadata.namespace"), var
+            monkeypatch.setenv(var["name"], pod_name if ref == "metadata.name" else "ns")
     return build_parser().parse_args(c["command"][1:])
 
 
