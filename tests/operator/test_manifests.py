@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from kubestream.cli import build_parser
+from kubestream.driver.api_auth import read_token
 from kubestream_operator import manifests as m
 from kubestream_operator.spec import JobSpec, parse_spec
 
@@ -81,8 +82,6 @@ def test_driver_pod_mounts_the_tls_secret_and_probes_healthz_over_https() -> Non
 
 
 def test_the_secret_carries_the_read_token_the_driver_derives() -> None:
-    from kubestream.driver.api_auth import read_token
-
     secret = m.build_secret(JOB, "P" * 40, "S" * 40, "scrape")["stringData"]
     assert secret[m.READ_TOKEN_KEY] == read_token("S" * 40)
     assert secret[m.SCRAPE_TOKEN_KEY] == "scrape"

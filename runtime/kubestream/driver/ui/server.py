@@ -1,6 +1,7 @@
 """One HTTP port on the driver: the page (`/`), the status JSON (`/api/v1/status`), `/metrics`
 (reading), an open `/healthz`, and `POST /api/v1/executors/<id>/decommission` (changing),
-each permission open or behind its token (kubestream.driver.api_auth); HTTPS when given a certificate.
+each permission open or behind its token (kubestream.driver.api_auth); HTTPS when given
+a certificate.
 
 A standard-library server on its own thread, so the UI adds no dependency and
 a slow browser cannot hold up batches. It bounds what clients can hold: an idle
