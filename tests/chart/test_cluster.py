@@ -262,7 +262,7 @@ README = Path(__file__).resolve().parents[2] / "charts" / "kubestream" / "README
 def readme_table() -> dict[str, dict[str, bool]]:
     """The "Who may do what" table: by role, each `kubectl auth can-i` question and its answer."""
     section = README.read_text().split("## Who may do what", 1)[1].split("\n## ", 1)[0]
-    rows = [line for line in section.splitlines() if line.startswith("| ")][2:]
+    rows = [line for line in section.splitlines() if line.startswith("| ")][1:]  # no header
     questions = {
         "get": "get streamingjobs",
         "list": "list streamingjobs",
@@ -271,15 +271,14 @@ def readme_table() -> dict[str, dict[str, bool]]:
         "patch": "patch streamingjobs",
         "update": "update streamingjobs",
         "delete": "delete streamingjobs",
-        "update `streamingjobs/scale`": "update streamingjobs.kubestream.io/scale",
+        "update `streamingjobs/scale`": "update streamingjobs.kubestream.io --subresource=scale",
         "get `secrets`": "get secrets",
     }
     table: dict[str, dict[str, bool]] = {"view": {}, "edit": {}, "admin": {}}
     for row in rows:
         verb, *answers = [cell.strip() for cell in row.strip("|").split("|")]
-        (question,) = [
-            q for key, q in questions.items() if verb.startswith(key + " ") or verb == key
-        ]
+        key = max((k for k in questions if verb == k or verb.startswith(k + " ")), key=len)
+        question = questions[key]
         for role, answer in zip(table, answers, strict=True):
             assert answer in ("yes", "no"), row
             table[role][question] = answer == "yes"
