@@ -88,6 +88,7 @@ LEFT_TO_RUNTIME: Mapping[Reader, frozenset[Setting[Any]]] = {
             settings.HEARTBEAT_TIMEOUT,
             settings.UI_IDLE_TIMEOUT,
             settings.UI_MAX_CONNECTIONS,
+            settings.STATE_KEY,  # derived from the CURVE secret key in the job's Secret
             settings.LOG_LEVEL,
             settings.LOG_FORMAT,
         }
@@ -99,6 +100,7 @@ LEFT_TO_RUNTIME: Mapping[Reader, frozenset[Setting[Any]]] = {
             settings.HEARTBEAT_INTERVAL,
             settings.DRIVER_TIMEOUT,
             settings.PARENT_PID,  # local mode only
+            settings.STATE_KEY,  # derived from the CURVE secret key in the job's Secret
             settings.LOG_LEVEL,
             settings.LOG_FORMAT,
         }

@@ -23,6 +23,9 @@ from kubestream.streaming.batch import BatchInfo
 from kubestream.streaming.context import StreamingContext
 from kubestream.streaming.dstream import DStream
 from kubestream.streaming.listener import StreamingListener
+from kubestream.streaming.sources.kafka.client import KafkaMessage
+from kubestream.streaming.sources.kafka.offsets import OffsetRange
+from kubestream.streaming.sources.kafka.starting import FromTimestamp
 from kubestream.streaming.state import State, StateSpec
 
 __all__ = [
@@ -30,8 +33,11 @@ __all__ = [
     "BatchInfo",
     "ConfigError",
     "DStream",
+    "FromTimestamp",
     "JobFailedError",
+    "KafkaMessage",
     "KubestreamError",
+    "OffsetRange",
     "Receiver",
     "State",
     "StateSpec",

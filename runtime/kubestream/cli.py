@@ -184,7 +184,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.app_args = app_args if args.command == "run" else getattr(args, "app_args", None)
     args.app_args_extra = app_args
-    logs.redact(os.environ.get(settings.CURVE_SECRET_KEY.env))
+    logs.redact(*(os.environ.get(s.env) for s in (settings.CURVE_SECRET_KEY, settings.STATE_KEY)))
     reader = getattr(args, "reader", None)  # plugin commands declare their own flags
     try:
         if reader is not None:

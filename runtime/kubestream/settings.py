@@ -209,6 +209,16 @@ CURVE_SECRET_KEY = Setting[str | None](
     flag=False,
     secret=True,
 )
+STATE_KEY = Setting[str | None](
+    "state_key",
+    str,
+    None,
+    "key (hex) that authenticates checkpoints and write-ahead log records; unset: derived "
+    "from the CURVE secret key, or, without one, from ~/.config/kubestream/state-key",
+    EVERY_COMMAND,
+    flag=False,
+    secret=True,
+)
 
 # --- the driver ----------------------------------------------------------------------------
 APP = Setting[str | None](
@@ -526,6 +536,7 @@ RUNTIME: tuple[Setting[Any], ...] = (
     JOB,
     CURVE_PUBLIC_KEY,
     CURVE_SECRET_KEY,
+    STATE_KEY,
 )
 """Every runtime setting, in the order flags appear in help."""
 

@@ -10,11 +10,12 @@ import pytest
 import kubestream
 from kubestream import RDD, DStream, StreamingContext
 from kubestream.streaming.context import StreamingContextState
+from kubestream.streaming.sources.kafka.stream import KafkaInputDStream
 from kubestream.streaming.sources.queue import QueueInputDStream
 from kubestream.streaming.state import MapWithStateDStream
 
 # Classes a user holds without importing them by name: what operators and sources return.
-REACHED = [MapWithStateDStream, QueueInputDStream, StreamingContextState]
+REACHED = [KafkaInputDStream, MapWithStateDStream, QueueInputDStream, StreamingContextState]
 
 
 def public_classes() -> list[type]:
@@ -73,6 +74,8 @@ def test_every_constructor_parameter_is_documented(cls: type) -> None:
         DStream.combine_by_key,
         DStream.update_state_by_key,
         RDD.combine_by_key,
+        StreamingContext.kafka_stream,
+        DStream.write_to_kafka,
     ],
     ids=lambda m: m.__qualname__,
 )

@@ -79,9 +79,23 @@ class CoGroupSource:
     parts: tuple[CoGroupPart, ...]
 
 
+class RecordReader(Protocol):
+    """Reads one partition from an external system on an executor (a Kafka offset range).
+    Pickled into each task, so it must be a small object of an importable module."""
+
+    def read(self, env: TaskEnv) -> Iterator[Any]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ReaderSource:
+    reader: RecordReader
+
+
 SourceSpec = (
-    EmptySource | ParallelSource | RangeSource | FileSource | BlockSource | ShuffleSource
-) | CoGroupSource
+    (EmptySource | ParallelSource | RangeSource | FileSource | BlockSource | ShuffleSource)
+    | CoGroupSource
+    | ReaderSource
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,6 +206,8 @@ def _open_source(source: SourceSpec, partition: int, env: TaskEnv) -> Iterator[A
         return _read_shuffle(source, env)
     if isinstance(source, CoGroupSource):
         return _cogroup(source, partition, env)
+    if isinstance(source, ReaderSource):
+        return source.reader.read(env)
     return iter(())
 
 

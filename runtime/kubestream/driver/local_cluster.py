@@ -9,6 +9,7 @@ import time
 from typing import Any
 
 from kubestream import settings
+from kubestream.storage.checkpoint_store import state_key
 from kubestream.transport import CurveKeys
 
 
@@ -37,6 +38,9 @@ class LocalExecutorProcesses:
             {
                 settings.CURVE_PUBLIC_KEY.env: self._keys.public,
                 settings.CURVE_SECRET_KEY.env: self._keys.secret,
+                # The driver's key: `kubestream run` makes a new CURVE pair each time, but
+                # its checkpoints and write-ahead log must verify across runs.
+                settings.STATE_KEY.env: state_key().hex(),
                 "PYTHONHASHSEED": "0",
             }
         )

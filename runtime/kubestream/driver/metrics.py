@@ -17,6 +17,7 @@ from prometheus_client.registry import Collector
 from kubestream.core.engine import Engine
 from kubestream.metrics import PREFIX, RECORDS_BUCKETS, SECONDS_BUCKETS
 from kubestream.streaming.batch import BatchInfo
+from kubestream.streaming.graph import DStreamGraph
 from kubestream.streaming.listener import StreamingListener
 from kubestream.streaming.scheduler.receiver_tracker import ReceiverTracker
 
@@ -159,3 +160,31 @@ class _EngineCollector(Collector):
             "Failed tasks that were tried again on another executor.",
             value=engine.task_scheduler.tasks_retried,
         )
+
+
+class InputsCollector(Collector):
+    """What direct sources report at scrape time (InputDStream.input_details): each
+    partition's lag, the backlog an autoscaler can act on, and records lost to retention."""
+
+    def __init__(self, graph: DStreamGraph) -> None:
+        self._graph = graph
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        lag = GaugeMetricFamily(
+            PREFIX + "input_lag_records",
+            "Records in the source not yet planned into a batch, by input stream and partition.",
+            labels=["stream", "partition"],
+        )
+        lost = CounterMetricFamily(
+            PREFIX + "input_lost_records",
+            "Records deleted from the source before being read and skipped, by input stream.",
+            labels=["stream"],
+        )
+        for stream in list(self._graph.inputs):
+            details = stream.input_details()
+            for partition, records in details.get("lag", {}).items():
+                lag.add_metric([str(stream.id), partition], records)
+            if "lost_records" in details:
+                lost.add_metric([str(stream.id)], details["lost_records"])
+        yield lag
+        yield lost

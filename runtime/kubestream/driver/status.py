@@ -9,7 +9,7 @@ change both together.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from kubestream.streaming.batch import BatchInfo
@@ -44,6 +44,7 @@ class InputView:
     stream_id: int
     kind: str
     rate_limit: float | None = None
+    details: Mapping[str, Any] = field(default_factory=dict)
 
 
 def batch_state(batch: BatchInfo) -> str:
@@ -173,7 +174,7 @@ def build_status(
             for r in sorted(receivers, key=lambda r: r.stream_id)
         ],
         "inputs": [
-            {"stream_id": i.stream_id, "kind": i.kind, "rate_limit": i.rate_limit}
+            {"stream_id": i.stream_id, "kind": i.kind, "rate_limit": i.rate_limit, **i.details}
             for i in sorted(inputs, key=lambda i: i.stream_id)
         ],
         "decommissions": dict(decommissions or {}),
@@ -213,7 +214,9 @@ def context_status(
         executors=executors,
         receivers=receivers,
         now=ssc.clock.now(),
-        inputs=[InputView(i.id, i.describe(), i.rate_limit) for i in ssc.graph.inputs],
+        inputs=[
+            InputView(i.id, i.describe(), i.rate_limit, i.input_details()) for i in ssc.graph.inputs
+        ],
         decommissions=decommissions,
         limit=limit,
     )

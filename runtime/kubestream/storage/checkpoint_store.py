@@ -1,23 +1,77 @@
-"""Checkpoint files: written atomically, checksummed, the last K kept, corrupt ones skipped.
+"""Checkpoint files: written atomically, authenticated, the last K kept, bad ones skipped.
 
-A file is `MAGIC sha256-hex \\n pickle`. It is written to a hidden temporary
-file, fsynced, renamed into place and the directory fsynced, so a crash leaves
-either the old file or the new one. A reader that finds a truncated or altered
+Checkpoints and write-ahead log records are pickles, and a pickle can run code:
+whoever can write the job's volume could otherwise make the driver run anything
+on restart. So a file is `MAGIC key-id tag \\n pickle`, where the tag is an
+HMAC-SHA256 of the pickle under the job's state key (`state_key`), and a file
+whose tag does not verify is refused before a byte of it is unpickled. The key id
+(an HMAC of a constant, which says nothing of the key) tells "written under
+another key" from "altered". A file is written to a hidden temporary file,
+fsynced, renamed into place and the directory fsynced, so a crash leaves either
+the old file or the new one. A reader that finds a truncated, altered or foreign
 newest file logs its path and falls back to the previous one.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import hmac
 import logging
 import os
 import pickle
+import secrets
 import tempfile
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
+
+from kubestream import settings
 
 log = logging.getLogger(__name__)
 
-MAGIC = b"KSCKPT1 "
+MAGIC = b"KSCKPT2 "
+_OLD_MAGIC = b"KSCKPT1 "
+_PURPOSE = b"kubestream checkpoints and write-ahead log v2"
+LOCAL_KEY_FILE = Path("~/.config/kubestream/state-key")
+
+
+def derive_state_key(curve_secret: str) -> bytes:
+    """The state key of a job whose CURVE secret key (Z85) this is."""
+    return hmac.new(curve_secret.encode(), _PURPOSE, hashlib.sha256).digest()
+
+
+def resolve_state_key(environ: Mapping[str, str], key_file: Path = LOCAL_KEY_FILE) -> bytes:
+    """KUBESTREAM_STATE_KEY when set (`kubestream run` hands its executors the driver's);
+    else derived from the job's CURVE secret (pods: from the job's Secret, never on the
+    volume); else a key kept for this user outside any checkpoint (made on first use)."""
+    explicit = environ.get(settings.STATE_KEY.env)
+    if explicit:
+        return bytes.fromhex(explicit)
+    curve_secret = environ.get(settings.CURVE_SECRET_KEY.env)
+    if curve_secret:
+        return derive_state_key(curve_secret)
+    path = key_file.expanduser()
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_hex(32))
+    return bytes.fromhex(path.read_text().strip())
+
+
+@functools.cache
+def state_key() -> bytes:
+    """This process's state key (resolve_state_key over its environment), resolved once."""
+    return resolve_state_key(os.environ)
+
+
+def _key_id(key: bytes) -> bytes:
+    return hmac.new(key, b"key id", hashlib.sha256).hexdigest()[:16].encode("ascii")
+
+
+def _tag(key: bytes, body: bytes) -> bytes:
+    return hmac.new(key, body, hashlib.sha256).hexdigest().encode("ascii")
 
 
 def _fsync_directory(path: str) -> None:
@@ -28,13 +82,15 @@ def _fsync_directory(path: str) -> None:
         os.close(fd)
 
 
-def write_atomically(path: str, payload: Any) -> None:
+def write_atomically(path: str, payload: Any, key: bytes | None = None) -> None:
+    """Pickle `payload` to `path`, tagged under `key` (default: this process's state key)."""
+    key = state_key() if key is None else key
     body = pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)
     directory = os.path.dirname(path)
     fd, staging = tempfile.mkstemp(prefix=".", suffix=".tmp", dir=directory)
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(MAGIC + hashlib.sha256(body).hexdigest().encode("ascii") + b"\n" + body)
+            f.write(MAGIC + _key_id(key) + b" " + _tag(key, body) + b"\n" + body)
             f.flush()
             os.fsync(f.fileno())
         os.rename(staging, path)
@@ -46,28 +102,44 @@ def write_atomically(path: str, payload: Any) -> None:
 
 
 class CorruptCheckpointError(ValueError):
-    """A checkpoint file whose checksum or framing does not hold."""
+    """A checkpoint file that is truncated, altered or written under another key."""
 
 
-def read_verified(path: str) -> Any:
+def read_verified(path: str, key: bytes | None = None) -> Any:
+    """The payload of `path`, unpickled only after its tag verified under `key` (default:
+    this process's state key); raises CorruptCheckpointError saying why it was refused."""
+    key = state_key() if key is None else key
     with open(path, "rb") as f:
         data = f.read()
     header, newline, body = data.partition(b"\n")
-    if not newline or not header.startswith(MAGIC):
-        raise CorruptCheckpointError(f"{path}: not a kubestream checkpoint or truncated")
-    if hashlib.sha256(body).hexdigest().encode("ascii") != header[len(MAGIC) :]:
-        raise CorruptCheckpointError(f"{path}: checksum mismatch (truncated or altered)")
+    if header.startswith(_OLD_MAGIC):
+        raise CorruptCheckpointError(
+            f"{path}: written by a kubestream that did not authenticate checkpoints, so it "
+            "cannot be trusted; start fresh with an empty checkpoint directory"
+        )
+    key_id, _, tag = header[len(MAGIC) :].partition(b" ")
+    if not newline or not header.startswith(MAGIC) or not tag:
+        raise CorruptCheckpointError(f"{path}: not a kubestream checkpoint, or truncated")
+    if not hmac.compare_digest(key_id, _key_id(key)):
+        raise CorruptCheckpointError(
+            f"{path}: written under another key than this job's (its Secret or "
+            f"{settings.STATE_KEY.env} changed); to start fresh, use an empty checkpoint "
+            "directory"
+        )
+    if not hmac.compare_digest(tag, _tag(key, body)):
+        raise CorruptCheckpointError(f"{path}: its tag does not verify (truncated or altered)")
     return pickle.loads(body)
 
 
 class CheckpointStore:
     """Files named PREFIX-<batch time>.<phase> in one directory; newest = highest (time, phase)."""
 
-    def __init__(self, directory: str, keep: int = 10) -> None:
+    def __init__(self, directory: str, keep: int = 10, key: bytes | None = None) -> None:
         if keep < 2:
             raise ValueError("keep at least 2 checkpoints, so a corrupt one has a predecessor")
         self.directory = directory
         self.keep = keep
+        self._key = state_key() if key is None else key
         os.makedirs(directory, exist_ok=True)
 
     def _names(self, prefix: str) -> list[tuple[int, int, str]]:
@@ -83,7 +155,7 @@ class CheckpointStore:
 
     def write(self, prefix: str, batch_time: int, phase: int, payload: Any) -> str:
         path = os.path.join(self.directory, f"{prefix}-{batch_time}.{phase}")
-        write_atomically(path, payload)
+        write_atomically(path, payload, self._key)
         for _, _, old in self._names(prefix)[: -self.keep]:
             os.unlink(os.path.join(self.directory, old))
         return path
@@ -93,7 +165,7 @@ class CheckpointStore:
         for _, _, name in reversed(self._names(prefix)):
             path = os.path.join(self.directory, name)
             try:
-                return path, read_verified(path)
+                return path, read_verified(path, self._key)
             except (CorruptCheckpointError, pickle.UnpicklingError, EOFError, OSError) as exc:
                 log.error("checkpoint %s is unusable (%s); trying the previous one", path, exc)
         return None
@@ -105,7 +177,7 @@ class CheckpointStore:
                 continue
             path = os.path.join(self.directory, name)
             try:
-                return read_verified(path)
+                return read_verified(path, self._key)
             except (CorruptCheckpointError, pickle.UnpicklingError, EOFError, OSError) as exc:
                 log.error("checkpoint %s is unusable (%s)", path, exc)
         return None

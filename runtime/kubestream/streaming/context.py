@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 import logging
 import os
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -37,6 +38,9 @@ from kubestream.streaming.scheduler.rate_controller import PIDRateEstimator, Rat
 from kubestream.streaming.scheduler.receiver_tracker import ReceiverTracker
 from kubestream.streaming.sources.binary_records import BinaryRecordsInputDStream
 from kubestream.streaming.sources.files import FileInputDStream
+from kubestream.streaming.sources.kafka.client import BrokerClient, MessageHandler
+from kubestream.streaming.sources.kafka.starting import StartingOffsets
+from kubestream.streaming.sources.kafka.stream import KafkaInputDStream
 from kubestream.streaming.sources.queue import QueueInputDStream
 from kubestream.streaming.sources.rate import RateInputDStream
 from kubestream.streaming.sources.receiver_stream import ReceiverInputDStream
@@ -318,6 +322,86 @@ class StreamingContext:
             "a whole number from 1 to 65535",
         )
         return ReceiverInputDStream(self.env, SocketTextReceiver(host, port))
+
+    def kafka_stream(
+        self,
+        topics: str | Sequence[str] | re.Pattern[str],
+        kafka_params: Mapping[str, object],
+        *,
+        starting_offsets: StartingOffsets = "earliest",
+        group_id: str | None = None,
+        isolation_level: str = "read_committed",
+        max_rate_per_partition: float | None = None,
+        fail_on_data_loss: bool = True,
+        partition_discovery_interval: float = 10.0,
+        message_handler: MessageHandler | None = None,
+        commit_offsets: bool = True,
+        poll_timeout: float = 120.0,
+        broker_client: BrokerClient | None = None,
+    ) -> KafkaInputDStream:
+        """Spark's direct Kafka stream: one RDD partition per topic-partition and batch, read
+        by offset range (no receiver). Ranges live in the checkpoint, so a restarted driver
+        replays unfinished batches exactly; `offset_ranges(batch_time)` tells what a batch read.
+
+        Parameters
+        ----------
+        topics : str, sequence of str or re.Pattern
+            Topic names, or a compiled pattern over whole names (internal topics never
+            match). New partitions and new matching topics are read from their earliest
+            offset once found.
+        kafka_params : mapping
+            librdkafka settings, "bootstrap.servers" required; security settings
+            (security.protocol, sasl.*, ssl.*) as for confluent-kafka. Secrets are never
+            logged or shown.
+        starting_offsets : "earliest", "latest", mapping or FromTimestamp
+            Where a fresh start begins: {(topic, partition): offset} (-2 earliest, -1
+            latest; partitions left out start at earliest) or FromTimestamp(ms). A
+            restarted driver resumes from its checkpoint instead.
+        group_id : str, optional
+            Consumer group each batch's end offsets are committed to once its outputs
+            succeed, for lag tools only; default kafka_params' "group.id", else
+            "kubestream-<topics>".
+        isolation_level : "read_committed" or "read_uncommitted"
+            read_committed (default) skips aborted records; ranges end at the last
+            stable offset.
+        max_rate_per_partition : float, optional
+            Records per second each partition may give a batch; the context's max_rate
+            and backpressure cap the whole stream, shared by lag.
+        fail_on_data_loss : bool
+            True (default): offsets gone from the broker (retention, topic recreated) fail
+            the batch, naming topic, partition, wanted and available offsets. False: skip
+            to the earliest offset with a "KafkaDataLoss" warning, counting the records.
+        partition_discovery_interval : float
+            Seconds between listings of topics and partitions (default 10).
+        message_handler : callable, optional
+            fn(KafkaMessage) -> record; default: (key, value) decoded as UTF-8.
+        commit_offsets : bool
+            False: commit nothing to the group.
+        poll_timeout : float
+            Seconds an executor waits without progress before failing its task.
+        broker_client : BrokerClient, optional
+            Used instead of connecting to the brokers (in-memory fakes in tests).
+
+        Raises
+        ------
+        ConfigError
+            A topic list, setting or option is invalid; the message names it.
+        """
+        return KafkaInputDStream(
+            self.env,
+            topics,
+            kafka_params,
+            starting_offsets=starting_offsets,
+            group_id=group_id,
+            isolation_level=isolation_level,
+            max_rate_per_partition=max_rate_per_partition,
+            fail_on_data_loss=fail_on_data_loss,
+            partition_discovery_interval=partition_discovery_interval,
+            message_handler=message_handler,
+            commit_offsets=commit_offsets,
+            poll_timeout=poll_timeout,
+            broker_client=broker_client,
+        )
 
     def receiver_stream(self, receiver: Receiver) -> DStream:
         """The records `receiver` stores, received on one executor (Spark's receiverStream).

@@ -15,7 +15,7 @@ from __future__ import annotations
 import datetime
 import inspect
 import operator
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Generic, cast
 
 from kubestream.core.ops import (
@@ -590,6 +590,92 @@ class DStream(Generic[T]):
         """
         require_count("num", num, minimum=0)
         self.env.graph.add_output(self, lambda t, rdd: print_batch(t, rdd, num))
+
+    def write_to_kafka(
+        self,
+        topic: str,
+        kafka_params: Mapping[str, object],
+        *,
+        key: Callable[[Any], Any] | None = None,
+        value: Callable[[Any], Any] | None = None,
+        headers: Callable[[Any], Any] | None = None,
+        partitioner: Callable[[Any], int] | None = None,
+        transactional_id: str | None = None,
+        source: DStream | None = None,
+    ) -> None:
+        """Write every batch's records to a Kafka topic; a batch is done once all are there.
+
+        At-least-once by default, with an idempotent producer on each executor flushed
+        before its task ends. With `transactional_id`, exactly once: the driver writes
+        each batch and its source's end offsets in one Kafka transaction, and a replayed
+        batch already committed is not written again (the output passes through the
+        driver).
+
+        Parameters
+        ----------
+        topic : str
+            The topic to write to.
+        kafka_params : mapping
+            librdkafka settings, "bootstrap.servers" required.
+        key : callable, optional
+            fn(record) -> key (str, bytes, number or None). By default a (key, value)
+            pair gives both and anything else is the value with no key.
+        value : callable, optional
+            fn(record) -> value; str is sent as UTF-8, bytes as they are.
+        headers : callable, optional
+            fn(record) -> [(name, value)].
+        partitioner : callable, optional
+            fn(record) -> partition; default Kafka's, by key.
+        transactional_id : str, optional
+            Write exactly once in transactions with this id (also the group that holds
+            each committed batch's time).
+        source : DStream, optional
+            The kafka_stream whose offsets each transaction commits; found among this
+            stream's ancestors when there is exactly one.
+
+        Raises
+        ------
+        ConfigError
+            A setting or the topic is invalid, or transactional_id is given without one
+            kafka_stream to take offsets from.
+        """
+        from kubestream.streaming.sources.kafka.config import ClientConfig
+        from kubestream.streaming.sources.kafka.records import RecordShape
+        from kubestream.streaming.sources.kafka.sink import KafkaSink, TransactionalKafkaSink
+        from kubestream.streaming.sources.kafka.stream import KafkaInputDStream
+
+        try:
+            config = ClientConfig.of(kafka_params)
+        except ValueError as e:
+            raise ConfigError(f"write_to_kafka: {e}") from None
+        if not isinstance(topic, str) or not topic:
+            raise ConfigError(f"write_to_kafka: topic must be a topic name, got {topic!r}")
+        shape = RecordShape(key, value, headers)
+        if transactional_id is None:
+            self.env.graph.add_output(self, KafkaSink(config, topic, shape, partitioner))
+            return
+        sources = [s for s in self._ancestors() if isinstance(s, KafkaInputDStream)]
+        chosen = source or (sources[0] if len(sources) == 1 else None)
+        if not isinstance(chosen, KafkaInputDStream):
+            raise ConfigError(
+                "write_to_kafka: transactional_id needs the kafka_stream whose offsets each"
+                f" transaction commits; this stream has {len(sources)}: pass source="
+            )
+        self.env.graph.add_output(
+            self,
+            TransactionalKafkaSink(config, topic, shape, partitioner, transactional_id, chosen),
+        )
+
+    def _ancestors(self) -> list[DStream[Any]]:
+        """This stream and every stream it is computed from."""
+        seen: dict[int, DStream] = {}
+        stack: list[DStream] = [self]
+        while stack:
+            stream = stack.pop()
+            if stream.id not in seen:
+                seen[stream.id] = stream
+                stack.extend(stream.parents)
+        return list(seen.values())
 
     def save_as_text_files(self, prefix: str, suffix: str | None = None) -> None:
         """Register an output writing each batch as text, one str(record) a line.

@@ -121,6 +121,8 @@ class JobGenerator:
             pending = sorted(self._pending)
         if self.checkpointer is not None:
             self.checkpointer.batch_completed(info, pending)
+        for stream in env.graph.inputs:
+            stream.batch_completed(info)
         with self.graph_lock:
             dropped = env.graph.clear_metadata(info.batch_time)
             gone = lineage(dropped)

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 from kubestream.streaming.dstream import DStream
 
 if TYPE_CHECKING:
+    from kubestream.streaming.batch import BatchInfo
     from kubestream.streaming.env import StreamingEnv
 
 
@@ -49,6 +50,15 @@ class InputDStream(DStream):
 
     def restore_state(self, state: dict[str, Any]) -> None:
         """Take back positions from a checkpoint (before start)."""
+
+    def batch_completed(self, info: BatchInfo) -> None:
+        """After a batch's outputs ran and its checkpoint was written (failed or not: see
+        info.failed); must not block, since the next batch's clean-up waits for it."""
+
+    def input_details(self) -> dict[str, Any]:
+        """What the status document shows of this input beyond its rate: for a source with a
+        backlog, "lag" {partition name: records not yet planned} and "lost_records"."""
+        return {}
 
     def clear_metadata(self, batch_time: int) -> list:  # type: ignore[type-arg]
         """As DStream's; also forgets the record counts of batches up to batch_time."""

@@ -1,0 +1,73 @@
+"""Client settings of a Kafka stream or sink, with secrets kept out of every log.
+
+Settings are librdkafka's names ("bootstrap.servers", "security.protocol",
+"sasl.mechanism", "sasl.username", "sasl.password", "ssl.ca.location", ...), as
+confluent-kafka takes them. They travel to executors inside tasks (over the
+CURVE-encrypted transport); their repr and str show secrets as "***", so a
+task, a log line or an exception that names them never leaks one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+
+SECRET_WORDS = ("password", "secret", "token", ".pem", "jaas", "oauthbearer.config")
+"""A setting whose name contains one of these holds a credential."""
+
+
+def is_secret(name: str) -> bool:
+    return any(word in name for word in SECRET_WORDS)
+
+
+@dataclass(frozen=True)
+class ClientConfig(Mapping[str, str]):
+    """Immutable librdkafka settings; ValueError naming the setting for a bad one."""
+
+    items_: tuple[tuple[str, str], ...]
+
+    @classmethod
+    def of(cls, settings: Mapping[str, object], **defaults: str) -> ClientConfig:
+        """`settings` over `defaults`; values become strings as librdkafka wants them."""
+        merged = dict(defaults)
+        for name, value in settings.items():
+            if not isinstance(name, str) or not name:
+                raise ValueError(f"Kafka setting names must be non-empty strings, got {name!r}")
+            if not isinstance(value, str | int | float):
+                shown = "***" if is_secret(name) else repr(value)
+                raise ValueError(f"Kafka setting {name!r} must be a string or number, got {shown}")
+            merged[name] = str(value).lower() if isinstance(value, bool) else str(value)
+        if not merged.get("bootstrap.servers"):
+            raise ValueError("Kafka settings need 'bootstrap.servers' (host:port,...)")
+        return cls(tuple(sorted(merged.items())))
+
+    def __getitem__(self, name: str) -> str:
+        for key, value in self.items_:
+            if key == name:
+                return value
+        raise KeyError(name)
+
+    def __iter__(self) -> Iterator[str]:
+        return (key for key, _ in self.items_)
+
+    def __len__(self) -> int:
+        return len(self.items_)
+
+    def with_(self, **overrides: str) -> ClientConfig:
+        return ClientConfig(tuple(sorted({**dict(self.items_), **overrides}.items())))
+
+    def to_dict(self) -> dict[str, str]:
+        """The settings for the client library, secrets included: never log this."""
+        return dict(self.items_)
+
+    @property
+    def fingerprint(self) -> str:
+        """Stable id of these settings, for caching clients; reveals no secret."""
+        return hashlib.sha256(repr(self.items_).encode()).hexdigest()[:16]
+
+    def __repr__(self) -> str:
+        shown = {k: ("***" if is_secret(k) else v) for k, v in self.items_}
+        return f"ClientConfig({shown})"
+
+    __str__ = __repr__

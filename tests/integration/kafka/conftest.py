@@ -1,0 +1,22 @@
+"""One real Kafka broker for the whole test session, started by hack/brokers/kafka.sh.
+
+The first run on a machine fetches the broker's jars from Maven Central into
+$KUBESTREAM_CACHE; later runs start it in a few seconds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.brokers import KafkaBroker, start_kafka
+
+
+@pytest.fixture(scope="session")
+def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBroker]:
+    broker = start_kafka(tmp_path_factory.mktemp("kafka"))
+    try:
+        yield broker
+    finally:
+        broker.broker.stop()
