@@ -84,6 +84,7 @@ def test_default_values_render_a_restricted_cluster_wide_operator(
         ["CustomResourceDefinition"] * 3
         + ["ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Service", "Deployment"]
         + ["ClusterKopfPeering", "ConfigMap", "Pod"]
+        + ["ClusterRole"] * 2  # the view and edit roles for people (userRoles)
     )
     crds = {o["metadata"]["name"] for o in find(objects, "CustomResourceDefinition")}
     assert crds == {
