@@ -5,8 +5,9 @@ document, /metrics) and changing (draining an executor, anything else that
 changes the job). Each is open or needs its bearer token. Both tokens are
 derived from the job's CURVE secret key, so whoever holds the job's Secret (the
 operator, an administrator) can compute them and no second secret has to be
-made, stored or rotated; `kubestream ui-token` prints them. A third, optional
-token (a cluster's Prometheus) may read /metrics only.
+made, stored or rotated (the operator also writes the read token into the Secret,
+as ``ui-read-token``, for people to copy). A third, optional token (a cluster's
+Prometheus) may read /metrics only.
 
 A browser behind ``kubectl port-forward`` opens ``/?token=<read token>`` once;
 the answer sets the token as an HttpOnly cookie and redirects to ``/``, as
