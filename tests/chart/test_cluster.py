@@ -198,7 +198,7 @@ def test_operator_runs_a_job_with_the_charts_namespaced_rbac_and_helm_test_passe
         stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": prerequisites}),
     )
     account = one(objects, "ServiceAccount")["metadata"]["name"]
-    cluster_role = one(objects, "ClusterRole")["metadata"]["name"]
+    cluster_role = one(objects, "ClusterRole", f"{release}-kubestream-operator")["metadata"]["name"]
     operator: OperatorProcess | None = None
     try:
         token = kube.kubectl(
@@ -254,6 +254,9 @@ def test_operator_runs_a_job_with_the_charts_namespaced_rbac_and_helm_test_passe
             operator.stop()
             print(f"--- operator log ---\n{operator.log_tail()}")
         kube.kubectl("delete", "clusterrolebinding,clusterrole", cluster_role, check=False)
+        # The ClusterRoles for people came with the prerequisites.
+        selector = f"app.kubernetes.io/instance={release}"
+        kube.kubectl("delete", "clusterrole", "-l", selector, check=False)
 
 
 README = Path(__file__).resolve().parents[2] / "charts" / "kubestream" / "README.md"
@@ -300,28 +303,29 @@ def test_view_edit_and_admin_users_get_the_readmes_rights_on_streamingjobs(
         "apply", "-f", "-",
         stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": user_roles}),
     )  # fmt: skip
-    user = {role: f"{role}-{secrets.token_hex(2)}" for role in ("view", "edit", "admin")}
-    for role, name in user.items():
-        kube.kubectl(
-            "create", "rolebinding", name, f"--clusterrole={role}", f"--user={name}", "-n", team
-        )
-    table = readme_table()
+    try:
+        user = {role: f"{role}-{secrets.token_hex(2)}" for role in ("view", "edit", "admin")}
+        for role, name in user.items():
+            kube.kubectl(
+                "create", "rolebinding", name, f"--clusterrole={role}", f"--user={name}", "-n", team
+            )
+        table = readme_table()
 
-    def answers() -> dict[str, dict[str, bool]]:
-        return {
-            role: {
-                q: can_i(kube, kube.kubeconfig, *q.split(), "-n", team, "--as", user[role])
-                for q in table[role]
+        def answers() -> dict[str, dict[str, bool]]:
+            return {
+                role: {
+                    q: can_i(kube, kube.kubeconfig, *q.split(), "-n", team, "--as", user[role])
+                    for q in table[role]
+                }
+                for role in table
             }
-            for role in table
-        }
 
-    # The aggregation controller copies the rules into the built-in roles shortly after.
-    wait_for(lambda: answers() == table, "the built-in roles to aggregate the chart's", 60)
-    # Bound in one namespace only: nothing in another.
-    assert not can_i(
-        kube, kube.kubeconfig, "get", "streamingjobs", "-n", other, "--as", user["admin"]
-    )
-    for role in roles:
-        if role in user_roles:
+        # The aggregation controller copies the rules into the built-in roles shortly after.
+        wait_for(lambda: answers() == table, "the built-in roles to aggregate the chart's", 60)
+        # Bound in one namespace only: nothing in another.
+        assert not can_i(
+            kube, kube.kubeconfig, "get", "streamingjobs", "-n", other, "--as", user["admin"]
+        )
+    finally:
+        for role in user_roles:
             kube.kubectl("delete", "clusterrole", role["metadata"]["name"], check=False)
