@@ -41,7 +41,10 @@ def test_no_secret_in_status_events_pods_metrics_or_the_operators_log(
     kube.apply(namespace, job_manifest("wc", secretRefs=good, ui={"readAccess": "token"}))
     kube.apply(namespace, job_manifest("bad", secretRefs=missing))
     wait_for(lambda: len(kube.pods(namespace)) == 3, "the good job's driver and executors")
-    wait_for(lambda: "SecretNotFound" in kube.event_reasons(namespace, "bad"), "SecretNotFound")
+    wait_for(
+        lambda: kube.condition(namespace, "bad", "Degraded").get("reason") == "SecretNotFound",
+        "the bad job's SecretNotFound",
+    )
 
     data = kube.core.read_namespaced_secret("wc-curve", namespace).data
     stored = {key: base64.b64decode(value).decode() for key, value in data.items()}
@@ -64,7 +67,8 @@ def test_no_secret_in_status_events_pods_metrics_or_the_operators_log(
         "operator /metrics": metrics,
         "operator log": operator.log.read_text(errors="replace"),
     }
-    assert "no-such-key" in emitted["Events"]  # the refusal names the key, not a value
+    # The refusal names the Secret and key, never a value.
+    assert "kafka/no-such-key" in emitted["status documents"]
     leaks = [
         f"{what} in {where}"
         for what, value in markers.items()
