@@ -23,6 +23,7 @@ from kubestream.streaming.batch import BatchInfo
 from kubestream.streaming.context import StreamingContext
 from kubestream.streaming.dstream import DStream
 from kubestream.streaming.listener import StreamingListener
+from kubestream.streaming.sources.files import default_path_filter
 from kubestream.streaming.sources.kafka.client import KafkaMessage
 from kubestream.streaming.sources.kafka.offsets import OffsetRange
 from kubestream.streaming.sources.kafka.starting import FromTimestamp
@@ -43,4 +44,5 @@ __all__ = [
     "StateSpec",
     "StreamingContext",
     "StreamingListener",
+    "default_path_filter",
 ]

@@ -55,6 +55,7 @@ def build(ssc: StreamingContext, args: list[str]) -> None:
             raise RuntimeError("deliberate failure, for the UI test")
 
     lines.flat_map(str.split).count().foreach_rdd(fail_now_and_then)
+    ssc.text_file_stream(args[1]).foreach_rdd(lambda rdd: rdd.count())  # a typo in a path
 """
 
 
@@ -143,6 +144,7 @@ def job(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Job]:
             "240",
             "--",
             str(server.port),
+            str(app.parent / "no-such-directory"),
         ],
         stderr=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
@@ -201,6 +203,10 @@ def test_status_lists_batches_executors_and_the_receiver(job: Job) -> None:
     assert all((b["batch_time"] // 500) % FAIL_EVERY == 4 for b in failed)
     assert [e["id"] for e in doc["executors"]] == ["exec-1", "exec-2"]
     assert all(e["address"].startswith("tcp://127.0.0.1:") for e in doc["executors"])
+    files = [i for i in doc["inputs"] if i["kind"] == "FileInputDStream"]
+    assert len(files) == 1 and "no-such-directory' does not exist" in files[0]["problem"]
+    warnings = [line for line in job.stderr if "no-such-directory' does not exist" in line]
+    assert 1 <= len(warnings) <= 2, "a warning at start, then at most one a minute"
     summary = doc["summary"]
     assert summary["batches"] >= 12
     assert 0 < summary["processing_ratio"] < 1
@@ -228,13 +234,16 @@ def test_driver_metrics_on_the_ui_port(job: Job) -> None:
     values = metrics(text)
     assert values[("kubestream_executors_registered", ())] == 2
     assert values[("kubestream_receivers_active", ())] == 1
+    problems = {k[1]: v for k, v in values.items() if k[0] == "kubestream_input_problem"}
+    assert sorted(problems.values()) == [1]
     assert values[("kubestream_batches_completed_total", ())] >= 12
     assert values[("kubestream_batches_failed_total", ())] >= 1
     assert values[("kubestream_batch_processing_seconds_count", ())] >= 12
     inputs = [v for k, v in values.items() if k[0] == "kubestream_input_records_total"]
-    assert len(inputs) == 2 and all(v > 0 for v in inputs)
+    # The rate and socket streams brought records; the directory that is not there none.
+    assert len(inputs) == 3 and sorted(inputs)[0] == 0 and all(v > 0 for v in sorted(inputs)[1:])
     rates = [v for k, v in values.items() if k[0] == "kubestream_input_rate_records_per_second"]
-    assert len(rates) == 2
+    assert len(rates) == 3
     assert values[("kubestream_last_completed_batch_timestamp_seconds", ())] > 1e9
     assert all(name.startswith("kubestream_") for name, _ in values)
 
@@ -307,6 +316,7 @@ class PageDom(HTMLParser):
         self.rows: list[str] = []
         self.executors: list[str] = []
         self.receivers = 0
+        self.input_problems = 0
         self.loaded = 0
         self._series: str | None = None
 
@@ -326,6 +336,8 @@ class PageDom(HTMLParser):
             self.executors.append(a["data-executor"] or "")
         elif tag == "tr" and a.get("data-stream"):
             self.receivers += 1
+        elif tag == "tr" and a.get("data-input"):
+            self.input_problems += a.get("data-problem") == "yes"
 
     def handle_endtag(self, tag: str) -> None:
         if tag == "svg":
@@ -349,6 +361,8 @@ def test_the_page_draws_the_timelines_and_tables_in_chromium(job: Job) -> None:
     assert "failed" in dom.rows and "completed" in dom.rows
     assert dom.executors == ["exec-1", "exec-2"]
     assert dom.receivers == 1
+    assert dom.input_problems == 1
+    assert "no-such-directory' does not exist" in result.stdout
 
     ARTIFACTS.mkdir(exist_ok=True)
     screenshot = ARTIFACTS / "ui-streaming.png"

@@ -105,7 +105,13 @@ def test_executors_and_receivers() -> None:
         },
     ]
     assert doc["receivers"] == [
-        {"stream_id": 0, "executor_id": "exec-1", "state": "started", "last_error": ""}
+        {
+            "stream_id": 0,
+            "executor_id": "exec-1",
+            "state": "started",
+            "last_error": "",
+            "bad_records": {},
+        }
     ]
     assert doc["summary"]["processing_ratio"] is None
     assert doc["summary"]["scheduling_delay_trend"] is None

@@ -59,6 +59,18 @@ MISTAKES: dict[str, tuple[Callable[[StreamingContext], object], tuple[str, ...]]
     "rate 0": (lambda s: s.rate_stream(0), ("records_per_second", "got 0")),
     "rate text": (lambda s: s.rate_stream("9"), ("records_per_second", "'9'")),  # type: ignore[arg-type]
     "port": (lambda s: s.socket_text_stream("localhost", 70000), ("port", "70000")),
+    "record size": (
+        lambda s: s.socket_text_stream("localhost", 9999, max_record_bytes=0),
+        ("max_record_bytes", "got 0"),
+    ),
+    "decode policy": (
+        lambda s: s.text_file_stream("/in", on_decode_error="ignore"),
+        ("on_decode_error", "'ignore'"),
+    ),
+    "file remember duration": (
+        lambda s: s.text_file_stream("/in", min_remember_duration=-5),
+        ("min_remember_duration", "-5"),
+    ),
     "receiver": (lambda s: s.receiver_stream("kafka"), ("receiver", "'kafka'")),  # type: ignore[arg-type]
     "empty union": (lambda s: s.union(), ("union", "[]")),
     "union of a non-stream": (
@@ -220,6 +232,8 @@ def test_valid_arguments_are_accepted(ssc: StreamingContext) -> None:
         s.map_with_state(StateSpec.of(keep, timeout=2.5, num_partitions=2)),
         ssc.union(s, s),
         ssc.rate_stream(0.5),
+        ssc.text_file_stream("/in", min_remember_duration=0, encoding="latin-1"),
+        ssc.socket_text_stream("localhost", 9999, max_record_bytes=1),
     ]
     assert all(isinstance(stream, DStream) for stream in built)
     ssc.engine.parallelize([(1, 2)]).partition_by(1)

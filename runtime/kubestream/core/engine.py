@@ -17,8 +17,10 @@ from typing import Any, Protocol
 
 from kubestream.core.dag_scheduler import DAGScheduler
 from kubestream.core.functions import FunctionRegistry
+from kubestream.core.input_files import InputEvent
 from kubestream.core.map_output_tracker import MapOutputTracker
 from kubestream.core.protocol import (
+    BadRecords,
     BlockAdded,
     BlocksMigrated,
     ExecutorDraining,
@@ -57,7 +59,9 @@ class ExecutorListener(Protocol):
     def blocks_moved(self, executor_id: str, moves: dict[str, str]) -> None:
         """Blocks the executor copied away while draining: block id -> new holder."""
 
-    def receiver_message(self, executor_id: str, message: BlockAdded | ReceiverStatus) -> None: ...
+    def receiver_message(
+        self, executor_id: str, message: BlockAdded | ReceiverStatus | BadRecords
+    ) -> None: ...
 
 
 class Engine:
@@ -87,6 +91,8 @@ class Engine:
         self._rdd_ids = itertools.count(1)
         self._shuffle_ids = itertools.count(1)
         self.listeners: list[Callable[[str, str], None]] = []
+        self.input_listeners: list[Callable[[InputEvent], None]] = []
+        """Told what finished tasks met in their input (InputEvent), on the transport thread."""
 
     # --- ids and parallelism --------------------------------------------------------------
     def new_rdd_id(self) -> int:
@@ -239,8 +245,12 @@ class Engine:
         if isinstance(message, TaskFinished):
             if message.state is TaskState.FINISHED and isinstance(message.value, bytes):
                 message = dataclasses.replace(message, value=pickle.loads(message.value))
+            if message.state is TaskState.FINISHED:
+                for event in message.input_events:
+                    for input_listener in list(self.input_listeners):
+                        input_listener(event)
             self.task_scheduler.status_update(executor_id, message)
-        elif isinstance(message, BlockAdded | ReceiverStatus):
+        elif isinstance(message, BlockAdded | ReceiverStatus | BadRecords):
             for listener in list(self._executor_listeners):
                 listener.receiver_message(executor_id, message)
         elif isinstance(message, BlocksMigrated):

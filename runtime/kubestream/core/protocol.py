@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 from kubestream.core.functions import FunctionRef
+from kubestream.core.input_files import InputEvent
 from kubestream.core.tasks import ExecutorAddress, TaskDescription
 
 
@@ -55,6 +56,7 @@ class TaskFinished:
     error: str | None = None
     fetch_failure: tuple[int, int, str] | None = None
     duration: float = 0.0
+    input_events: tuple[InputEvent, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +100,17 @@ class ReceiverStatus:
     stream_id: int
     state: str
     message: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class BadRecords:
+    """Records a receiver could not store as they came (reason "too_long": dropped;
+    "undecodable": kept with replacement characters) since its last report."""
+
+    stream_id: int
+    reason: str
+    records: int
+    detail: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,4 +172,4 @@ ToExecutor = (
 )
 ToDriver = (
     RegisterExecutor | Heartbeat | TaskFinished | BlockAdded | ReceiverStatus | BlocksMigrated
-)
+) | BadRecords

@@ -40,7 +40,6 @@ from kubestream.core.tasks import (
     CoGroupSource,
     EmptySource,
     ExecutorAddress,
-    FileSource,
     ParallelSource,
     RangeSource,
     ShuffleSource,
@@ -710,10 +709,6 @@ def range_sources(start: int, stop: int, slices: int) -> list[SourceSpec]:
     slices = max(1, min(slices, total)) if total else 0
     bounds = [start + total * i // slices for i in range(slices + 1)]
     return [RangeSource(a, b) for a, b in itertools.pairwise(bounds)]
-
-
-def file_sources(paths: Sequence[str]) -> list[SourceSpec]:
-    return [FileSource(p) for p in paths]
 
 
 def block_sources(

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from kubestream.core.functions import FunctionCache, FunctionRef
+from kubestream.core.input_files import InputEvent, read_fixed_length_file, read_text_file
 from kubestream.core.ops import Aggregator
 from kubestream.errors import BlockLostError, FetchFailedError
 from kubestream.storage.block_manager import BlockManager, deserialise, serialise, shuffle_block_id
@@ -44,9 +45,12 @@ class RangeSource:
 
 @dataclass(frozen=True, slots=True)
 class FileSource:
-    """A file's lines (str), or with `record_length` its fixed-length records (bytes)."""
+    """A file's text records (str; encoding and decode policy as input_files.read_text_file),
+    or with `record_length` its fixed-length records (bytes)."""
 
     path: str
+    encoding: str = "utf-8"
+    on_decode_error: str = "replace"
     record_length: int | None = None
 
 
@@ -162,9 +166,13 @@ class TaskEnv(Protocol):
         ...
 
 
-def run_task(task: TaskDescription, env: TaskEnv) -> Any:
-    """Run one task; returns the result value, or None for a shuffle-map task."""
-    records: Iterator[Any] = _open_source(task.source, task.partition, env)
+def run_task(task: TaskDescription, env: TaskEnv, events: list[InputEvent] | None = None) -> Any:
+    """Run one task; returns the result value, or None for a shuffle-map task.
+
+    What the task met in its input (a file gone, undecodable records) is appended to
+    `events`, for the executor to send the driver with the task's result.
+    """
+    records: Iterator[Any] = _open_source(task.source, task.partition, env, events)
     for ref in task.ops:
         records = iter(env.functions.get(ref)(task.partition, records))
     output = task.output
@@ -191,15 +199,18 @@ def _store_block(output: StoreBlock, records: Iterator[Any], env: TaskEnv) -> st
     return None
 
 
-def _open_source(source: SourceSpec, partition: int, env: TaskEnv) -> Iterator[Any]:
+def _open_source(
+    source: SourceSpec, partition: int, env: TaskEnv, events: list[InputEvent] | None = None
+) -> Iterator[Any]:
     if isinstance(source, ParallelSource):
         return iter(source.records)
     if isinstance(source, RangeSource):
         return iter(range(source.start, source.stop))
     if isinstance(source, FileSource):
+        report = events.append if events is not None else None
         if source.record_length is not None:
-            return iter(_read_records(source.path, source.record_length))
-        return iter(_read_lines(source.path))
+            return read_fixed_length_file(source.path, source.record_length, report)
+        return read_text_file(source.path, source.encoding, source.on_decode_error, report)
     if isinstance(source, BlockSource):
         return iter(deserialise(_read_input_block(source, env)))
     if isinstance(source, ShuffleSource):
@@ -209,21 +220,6 @@ def _open_source(source: SourceSpec, partition: int, env: TaskEnv) -> Iterator[A
     if isinstance(source, ReaderSource):
         return source.reader.read(env)
     return iter(())
-
-
-def _read_lines(path: str) -> list[str]:
-    with open(path, encoding="utf-8", errors="replace") as f:
-        return f.read().splitlines()
-
-
-def _read_records(path: str, record_length: int) -> list[bytes]:
-    with open(path, "rb") as f:
-        data = f.read()
-    if len(data) % record_length:
-        raise ValueError(
-            f"{path}: {len(data)} bytes is not a whole number of {record_length}-byte records"
-        )
-    return [data[i : i + record_length] for i in range(0, len(data), record_length)]
 
 
 def _read_input_block(source: BlockSource, env: TaskEnv) -> bytes:

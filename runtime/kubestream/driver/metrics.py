@@ -160,11 +160,23 @@ class _EngineCollector(Collector):
             "Failed tasks that were tried again on another executor.",
             value=engine.task_scheduler.tasks_retried,
         )
+        bad = CounterMetricFamily(
+            PREFIX + "receiver_bad_records",
+            "Records receivers could not store as they came, by input stream and reason "
+            "(too_long: dropped; undecodable: bad bytes replaced).",
+            labels=["stream", "reason"],
+        )
+        for receiver in receivers:
+            for reason, count in sorted(receiver.bad_records.items()):
+                bad.add_metric([str(receiver.stream_id), reason], count)
+        yield bad
 
 
 class InputsCollector(Collector):
-    """What direct sources report at scrape time (InputDStream.input_details): each
-    partition's lag, the backlog an autoscaler can act on, and records lost to retention."""
+    """What input streams report at scrape time (InputDStream.input_details): each
+    partition's lag, the backlog an autoscaler can act on, records lost to retention; a
+    directory's files gone before they were read, undecodable records, and whether it can
+    be listed."""
 
     def __init__(self, graph: DStreamGraph) -> None:
         self._graph = graph
@@ -180,11 +192,36 @@ class InputsCollector(Collector):
             "Records deleted from the source before being read and skipped, by input stream.",
             labels=["stream"],
         )
+        missing = CounterMetricFamily(
+            PREFIX + "input_missing_files",
+            "Files listed for a batch and gone before their task read them (skipped).",
+            labels=["stream"],
+        )
+        undecodable = CounterMetricFamily(
+            PREFIX + "input_undecodable_records",
+            "Records not text in the input's encoding (replaced or skipped, per its policy).",
+            labels=["stream"],
+        )
+        problem = GaugeMetricFamily(
+            PREFIX + "input_problem",
+            "1 while an input cannot read its source (a directory that cannot be listed).",
+            labels=["stream"],
+        )
         for stream in list(self._graph.inputs):
             details = stream.input_details()
+            labels = [str(stream.id)]
             for partition, records in details.get("lag", {}).items():
                 lag.add_metric([str(stream.id), partition], records)
             if "lost_records" in details:
-                lost.add_metric([str(stream.id)], details["lost_records"])
+                lost.add_metric(labels, details["lost_records"])
+            if "files_missing" in details:
+                missing.add_metric(labels, details["files_missing"])
+            if "records_undecodable" in details:
+                undecodable.add_metric(labels, details["records_undecodable"])
+            if "problem" in details:
+                problem.add_metric(labels, 0 if details["problem"] is None else 1)
         yield lag
         yield lost
+        yield missing
+        yield undecodable
+        yield problem

@@ -37,6 +37,7 @@ class ReceiverView:
     executor_id: str | None
     state: str
     last_error: str = ""
+    bad_records: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +171,7 @@ def build_status(
                 "executor_id": r.executor_id,
                 "state": r.state,
                 "last_error": r.last_error,
+                "bad_records": dict(r.bad_records),
             }
             for r in sorted(receivers, key=lambda r: r.stream_id)
         ],
@@ -203,7 +205,7 @@ def context_status(
             )
         )
     receivers = [
-        ReceiverView(r.stream_id, r.executor_id, r.state, r.last_error)
+        ReceiverView(r.stream_id, r.executor_id, r.state, r.last_error, dict(r.bad_records))
         for r in ssc.receiver_tracker.receivers()
     ]
     return build_status(

@@ -15,6 +15,7 @@ import traceback
 from collections.abc import Callable
 
 from kubestream.core.functions import FunctionCache
+from kubestream.core.input_files import InputEvent
 from kubestream.core.protocol import (
     BlocksMigrated,
     ExecutorDraining,
@@ -188,9 +189,10 @@ class ExecutorCore:
     def _run(self, message: LaunchTask) -> TaskFinished:
         task = message.task
         started = time.perf_counter()
+        events: list[InputEvent] = []
         try:
             self.functions.add(message.functions)
-            value = pickle.dumps(run_task(task, self), protocol=pickle.HIGHEST_PROTOCOL)
+            value = pickle.dumps(run_task(task, self, events), protocol=pickle.HIGHEST_PROTOCOL)
         except FetchFailedError as exc:
             return TaskFinished(
                 task.task_id,
@@ -216,6 +218,12 @@ class ExecutorCore:
                 duration=time.perf_counter() - started,
             )
         self.tasks_run += 1
+        for event in events:
+            log.warning("task %s: %s %s: %s", task.task_id, event.kind, event.path, event.detail)
         return TaskFinished(
-            task.task_id, TaskState.FINISHED, value=value, duration=time.perf_counter() - started
+            task.task_id,
+            TaskState.FINISHED,
+            value=value,
+            duration=time.perf_counter() - started,
+            input_events=tuple(events),
         )

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from kubestream.core.protocol import BlockAdded, TaskFinished, TaskState
+from kubestream.core.protocol import BadRecords, BlockAdded, TaskFinished, TaskState
 from kubestream.metrics import PREFIX, SECONDS_BUCKETS
 
 
@@ -41,6 +41,20 @@ class ExecutorMetrics:
             ("stream",),
             registry=registry,
         )
+        self.bad_records = Counter(
+            PREFIX + "executor_receiver_bad_records",
+            "Records the receivers on this executor could not store as they came, by input "
+            "stream and reason (too_long: dropped; undecodable: bad bytes replaced).",
+            ("stream", "reason"),
+            registry=registry,
+        )
+        self.input_events = Counter(
+            PREFIX + "executor_input_events",
+            "What tasks met in their input files, by kind (missing: file skipped; "
+            "undecodable: records replaced or skipped, counted per record).",
+            ("kind",),
+            registry=registry,
+        )
         blocks = Gauge(
             PREFIX + "executor_blocks",
             "Blocks held in this executor's memory.",
@@ -60,5 +74,9 @@ class ExecutorMetrics:
         if isinstance(message, TaskFinished):
             self.tasks.labels(message.state.value).inc()
             self.task_time.observe(message.duration)
+            for event in message.input_events:
+                self.input_events.labels(event.kind).inc(max(1, event.records))
         elif isinstance(message, BlockAdded):
             self.records_received.labels(str(message.stream_id)).inc(message.records)
+        elif isinstance(message, BadRecords):
+            self.bad_records.labels(str(message.stream_id), message.reason).inc(message.records)

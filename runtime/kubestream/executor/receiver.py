@@ -23,6 +23,8 @@ class ReceiverHost(Protocol):
 
     def report_error(self, message: str, error: BaseException | None) -> None: ...
 
+    def report_bad_records(self, reason: str, records: int, detail: str) -> None: ...
+
     def is_stopped(self) -> bool: ...
 
 
@@ -78,6 +80,12 @@ class Receiver(ABC):
     def report_error(self, message: str, error: BaseException | None = None) -> None:
         """Tell the driver's StreamingListeners (on_receiver_error) and go on receiving."""
         self._require_host().report_error(message, error)
+
+    def report_bad_records(self, reason: str, records: int, detail: str = "") -> None:
+        """Count `records` records this receiver could not store as they came (too long,
+        not text ...), by `reason`: warned about at a bounded rate, counted in the driver's
+        status (receivers[].bad_records) and metrics; never one log line per record."""
+        self._require_host().report_bad_records(reason, records, detail)
 
     def is_stopped(self) -> bool:
         """Whether the receiver should stop: the reading thread's loop condition."""

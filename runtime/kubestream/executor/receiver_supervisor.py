@@ -5,11 +5,12 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from kubestream.core.protocol import BlockAdded, ReceiverStatus, ToDriver
+from kubestream.core.protocol import BadRecords, BlockAdded, ReceiverStatus, ToDriver
 from kubestream.errors import USER_CODE_ERRORS
 from kubestream.executor.rate_limiter import RateLimiter
 from kubestream.executor.receiver import Receiver
@@ -17,6 +18,9 @@ from kubestream.storage.block_manager import BlockManager, serialise
 from kubestream.storage.checkpoint_store import write_atomically
 
 log = logging.getLogger(__name__)
+
+BAD_RECORD_WARNING_INTERVAL = 10.0
+"""Seconds between warnings about a receiver's bad records (each with the count since)."""
 
 
 class ReceiverSupervisor:
@@ -48,6 +52,9 @@ class ReceiverSupervisor:
         self._buffer_lock = threading.Lock()
         self._stopped = threading.Event()
         self._seq = 0
+        self._bad: dict[str, tuple[int, str]] = {}
+        self._bad_unwarned: dict[str, int] = {}
+        self._bad_warned_at: dict[str, float] = {}
         # A receiver that comes back to an executor must not reuse the ids of blocks kept there.
         self._incarnation = uuid.uuid4().hex[:12]
         self._cutter = threading.Thread(
@@ -110,6 +117,21 @@ class ReceiverSupervisor:
         log.warning("receiver %s: %s", self.stream_id, detail)
         self._to_driver(ReceiverStatus(self.stream_id, "error", detail))
 
+    def report_bad_records(self, reason: str, records: int, detail: str) -> None:
+        """Count now, tell the driver with the next block cut, warn at a bounded rate."""
+        now = time.monotonic()
+        with self._buffer_lock:
+            count, _ = self._bad.get(reason, (0, ""))
+            self._bad[reason] = (count + records, detail)
+            unwarned = self._bad_unwarned.get(reason, 0) + records
+            last = self._bad_warned_at.get(reason)
+            if last is not None and now - last < BAD_RECORD_WARNING_INTERVAL:
+                self._bad_unwarned[reason] = unwarned
+                return
+            self._bad_unwarned[reason] = 0
+            self._bad_warned_at[reason] = now
+        log.warning("receiver %s: %d records %s: %s", self.stream_id, unwarned, reason, detail)
+
     def is_stopped(self) -> bool:
         return self._stopped.is_set()
 
@@ -125,8 +147,11 @@ class ReceiverSupervisor:
     def _flush(self) -> None:
         with self._buffer_lock:
             records, self._buffer = self._buffer, []
+            bad, self._bad = self._bad, {}
         if records:
             self._write_block(records)
+        for reason, (count, detail) in bad.items():
+            self._to_driver(BadRecords(self.stream_id, reason, count, detail))
 
     def _write_block(self, records: list[Any]) -> None:
         """Memory, write-ahead log, second executor, then tell the driver: in that order."""

@@ -20,6 +20,7 @@ from typing import Any
 from kubestream import settings
 from kubestream.clock import Clock, SystemClock
 from kubestream.core.engine import Engine
+from kubestream.core.input_files import DECODE_ERROR_POLICIES, check_encoding
 from kubestream.core.protocol import ReceiverStatus
 from kubestream.core.rdd import RDD
 from kubestream.core.typevars import T, U
@@ -37,14 +38,14 @@ from kubestream.streaming.scheduler.job_scheduler import JobScheduler
 from kubestream.streaming.scheduler.rate_controller import PIDRateEstimator, RateController
 from kubestream.streaming.scheduler.receiver_tracker import ReceiverTracker
 from kubestream.streaming.sources.binary_records import BinaryRecordsInputDStream
-from kubestream.streaming.sources.files import FileInputDStream
+from kubestream.streaming.sources.files import DEFAULT_MIN_REMEMBER_DURATION, FileInputDStream
 from kubestream.streaming.sources.kafka.client import BrokerClient, MessageHandler
 from kubestream.streaming.sources.kafka.starting import StartingOffsets
 from kubestream.streaming.sources.kafka.stream import KafkaInputDStream
 from kubestream.streaming.sources.queue import QueueInputDStream
 from kubestream.streaming.sources.rate import RateInputDStream
 from kubestream.streaming.sources.receiver_stream import ReceiverInputDStream
-from kubestream.streaming.sources.socket import SocketTextReceiver
+from kubestream.streaming.sources.socket import DEFAULT_MAX_RECORD_BYTES, SocketTextReceiver
 
 log = logging.getLogger(__name__)
 
@@ -275,20 +276,102 @@ class StreamingContext:
         """
         return QueueInputDStream(self.env, batches, one_at_a_time, default)
 
-    def text_file_stream(self, directory: str) -> DStream[str]:
-        """Lines (str, without the newline) of new files in `directory`, each file once.
+    def text_file_stream(
+        self,
+        directory: str | os.PathLike[str],
+        *,
+        path_filter: Callable[[str], bool] | None = None,
+        min_remember_duration: float = DEFAULT_MIN_REMEMBER_DURATION,
+        encoding: str = "utf-8",
+        on_decode_error: str = "replace",
+    ) -> DStream[str]:
+        """Records (str) of new files in `directory`, each file read once (Spark's textFileStream).
 
-        A file belongs to the batch after it appears; write elsewhere and rename it
-        in, so no batch reads half a file. Files whose names start with "." or "_"
-        are ignored. The directory must be readable by the driver and executors.
+        A file belongs to the batch after it appears; one file is one partition. Records
+        end at "\\n", "\\r\\n" or "\\r", as Hadoop's line reader ends them, and nowhere
+        else. Files named *.gz, *.bz2, *.xz, *.lzma, *.zst are read decompressed. Write
+        elsewhere and rename in, so no batch reads half a file. The directory must be
+        readable by the driver and the executors. A file gone before its task reads it is
+        skipped with a warning and counted (status "inputs": files_missing); a directory
+        that cannot be listed is warned about and shown there as "problem".
+
+        Parameters
+        ----------
+        directory : str or path
+            The directory watched (not its subdirectories).
+        path_filter : (str) -> bool, optional
+            Called on the driver with each file's path; only files it accepts are read.
+            Default: kubestream.default_path_filter, which skips names starting with "."
+            or "_" and names of files still being written (ending "._COPYING_", ".tmp",
+            ".temp", ".part", ".partial", ".crdownload", ".download", ".filepart",
+            ".inprogress", ".swp" or "~").
+        min_remember_duration : float
+            Seconds, at least 0 (default 60, Spark's): files modified longer ago than
+            this (rounded up to whole batches) are ignored, which bounds the files the
+            stream remembers and checkpoints. Files are new if modified recently, so
+            `mv` a file in, or touch it; do not copy it in with its old time kept.
+        encoding : str
+            Text encoding of the files (default "utf-8"); it must encode "\\r" and "\\n"
+            as those bytes (UTF-8, Latin-1, ASCII, cp1252 ... not UTF-16).
+        on_decode_error : str
+            A record that is not text in `encoding`: "replace" (default; kept, each bad
+            byte as U+FFFD), "skip" (dropped) or "fail" (the task fails, naming the file
+            and record). Replaced and skipped records are counted (records_undecodable)
+            and warned about once per file.
+
+        Raises
+        ------
+        ConfigError
+            A parameter is outside the range above.
         """
-        return FileInputDStream(self.env, directory)
+        require(
+            isinstance(directory, str | os.PathLike) and os.fspath(directory),
+            "directory",
+            directory,
+            "a path",
+        )
+        require(
+            path_filter is None or callable(path_filter),
+            "path_filter",
+            path_filter,
+            "None or a function of a path returning bool",
+        )
+        require(
+            isinstance(min_remember_duration, int | float)
+            and not isinstance(min_remember_duration, bool)
+            and 0 <= min_remember_duration < float("inf"),
+            "min_remember_duration",
+            min_remember_duration,
+            "a number of seconds, at least 0",
+        )
+        require(
+            isinstance(encoding, str) and check_encoding(encoding),
+            "encoding",
+            encoding,
+            'a text encoding that writes "\\r" and "\\n" as those bytes (utf-8, latin-1 ...)',
+        )
+        require(
+            on_decode_error in DECODE_ERROR_POLICIES,
+            "on_decode_error",
+            on_decode_error,
+            " or ".join(repr(p) for p in DECODE_ERROR_POLICIES),
+        )
+        return FileInputDStream(
+            self.env,
+            str(os.fspath(directory)),
+            path_filter=path_filter,
+            min_remember_duration=min_remember_duration,
+            encoding=encoding,
+            on_decode_error=on_decode_error,
+        )
 
     def binary_records_stream(self, directory: str, record_length: int) -> DStream[bytes]:
         """Fixed-length records (bytes) of new files in `directory`, each file once.
 
-        Files as in text_file_stream; each is split into records of `record_length`
-        bytes. A file whose length is not a multiple of it fails its batch, naming it.
+        Files as in text_file_stream with its defaults (path filter, remember window, a
+        file gone before its task skipped and counted), but never decompressed; each is
+        split into records of `record_length` bytes. A file whose length is not a
+        multiple of it fails its batch, naming it.
 
         Raises
         ------
@@ -307,13 +390,28 @@ class StreamingContext:
         """
         return RateInputDStream(self.env, records_per_second)
 
-    def socket_text_stream(self, host: str, port: int) -> DStream[str]:
-        """Lines (str) read from a TCP server at host:port, by a receiver on an executor.
+    def socket_text_stream(
+        self, host: str, port: int, *, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES
+    ) -> DStream[str]:
+        """Records (str) read from a TCP server at host:port, by a receiver on an executor.
+
+        Records end at "\\n", "\\r\\n" or "\\r" (as text_file_stream's); the text is
+        UTF-8, and bytes that are not are replaced by U+FFFD and counted (status
+        receivers[].bad_records["undecodable"]).
+
+        Parameters
+        ----------
+        host, port : str, int
+            The server; port a whole number from 1 to 65535.
+        max_record_bytes : int
+            Longest record kept, in bytes, at least 1 (default 1 MiB): a longer one is
+            skipped to its end without being held in memory, warned about and counted
+            (receivers[].bad_records["too_long"]).
 
         Raises
         ------
         ConfigError
-            port is not a whole number from 1 to 65535.
+            A parameter is outside the range above.
         """
         require(
             isinstance(port, int) and not isinstance(port, bool) and 1 <= port <= 65535,
@@ -321,7 +419,8 @@ class StreamingContext:
             port,
             "a whole number from 1 to 65535",
         )
-        return ReceiverInputDStream(self.env, SocketTextReceiver(host, port))
+        require_count("max_record_bytes", max_record_bytes)
+        return ReceiverInputDStream(self.env, SocketTextReceiver(host, port, max_record_bytes))
 
     def kafka_stream(
         self,

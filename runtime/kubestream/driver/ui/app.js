@@ -143,6 +143,11 @@ function render(status) {
   document.getElementById("receivers").replaceChildren(...status.receivers.map((r) => row([
     [String(r.stream_id)], [r.executor_id || "–"], [r.state], [r.last_error || "", r.last_error ? "error" : ""],
   ], { "data-stream": r.stream_id })));
+  const counters = (i) => ["files_selected", "files_missing", "records_undecodable"]
+    .filter((k) => k in i).map((k) => `${k.split("_").pop()} ${i[k]}`).join(" · ");
+  document.getElementById("inputs").replaceChildren(...status.inputs.map((i) => row([
+    [String(i.stream_id)], [i.kind], [counters(i)], [i.problem || "", i.problem ? "error" : ""],
+  ], { "data-input": i.stream_id, "data-problem": i.problem ? "yes" : "no" })));
 
   document.getElementById("updated").textContent = "updated " + clock(status.time * 1000);
   document.body.dataset.loaded = String(Number(document.body.dataset.loaded || 0) + 1);

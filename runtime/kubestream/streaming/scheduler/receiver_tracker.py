@@ -13,12 +13,13 @@ import os
 import pickle
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import cloudpickle
 
 from kubestream.core.protocol import (
+    BadRecords,
     BlockAdded,
     ReceiverStatus,
     StartReceiver,
@@ -54,6 +55,8 @@ class ReceiverInfo:
     state: str = "pending"
     last_error: str = ""
     rate_limit: float | None = None
+    bad_records: dict[str, int] = field(default_factory=dict)
+    """Records the receiver could not store as they came, by reason (BadRecords)."""
 
 
 class ReceiverTracker:
@@ -149,9 +152,13 @@ class ReceiverTracker:
     def executor_added(self, executor_id: str) -> None:
         self.place_receivers()
 
-    def receiver_message(self, executor_id: str, message: BlockAdded | ReceiverStatus) -> None:
+    def receiver_message(
+        self, executor_id: str, message: BlockAdded | ReceiverStatus | BadRecords
+    ) -> None:
         if isinstance(message, BlockAdded):
             self.add_block(executor_id, message)
+        elif isinstance(message, BadRecords):
+            self.add_bad_records(message)
         else:
             self.update_status(executor_id, message)
 
@@ -188,6 +195,17 @@ class ReceiverTracker:
                     block.block_id, block.records, executor_id, block.replica, block.wal_path
                 )
             )
+
+    def add_bad_records(self, message: BadRecords) -> None:
+        """Count what a receiver could not store as it came; its detail is the last error."""
+        with self._lock:
+            info = self._receivers.get(message.stream_id)
+            if info is None:
+                return
+            info.bad_records[message.reason] = (
+                info.bad_records.get(message.reason, 0) + message.records
+            )
+            info.last_error = f"{message.records} {message.reason}: {message.detail}"
 
     def update_status(self, executor_id: str, status: ReceiverStatus) -> None:
         with self._lock:

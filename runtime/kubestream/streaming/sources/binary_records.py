@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from kubestream.core.rdd import RDD, SourceRDD
 from kubestream.core.tasks import FileSource
 from kubestream.errors import require_count
 from kubestream.streaming.sources.files import FileInputDStream
@@ -23,11 +22,5 @@ class BinaryRecordsInputDStream(FileInputDStream):
         super().__init__(env, directory)
         self.record_length = record_length
 
-    def compute(self, batch_time: int) -> RDD | None:
-        rdd = super().compute(batch_time)
-        if not isinstance(rdd, SourceRDD):
-            return rdd
-        sources = [
-            FileSource(s.path, self.record_length) for s in rdd.sources if isinstance(s, FileSource)
-        ]
-        return SourceRDD(self.env.engine, sources)
+    def file_source(self, path: str) -> FileSource:
+        return FileSource(path, record_length=self.record_length)

@@ -56,8 +56,9 @@ class InputDStream(DStream):
         info.failed); must not block, since the next batch's clean-up waits for it."""
 
     def input_details(self) -> dict[str, Any]:
-        """What the status document shows of this input beyond its rate: for a source with a
-        backlog, "lag" {partition name: records not yet planned} and "lost_records"."""
+        """What the status document shows of this input beyond its rate, merged into its entry
+        under "inputs": a source with a backlog its "lag" {partition: records not yet planned}
+        and "lost_records"; a directory its counters and "problem" (None when healthy)."""
         return {}
 
     def clear_metadata(self, batch_time: int) -> list:  # type: ignore[type-arg]
