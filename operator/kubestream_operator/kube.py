@@ -168,6 +168,16 @@ class Cluster:
             {"data": manifest["data"]},
         )
 
+    def replace_network_policy(self, manifest: Manifest) -> None:
+        meta = manifest["metadata"]
+        self._call(
+            f"update NetworkPolicy {meta['name']}",
+            self.networking.patch_namespaced_network_policy,
+            meta["name"],
+            meta["namespace"],
+            {"spec": manifest["spec"]},
+        )
+
     def set_claim_owned(self, job: JobRef, name: str, owned: bool) -> None:
         """Add or remove the job's owner reference on the checkpoint claim."""
         claim = self.get_child("PersistentVolumeClaim", job.namespace, name)

@@ -212,7 +212,9 @@ def build_network_policy(job: JobRef, ui_namespaces: Sequence[str] = ()) -> Mani
         {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": name}}}
         for name in sorted(set(ui_namespaces))
     ]
-    ui_rule: dict[str, Any] = {"ports": [{"port": UI_PORT}]}
+    # Protocols spelt out, as the API server stores them: the operator compares what
+    # it finds with this to keep the policy current.
+    ui_rule: dict[str, Any] = {"ports": [{"protocol": "TCP", "port": UI_PORT}]}
     if ui_clients:
         ui_rule["from"] = ui_clients
     return {
@@ -225,7 +227,10 @@ def build_network_policy(job: JobRef, ui_namespaces: Sequence[str] = ()) -> Mani
             "ingress": [
                 {
                     "from": [{"podSelector": own_pods}],
-                    "ports": [{"port": DRIVER_PORT}, {"port": BLOCK_PORT}],
+                    "ports": [
+                        {"protocol": "TCP", "port": DRIVER_PORT},
+                        {"protocol": "TCP", "port": BLOCK_PORT},
+                    ],
                 },
                 *([ui_rule] if ui_clients else []),
             ],

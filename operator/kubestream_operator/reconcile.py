@@ -67,6 +67,8 @@ def _apply(cluster: Cluster, job: m.JobRef, todo: Plan) -> None:
         cluster.create(manifest)
     if todo.update_config is not None:
         cluster.replace_config_map(todo.update_config)
+    if todo.update_network_policy is not None:
+        cluster.replace_network_policy(todo.update_network_policy)
     if todo.set_claim_owned is not None:
         cluster.set_claim_owned(job, *todo.set_claim_owned)
     for gone in todo.delete:

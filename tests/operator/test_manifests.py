@@ -53,21 +53,24 @@ def test_network_policy_admits_only_own_pods_to_zeromq_ports() -> None:
     assert spec["podSelector"] == {"matchLabels": {m.JOB_LABEL: "wc"}}
     zmq_rule, ui_rule = spec["ingress"]
     assert zmq_rule["from"] == [{"podSelector": {"matchLabels": {m.JOB_LABEL: "wc"}}}]
-    assert zmq_rule["ports"] == [{"port": 7077}, {"port": 7078}]
+    assert zmq_rule["ports"] == [
+        {"protocol": "TCP", "port": 7077},
+        {"protocol": "TCP", "port": 7078},
+    ]
     by_name = "kubernetes.io/metadata.name"
     assert ui_rule == {
         "from": [
             {"namespaceSelector": {"matchLabels": {by_name: "kubestream-system"}}},
             {"namespaceSelector": {"matchLabels": {by_name: "monitoring"}}},
         ],
-        "ports": [{"port": 4040}],
+        "ports": [{"protocol": "TCP", "port": 4040}],
     }
 
 
 def test_network_policy_without_ui_namespaces_admits_no_pod_to_the_ui_port() -> None:
     """No rule names 4040 then: only `kubectl port-forward` (through the kubelet) gets in."""
     rules = m.build_network_policy(JOB)["spec"]["ingress"]
-    assert all({"port": 4040} not in rule["ports"] for rule in rules)
+    assert all(port["port"] != 4040 for rule in rules for port in rule["ports"])
 
 
 def test_driver_pod_mounts_the_tls_secret_and_probes_healthz_over_https() -> None:
