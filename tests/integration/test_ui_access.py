@@ -227,3 +227,6 @@ def test_https_is_verified_against_the_right_ca_only(
         response = plain.getresponse()
         response.read()
         raise AssertionError(f"plain HTTP was answered {response.status}")
+    driver.request("GET", "/healthz")  # the driver still serves, and logged one line each
+    refusals = driver.log.read_text()
+    assert "no TLS session with" in refusals and "Traceback" not in refusals

@@ -21,6 +21,7 @@ import logging
 import re
 import socket
 import ssl
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -140,6 +141,10 @@ class _BoundedServer(ThreadingHTTPServer):
             self._slots.release()
 
     def handle_error(self, request: Any, client_address: Any) -> None:
+        failure = sys.exc_info()[1]
+        if isinstance(failure, ssl.SSLError):  # plain HTTP, or a client refusing our certificate
+            log.warning("UI: no TLS session with %s: %s", client_address, failure.reason)
+            return
         log.exception("UI: a request from %s failed", client_address)
 
 
