@@ -162,6 +162,12 @@ def run(args: argparse.Namespace) -> int:
     )
     load_config()
     ui_namespaces = tuple(n for n in (args.own_namespace, args.monitoring_namespace) if n)
+    if not args.own_namespace:
+        log.warning(
+            "%s is not set: jobs' NetworkPolicies admit no pod to the UI port, so where "
+            "they are enforced this operator cannot read or drain drivers",
+            OWN_NAMESPACE.env,
+        )
     cluster = Cluster(ui_namespaces, os.environ.get(SCRAPE_TOKEN.env, ""))
     registry = CollectorRegistry()
     metrics = OperatorMetrics(registry)
