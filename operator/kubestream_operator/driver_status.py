@@ -96,7 +96,11 @@ class _VerifiedHTTPS(http.client.HTTPSConnection):
 
     def connect(self) -> None:
         raw = socket.create_connection((self.host, self.port), self.timeout)
-        self.sock = self._context.wrap_socket(raw, server_hostname=self._server_name)
+        try:
+            self.sock = self._context.wrap_socket(raw, server_hostname=self._server_name)
+        except BaseException:
+            raw.close()
+            raise
 
 
 def _request(

@@ -99,11 +99,13 @@ def test_no_secret_reaches_logs_status_metrics_or_the_page(tmp_path: Path) -> No
         # The login URL carries the read token; the answer and the logs must not repeat it.
         where = urlsplit(url)
         login = http.client.HTTPConnection(where.hostname or "", where.port, timeout=10)
-        login.request("GET", "/?token=" + markers["read token"])
-        answer = login.getresponse()
-        assert answer.status == 303
-        emitted["login answer"] = answer.read().decode() + str(answer.getheader("Location"))
-        login.close()
+        try:
+            login.request("GET", "/?token=" + markers["read token"])
+            answer = login.getresponse()
+            assert answer.status == 303
+            emitted["login answer"] = answer.read().decode() + str(answer.getheader("Location"))
+        finally:
+            login.close()
     finally:
         proc.terminate()
         proc.wait(60)

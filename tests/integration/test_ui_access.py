@@ -60,11 +60,13 @@ class Driver:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         if cookie:
             headers["Cookie"] = cookie
-        connection.request(method, path, headers=headers)
-        response = connection.getresponse()
-        response.read()
-        connection.close()
-        return response
+        try:
+            connection.request(method, path, headers=headers)
+            response = connection.getresponse()
+            response.read()
+            return response
+        finally:
+            connection.close()
 
 
 def openssl(*args: str, cwd: Path) -> None:
@@ -219,14 +221,17 @@ def test_https_is_verified_against_the_right_ca_only(
     wrong = ssl.create_default_context(cafile=str(certificates / "other-ca.crt"))
     with pytest.raises(ssl.SSLCertVerificationError):
         driver.request("GET", "/metrics", token=driver.read, context=wrong)
-    with pytest.raises(
-        (http.client.RemoteDisconnected, ConnectionError, http.client.BadStatusLine)
-    ):
-        plain = http.client.HTTPConnection("127.0.0.1", driver.port, timeout=10)
-        plain.request("GET", "/metrics")
-        response = plain.getresponse()
-        response.read()
-        raise AssertionError(f"plain HTTP was answered {response.status}")
+    plain = http.client.HTTPConnection("127.0.0.1", driver.port, timeout=10)
+    try:
+        with pytest.raises(
+            (http.client.RemoteDisconnected, ConnectionError, http.client.BadStatusLine)
+        ):
+            plain.request("GET", "/metrics")
+            response = plain.getresponse()
+            response.read()
+            raise AssertionError(f"plain HTTP was answered {response.status}")
+    finally:
+        plain.close()
     driver.request("GET", "/healthz")  # the driver still serves, and logged one line each
     refusals = driver.log.read_text()
     assert "no TLS session with" in refusals and "Traceback" not in refusals
