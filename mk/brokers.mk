@@ -12,3 +12,13 @@ kafka-up: setup
 ## Stop the broker started by `make kafka-up`.
 kafka-down:
 	@hack/brokers/kafka.sh down $(BROKERS_DIR)/kafka
+
+.PHONY: rabbitmq-up rabbitmq-down
+
+## Start a RabbitMQ node on 127.0.0.1 (Debian's package); last line: RABBITMQ_ADDRESS=<host:port>.
+rabbitmq-up: setup
+	@PYTHON=$(PY) hack/brokers/rabbitmq.sh up $(BROKERS_DIR)/rabbitmq
+
+## Stop the node (and its epmd) started by `make rabbitmq-up`.
+rabbitmq-down:
+	@hack/brokers/rabbitmq.sh down $(BROKERS_DIR)/rabbitmq

@@ -157,3 +157,64 @@ def start_kafka(directory: Path) -> KafkaBroker:
         },
     )
     return KafkaBroker(broker, username, password, ca)
+
+
+@dataclass(frozen=True)
+class RabbitMQBroker:
+    """A RabbitMQ node with user `username` / `password` (new every run) on `port`, and an
+    amqps listener on `tls_port` whose certificate (for IP 127.0.0.1) the CA in
+    `ca_location` signed."""
+
+    broker: Broker
+    username: str
+    password: str
+    ca_location: Path
+
+    @property
+    def port(self) -> int:
+        return int(self.broker.addresses["RABBITMQ_ADDRESS"].rsplit(":", 1)[1])
+
+    @property
+    def tls_port(self) -> int:
+        return int(self.broker.addresses["RABBITMQ_TLS_ADDRESS"].rsplit(":", 1)[1])
+
+    def ctl(self, *args: str) -> str:
+        """rabbitmqctl against this node; its output."""
+        result = subprocess.run(
+            [HACK / "rabbitmq.sh", "ctl", self.broker.directory, *args],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return result.stdout
+
+
+def start_rabbitmq(directory: Path) -> RabbitMQBroker:
+    username, password = "kubestream-test", secrets.token_urlsafe(18)
+    ca, _ = make_tls(directory / "tls")
+    broker = start_broker(
+        "rabbitmq",
+        directory,
+        {
+            "RABBITMQ_USERS": f"{username}:{password}",
+            "RABBITMQ_TLS_PORT": str(free_port()),
+            "RABBITMQ_TLS_CA": str(ca),
+            "RABBITMQ_TLS_CERT": str(directory / "tls" / "server.pem"),
+            "RABBITMQ_TLS_KEY": str(directory / "tls" / "server.key"),
+        },
+    )
+    return RabbitMQBroker(broker, username, password, ca)
+
+
+def start_flume(directory: Path, sink_address: str, events: int, batch_size: int = 100) -> Broker:
+    """A Flume agent whose sequence source makes `events` events (bodies "0", "1", ...) and
+    whose Thrift sink delivers them to `sink_address` (host:port)."""
+    return start_broker(
+        "flume",
+        directory,
+        {
+            "FLUME_SINK_ADDRESS": sink_address,
+            "FLUME_EVENTS": str(events),
+            "FLUME_BATCH_SIZE": str(batch_size),
+        },
+    )

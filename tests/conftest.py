@@ -13,6 +13,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# Speed is measured in benchmarks, never asserted in tests: no per-example deadline, which
+# a loaded machine would turn into failures that say nothing about the code.
+settings.register_profile("kubestream", deadline=None)
+settings.load_profile("kubestream")
 
 TESTS = Path(__file__).parent
 INTEGRATION_FOLDERS = {"integration", "chart"}

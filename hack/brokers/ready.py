@@ -27,7 +27,33 @@ def kafka(address: str) -> None:
         raise RuntimeError(f"metadata lists {len(metadata.brokers)} brokers")
 
 
-PROBES: dict[str, Callable[[str], None]] = {"kafka": kafka}
+def rabbitmq(address: str) -> None:
+    """pika opens a channel as guest (the node's config allows guest on loopback only)."""
+    import pika  # noqa: PLC0415  (only this probe needs it)
+
+    host, port = address.rsplit(":", 1)
+    params = pika.ConnectionParameters(host, int(port), connection_attempts=1, socket_timeout=2)
+    connection = pika.BlockingConnection(params)
+    try:
+        connection.channel()
+    finally:
+        connection.close()
+
+
+def flume(address: str) -> None:
+    """The agent's HTTP monitoring (`-Dflume.monitoring.type=http`) lists its source and its
+    sink as started."""
+    import json  # noqa: PLC0415
+    import urllib.request  # noqa: PLC0415
+
+    with urllib.request.urlopen(f"http://{address}/metrics", timeout=2) as response:
+        metrics = json.load(response)
+    kinds = {name.split(".", 1)[0] for name, values in metrics.items() if values.get("StartTime")}
+    if not {"SOURCE", "SINK"} <= kinds:
+        raise RuntimeError(f"started components: {sorted(metrics)}")
+
+
+PROBES: dict[str, Callable[[str], None]] = {"kafka": kafka, "rabbitmq": rabbitmq, "flume": flume}
 
 
 def alive(pid: int) -> bool:

@@ -12,9 +12,10 @@ from typing import Any
 
 import pytest
 
-from kubestream import StreamingContext
+from kubestream import State, StateSpec, StreamingContext
 from kubestream.clock import ManualClock
 from kubestream.errors import ConfigError
+from kubestream.storage.checkpoint_store import CheckpointStore, write_atomically
 
 TEXTS = [f"a b c {i % 3} {'d' * (i % 2)}" for i in range(14)]
 
@@ -77,6 +78,48 @@ def test_running_totals_resume_exactly_after_a_stop(tmp_path: Path) -> None:
     assert final == sorted(Counter(w for t in TEXTS for w in t.split()).items())
 
 
+def count_or_expire(key: str, value: int | None, state: State) -> tuple[str, object]:
+    if state.is_timing_out():
+        return key, "expired"
+    total = state.get_option(0) + (value or 0)
+    state.update(total)
+    return key, total
+
+
+def expiring_totals(words: Any) -> Any:
+    return words.reduce_by_key(operator.add).map_with_state(
+        StateSpec.of(count_or_expire, timeout=2.0)
+    )
+
+
+def expiring_reference(batches: int) -> list[list[tuple[str, object]]]:
+    """Per batch: (word, running total) for its words, (word, "expired") for words idle 2 s."""
+    totals: dict[str, int] = {}
+    last: dict[str, int] = {}
+    out = []
+    for i, text in enumerate(TEXTS[:batches]):
+        counts = Counter(text.split())
+        mapped: list[tuple[str, object]] = []
+        for word, n in counts.items():
+            totals[word] = totals.get(word, 0) + n
+            last[word] = i
+            mapped.append((word, totals[word]))
+        for word in [w for w in totals if w not in counts and i - last[w] >= 2]:
+            mapped.append((word, "expired"))
+            del totals[word], last[word]
+        out.append(sorted(mapped))
+    return out
+
+
+def test_map_with_state_with_timeouts_resumes_exactly_after_a_stop(tmp_path: Path) -> None:
+    """The restored state keeps each key's last update time, so timeouts fire as without a stop."""
+    job = Job(tmp_path, expiring_totals)
+    clock = ManualClock(1000.0)
+    job.run(clock, 7)
+    job.run(ManualClock(clock.now()), 7)
+    assert [job.outputs[t] for t in sorted(job.outputs)] == expiring_reference(14)
+
+
 def test_incremental_window_resumes_exactly_after_a_stop(tmp_path: Path) -> None:
     job = Job(tmp_path, windowed)
     clock = ManualClock(1000.0)
@@ -103,6 +146,25 @@ def test_corrupt_newest_checkpoint_resumes_from_the_previous(
     assert "recovered from checkpoint" in caplog.text
     final = job.outputs[max(job.outputs)]
     assert final == sorted(Counter(w for t in TEXTS[:10] for w in t.split()).items())
+
+
+def test_a_state_checkpoint_newer_than_the_metadata_names_is_used(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A driver catching up writes metadata for batches generated ahead of those completed,
+    so the newest metadata can name a data checkpoint older than every one still kept."""
+    job = Job(tmp_path, totals)
+    clock = ManualClock(1000.0)
+    job.run(clock, 10)
+    store = CheckpointStore(job.checkpoint)
+    path, meta = store.read_newest("metadata")  # type: ignore[misc]
+    meta["data_time"] = min(store.times("state")) - 3000
+    write_atomically(path, meta)
+    with caplog.at_level(logging.WARNING):
+        job.run(ManualClock(clock.now()), 4)
+    assert "no usable state checkpoint" not in caplog.text
+    final = job.outputs[max(job.outputs)]
+    assert final == sorted(Counter(w for t in TEXTS for w in t.split()).items())
 
 
 def test_changed_graph_is_refused_with_what_changed_and_how_to_start_fresh(tmp_path: Path) -> None:

@@ -7,6 +7,8 @@ case is in tests/integration/test_user_code_exits.py.
 from __future__ import annotations
 
 import sys
+import threading
+import time
 from collections.abc import Callable
 
 import pytest
@@ -86,3 +88,25 @@ def test_an_exit_in_a_listener_leaves_batches_running() -> None:
     infos, seen = _run_three_batches(build)
     assert not any(i.failed for i in infos)
     assert seen == [[1], [2], [3]]
+
+
+def _slow(value: int) -> int:
+    time.sleep(0.2)
+    return value
+
+
+def test_a_batch_cut_short_by_a_stop_is_pending_not_failed() -> None:
+    clock = ManualClock(100.0)
+    ssc = StreamingContext(1.0, clock=clock)
+    started = threading.Event()
+
+    def output(rdd: RDD) -> None:
+        started.set()
+        rdd.collect()
+
+    ssc.queue_stream([list(range(40))]).map(_slow).foreach_rdd(output)
+    ssc.start()
+    clock.advance(1.0)
+    assert started.wait(30)
+    ssc.stop(graceful=False)
+    assert not any(b.failed for b in ssc.batches), [b.errors for b in ssc.batches]

@@ -19,7 +19,6 @@ from kubestream.core.tasks import (
     OutputSpec,
     ResultOutput,
     ShuffleWrite,
-    StoreBlock,
     TaskDescription,
 )
 from kubestream.errors import FetchFailedError, JobFailedError
@@ -64,6 +63,7 @@ class DAGScheduler:
         wanted: list[int],
         output: Callable[[int], OutputSpec],
         shuffles_done: set[int],
+        prefer: Callable[[int], tuple[str, ...]] | None = None,
     ) -> dict[int, tuple[ExecutorAddress, Any]]:
         """Run a final stage until every wanted partition completed, recomputing lost parents."""
         results: dict[int, tuple[ExecutorAddress, Any]] = {}
@@ -72,7 +72,7 @@ class DAGScheduler:
             missing = [p for p in wanted if p not in results]
             if not missing:
                 return results
-            outcome = self._run_stage(rdd, missing, output)
+            outcome = self._run_stage(rdd, missing, output, prefer)
             results.update(outcome.completed)
             if outcome.error:
                 raise JobFailedError(outcome.error)
@@ -89,12 +89,17 @@ class DAGScheduler:
 
             def output(split: int) -> OutputSpec:
                 turn = split % len(peers) if peers else 0
-                return StoreBlock(persisted.block_id(split), tuple(peers[turn:] + peers[:turn]))
+                return persisted.store_output(split, tuple(peers[turn:] + peers[:turn]))
 
             splits = list(range(persisted.num_partitions))
             parent = persisted.parent
             assert parent is not None, "an unmaterialised persisted RDD keeps its parent"
-            done = self._run_to_completion(parent, splits, output, shuffles_done)
+            for other in persisted.narrow_parents():
+                if other is not parent:  # a state's previous version, updated in place
+                    self._ensure_parents(other, shuffles_done)
+            done = self._run_to_completion(
+                parent, splits, output, shuffles_done, persisted.task_preference
+            )
             executors = self._tasks.executors()
             blocks = []
             for split in splits:
@@ -144,7 +149,11 @@ class DAGScheduler:
             done.clear()
 
     def _run_stage(
-        self, rdd: RDD, splits: list[int], output: Callable[[int], OutputSpec]
+        self,
+        rdd: RDD,
+        splits: list[int],
+        output: Callable[[int], OutputSpec],
+        prefer: Callable[[int], tuple[str, ...]] | None = None,
     ) -> TaskSetOutcome:
         stage_id = next(self._stage_ids)
         planned = []
@@ -161,7 +170,8 @@ class DAGScheduler:
                 ops=tuple(self._functions.ref(op) for op in ops),
                 output=output(split),
             )
-            planned.append(PlannedTask(task, rdd.preferred_executors(split)))
+            preferred = prefer(split) if prefer is not None else rdd.preferred_executors(split)
+            planned.append(PlannedTask(task, preferred))
         return self._tasks.run_taskset(planned)
 
 

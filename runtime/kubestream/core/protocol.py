@@ -162,6 +162,7 @@ class PutBlock:
 @dataclass(frozen=True, slots=True)
 class BlockStored:
     block_id: str
+    stored: bool = True  # False: a state delta whose base version the peer does not hold
 
 
 ToExecutor = (

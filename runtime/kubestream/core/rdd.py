@@ -40,10 +40,14 @@ from kubestream.core.tasks import (
     CoGroupSource,
     EmptySource,
     ExecutorAddress,
+    OutputSpec,
     ParallelSource,
     RangeSource,
     ShuffleSource,
     SourceSpec,
+    StateSource,
+    StoreBlock,
+    UpdateState,
 )
 from kubestream.core.typevars import C, K, T, U, V, W
 from kubestream.errors import require, require_count
@@ -755,6 +759,15 @@ class PersistedRDD(RDD):
     def narrow_parents(self) -> Sequence[RDD]:
         return () if self.parent is None else (self.parent,)
 
+    def store_output(self, split: int, peers: tuple[ExecutorAddress, ...]) -> OutputSpec:
+        """What the task computing `split` of the parent does with it: keep it here and on
+        the first of `peers` that takes a copy."""
+        return StoreBlock(self.block_id(split), peers)
+
+    def task_preference(self, split: int) -> tuple[str, ...]:
+        """Executors the task computing `split` should run on."""
+        return self.parent.preferred_executors(split) if self.parent is not None else ()
+
     def plan(self, split: int, locate: MapLocations) -> tuple[SourceSpec, list[PartitionFn]]:
         if self.blocks is None:
             raise RuntimeError(f"persisted RDD {self.id} planned before it was materialised")
@@ -765,6 +778,95 @@ class PersistedRDD(RDD):
         if self.blocks is None:
             return ()
         return tuple(loc.executor_id for loc in self.blocks[split][1])
+
+
+class StateRDD(PersistedRDD):
+    """One batch's version of a keyed state, kept as dicts in executors' memory.
+
+    `records` ((key, value) pairs) are hash-partitioned the state's way, in place when
+    they already are, and each partition is applied by `updater` (see tasks.UpdateState)
+    to version `base` on the executor holding it: the state never crosses the network,
+    and only what changed goes to the replica. `base` None starts from empty (the
+    updater then loads a first version, e.g. a checkpoint's entries). Read back, a
+    partition is its (key, state) entries.
+    """
+
+    def __init__(
+        self,
+        records: RDD,
+        base: StateRDD | None,
+        updater: Callable[..., Any],
+        family: str,
+        batch_time: int,
+        num_partitions: int,
+    ) -> None:
+        if base is not None:
+            num_partitions = base.num_partitions
+        partitioner = HashPartitioner(num_partitions)
+        if records.partitioner != partitioner or records.num_partitions != num_partitions:
+            records = ShuffledRDD(records, num_partitions, partitioner, None)
+        super().__init__(records, f"{family}_{batch_time}_", partitioner)
+        self.base = base
+        self.updater = updater
+        self.family = family
+        self.batch_time = batch_time
+
+    def narrow_parents(self) -> Sequence[RDD]:
+        return tuple(r for r in (self.parent, self.base) if r is not None)
+
+    def store_output(self, split: int, peers: tuple[ExecutorAddress, ...]) -> OutputSpec:
+        base = None
+        if self.base is not None:
+            source, _ = self.base.plan(split, _no_shuffles)
+            assert isinstance(source, StateSource)
+            base = source
+        return UpdateState(
+            self.family,
+            self.block_id(split),
+            base,
+            self.engine.functions.ref(self.updater),
+            self.batch_time,
+            peers,
+        )
+
+    def task_preference(self, split: int) -> tuple[str, ...]:
+        """Where the previous version is: the update reads it in place."""
+        base = self.base.preferred_executors(split) if self.base is not None else ()
+        return tuple(dict.fromkeys(base + super().task_preference(split)))
+
+    def materialised(self, blocks: list[tuple[str, tuple[ExecutorAddress, ...]]]) -> None:
+        super().materialised(blocks)
+        self.base = None
+
+    def plan(self, split: int, locate: MapLocations) -> tuple[SourceSpec, list[PartitionFn]]:
+        if self.blocks is None:
+            raise RuntimeError(f"state RDD {self.id} planned before it was materialised")
+        block_id, locations = self.blocks[split]
+        return StateSource(block_id, self.engine.locate(block_id, locations)), []
+
+
+class StateViewRDD(RDD):
+    """Another view of a state version: the records its batch emitted (`mapped`)."""
+
+    def __init__(self, state: StateRDD, view: str) -> None:
+        super().__init__(state.engine, state.num_partitions)
+        self.state = state
+        self.view = view
+
+    def narrow_parents(self) -> Sequence[RDD]:
+        return (self.state,)
+
+    def plan(self, split: int, locate: MapLocations) -> tuple[SourceSpec, list[PartitionFn]]:
+        source, ops = self.state.plan(split, locate)
+        assert isinstance(source, StateSource)
+        return StateSource(source.block_id, source.locations, self.view), ops
+
+    def preferred_executors(self, split: int) -> tuple[str, ...]:
+        return self.state.preferred_executors(split)
+
+
+def _no_shuffles(shuffle_id: int) -> tuple[ExecutorAddress, ...]:
+    raise RuntimeError("a state version is planned without shuffles")
 
 
 @dataclass
@@ -890,7 +992,7 @@ class CoGroupedRDD(RDD):
                 parts.append(CoGroupPart(source))
                 continue
             inner, ops = side.plan(split, locate)
-            if not isinstance(inner, BlockSource | ShuffleSource):
+            if not isinstance(inner, BlockSource | ShuffleSource | StateSource):
                 raise RuntimeError(f"RDD {side.id} cannot be read in place by a cogroup")
             refs = tuple(self.engine.functions.ref(op) for op in ops)
             parts.append(CoGroupPart(inner, refs))

@@ -9,6 +9,7 @@ a union partition is one parent's partition, and cogroup is a shuffle read.
 from __future__ import annotations
 
 import itertools
+import pickle
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -19,6 +20,13 @@ from kubestream.core.ops import Aggregator
 from kubestream.errors import BlockLostError, FetchFailedError
 from kubestream.storage.block_manager import BlockManager, deserialise, serialise, shuffle_block_id
 from kubestream.storage.checkpoint_store import read_verified
+from kubestream.storage.state_store import (
+    PartitionKey,
+    PartitionState,
+    StateDelta,
+    StateStore,
+    delta_message,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +70,16 @@ class BlockSource:
 
 
 @dataclass(frozen=True, slots=True)
+class StateSource:
+    """A version of a state partition (storage.state_store): its (key, state) `entries`,
+    or the `mapped` records the version's batch emitted (map_with_state)."""
+
+    block_id: str
+    locations: tuple[ExecutorAddress, ...]
+    view: str = "entries"
+
+
+@dataclass(frozen=True, slots=True)
 class ShuffleSource:
     shuffle_id: int
     reduce_index: int
@@ -74,7 +92,7 @@ class CoGroupPart:
     """One side of a cogroup: a shuffle read, or (co-partitioned, narrow) a block or a
     shuffled RDD's own partition, with the operators that side applies first."""
 
-    source: ShuffleSource | BlockSource
+    source: ShuffleSource | BlockSource | StateSource
     ops: tuple[FunctionRef, ...] = ()
 
 
@@ -98,6 +116,7 @@ class ReaderSource:
 SourceSpec = (
     (EmptySource | ParallelSource | RangeSource | FileSource | BlockSource | ShuffleSource)
     | CoGroupSource
+    | StateSource
     | ReaderSource
 )
 
@@ -124,7 +143,22 @@ class StoreBlock:
     peers: tuple[ExecutorAddress, ...]
 
 
-OutputSpec = ShuffleWrite | ResultOutput | StoreBlock
+@dataclass(frozen=True, slots=True)
+class UpdateState:
+    """Apply the partition's (key, value) records to version `base` of a state partition
+    (None: an empty one), keep the result as version `block_id` here, and send its changes
+    to one peer. `updater(partition, records, batch_time) -> StateDelta` must not modify
+    the partition: a failure leaves the base intact."""
+
+    family: str
+    block_id: str
+    base: StateSource | None
+    updater: FunctionRef
+    batch_time: int
+    peers: tuple[ExecutorAddress, ...]
+
+
+OutputSpec = ShuffleWrite | ResultOutput | StoreBlock | UpdateState
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +174,8 @@ class TaskDescription:
         refs = list(self.ops)
         if isinstance(self.output, ResultOutput):
             refs.append(self.output.fn)
+        elif isinstance(self.output, UpdateState):
+            refs.append(self.output.updater)
         elif isinstance(self.output, ShuffleWrite):
             refs += [r for r in (self.output.partitioner, self.output.aggregator) if r]
         sources: list[SourceSpec] = [self.source]
@@ -155,14 +191,16 @@ class TaskEnv(Protocol):
 
     executor_id: str
     blocks: BlockManager
+    states: StateStore
     functions: FunctionCache
 
     def fetch_blocks(self, location: ExecutorAddress, block_ids: list[str]) -> list[bytes | None]:
         """Blocks from a peer; raises ConnectionError when the peer cannot answer."""
         ...
 
-    def put_block(self, location: ExecutorAddress, block_id: str, blob: bytes) -> None:
-        """Store a copy of a block on a peer; raises ConnectionError when it cannot."""
+    def put_block(self, location: ExecutorAddress, block_id: str, blob: bytes) -> bool:
+        """Store a copy of a block on a peer; False when a state delta's base is not there;
+        raises ConnectionError when the peer cannot answer."""
         ...
 
 
@@ -180,6 +218,8 @@ def run_task(task: TaskDescription, env: TaskEnv, events: list[InputEvent] | Non
         return env.functions.get(output.fn)(task.partition, records)
     if isinstance(output, StoreBlock):
         return _store_block(output, records, env)
+    if isinstance(output, UpdateState):
+        return _update_state(output, task.partition, records, env)
     _write_shuffle(output, records, env)
     return None
 
@@ -197,6 +237,74 @@ def _store_block(output: StoreBlock, records: Iterator[Any], env: TaskEnv) -> st
             continue
         return peer.executor_id
     return None
+
+
+def _update_state(
+    output: UpdateState, partition: int, records: Iterator[Any], env: TaskEnv
+) -> str | None:
+    """Update one state partition in place; returns the executor id of its replica."""
+    key = (output.family, partition)
+    updater = env.functions.get(output.updater)
+    base = output.base
+    if base is None:
+        delta: StateDelta = updater(PartitionState(key, "", {}), records, output.batch_time)
+        env.states.install(key, output.block_id, delta.updated, delta.mapped)
+        message = None
+    else:
+        part = env.states.checkout(key, base.block_id) or _fetch_state(key, base, env)
+        delta = updater(part, records, output.batch_time)
+        env.states.commit(part, output.block_id, delta)
+        message = delta_message(key, base.block_id, output.block_id, delta)
+    for peer in output.peers:
+        if peer.executor_id == env.executor_id:
+            continue
+        try:
+            if message is not None and env.put_block(peer, output.block_id, message):
+                return peer.executor_id
+            full = env.states.snapshot(output.block_id)
+            if full is not None and env.put_block(peer, output.block_id, full):
+                return peer.executor_id
+        except ConnectionError:
+            continue
+    return None
+
+
+def _fetch_state(key: PartitionKey, base: StateSource, env: TaskEnv) -> PartitionState:
+    """Copy a state version from an executor holding it (this one holds none)."""
+    for location in base.locations:
+        if location.executor_id == env.executor_id:
+            continue
+        try:
+            (blob,) = env.fetch_blocks(location, [base.block_id])
+        except ConnectionError:
+            continue
+        if blob is not None and env.states.receive(blob):
+            part = env.states.checkout(key, base.block_id)
+            if part is not None:
+                return part
+    raise BlockLostError(f"state {base.block_id} is held by no live executor")
+
+
+def _read_state(source: StateSource, env: TaskEnv) -> Iterator[Any]:
+    found = env.states.read(source.block_id)
+    for location in source.locations:
+        if found is not None:
+            break
+        if location.executor_id == env.executor_id:
+            continue
+        try:
+            (blob,) = env.fetch_blocks(location, [source.block_id])
+        except ConnectionError:
+            continue
+        if blob is not None:
+            _, _, _, data, mapped = pickle.loads(blob)
+            found = list(data.items()), mapped
+    if found is None:
+        raise BlockLostError(f"state {source.block_id} is held by no live executor")
+    entries, mapped = found
+    if source.view == "mapped":
+        return iter(mapped or ())
+    return iter(entries)
 
 
 def _open_source(
@@ -217,6 +325,8 @@ def _open_source(
         return _read_shuffle(source, env)
     if isinstance(source, CoGroupSource):
         return _cogroup(source, partition, env)
+    if isinstance(source, StateSource):
+        return _read_state(source, env)
     if isinstance(source, ReaderSource):
         return source.reader.read(env)
     return iter(())

@@ -36,11 +36,12 @@ from kubestream.errors import USER_CODE_ERRORS, FetchFailedError
 from kubestream.executor.receiver_supervisor import ReceiverSupervisor
 from kubestream.logs import bind
 from kubestream.storage.block_manager import BlockManager, shuffle_map_output
+from kubestream.storage.state_store import StateStore, is_state_block
 
 log = logging.getLogger(__name__)
 
 BlockFetcher = Callable[[ExecutorAddress, list[str]], list[bytes | None]]
-BlockPutter = Callable[[ExecutorAddress, str, bytes], None]
+BlockPutter = Callable[[ExecutorAddress, str, bytes], bool]
 
 
 class ExecutorCore:
@@ -55,6 +56,7 @@ class ExecutorCore:
         self.executor_id = executor_id
         self.cores = cores
         self.blocks = BlockManager()
+        self.states = StateStore()
         self.functions = FunctionCache()
         self.tasks_run = 0
         self.tasks_failed = 0
@@ -77,6 +79,7 @@ class ExecutorCore:
         elif isinstance(message, RemoveBlocks):
             for prefix in message.prefixes:
                 self.blocks.remove_prefix(prefix)
+                self.states.remove_prefix(prefix)
             self.blocks.remove(message.block_ids)
         elif isinstance(message, StartReceiver):
             self._start_receiver(message)
@@ -97,6 +100,24 @@ class ExecutorCore:
                 target=self._migrate, args=(message.peers,), name="migrate-blocks", daemon=True
             ).start()
 
+    def serve_fetch(self, block_id: str) -> bytes | None:
+        """A block for a peer; a state version as a full copy of it."""
+        if is_state_block(block_id):
+            return self.states.snapshot(block_id)
+        return self.blocks.get(block_id)
+
+    def serve_put(self, block_id: str, blob: bytes) -> bool:
+        """A copy from a peer; False when it is a state delta whose base is not here."""
+        if is_state_block(block_id):
+            return self.states.receive(blob)
+        self.blocks.put(block_id, blob)
+        return True
+
+    def block_stats(self) -> tuple[int, int]:
+        """(blocks and state versions held, bytes of the blocks)."""
+        blocks, size = self.blocks.stats()
+        return blocks + self.states.stats()[0], size
+
     def is_lost(self, executor_id: str) -> bool:
         return executor_id in self._lost_peers
 
@@ -105,10 +126,10 @@ class ExecutorCore:
             raise ConnectionError(f"executor {location.executor_id} is lost")
         return self._fetcher(location, block_ids)
 
-    def put_block(self, location: ExecutorAddress, block_id: str, blob: bytes) -> None:
+    def put_block(self, location: ExecutorAddress, block_id: str, blob: bytes) -> bool:
         if self.is_lost(location.executor_id):
             raise ConnectionError(f"executor {location.executor_id} is lost")
-        self._putter(location, block_id, blob)
+        return self._putter(location, block_id, blob)
 
     def replicate_block(
         self, block_id: str, blob: bytes, peers: tuple[ExecutorAddress, ...]
@@ -133,7 +154,7 @@ class ExecutorCore:
         together: the driver tracks one location per map output."""
         live = [p for p in peers if not self.is_lost(p.executor_id)]
         groups: dict[object, list[str]] = {}
-        for block_id in self.blocks.ids():
+        for block_id in self.blocks.ids() + self.states.heads():
             groups.setdefault(shuffle_map_output(block_id) or block_id, []).append(block_id)
         moves: list[tuple[str, str]] = []
         failed: list[str] = []
@@ -142,7 +163,7 @@ class ExecutorCore:
                 peer = live[(index + attempt) % len(live)]
                 try:
                     for block_id in block_ids:
-                        blob = self.blocks.get(block_id)
+                        blob = self.serve_fetch(block_id)
                         if blob is not None:
                             self.put_block(peer, block_id, blob)
                 except ConnectionError:

@@ -38,13 +38,13 @@ class InProcessExecutors:
         core = self.cores.get(location.executor_id)
         if core is None:
             raise ConnectionError(f"executor {location.executor_id} is gone")
-        return [core.blocks.get(b) for b in block_ids]
+        return [core.serve_fetch(b) for b in block_ids]
 
-    def _put(self, location: ExecutorAddress, block_id: str, blob: bytes) -> None:
+    def _put(self, location: ExecutorAddress, block_id: str, blob: bytes) -> bool:
         core = self.cores.get(location.executor_id)
         if core is None:
             raise ConnectionError(f"executor {location.executor_id} is gone")
-        core.blocks.put(block_id, blob)
+        return core.serve_put(block_id, blob)
 
     def stop(self) -> None:
         for core in self.cores.values():

@@ -67,7 +67,7 @@ class ExecutorProcess:
         self._fetcher = RequestClient(keys)
         self.core = ExecutorCore(executor_id, self._send, self._fetch, self._put, cores)
         self.registry = CollectorRegistry()
-        self._metrics = ExecutorMetrics(self.registry, executor_id, self.core.blocks.stats)
+        self._metrics = ExecutorMetrics(self.registry, executor_id, self.core.block_stats)
         self._metrics_server = None
         if metrics_port is not None:
             self._metrics_server, _ = start_http_server(
@@ -108,18 +108,19 @@ class ExecutorProcess:
 
     def _serve_blocks(self, request: Any) -> BlocksFetched | BlockStored:
         if isinstance(request, PutBlock):
-            self.core.blocks.put(request.block_id, request.blob)
-            return BlockStored(request.block_id)
+            stored = self.core.serve_put(request.block_id, request.blob)
+            return BlockStored(request.block_id, stored)
         if not isinstance(request, FetchBlocks):
             return BlocksFetched(())
-        return BlocksFetched(tuple(self.core.blocks.get(b) for b in request.block_ids))
+        return BlocksFetched(tuple(self.core.serve_fetch(b) for b in request.block_ids))
 
-    def _put(self, location: ExecutorAddress, block_id: str, blob: bytes) -> None:
-        self._fetcher.request(
+    def _put(self, location: ExecutorAddress, block_id: str, blob: bytes) -> bool:
+        reply = self._fetcher.request(
             location.address,
             PutBlock(block_id, blob),
             lambda: self.core.is_lost(location.executor_id),
         )
+        return bool(reply.stored)
 
     def _fetch(self, location: ExecutorAddress, block_ids: list[str]) -> list[bytes | None]:
         reply = self._fetcher.request(
@@ -167,7 +168,7 @@ class ExecutorProcess:
             self._register()
         if self._registered and now - self._last_sent >= self._heartbeat_interval:
             self._last_sent = now
-            blocks, size = self.core.blocks.stats()
+            blocks, size = self.core.block_stats()
             self._send(Heartbeat(blocks, size))
 
     def _finish(self, code: int) -> None:

@@ -131,8 +131,13 @@ class Checkpointer:
     def _restore_state(self, meta: dict[str, Any]) -> int | None:
         if not self.stateful:
             return None
+        # Any state of a batch this metadata covers will do: the sources recorded every
+        # generated batch's input. A driver catching up generates batches (and writes
+        # their metadata) ahead of completing them, so the newest metadata may name an
+        # older data checkpoint than ones written since, which pruning may have left alone.
+        covered = max([*meta["pending"], meta["last_completed"] or 0, meta["data_time"] or 0])
         for time in reversed(self.state_store.times(STATE)):
-            if meta["data_time"] is not None and time > meta["data_time"]:
+            if time > covered:
                 continue
             data = self.state_store.read(STATE, time)
             if data is None:

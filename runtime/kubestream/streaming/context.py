@@ -39,10 +39,13 @@ from kubestream.streaming.scheduler.rate_controller import PIDRateEstimator, Rat
 from kubestream.streaming.scheduler.receiver_tracker import ReceiverTracker
 from kubestream.streaming.sources.binary_records import BinaryRecordsInputDStream
 from kubestream.streaming.sources.files import DEFAULT_MIN_REMEMBER_DURATION, FileInputDStream
+from kubestream.streaming.sources.flume import FlumeReceiver
 from kubestream.streaming.sources.kafka.client import BrokerClient, MessageHandler
 from kubestream.streaming.sources.kafka.starting import StartingOffsets
 from kubestream.streaming.sources.kafka.stream import KafkaInputDStream
 from kubestream.streaming.sources.queue import QueueInputDStream
+from kubestream.streaming.sources.rabbitmq import Delivery, RabbitMQSettings, body_text
+from kubestream.streaming.sources.rabbitmq import rabbitmq_stream as _rabbitmq_stream
 from kubestream.streaming.sources.rate import RateInputDStream
 from kubestream.streaming.sources.receiver_stream import ReceiverInputDStream
 from kubestream.streaming.sources.socket import DEFAULT_MAX_RECORD_BYTES, SocketTextReceiver
@@ -501,6 +504,121 @@ class StreamingContext:
             poll_timeout=poll_timeout,
             broker_client=broker_client,
         )
+
+    def rabbitmq_stream(
+        self,
+        host: str,
+        port: int,
+        queue: str,
+        *,
+        virtual_host: str = "/",
+        username: str = "guest",
+        password: str | None = None,
+        password_file: str | None = None,
+        password_env: str | None = None,
+        ca_file: str | None = None,
+        declare_queue: bool = True,
+        exchange: str | None = None,
+        routing_key: str = "",
+        receivers: int = 1,
+        message_handler: Callable[[Delivery], Any] = body_text,
+        block_size: int = 500,
+        block_interval: float = 0.5,
+        id_header: str | None = None,
+        dedupe_window: float = 600.0,
+    ) -> DStream[Any]:
+        """Messages of a RabbitMQ queue, read by `receivers` reliable receivers on executors.
+
+        A delivery is acknowledged only after its block is stored (on two executors, and in
+        the write-ahead log when it is on), so none acknowledged is lost when an executor or
+        the driver is killed or a connection drops (receivers reconnect with backoff). What
+        was delivered but not yet stored comes again: at-least-once, or each message once
+        when id_header is given. A receiver moved off a draining executor returns its
+        unstored deliveries to the queue first.
+
+        Parameters
+        ----------
+        host, port, virtual_host : str, int, str
+            The broker (amqp, or amqps when ca_file is given).
+        queue : str
+            Queue to consume; declared durable unless declare_queue is False (then it
+            must exist).
+        username, password, password_env, password_file : str
+            Credentials. password_env names a variable the StreamingJob's secretRefs set
+            and password_file a mounted Secret, both read on the executor, so the password
+            stays out of the job; give at most one of the three. Never logged.
+        ca_file : str, optional
+            PEM CA bundle: connect with TLS and verify the broker's certificate for host.
+        exchange, routing_key : str, optional
+            Bind the queue to this exchange with this routing key.
+        receivers : int
+            Receivers consuming the queue in parallel (each on an executor).
+        message_handler : callable
+            fn(Delivery) -> record, run on the executor; default: the body as UTF-8 text.
+        block_size : int
+            Deliveries per stored block (1-65535); also the channel's prefetch count.
+        block_interval : float
+            Seconds after its first delivery that a block is stored even if not full
+            (at most 180, a tenth of the broker's 30-minute consumer timeout).
+        id_header : str, optional
+            "message_id" (the AMQP property) or a header name: a message whose id was seen
+            within dedupe_window seconds is dropped, across all receivers. The ids are
+            state, in the checkpoints when there is a checkpoint directory (so a restarted
+            driver still knows them). Messages without the id pass through at-least-once.
+        dedupe_window : float
+            Seconds an id is remembered (default 600), in checkpointed state.
+
+        Raises
+        ------
+        ConfigError
+            A setting is invalid; the message names it.
+        """
+        settings = RabbitMQSettings(
+            host,
+            port,
+            queue,
+            virtual_host,
+            username,
+            password,
+            password_file,
+            password_env,
+            ca_file,
+            declare_queue,
+            exchange,
+            routing_key,
+        )
+        return _rabbitmq_stream(
+            self.env,
+            settings,
+            receivers=receivers,
+            message_handler=message_handler,
+            block_size=block_size,
+            block_interval=block_interval,
+            id_header=id_header,
+            dedupe_window=dedupe_window,
+        )
+
+    def flume_stream(self, host: str, port: int) -> DStream[tuple[dict[str, str], bytes]]:
+        """Events a Flume agent's Thrift sink sends to host:port: (headers, body) pairs.
+
+        The receiver listens on host:port on the executor hosting it and answers a batch
+        OK only once its events are stored (on two executors, and in the write-ahead log
+        when it is on); otherwise the agent's channel transaction rolls back and the sink
+        sends the batch again: at-least-once. Point the agent's Thrift sink
+        (type = thrift, hostname, port, batch-size) at this address; see the README.
+
+        Raises
+        ------
+        ConfigError
+            port is not a whole number from 1 to 65535.
+        """
+        require(
+            isinstance(port, int) and not isinstance(port, bool) and 1 <= port <= 65535,
+            "port",
+            port,
+            "a whole number from 1 to 65535",
+        )
+        return ReceiverInputDStream(self.env, FlumeReceiver(host, port))
 
     def receiver_stream(self, receiver: Receiver) -> DStream:
         """The records `receiver` stores, received on one executor (Spark's receiverStream).

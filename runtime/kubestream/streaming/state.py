@@ -1,29 +1,84 @@
 """Stateful streams: update_state_by_key and map_with_state (with timeouts).
 
-A batch's state is the previous batch's state cogrouped with the batch's new
-records, persisted on executors (two copies), so it survives an executor loss
-and its lineage stays one batch long. State keeps its hash partitioning, so the
-cogroup reads it in place on the executor holding it; only new records move.
+A batch's state is a StateRDD: each partition lives as a dict on an executor
+(and a replica) and is updated in place by the batch's new records, which alone
+are shuffled to it. Only what changed is copied to the replica. update_state_by_key
+offers every key to its function every batch (Spark's semantics); map_with_state
+touches only keys with records or whose timeout expires, as Spark's does.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Generic
 
-from kubestream.core.ops import FlatMapOp
-from kubestream.core.rdd import RDD, MapPartitionsRDD, PersistedRDD
+from kubestream.core.rdd import RDD, StateRDD, StateViewRDD
 from kubestream.core.typevars import K, M, S, V
 from kubestream.errors import ConfigError, require, require_count
+from kubestream.storage.state_store import PartitionState, StateDelta, build_time_index
 from kubestream.streaming.dstream import DStream, StatefulDStream
 
-_MAPPED = 0
-_STATE = 1
+# States of these types are compared by value to tell unchanged keys, which are not
+# copied to the replica; any other state is copied whenever its key is offered.
+_SCALARS = frozenset({int, float, complex, str, bytes, bool, type(None)})
 
 
-class StateDStream(StatefulDStream):
+class _StateStream(StatefulDStream):
+    """A stream of StateRDDs, each built on the previous batch's version."""
+
+    updater: Callable[[PartitionState, Iterator[Any], int], StateDelta]
+    num_partitions: int | None
+
+    def family(self) -> str:
+        return f"state_{self.id}"
+
+    def version(self, batch_time: int, base: StateRDD | None, records: RDD) -> StateRDD:
+        n = self.num_partitions or self.env.engine.default_parallelism
+        return StateRDD(records, base, self.updater, self.family(), batch_time, n)
+
+    def previous(self, batch_time: int) -> StateRDD | None:
+        previous_time = batch_time - self.slide_ms
+        if previous_time > self.env.graph.zero_time:
+            rdd = self.get_or_compute(previous_time)
+            if isinstance(rdd, StateRDD):
+                return rdd
+        return None
+
+    def seed(self, batch_time: int, entries: list[tuple[Any, Any]]) -> StateRDD | None:
+        """A first version holding entries (initial state, or a checkpoint's)."""
+        if not entries:
+            return None
+        n = self.num_partitions or self.env.engine.default_parallelism
+        records = self.env.engine.parallelize(entries)
+        return StateRDD(records, None, load_entries, self.family(), batch_time, n)
+
+    def restore_records(self, batch_time: int, records: list[Any]) -> None:
+        seeded = self.seed(batch_time, records)
+        self.generated[batch_time] = seeded or self.env.engine.parallelize([])
+
+    def compute(self, batch_time: int) -> RDD | None:
+        new = self.parents[0].get_or_compute(batch_time)
+        if new is None:
+            new = self.env.engine.empty_rdd()
+        base = self.previous(batch_time)
+        if base is None and batch_time - self.slide_ms <= self.env.graph.zero_time:
+            base = self.seed(batch_time - self.slide_ms, self.initial_entries(batch_time))
+        return self.version(batch_time, base, new)
+
+    def initial_entries(self, batch_time: int) -> list[tuple[Any, Any]]:
+        return []
+
+
+def load_entries(
+    part: PartitionState, records: Iterator[tuple[Any, Any]], batch_time: int
+) -> StateDelta:
+    """A first version whose entries are the records (initial state, a checkpoint's)."""
+    return StateDelta(dict(records), [])
+
+
+class StateDStream(_StateStream):
     """update_state_by_key: update_fn(new_values, old_state) -> new_state (None removes the key)."""
 
     def __init__(
@@ -34,36 +89,58 @@ class StateDStream(StatefulDStream):
         initial: Iterable[tuple[Any, Any]] | None,
     ) -> None:
         super().__init__(parent.env, [parent])
-        self.update = functools.partial(_update_key, update_fn)
+        self.updater = functools.partial(_update_every_key, update_fn)
         self.num_partitions = num_partitions
         self.initial = list(initial) if initial is not None else []
         self.remember(2 * self.slide_ms)
 
-    def compute(self, batch_time: int) -> RDD | None:
-        new = self.parents[0].get_or_compute(batch_time)
-        if new is None:
-            new = self.env.engine.empty_rdd()
-        previous = self._previous(batch_time)
-        grouped = previous.cogroup(new, num_partitions=self.num_partitions)
-        state = MapPartitionsRDD(grouped, FlatMapOp(self.update), grouped.partitioner)
-        return PersistedRDD(state, f"state_{self.id}_{batch_time}_")
-
-    def _previous(self, batch_time: int) -> RDD:
-        previous_time = batch_time - self.slide_ms
-        if previous_time > self.env.graph.zero_time:
-            rdd = self.get_or_compute(previous_time)
-            if rdd is not None:
-                return rdd
-        return self.env.engine.parallelize(self.initial)
+    def initial_entries(self, batch_time: int) -> list[tuple[Any, Any]]:
+        return self.initial
 
 
-def _update_key(
+def _update_every_key(
     update_fn: Callable[[list[Any], Any], Any],
-    record: tuple[Any, tuple[list[Any], list[Any]]],
-) -> list[tuple[Any, Any]]:
-    key, (states, values) = record
-    state = update_fn(values, states[0] if states else None)
-    return [] if state is None else [(key, state)]
+    part: PartitionState,
+    records: Iterator[tuple[Any, Any]],
+    batch_time: int,
+) -> StateDelta:
+    """Every key's new state, held or new; the delta keeps only keys whose state changed.
+    The old state is kept to undo a retried batch, so update_fn should return a new
+    value rather than modify the old one in place."""
+    grouped: dict[Any, list[Any]] = {}
+    for key, value in records:
+        values = grouped.get(key)
+        if values is None:
+            grouped[key] = [value]
+        else:
+            values.append(value)
+    updated: dict[Any, Any] = {}
+    removed: list[Any] = []
+    for key, old in part.data.items():
+        values = grouped.pop(key, None)
+        state = update_fn([] if values is None else values, old)
+        if state is None:
+            removed.append(key)
+        elif not _unchanged(state, old):
+            updated[key] = state
+    for key, values in grouped.items():
+        state = update_fn(values, None)
+        if state is not None:
+            updated[key] = state
+    return StateDelta(updated, removed)
+
+
+def _unchanged(new: Any, old: Any) -> bool:
+    """Whether new is the same value as old, for states known not to change in place."""
+    kind = type(new)
+    if kind is not type(old):
+        return False
+    if kind is tuple:
+        if not all(type(item) in _SCALARS for item in new):
+            return False
+    elif kind not in _SCALARS:
+        return False
+    return bool(new is old or new == old)
 
 
 class State(Generic[S]):
@@ -72,6 +149,8 @@ class State(Generic[S]):
     Read it with exists()/get(); change it with update() or remove(). What the
     function leaves in it is the key's state for the next batch.
     """
+
+    __slots__ = ("_exists", "_timing_out", "_value")
 
     def __init__(self, value: Any, exists: bool, timing_out: bool) -> None:
         self._value = value
@@ -195,87 +274,69 @@ class MapWithStateDStream(DStream[M], Generic[K, S, M]):
     def compute(self, batch_time: int) -> RDD[M] | None:
         """What the function returned for the records of `batch_time` (ms)."""
         combined = self.combined.get_or_compute(batch_time)
-        return None if combined is None else combined.flat_map(_mapped_records)
+        if not isinstance(combined, StateRDD):
+            return self.env.engine.empty_rdd()
+        return StateViewRDD(combined, "mapped")
 
     def state_snapshots(self) -> DStream[tuple[K, S]]:
         """Every batch, (key, state) for every key that has a state after it."""
         return self.combined.map_partitions(_state_records)
 
 
-class _CombinedStateDStream(StatefulDStream):
-    """Tagged records: (MAPPED, value) and (STATE, (key, state, last_update_ms)), persisted."""
+class _CombinedStateDStream(_StateStream):
+    """map_with_state's state: entries key -> (state, last update time ms), with the
+    records each batch's function calls returned."""
 
     def __init__(self, parent: DStream, spec: StateSpec) -> None:
         super().__init__(parent.env, [parent])
         self.spec = spec
         timeout_ms = None if spec.timeout is None else round(spec.timeout * 1000)
-        self.step = functools.partial(_map_key, spec.function, timeout_ms)
+        self.updater = functools.partial(_map_keys, spec.function, timeout_ms)
+        self.num_partitions = spec.num_partitions
         self.remember(2 * self.slide_ms)
 
-    def checkpoint_records(self, batch_time: int) -> list[Any] | None:
-        rdd = self.generated.get(batch_time)
-        return None if rdd is None else rdd.filter(_is_state).collect()
-
-    def compute(self, batch_time: int) -> RDD | None:
-        new = self.parents[0].get_or_compute(batch_time)
-        if new is None:
-            new = self.env.engine.empty_rdd()
-        previous_time = batch_time - self.slide_ms
-        previous = (
-            self.get_or_compute(previous_time) if previous_time > self.env.graph.zero_time else None
-        )
-        if previous is None:
-            states = self.env.engine.parallelize(
-                [(k, (v, batch_time)) for k, v in self.spec.initial]
-            )
-        else:
-            states = MapPartitionsRDD(previous, FlatMapOp(_state_entries), previous.partitioner)
-        step = functools.partial(self.step, batch_time)
-        grouped = states.cogroup(new, num_partitions=self.spec.num_partitions)
-        # Tagged records, not pairs; but every state entry sits in its key's partition.
-        combined = MapPartitionsRDD(grouped, FlatMapOp(step), grouped.partitioner)
-        return PersistedRDD(combined, f"mapstate_{self.id}_{batch_time}_")
+    def initial_entries(self, batch_time: int) -> list[tuple[Any, Any]]:
+        return [(k, (v, batch_time)) for k, v in self.spec.initial]
 
 
-def _map_key(
+def _map_keys(
     function: Callable[[Any, Any, State], Any],
     timeout_ms: int | None,
+    part: PartitionState,
+    records: Iterator[tuple[Any, Any]],
     batch_time: int,
-    record: tuple[Any, tuple[list[tuple[Any, int]], list[Any]]],
-) -> list[tuple[int, Any]]:
-    key, (states, values) = record
-    value, updated_at = states[0] if states else (None, batch_time)
-    out: list[tuple[int, Any]] = []
-    if not values:
-        if states and timeout_ms is not None and batch_time - updated_at >= timeout_ms:
-            state = State(value, True, timing_out=True)
-            out.append((_MAPPED, function(key, None, state)))
-            return out
-        if states:
-            out.append((_STATE, (key, value, updated_at)))
-        return out
-    state = State(value, bool(states), timing_out=False)
-    for item in values:
-        out.append((_MAPPED, function(key, item, state)))
-    if state.exists():
-        out.append((_STATE, (key, state.get(), batch_time)))
-    return out
+) -> StateDelta:
+    """Calls the function for each record, then for each idle key whose timeout expired."""
+    data = part.data
+    updated: dict[Any, Any] = {}
+    removed: list[Any] = []
+    mapped: list[Any] = []
+    states: dict[Any, State] = {}
+    for key, value in records:
+        state = states.get(key)
+        if state is None:
+            entry = data.get(key)
+            held = None if entry is None else entry[0]
+            state = states[key] = State(held, entry is not None, timing_out=False)
+        mapped.append(function(key, value, state))
+    for key, state in states.items():
+        if state.exists():
+            updated[key] = (state.get(), batch_time)
+        elif key in data:
+            removed.append(key)
+    if timeout_ms is not None:
+        if part.by_time is None:
+            part.by_time = build_time_index(data)
+        for updated_at in sorted(part.by_time):
+            if batch_time - updated_at < timeout_ms:
+                break
+            for key in part.by_time[updated_at]:
+                if key not in states:
+                    state = State(data[key][0], True, timing_out=True)
+                    mapped.append(function(key, None, state))
+                    removed.append(key)
+    return StateDelta(updated, removed, mapped)
 
 
-def _is_state(record: tuple[int, Any]) -> bool:
-    return record[0] == _STATE
-
-
-def _mapped_records(record: tuple[int, Any]) -> list[Any]:
-    return [record[1]] if record[0] == _MAPPED else []
-
-
-def _state_entries(record: tuple[int, Any]) -> list[tuple[Any, tuple[Any, int]]]:
-    if record[0] != _STATE:
-        return []
-    key, value, updated_at = record[1]
-    return [(key, (value, updated_at))]
-
-
-def _state_records(records: Iterable[tuple[int, Any]]) -> Iterable[tuple[Any, Any]]:
-    return ((r[1][0], r[1][1]) for r in records if r[0] == _STATE)
+def _state_records(records: Iterable[tuple[Any, Any]]) -> Iterable[tuple[Any, Any]]:
+    return ((key, entry[0]) for key, entry in records)

@@ -105,10 +105,13 @@ class JobScheduler:
             try:
                 job.run()
             except USER_CODE_ERRORS as exc:
+                if (
+                    self._stopping.is_set()
+                ):  # the stop's abort: not a failure, the batch stays pending
+                    break
                 error = f"output operation {job.output_id} failed: {describe_error(exc)}"
                 info.errors.append(error)
-                if not self._stopping.is_set():  # an abort by the stop is not the job's fault
-                    log.error("batch %d: %s", info.batch_time, error, exc_info=True)
+                log.error("batch %d: %s", info.batch_time, error, exc_info=True)
             self._emit("on_output_operation_completed", info, job.output_id, error)
         if self._stopping.is_set():
             log.warning("batch %d cut short by the stop; it stays pending", info.batch_time)

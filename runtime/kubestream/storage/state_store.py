@@ -1,0 +1,229 @@
+"""An executor's keyed state partitions, kept as dicts in memory and versioned by batch.
+
+update_state_by_key and map_with_state keep each partition of their state here,
+on the executor that updates it and on one replica. A batch changes its
+partition in place and records, per version, the old values of the keys it
+changed (an undo record): a retried task, a lagging reader or a replica can go
+back to an older version while the driver still holds it, and a replica is sent
+only a version's changes. Version ids are block ids (`state_<stream>_<t>_<split>`),
+so the driver's block cleanup drops versions as it drops blocks.
+"""
+
+from __future__ import annotations
+
+import pickle
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+PartitionKey = tuple[str, int]  # (state family, split)
+STATE_BLOCK_PREFIX = "state_"
+
+
+@dataclass(frozen=True, slots=True)
+class StateDelta:
+    """What one batch changed in one partition, and the records it emitted (map_with_state)."""
+
+    updated: dict[Any, Any]
+    removed: list[Any]
+    mapped: list[Any] | None = None
+
+
+@dataclass(slots=True)
+class _Version:
+    previous: str | None
+    old: dict[Any, Any]  # value before this version of each changed key that existed
+    added: list[Any]  # keys this version created
+    mapped: list[Any] | None
+
+
+@dataclass(slots=True)
+class PartitionState:
+    """One partition at its newest version (`head`), with the undo records of older ones.
+
+    `by_time` is map_with_state's timeout index (update time -> keys), kept in step by
+    commits once built; None until the updater needs it.
+    """
+
+    key: PartitionKey
+    head: str
+    data: dict[Any, Any]
+    versions: dict[str, _Version] = field(default_factory=dict)
+    by_time: dict[int, dict[Any, None]] | None = None
+
+
+class StateStore:
+    def __init__(self) -> None:
+        self._parts: dict[PartitionKey, PartitionState] = {}
+        self._where: dict[str, PartitionKey] = {}
+        self._lock = threading.RLock()
+
+    def checkout(self, key: PartitionKey, version: str) -> PartitionState | None:
+        """The partition at `version`, rolling back newer versions (a retried or redone
+        batch); None when this executor cannot produce that version."""
+        with self._lock:
+            part = self._parts.get(key)
+            if part is None or not self._reachable(part, version):
+                return None
+            while part.head != version:
+                undone = part.versions.pop(part.head)
+                for k in undone.added:
+                    part.data.pop(k, None)
+                part.data.update(undone.old)
+                self._where.pop(part.head, None)
+                assert undone.previous is not None
+                part.head = undone.previous
+                part.by_time = None
+            return part
+
+    def _reachable(self, part: PartitionState, version: str) -> bool:
+        current: str | None = part.head
+        while current is not None and current != version:
+            entry = part.versions.get(current)
+            current = entry.previous if entry is not None else None
+        return current == version and version in part.versions
+
+    def install(
+        self, key: PartitionKey, version: str, data: dict[Any, Any], mapped: list[Any] | None
+    ) -> PartitionState:
+        """A whole partition at `version` (first batch, recovery, a fetched or full replica)."""
+        with self._lock:
+            self._drop(key)
+            part = PartitionState(key, version, data, {version: _Version(None, {}, [], mapped)})
+            self._parts[key] = part
+            self._where[version] = key
+            return part
+
+    def commit(self, part: PartitionState, version: str, delta: StateDelta) -> None:
+        """Apply a batch's changes to the partition at its head, as `version`."""
+        with self._lock:
+            data, index = part.data, part.by_time
+            old: dict[Any, Any] = {}
+            added: list[Any] = []
+            for k, value in delta.updated.items():
+                if k in data:
+                    previous = old[k] = data[k]
+                    if index is not None:
+                        _unindex(index, k, previous)
+                else:
+                    added.append(k)
+                data[k] = value
+                if index is not None:
+                    index.setdefault(value[1], {})[k] = None
+            for k in delta.removed:
+                if k in data:
+                    previous = data.pop(k)
+                    if k not in old and k not in delta.updated:  # else its undo is recorded
+                        old[k] = previous
+                    if index is not None:
+                        _unindex(index, k, previous)
+            part.versions[version] = _Version(part.head, old, added, delta.mapped)
+            part.head = version
+            self._where[version] = part.key
+
+    def read(self, version: str) -> tuple[list[tuple[Any, Any]], list[Any] | None] | None:
+        """(entries, mapped records) of a version held here; None when not held."""
+        with self._lock:
+            key = self._where.get(version)
+            part = self._parts.get(key) if key is not None else None
+            if part is None or not self._reachable(part, version):
+                return None
+            mapped = part.versions[version].mapped
+            if part.head == version:
+                return list(part.data.items()), mapped
+            view = dict(part.data)
+            current = part.head
+            while current != version:
+                entry = part.versions[current]
+                for k in entry.added:
+                    view.pop(k, None)
+                view.update(entry.old)
+                assert entry.previous is not None
+                current = entry.previous
+            return list(view.items()), mapped
+
+    def snapshot(self, version: str) -> bytes | None:
+        """A version as a full-replica message, for a peer that lacks it; None when not held."""
+        with self._lock:
+            key = self._where.get(version)
+            found = self.read(version)
+        if key is None or found is None:
+            return None
+        entries, mapped = found
+        return full_message(key, version, dict(entries), mapped)
+
+    def receive(self, blob: bytes) -> bool:
+        """Apply a replica message (delta or full); False when a delta's base is not held."""
+        message = pickle.loads(blob)
+        if message[0] == "full":
+            _, key, version, data, mapped = message
+            self.install(key, version, data, mapped)
+            return True
+        _, key, base, version, delta = message
+        with self._lock:
+            part = self.checkout(key, base)
+            if part is None:
+                return False
+            self.commit(part, version, delta)
+            return True
+
+    def remove_prefix(self, prefix: str) -> None:
+        """Drop versions whose id starts with prefix; dropping a head drops its partition."""
+        with self._lock:
+            for version in [v for v in self._where if v.startswith(prefix)]:
+                key = self._where.get(version)
+                part = self._parts.get(key) if key is not None else None
+                if part is None:
+                    self._where.pop(version, None)
+                elif version == part.head:
+                    self._drop(part.key)
+                else:
+                    del self._where[version]
+                    part.versions.pop(version, None)
+                    for entry in part.versions.values():
+                        if entry.previous == version:  # nothing reads back past a dropped version
+                            entry.previous, entry.old, entry.added = None, {}, []
+
+    def _drop(self, key: PartitionKey) -> None:
+        part = self._parts.pop(key, None)
+        if part is not None:
+            for version in part.versions:
+                self._where.pop(version, None)
+
+    def heads(self) -> list[str]:
+        """The newest version of every partition held (what a draining executor hands over)."""
+        with self._lock:
+            return [p.head for p in self._parts.values()]
+
+    def stats(self) -> tuple[int, int]:
+        """(versions held, entries in head versions)."""
+        with self._lock:
+            return len(self._where), sum(len(p.data) for p in self._parts.values())
+
+
+def delta_message(key: PartitionKey, base: str, version: str, delta: StateDelta) -> bytes:
+    return pickle.dumps(("delta", key, base, version, delta), pickle.HIGHEST_PROTOCOL)
+
+
+def full_message(key: PartitionKey, version: str, data: dict[Any, Any], mapped: Any) -> bytes:
+    return pickle.dumps(("full", key, version, data, mapped), pickle.HIGHEST_PROTOCOL)
+
+
+def is_state_block(block_id: str) -> bool:
+    return block_id.startswith(STATE_BLOCK_PREFIX)
+
+
+def build_time_index(data: dict[Any, Any]) -> dict[int, dict[Any, None]]:
+    """map_with_state's timeout index over entries (key -> (value, update time))."""
+    index: dict[int, dict[Any, None]] = {}
+    for k, (_, updated_at) in data.items():
+        index.setdefault(updated_at, {})[k] = None
+    return index
+
+
+def _unindex(index: dict[int, dict[Any, None]], key: Any, entry: Any) -> None:
+    bucket = index.get(entry[1])
+    if bucket is not None:
+        bucket.pop(key, None)
+        if not bucket:
+            del index[entry[1]]
