@@ -125,7 +125,7 @@ KC
   start kube-controller-manager "$kube_bin/kube-controller-manager" \
     --kubeconfig "$kubeconfig" --authentication-kubeconfig "$kubeconfig" \
     --authorization-kubeconfig "$kubeconfig" --bind-address 127.0.0.1 --secure-port "$(free_port)" \
-    --leader-elect=false --controllers garbage-collector-controller,namespace-controller,serviceaccount-controller,serviceaccount-token-controller,persistentvolumeclaim-protection-controller,persistentvolume-protection-controller \
+    --leader-elect=false --controllers garbage-collector-controller,clusterrole-aggregation-controller,namespace-controller,serviceaccount-controller,serviceaccount-token-controller,persistentvolumeclaim-protection-controller,persistentvolume-protection-controller \
     --service-account-private-key-file "$pki/sa.key" --root-ca-file "$pki/ca.crt" \
     --concurrent-gc-syncs 5
   echo "control plane up in $dir (apiserver https://127.0.0.1:$api_port); stop: hack/control-plane.sh down $dir"

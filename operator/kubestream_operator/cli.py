@@ -86,6 +86,34 @@ RESYNC_SECONDS = Setting[float](
     exclusive_minimum=True,
     prefix=PREFIX,
 )
+OWN_NAMESPACE = Setting[str](
+    "own_namespace",
+    str,
+    "",
+    "the operator's own namespace, whose pods may reach each job's UI port (the chart sets "
+    "it from the pod's)",
+    Reader.OPERATOR,
+    prefix=PREFIX,
+)
+MONITORING_NAMESPACE = Setting[str](
+    "monitoring_namespace",
+    str,
+    "",
+    "a namespace whose pods (Prometheus) may also reach each job's UI port",
+    Reader.OPERATOR,
+    prefix=PREFIX,
+)
+SCRAPE_TOKEN = Setting[str | None](
+    "scrape_token",
+    str,
+    None,
+    "the token a scraper (the chart's PodMonitor) reads jobs' /metrics with; written into "
+    "each new job's Secret, never logged",
+    Reader.OPERATOR,
+    flag=False,
+    secret=True,
+    prefix=PREFIX,
+)
 OPERATOR: tuple[Setting[Any], ...] = (
     PEERING,
     PRIORITY,
@@ -93,6 +121,9 @@ OPERATOR: tuple[Setting[Any], ...] = (
     METRICS_PORT,
     LIVENESS_PORT,
     RESYNC_SECONDS,
+    OWN_NAMESPACE,
+    MONITORING_NAMESPACE,
+    SCRAPE_TOKEN,
     settings.LOG_LEVEL,
 )
 """The operator's settings, declared as the runtime's are (`kubestream.settings`); the
@@ -130,7 +161,14 @@ def run(args: argparse.Namespace) -> int:
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
     load_config()
-    cluster = Cluster()
+    ui_namespaces = tuple(n for n in (args.own_namespace, args.monitoring_namespace) if n)
+    if not args.own_namespace:
+        log.warning(
+            "%s is not set: jobs' NetworkPolicies admit no pod to the UI port, so where "
+            "they are enforced this operator cannot read or drain drivers",
+            OWN_NAMESPACE.env,
+        )
+    cluster = Cluster(ui_namespaces, os.environ.get(SCRAPE_TOKEN.env, ""))
     registry = CollectorRegistry()
     metrics = OperatorMetrics(registry)
     if args.metrics_port:

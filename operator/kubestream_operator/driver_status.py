@@ -9,10 +9,12 @@ with a short timeout. The reconciler calls them while the driver runs; a driver
 that does not answer leaves the last known values in place.
 """
 
+import http.client
 import json
-import urllib.error
-import urllib.request
+import socket
+import ssl
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
@@ -71,38 +73,80 @@ def executor_report(doc: Mapping[str, Any]) -> DriverReport | None:
     return DriverReport(registered, {str(k): str(v) for k, v in outcomes.items()})
 
 
-def _where(host: str, port: int) -> str:
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+@dataclass(frozen=True)
+class DriverAPI:
+    """How to reach one driver's UI port: its pod address, and for HTTPS the CA
+    certificates (PEM) that must have signed its certificate and the name it must
+    carry (the driver Service's DNS name: the pod's address is in no certificate)."""
+
+    host: str
+    port: int
+    ca: str | None = None
+    server_name: str = ""
 
 
-def fetch(host: str, port: int, timeout: float = 2.0) -> dict[str, Any] | None:
-    """The driver's status document, or None if it cannot be had right now."""
+class _VerifiedHTTPS(http.client.HTTPSConnection):
+    """HTTPS to an address, verifying the certificate against a name, not the address."""
+
+    def __init__(self, api: DriverAPI, timeout: float) -> None:
+        context = ssl.create_default_context(cadata=api.ca)
+        super().__init__(api.host, api.port, timeout=timeout, context=context)
+        self._context = context
+        self._server_name = api.server_name
+
+    def connect(self) -> None:
+        raw = socket.create_connection((self.host, self.port), self.timeout)
+        try:
+            self.sock = self._context.wrap_socket(raw, server_hostname=self._server_name)
+        except BaseException:
+            raw.close()
+            raise
+
+
+def _request(
+    api: DriverAPI, method: str, path: str, token: str, timeout: float
+) -> tuple[int, bytes]:
+    connection: http.client.HTTPConnection
+    if api.ca is None:
+        connection = http.client.HTTPConnection(api.host, api.port, timeout=timeout)
+    else:
+        connection = _VerifiedHTTPS(api, timeout)
     try:
-        with urllib.request.urlopen(_where(host, port) + STATUS_PATH, timeout=timeout) as r:
-            doc = json.load(r)
-    except (OSError, ValueError):
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        connection.request(method, path, headers=headers)
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
+def fetch(api: DriverAPI, token: str = "", timeout: float = 2.0) -> dict[str, Any] | None:
+    """The driver's status document (``token``: the read token), or None if it cannot
+    be had right now: no answer, a refusal, or a certificate that does not verify."""
+    try:
+        code, body = _request(api, "GET", STATUS_PATH, token, timeout)
+        doc = json.loads(body) if code == 200 else None
+    except (OSError, ValueError, http.client.HTTPException):
         return None
     return doc if isinstance(doc, dict) else None
 
 
-def decommission(host: str, port: int, executor_id: str, token: str, timeout: float = 2.0) -> str:
-    """Ask the driver to drain an executor: "" once it has begun, else why not.
+def decommission(api: DriverAPI, executor_id: str, token: str, timeout: float = 2.0) -> str:
+    """Ask the driver to drain an executor (``token``: the change token): "" once it
+    has begun, else why not.
 
     The reason never holds the token: it travels in a header, and neither the
     URL nor the driver's answer repeats it.
     """
-    url = f"{_where(host, port)}/api/v1/executors/{quote(executor_id, safe='')}/decommission"
-    request = urllib.request.Request(
-        url, method="POST", headers={"Authorization": f"Bearer {token}"}
-    )
+    path = f"/api/v1/executors/{quote(executor_id, safe='')}/decommission"
     try:
-        with urllib.request.urlopen(request, timeout=timeout):
-            return ""
-    except urllib.error.HTTPError as err:
-        try:
-            said = json.load(err).get("error") or err.reason
-        except (ValueError, AttributeError):
-            said = err.reason
-        return f"the driver answered {err.code}: {said}"
-    except (OSError, ValueError) as err:
+        code, body = _request(api, "POST", path, token, timeout)
+    except (OSError, ValueError, http.client.HTTPException) as err:
         return f"the driver did not answer: {err}"
+    if code < 300:
+        return ""
+    try:
+        said = json.loads(body).get("error") or http.client.responses.get(code, "")
+    except (ValueError, AttributeError):
+        said = http.client.responses.get(code, "")
+    return f"the driver answered {code}: {said}"

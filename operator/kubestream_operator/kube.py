@@ -62,7 +62,11 @@ def _json(response: Any) -> Raw:
 class Cluster:
     """Reads and writes a job's objects. Built once per operator process."""
 
-    def __init__(self) -> None:
+    def __init__(self, ui_namespaces: tuple[str, ...] = (), scrape_token: str = "") -> None:
+        # The operator's own settings that shape what it creates: the namespaces whose
+        # pods may reach a job's UI port, the token a job's Secret gives its scraper.
+        self.ui_namespaces = ui_namespaces
+        self.scrape_token = scrape_token
         self.api = client.ApiClient()
         self.core = client.CoreV1Api(self.api)
         self.custom = client.CustomObjectsApi(self.api)
@@ -162,6 +166,16 @@ class Cluster:
             meta["name"],
             meta["namespace"],
             {"data": manifest["data"]},
+        )
+
+    def replace_network_policy(self, manifest: Manifest) -> None:
+        meta = manifest["metadata"]
+        self._call(
+            f"update NetworkPolicy {meta['name']}",
+            self.networking.patch_namespaced_network_policy,
+            meta["name"],
+            meta["namespace"],
+            {"spec": manifest["spec"]},
         )
 
     def set_claim_owned(self, job: JobRef, name: str, owned: bool) -> None:

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from kubestream import settings
+from kubestream.driver.api_auth import read_token
 from kubestream.settings import Setting
 from kubestream_operator.spec import JobSpec, PodSettings
 
@@ -25,6 +26,7 @@ BLOCK_PORT: int = settings.BLOCK_PORT.default
 UI_PORT: int = settings.UI_PORT.default
 CHECKPOINT_PATH = "/checkpoint"
 CONFIG_PATH = "/etc/kubestream/config"
+TLS_PATH = "/etc/kubestream/tls"
 JOB_LABEL = "kubestream.io/job"
 ROLE_LABEL = "kubestream.io/role"
 EXECUTOR_ID_LABEL = "kubestream.io/executor-id"
@@ -32,6 +34,8 @@ SPEC_HASH_ANNOTATION = "kubestream.io/spec-hash"
 KEYS_ANNOTATION = "kubestream.io/keys"
 PUBLIC_KEY = "curve-public-key"
 SECRET_KEY = "curve-secret-key"
+READ_TOKEN_KEY = "ui-read-token"
+SCRAPE_TOKEN_KEY = "ui-scrape-token"
 
 Manifest = dict[str, Any]
 
@@ -112,6 +116,13 @@ def _metadata(job: JobRef, name: str, role: str | None = None, owned: bool = Tru
     return meta
 
 
+_DEFAULT_UI = {
+    "read_access": settings.UI_READ_ACCESS.default,
+    "change_access": settings.UI_CHANGE_ACCESS.default,
+    "tls_secret": None,
+}
+
+
 def spec_hash(spec: JobSpec) -> str:
     """Hash of the spec fields pods are built from; a change restarts the pods.
 
@@ -128,18 +139,29 @@ def spec_hash(spec: JobSpec) -> str:
     for key in ("reliability", "flow_control"):
         if not any(fields[key].values()):
             fields.pop(key)
+    if fields["ui"] == _DEFAULT_UI:
+        fields.pop("ui")
     blob = json.dumps(fields, sort_keys=True, default=list).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
-def build_secret(job: JobRef, public_key: str, secret_key: str) -> Manifest:
-    """The job's CURVE key pair; the driver and executors read it as env vars."""
+def build_secret(job: JobRef, public_key: str, secret_key: str, scrape_token: str = "") -> Manifest:
+    """The job's CURVE key pair, which the driver and executors read as env vars; the
+    UI's read token derived from it, for people (`kubectl port-forward`); and the
+    cluster's scrape token (a PodMonitor's), when the operator was given one."""
+    data = {
+        PUBLIC_KEY: public_key,
+        SECRET_KEY: secret_key,
+        READ_TOKEN_KEY: read_token(secret_key),
+    }
+    if scrape_token:
+        data[SCRAPE_TOKEN_KEY] = scrape_token
     return {
         "apiVersion": "v1",
         "kind": "Secret",
         "metadata": _metadata(job, secret_name(job)),
         "type": "Opaque",
-        "stringData": {PUBLIC_KEY: public_key, SECRET_KEY: secret_key},
+        "stringData": data,
     }
 
 
@@ -180,9 +202,21 @@ def build_service(job: JobRef) -> Manifest:
     }
 
 
-def build_network_policy(job: JobRef) -> Manifest:
-    """Only the job's own pods reach its ZeroMQ ports; the UI/metrics port stays open."""
+def build_network_policy(job: JobRef, ui_namespaces: Sequence[str] = ()) -> Manifest:
+    """Only the job's own pods reach its ZeroMQ ports; only pods in ``ui_namespaces``
+    (the operator's, a monitoring namespace) reach the UI/metrics port, none if empty.
+    `kubectl port-forward` goes through the kubelet, not the pod network, so it still
+    reaches the page."""
     own_pods = {"matchLabels": {JOB_LABEL: job.name}}
+    ui_clients = [
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": name}}}
+        for name in sorted(set(ui_namespaces))
+    ]
+    # Protocols spelt out, as the API server stores them: the operator compares what
+    # it finds with this to keep the policy current.
+    ui_rule: dict[str, Any] = {"ports": [{"protocol": "TCP", "port": UI_PORT}]}
+    if ui_clients:
+        ui_rule["from"] = ui_clients
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
@@ -193,9 +227,12 @@ def build_network_policy(job: JobRef) -> Manifest:
             "ingress": [
                 {
                     "from": [{"podSelector": own_pods}],
-                    "ports": [{"port": DRIVER_PORT}, {"port": BLOCK_PORT}],
+                    "ports": [
+                        {"protocol": "TCP", "port": DRIVER_PORT},
+                        {"protocol": "TCP", "port": BLOCK_PORT},
+                    ],
                 },
-                {"ports": [{"port": UI_PORT}]},
+                *([ui_rule] if ui_clients else []),
             ],
         },
     }
@@ -260,6 +297,15 @@ def driver_settings(job: JobRef, spec: JobSpec) -> list[tuple[Setting[Any], EnvV
         (settings.MAX_RATE, spec.flow_control.max_rate_per_receiver),
         (settings.CURVE_PUBLIC_KEY, _key_ref(job, PUBLIC_KEY)),
         (settings.CURVE_SECRET_KEY, _key_ref(job, SECRET_KEY)),
+        (settings.UI_READ_ACCESS, spec.ui.read_access),
+        (settings.UI_CHANGE_ACCESS, spec.ui.change_access),
+        # Optional: a Secret made before scrape tokens, or by an operator given none.
+        (
+            settings.UI_SCRAPE_TOKEN,
+            {"secretKeyRef": {**_key_ref(job, SCRAPE_TOKEN_KEY)["secretKeyRef"], "optional": True}},
+        ),
+        (settings.UI_TLS_CERT, f"{TLS_PATH}/tls.crt" if spec.ui.tls_secret else None),
+        (settings.UI_TLS_KEY, f"{TLS_PATH}/tls.key" if spec.ui.tls_secret else None),
     ]
 
 
@@ -331,6 +377,9 @@ def _pod(
     if role == "driver":  # the application reads spec.configuration there, as ssc.conf
         volumes.insert(0, {"name": "config", "configMap": {"name": config_map_name(job)}})
         mounts.insert(0, {"name": "config", "mountPath": CONFIG_PATH, "readOnly": True})
+        if spec.ui.tls_secret:
+            volumes.append({"name": "tls", "secret": {"secretName": spec.ui.tls_secret}})
+            mounts.append({"name": "tls", "mountPath": TLS_PATH, "readOnly": True})
     container: dict[str, Any] = {
         "name": role,
         "image": spec.image,
@@ -345,13 +394,11 @@ def _pod(
             "readOnlyRootFilesystem": True,
             "capabilities": {"drop": ["ALL"]},
         },
-        # Ready once /metrics answers: the driver binds its ZeroMQ port and an
+        # Ready once the UI port answers: the driver binds its ZeroMQ port and an
         # executor its block server before that. Not a TCP probe of those ports:
         # a bare connection fails the CURVE handshake, a logged warning each time.
-        "readinessProbe": {
-            "httpGet": {"path": "/metrics", "port": "ui"},
-            "periodSeconds": 5,
-        },
+        # The driver's /healthz needs no token (its /metrics may).
+        "readinessProbe": {"httpGet": _probe(role, spec), "periodSeconds": 5},
     }
     metadata = _metadata(job, name, role)
     metadata["annotations"] = {SPEC_HASH_ANNOTATION: spec_hash(spec), KEYS_ANNOTATION: keys_id}
@@ -376,6 +423,13 @@ def _pod(
     if pod_settings.tolerations:
         pod_spec["tolerations"] = [dict(t) for t in pod_settings.tolerations]
     return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": pod_spec}
+
+
+def _probe(role: str, spec: JobSpec) -> dict[str, Any]:
+    if role != "driver":
+        return {"path": "/metrics", "port": "ui"}
+    scheme = "HTTPS" if spec.ui.tls_secret else "HTTP"
+    return {"path": "/healthz", "port": "ui", "scheme": scheme}
 
 
 def build_driver_pod(job: JobRef, spec: JobSpec, keys_id: str) -> Manifest:

@@ -133,6 +133,8 @@ def observe(cluster: Cluster, job: Mapping[str, Any], now: float) -> Observed:
         claim_owned=_owned_by(claim, ref) if claim else None,
         missing_secrets=_missing_secrets(cluster, ref, spec),
         keys_id=str(found["Secret"]["metadata"]["uid"]) if found["Secret"] else "",
+        ui_namespaces=cluster.ui_namespaces,
+        network_policy_spec=(found[NETWORK_POLICY] or {}).get("spec"),
         driver=driver,
         executors=executors,
     )

@@ -82,6 +82,9 @@ class Observed:
     claim_owned: bool | None = None
     missing_secrets: tuple[str, ...] = ()
     keys_id: str = ""
+    # Namespaces whose pods may reach the UI port (the operator's, a monitoring one).
+    ui_namespaces: tuple[str, ...] = ()
+    network_policy_spec: Mapping[str, Any] | None = None
     driver: PodState | None = None
     executors: tuple[PodState, ...] = ()
     # None when the driver is not running or did not answer.
@@ -119,6 +122,9 @@ class Plan:
     create_keys: bool = False
     create: tuple[m.Manifest, ...] = ()
     update_config: m.Manifest | None = None
+    # The job's NetworkPolicy as it should be, when the one found differs (made by an
+    # older operator, or with other UI namespaces).
+    update_network_policy: m.Manifest | None = None
     set_claim_owned: tuple[str, bool] | None = None
     delete: tuple[Deletion, ...] = ()
     drain: tuple[str, ...] = ()
@@ -184,6 +190,7 @@ class _Draft:
         self.create: list[m.Manifest] = []
         self.delete: list[Deletion] = []
         self.drain: list[str] = []
+        self.update_network_policy: m.Manifest | None = None
         self.draining: dict[str, float] = {}
         self.events: list[Note] = []
 
@@ -209,8 +216,11 @@ def _ensure_children(d: _Draft) -> tuple[bool, m.Manifest | None, tuple[str, boo
         update_config = config
     if SERVICE not in have:
         d.create.append(m.build_service(job))
+    policy = m.build_network_policy(job, obs.ui_namespaces)
     if NETWORK_POLICY not in have:
-        d.create.append(m.build_network_policy(job))
+        d.create.append(policy)
+    elif obs.network_policy_spec is not None and obs.network_policy_spec != policy["spec"]:
+        d.update_network_policy = policy
     set_owned = None
     if spec.checkpoint.existing_claim:
         if CLAIM not in have:
@@ -558,6 +568,7 @@ def plan(obs: Observed) -> Plan:
         create_keys=create_keys,
         create=tuple(d.create),
         update_config=update_config,
+        update_network_policy=d.update_network_policy,
         set_claim_owned=set_owned,
         delete=tuple(d.delete),
         drain=tuple(d.drain),

@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
-from kubestream.driver.api_auth import api_token
+from kubestream.driver.api_auth import api_token, read_token
 from kubestream_operator import autoscale, driver_status
 from kubestream_operator import manifests as m
 from kubestream_operator.keys import curve_keypair
@@ -62,11 +62,13 @@ def _apply(cluster: Cluster, job: m.JobRef, todo: Plan) -> None:
         raise _EndingError
     if todo.create_keys:
         public, secret = curve_keypair()
-        cluster.create(m.build_secret(job, public, secret))
+        cluster.create(m.build_secret(job, public, secret, cluster.scrape_token))
     for manifest in todo.create:
         cluster.create(manifest)
     if todo.update_config is not None:
         cluster.replace_config_map(todo.update_config)
+    if todo.update_network_policy is not None:
+        cluster.replace_network_policy(todo.update_network_policy)
     if todo.set_claim_owned is not None:
         cluster.set_claim_owned(job, *todo.set_claim_owned)
     for gone in todo.delete:
@@ -81,33 +83,55 @@ def _observe(
     driver = obs.driver
     if driver is None or driver.phase != "Running" or not driver.ip or driver.deleting:
         return obs, None
-    doc = driver_status.fetch(driver.ip, m.UI_PORT)
+    secret_key = _secret_key(cluster, obs.job)
+    token = read_token(secret_key) if secret_key else ""
+    doc = driver_status.fetch(_driver_api(cluster, obs.job, obs.spec, driver), token)
     if doc is None:
         return obs, None
     return replace(obs, driver_report=driver_status.executor_report(doc)), doc
 
 
-def _api_token(cluster: Cluster, job: m.JobRef) -> str | None:
-    """The driver API's bearer token, from the CURVE secret key in the job's Secret."""
-    secret = cluster.get_child("Secret", job.namespace, m.secret_name(job))
+def _secret_value(cluster: Cluster, namespace: str, name: str, key: str) -> str | None:
+    secret = cluster.get_child("Secret", namespace, name)
     data: Mapping[str, str] = (secret or {}).get("data") or {}
     try:
-        key = base64.b64decode(data[m.SECRET_KEY], validate=True).decode()
+        return base64.b64decode(data[key], validate=True).decode()
     except (KeyError, binascii.Error, UnicodeDecodeError):
         return None
-    return api_token(key)
+
+
+def _secret_key(cluster: Cluster, job: m.JobRef) -> str | None:
+    """The CURVE secret key in the job's Secret, which the UI's tokens derive from."""
+    return _secret_value(cluster, job.namespace, m.secret_name(job), m.SECRET_KEY)
+
+
+def _driver_api(
+    cluster: Cluster, job: m.JobRef, spec: JobSpec | Exception, driver: PodState
+) -> driver_status.DriverAPI:
+    """The driver's UI port; with TLS, verified against the ca.crt of the job's TLS Secret
+    (the operator trusts no other CA), under the driver Service's DNS name."""
+    if not isinstance(spec, JobSpec) or spec.ui.tls_secret is None:
+        return driver_status.DriverAPI(driver.ip, m.UI_PORT)
+    ca = _secret_value(cluster, job.namespace, spec.ui.tls_secret, "ca.crt") or ""
+    name = f"{m.service_name(job)}.{job.namespace}.svc"
+    return driver_status.DriverAPI(driver.ip, m.UI_PORT, ca, name)
 
 
 def _drain(
-    cluster: Cluster, job: m.JobRef, driver: PodState, executor_ids: tuple[str, ...]
+    cluster: Cluster,
+    job: m.JobRef,
+    spec: JobSpec | Exception,
+    driver: PodState,
+    executor_ids: tuple[str, ...],
 ) -> None:
     """Ask the driver to drain executors; one it refuses is asked again next pass."""
-    token = _api_token(cluster, job)
-    if token is None:
+    secret_key = _secret_key(cluster, job)
+    if secret_key is None:
         log.warning("%s/%s: no CURVE secret key to drain executors with", job.namespace, job.name)
         return
+    api = _driver_api(cluster, job, spec, driver)
     for eid in executor_ids:
-        refused = driver_status.decommission(driver.ip, m.UI_PORT, eid, token)
+        refused = driver_status.decommission(api, eid, api_token(secret_key))
         if refused:
             log.warning(
                 "%s/%s: executor %s not drained yet: %s", job.namespace, job.name, eid, refused
@@ -136,7 +160,7 @@ def reconcile(
             todo = plan(obs)
             _apply(cluster, ref, todo)
             if todo.drain and obs.driver is not None:
-                _drain(cluster, ref, obs.driver, todo.drain)
+                _drain(cluster, ref, obs.spec, obs.driver, todo.drain)
             notes.extend(todo.events)
             if not todo.create_keys:
                 break

@@ -98,6 +98,16 @@ class FlowControl:
 
 
 @dataclass(frozen=True)
+class UIAccess:
+    """Who may read and change the job through the driver's UI port, and its certificate:
+    the name of a kubernetes.io/tls Secret (``None``: plain HTTP)."""
+
+    read_access: str
+    change_access: str
+    tls_secret: str | None
+
+
+@dataclass(frozen=True)
 class RestartPolicy:
     """When the driver is recreated, and how long to wait between attempts."""
 
@@ -127,6 +137,7 @@ class JobSpec:
     checkpoint: Checkpoint
     reliability: Reliability
     flow_control: FlowControl
+    ui: UIAccess
     restart: RestartPolicy
     suspend: bool
     graceful_stop_seconds: int
@@ -348,6 +359,19 @@ def _flow_control(raw: Any) -> FlowControl:
     )
 
 
+def _ui(raw: Any) -> UIAccess:
+    u = _obj(raw, "ui")
+    tls = _obj(u.get("tls"), "ui.tls")
+    secret = tls.get("secretName")
+    if secret is not None:
+        secret = _str(tls, "secretName", "ui.tls.secretName")
+    return UIAccess(
+        read_access=_declared(u, "readAccess", "ui.readAccess", settings.UI_READ_ACCESS),
+        change_access=_declared(u, "changeAccess", "ui.changeAccess", settings.UI_CHANGE_ACCESS),
+        tls_secret=secret,
+    )
+
+
 def _restart(raw: Any) -> RestartPolicy:
     r = _obj(raw, "restartPolicy")
     kind = r.get("type", "OnFailure")
@@ -414,6 +438,7 @@ def parse_spec(spec: Mapping[str, Any]) -> JobSpec:
             )
         ),
         flow_control=_flow_control(spec.get("flowControl")),
+        ui=_ui(spec.get("ui")),
         restart=_restart(spec.get("restartPolicy")),
         suspend=_bool(spec, "suspend", "suspend", False),
         graceful_stop_seconds=graceful,

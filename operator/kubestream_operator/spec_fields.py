@@ -19,6 +19,8 @@ SPEC_SETTINGS: Mapping[str, Setting[Any]] = {
     "reliability.writeAheadLog": settings.WRITE_AHEAD_LOG,
     "flowControl.backpressure": settings.BACKPRESSURE,
     "flowControl.maxRatePerReceiver": settings.MAX_RATE,
+    "ui.readAccess": settings.UI_READ_ACCESS,
+    "ui.changeAccess": settings.UI_CHANGE_ACCESS,
 }
 """Fields that are a runtime setting as they are: same type, default and bounds."""
 
@@ -29,9 +31,11 @@ DERIVED_SETTINGS: Mapping[str, Setting[Any]] = {
     "application.arguments": settings.APP_ARGS,
     "configuration": settings.CONFIG,
     "gracefulStopTimeoutSeconds": settings.GRACEFUL_TIMEOUT,
+    "ui.tls.secretName": settings.UI_TLS_CERT,
 }
 """Fields a setting is computed from: the application target, its shell-quoted
-arguments, the ConfigMap directory, the driver's deadline inside the grace period."""
+arguments, the ConfigMap directory, the driver's deadline inside the grace period, the
+mounted certificate (its key, settings.UI_TLS_KEY, comes with it)."""
 
 _POD_FIELDS = (
     "resources.requests",

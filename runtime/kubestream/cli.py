@@ -158,13 +158,17 @@ def _cmd_executor(args: argparse.Namespace) -> int:
 
 
 def _cmd_decommission(args: argparse.Namespace) -> int:
-    from kubestream.driver.api_auth import api_token
+    from kubestream.driver.api_auth import api_token, read_token
     from kubestream.driver.api_client import decommission
 
     values: settings.Values = args.settings
     keys = _keys(values, generate=False)
     outcome = decommission(
-        values[settings.URL], args.executor_id, api_token(keys.secret), values[settings.TIMEOUT]
+        values[settings.URL],
+        args.executor_id,
+        api_token(keys.secret),
+        values[settings.TIMEOUT],
+        read_token(keys.secret),
     )
     print(f"executor {args.executor_id}: {outcome}")
     return 0 if outcome == "decommissioned" else 1

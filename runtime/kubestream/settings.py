@@ -274,6 +274,43 @@ UI_MAX_CONNECTIONS = Setting[int](
     minimum=1,
     maximum=10_000,
 )
+UI_READ_ACCESS = Setting[str](
+    "ui_read_access",
+    str,
+    "open",
+    "who may read the UI port (page, status, /metrics): open to anyone who reaches it, or "
+    "token: only with the job's read token (Spark's view ACL)",
+    DRIVER_SIDE,
+    choices=("open", "token"),
+)
+UI_CHANGE_ACCESS = Setting[str](
+    "ui_change_access",
+    str,
+    "token",
+    "who may change the job through the UI port (drain an executor): token: only with the "
+    "job's change token (Spark's modify ACL), or open",
+    DRIVER_SIDE,
+    choices=("token", "open"),
+)
+UI_SCRAPE_TOKEN = Setting[str | None](
+    "ui_scrape_token",
+    str,
+    None,
+    "a further token that may read /metrics only (a cluster's Prometheus), never logged",
+    DRIVER_SIDE,
+    flag=False,
+    secret=True,
+)
+UI_TLS_CERT = Setting[str | None](
+    "ui_tls_cert",
+    str,
+    None,
+    "PEM certificate chain of the UI port; with --ui-tls-key the port speaks HTTPS only",
+    DRIVER_SIDE,
+)
+UI_TLS_KEY = Setting[str | None](
+    "ui_tls_key", str, None, "PEM private key of --ui-tls-cert", DRIVER_SIDE
+)
 # At least 0.1 s: a batch costs a round trip to every executor and a checkpoint write,
 # so shorter batches spend more time scheduling than processing (the CRD's bound).
 BATCH_INTERVAL = Setting[float](
@@ -477,6 +514,11 @@ RUNTIME: tuple[Setting[Any], ...] = (
     UI_PORT,
     UI_IDLE_TIMEOUT,
     UI_MAX_CONNECTIONS,
+    UI_READ_ACCESS,
+    UI_CHANGE_ACCESS,
+    UI_SCRAPE_TOKEN,
+    UI_TLS_CERT,
+    UI_TLS_KEY,
     BATCH_INTERVAL,
     CHECKPOINT,
     CHECKPOINT_INTERVAL,

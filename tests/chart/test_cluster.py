@@ -198,7 +198,7 @@ def test_operator_runs_a_job_with_the_charts_namespaced_rbac_and_helm_test_passe
         stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": prerequisites}),
     )
     account = one(objects, "ServiceAccount")["metadata"]["name"]
-    cluster_role = one(objects, "ClusterRole")["metadata"]["name"]
+    cluster_role = one(objects, "ClusterRole", f"{release}-kubestream-operator")["metadata"]["name"]
     operator: OperatorProcess | None = None
     try:
         token = kube.kubectl(
@@ -254,3 +254,78 @@ def test_operator_runs_a_job_with_the_charts_namespaced_rbac_and_helm_test_passe
             operator.stop()
             print(f"--- operator log ---\n{operator.log_tail()}")
         kube.kubectl("delete", "clusterrolebinding,clusterrole", cluster_role, check=False)
+        # The ClusterRoles for people came with the prerequisites.
+        selector = f"app.kubernetes.io/instance={release}"
+        kube.kubectl("delete", "clusterrole", "-l", selector, check=False)
+
+
+README = Path(__file__).resolve().parents[2] / "charts" / "kubestream" / "README.md"
+
+
+def readme_table() -> dict[str, dict[str, bool]]:
+    """The "Who may do what" table: by role, each `kubectl auth can-i` question and its answer."""
+    section = README.read_text().split("## Who may do what", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| ")][1:]  # no header
+    questions = {
+        "get": "get streamingjobs",
+        "list": "list streamingjobs",
+        "watch": "watch streamingjobs",
+        "create": "create streamingjobs",
+        "patch": "patch streamingjobs",
+        "update": "update streamingjobs",
+        "delete": "delete streamingjobs",
+        "update `streamingjobs/scale`": "update streamingjobs.kubestream.io --subresource=scale",
+        "get `secrets`": "get secrets",
+    }
+    table: dict[str, dict[str, bool]] = {"view": {}, "edit": {}, "admin": {}}
+    for row in rows:
+        verb, *answers = [cell.strip() for cell in row.strip("|").split("|")]
+        key = max((k for k in questions if verb == k or verb.startswith(k + " ")), key=len)
+        question = questions[key]
+        for role, answer in zip(table, answers, strict=True):
+            assert answer in ("yes", "no"), row
+            table[role][question] = answer == "yes"
+    assert len(table["view"]) == len(questions), "a row of the README's table is missing"
+    return table
+
+
+def test_view_edit_and_admin_users_get_the_readmes_rights_on_streamingjobs(
+    chart: Chart, kube: Kube, namespaces: list[str]
+) -> None:
+    """The chart's ClusterRoles aggregate into the built-in roles: asked with impersonated
+    users of each role against the real API server, every answer is the README's."""
+    release_ns, team, other = namespaces
+    kube.kubectl("apply", "-f", str(Path(__file__).resolve().parents[2] / "crds"))
+    roles = [o for o in chart.template(namespace=release_ns) if o["kind"] == "ClusterRole"]
+    user_roles = [r for r in roles if r["metadata"]["name"].endswith(("-view", "-edit"))]
+    assert len(user_roles) == 2
+    kube.kubectl(
+        "apply", "-f", "-",
+        stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": user_roles}),
+    )  # fmt: skip
+    try:
+        user = {role: f"{role}-{secrets.token_hex(2)}" for role in ("view", "edit", "admin")}
+        for role, name in user.items():
+            kube.kubectl(
+                "create", "rolebinding", name, f"--clusterrole={role}", f"--user={name}", "-n", team
+            )
+        table = readme_table()
+
+        def answers() -> dict[str, dict[str, bool]]:
+            return {
+                role: {
+                    q: can_i(kube, kube.kubeconfig, *q.split(), "-n", team, "--as", user[role])
+                    for q in table[role]
+                }
+                for role in table
+            }
+
+        # The aggregation controller copies the rules into the built-in roles shortly after.
+        wait_for(lambda: answers() == table, "the built-in roles to aggregate the chart's", 60)
+        # Bound in one namespace only: nothing in another.
+        assert not can_i(
+            kube, kube.kubeconfig, "get", "streamingjobs", "-n", other, "--as", user["admin"]
+        )
+    finally:
+        for role in user_roles:
+            kube.kubectl("delete", "clusterrole", role["metadata"]["name"], check=False)

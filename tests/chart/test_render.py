@@ -45,8 +45,8 @@ def operator_args(monkeypatch: pytest.MonkeyPatch, objects: list[Manifest], pod_
             monkeypatch.setenv(var["name"], var["value"])
         else:
             ref = var["valueFrom"]["fieldRef"]["fieldPath"]
-            assert ref == "metadata.name", var
-            monkeypatch.setenv(var["name"], pod_name)
+            assert ref in ("metadata.name", "metadata.namespace"), var
+            monkeypatch.setenv(var["name"], pod_name if ref == "metadata.name" else "ns")
     return build_parser().parse_args(c["command"][1:])
 
 
@@ -84,6 +84,7 @@ def test_default_values_render_a_restricted_cluster_wide_operator(
         ["CustomResourceDefinition"] * 3
         + ["ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Service", "Deployment"]
         + ["ClusterKopfPeering", "ConfigMap", "Pod"]
+        + ["ClusterRole"] * 2  # the view and edit roles for people (userRoles)
     )
     crds = {o["metadata"]["name"] for o in find(objects, "CustomResourceDefinition")}
     assert crds == {

@@ -18,7 +18,7 @@ from prometheus_client import CollectorRegistry
 
 from kubestream import StreamingContext
 from kubestream.core.rdd import RDD
-from kubestream.driver.api_auth import api_token
+from kubestream.driver.api_auth import Access, api_token
 from kubestream.driver.api_client import decommission
 from kubestream.driver.decommission import Decommissioner
 from kubestream.driver.status import context_status
@@ -52,7 +52,8 @@ def test_draining_an_executor_loses_nothing_and_fails_no_task(tmp_path: Path) ->
         CollectorRegistry(),
         "127.0.0.1",
         0,
-        Actions(api_token(cluster.keys.secret), decommissioner.start),
+        Actions(decommissioner.start),
+        access=Access(read=None, change=api_token(cluster.keys.secret)),
     )
     url = f"http://127.0.0.1:{ui.port}"
 

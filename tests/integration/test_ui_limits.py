@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
+from kubestream.driver.api_auth import Access
 from kubestream.driver.ui.server import Actions, UIServer
 
 
@@ -32,9 +33,10 @@ def ui() -> Iterator[UIServer]:
         CollectorRegistry(),
         "127.0.0.1",
         0,
-        Actions("right-token", _refuse),
+        Actions(_refuse),
         idle_timeout=2.0,
         max_connections=8,
+        access=Access(read=None, change="right-token"),
     )
     yield server
     server.close()

@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from kubestream.driver.api_auth import read_token
 from tests.operator.harness import REPO, Kube, OperatorProcess, free_port, wait_for
 from tests.operator.test_lifecycle import job_manifest, run_all
 
@@ -55,10 +56,15 @@ def job_keys(kube: Kube, namespace: str, job: str) -> dict[str, str]:
     }
 
 
-def driver_status(host: str) -> dict[str, Any]:
-    """The driver's status document; empty while it does not answer yet."""
+def driver_status(host: str, token: str = "") -> dict[str, Any]:
+    """The driver's status document (``token``: the read token); empty while it does not
+    answer yet."""
+    request = urllib.request.Request(
+        f"http://{host}:{UI_PORT}/api/v1/status?batches=0",
+        headers={"Authorization": f"Bearer {token}"} if token else {},
+    )
     try:
-        with urllib.request.urlopen(f"http://{host}:{UI_PORT}/api/v1/status?batches=0") as r:
+        with urllib.request.urlopen(request) as r:
             doc: dict[str, Any] = json.load(r)
     except OSError:
         return {}
@@ -163,20 +169,28 @@ def test_batch_delay_and_last_batch_come_from_the_running_driver(
 def test_scale_down_drains_the_executor_through_the_driver_before_deleting_its_pod(
     kube: Kube, namespace: str, operator: OperatorProcess, start_job_processes: Start
 ) -> None:
-    kube.apply(namespace, job_manifest(gracefulStopTimeoutSeconds=60))
-    host, executors = start_job_processes(job_keys(kube, namespace, "wc"), ["0", "1"])
+    """Reading is closed too (spec.ui.readAccess: token): the operator reads the driver's
+    executors with the read token from the job's Secret and drains with the change token."""
+    kube.apply(namespace, job_manifest(gracefulStopTimeoutSeconds=60, ui={"readAccess": "token"}))
+    keys = job_keys(kube, namespace, "wc")
+    token = read_token(keys["KUBESTREAM_CURVE_SECRET_KEY"])
+    host, executors = start_job_processes(
+        {**keys, "KUBESTREAM_UI_READ_ACCESS": "token"}, ["0", "1"]
+    )
     wait_for(lambda: len(kube.pods(namespace)) == 3, "driver and 2 executor pods")
     run_all(kube, namespace)
     kube.act_as_kubelet_set_pod_phase(namespace, "wc-driver", "Running", pod_ip=host)
+    wait_for(lambda: driver_status(host, token), "the driver's status, with the read token")
+    assert driver_status(host) == {}  # refused without it
     wait_for(
-        lambda: len(driver_status(host).get("executors") or []) == 2,
+        lambda: len(driver_status(host, token).get("executors") or []) == 2,
         "both executors registered",
         timeout=30,
     )
     kube.kubectl("scale", "-n", namespace, "sj/wc", "--replicas=1")
     wait_for(lambda: "ExecutorDraining" in events(kube, namespace, "wc"), "ExecutorDraining")
     wait_for(
-        lambda: driver_status(host).get("decommissions") == {"1": "decommissioned"},
+        lambda: driver_status(host, token).get("decommissions") == {"1": "decommissioned"},
         "the driver to decommission executor 1",
     )
     assert executors["1"].wait(timeout=30) == 0

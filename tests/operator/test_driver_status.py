@@ -4,7 +4,12 @@ from collections.abc import Mapping, Sequence
 
 from kubestream.driver.status import ExecutorView, build_status
 from kubestream.streaming.batch import BatchInfo
-from kubestream_operator.driver_status import batch_fields, decommission, executor_report
+from kubestream_operator.driver_status import (
+    DriverAPI,
+    batch_fields,
+    decommission,
+    executor_report,
+)
 from kubestream_operator.plan import DriverReport
 from tests.operator.harness import free_port
 
@@ -56,6 +61,6 @@ def test_executor_report_names_registered_executors_and_drain_outcomes() -> None
 
 
 def test_a_driver_that_does_not_answer_gives_a_reason_without_the_token() -> None:
-    refused = decommission("127.0.0.1", free_port(), "1", "secret-token", timeout=1)
+    refused = decommission(DriverAPI("127.0.0.1", free_port()), "1", "secret-token", timeout=1)
     assert refused.startswith("the driver did not answer")
     assert "secret-token" not in refused

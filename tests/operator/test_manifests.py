@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from kubestream.cli import build_parser
+from kubestream.driver.api_auth import read_token
 from kubestream_operator import manifests as m
 from kubestream_operator.spec import JobSpec, parse_spec
 
@@ -48,12 +49,46 @@ def test_every_child_is_owned_by_the_job() -> None:
 
 
 def test_network_policy_admits_only_own_pods_to_zeromq_ports() -> None:
-    spec = m.build_network_policy(JOB)["spec"]
+    spec = m.build_network_policy(JOB, ("kubestream-system", "monitoring"))["spec"]
     assert spec["podSelector"] == {"matchLabels": {m.JOB_LABEL: "wc"}}
     zmq_rule, ui_rule = spec["ingress"]
     assert zmq_rule["from"] == [{"podSelector": {"matchLabels": {m.JOB_LABEL: "wc"}}}]
-    assert zmq_rule["ports"] == [{"port": 7077}, {"port": 7078}]
-    assert ui_rule == {"ports": [{"port": 4040}]}
+    assert zmq_rule["ports"] == [
+        {"protocol": "TCP", "port": 7077},
+        {"protocol": "TCP", "port": 7078},
+    ]
+    by_name = "kubernetes.io/metadata.name"
+    assert ui_rule == {
+        "from": [
+            {"namespaceSelector": {"matchLabels": {by_name: "kubestream-system"}}},
+            {"namespaceSelector": {"matchLabels": {by_name: "monitoring"}}},
+        ],
+        "ports": [{"protocol": "TCP", "port": 4040}],
+    }
+
+
+def test_network_policy_without_ui_namespaces_admits_no_pod_to_the_ui_port() -> None:
+    """No rule names 4040 then: only `kubectl port-forward` (through the kubelet) gets in."""
+    rules = m.build_network_policy(JOB)["spec"]["ingress"]
+    assert all(port["port"] != 4040 for rule in rules for port in rule["ports"])
+
+
+def test_driver_pod_mounts_the_tls_secret_and_probes_healthz_over_https() -> None:
+    pod = m.build_driver_pod(JOB, spec(ui={"tls": {"secretName": "wc-tls"}}), "k")
+    container = pod["spec"]["containers"][0]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["KUBESTREAM_UI_TLS_CERT"] == f"{m.TLS_PATH}/tls.crt"
+    assert env["KUBESTREAM_UI_TLS_KEY"] == f"{m.TLS_PATH}/tls.key"
+    assert {"name": "tls", "secret": {"secretName": "wc-tls"}} in pod["spec"]["volumes"]
+    assert container["readinessProbe"]["httpGet"]["scheme"] == "HTTPS"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/healthz"
+
+
+def test_the_secret_carries_the_read_token_the_driver_derives() -> None:
+    secret = m.build_secret(JOB, "P" * 40, "S" * 40, "scrape")["stringData"]
+    assert secret[m.READ_TOKEN_KEY] == read_token("S" * 40)
+    assert secret[m.SCRAPE_TOKEN_KEY] == "scrape"
+    assert m.SCRAPE_TOKEN_KEY not in m.build_secret(JOB, "P" * 40, "S" * 40)["stringData"]
 
 
 def test_claim_is_owned_only_when_not_retained() -> None:
@@ -159,10 +194,13 @@ def test_driver_finishes_its_graceful_stop_before_the_grace_period_ends() -> Non
 
 def test_readiness_is_asked_over_http_not_on_the_curve_ports() -> None:
     """A bare TCP probe of a CURVE port fails the handshake and logs a warning every period."""
-    for pod in (m.build_driver_pod(JOB, spec(), "k"), m.build_executor_pod(JOB, spec(), 0, "k")):
+    pods = (m.build_driver_pod(JOB, spec(), "k"), m.build_executor_pod(JOB, spec(), 0, "k"))
+    for pod in pods:
         container = pod["spec"]["containers"][0]
         probe = container["readinessProbe"]
-        assert probe["httpGet"] == {"path": "/metrics", "port": "ui"}
+        assert probe["httpGet"]["port"] == "ui"
+        # The driver's /metrics may need the read token; /healthz never does.
+        assert probe["httpGet"]["path"] == ("/healthz" if pod is pods[0] else "/metrics")
         assert {"name": "ui", "containerPort": m.UI_PORT} in container["ports"]
 
 

@@ -59,6 +59,8 @@ class World:
         self.pods: dict[str, PodState] = {}
         self.missing_secrets: tuple[str, ...] = ()
         self.keys_id = ""
+        self.ui_namespaces: tuple[str, ...] = ("kubestream-system",)
+        self.policy: dict[str, Any] | None = None
         self.report: DriverReport | None = None
         self.last: Plan = Plan()
 
@@ -83,6 +85,8 @@ class World:
             claim_owned=self.claim_owned,
             missing_secrets=self.missing_secrets,
             keys_id=self.keys_id,
+            ui_namespaces=self.ui_namespaces,
+            network_policy_spec=self.policy,
             driver=next((p for p in pods if p.executor_id is None), None),
             executors=tuple(p for p in pods if p.executor_id is not None),
             driver_report=self.report,
@@ -123,6 +127,10 @@ class World:
                     self.claim_owned = "ownerReferences" in obj["metadata"]
                 if obj["kind"] == CONFIG_MAP:
                     self.config = obj["data"]
+                if obj["kind"] == NETWORK_POLICY:
+                    self.policy = obj["spec"]
+        if todo.update_network_policy is not None:
+            self.policy = todo.update_network_policy["spec"]
         if todo.update_config is not None:
             self.config = todo.update_config["data"]
         if todo.set_claim_owned is not None:
@@ -151,6 +159,21 @@ class World:
 
     def reasons(self) -> list[str]:
         return [e.reason for e in self.last.events]
+
+
+def test_a_network_policy_open_to_every_pod_is_narrowed_and_then_left_alone() -> None:
+    """A policy of an older operator (4040 open to all) or other UI namespaces is replaced."""
+    w = World()
+    w.step()
+    assert w.last.update_network_policy is None
+    w.policy = {**(w.policy or {}), "ingress": [{"ports": [{"protocol": "TCP", "port": 4040}]}]}
+    fixed = w.step()
+    assert fixed.update_network_policy is not None
+    assert w.policy == m.build_network_policy(JOB, ("kubestream-system",))["spec"]
+    assert w.step().update_network_policy is None
+    w.ui_namespaces = ("kubestream-system", "monitoring")
+    assert w.step().update_network_policy is not None
+    assert w.step().update_network_policy is None
 
 
 def test_new_job_creates_every_child_then_a_second_pass_does_nothing() -> None:

@@ -45,6 +45,7 @@ EVERY_OPTION: dict[str, Any] = {
     "checkpoint": {"intervalSeconds": 30},
     "reliability": {"writeAheadLog": True},
     "flowControl": {"backpressure": True, "maxRatePerReceiver": 5000},
+    "ui": {"readAccess": "token", "changeAccess": "token", "tls": {"secretName": "wc-tls"}},
 }
 
 
@@ -129,6 +130,8 @@ def test_optional_settings_are_left_unset_when_their_field_is() -> None:
 def _in_bounds(setting: Setting[Any]) -> st.SearchStrategy[Any]:
     if setting.kind is bool:
         return st.booleans()
+    if setting.choices:
+        return st.sampled_from(setting.choices)
     low, high = setting.bounds
     if setting.kind is int:
         return st.integers(int(low or 0), int(high or 2**31))

@@ -96,7 +96,7 @@ deploy/rbac/operator.yaml (tests/chart checks they stay equal).
   verbs: [get, create, patch]
 - apiGroups: [networking.k8s.io]
   resources: [networkpolicies]
-  verbs: [get, create]
+  verbs: [get, create, patch]
 # Events for every transition (the operator's and kopf's).
 - apiGroups: ["", events.k8s.io]
   resources: [events]

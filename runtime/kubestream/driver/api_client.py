@@ -26,8 +26,11 @@ def _call(request: urllib.request.Request) -> Any:
         raise ConfigError(f"cannot reach the driver at {request.full_url}: {exc.reason}") from None
 
 
-def decommission(url: str, executor_id: str, token: str, timeout: float) -> str:
-    """Starts the drain, then returns its outcome: `decommissioned` or `failed: <why>`."""
+def decommission(
+    url: str, executor_id: str, token: str, timeout: float, read_token: str = ""
+) -> str:
+    """Starts the drain (``token``: the change token), then returns its outcome,
+    `decommissioned` or `failed: <why>`, read with ``read_token`` from the status."""
     base = url.rstrip("/")
     _call(
         urllib.request.Request(
@@ -38,7 +41,12 @@ def decommission(url: str, executor_id: str, token: str, timeout: float) -> str:
     )
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        status = _call(urllib.request.Request(f"{base}/api/v1/status?batches=0"))
+        status = _call(
+            urllib.request.Request(
+                f"{base}/api/v1/status?batches=0",
+                headers={"Authorization": f"Bearer {read_token}"} if read_token else {},
+            )
+        )
         outcome: str = status.get("decommissions", {}).get(executor_id, "draining")
         if outcome != "draining":
             return outcome

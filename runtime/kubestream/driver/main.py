@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import ssl
 import sys
 import threading
 import time
@@ -21,7 +22,7 @@ from prometheus_client import CollectorRegistry
 from kubestream import settings
 from kubestream.core.engine import Engine
 from kubestream.core.protocol import Shutdown
-from kubestream.driver.api_auth import api_token
+from kubestream.driver.api_auth import Access
 from kubestream.driver.app import load_app
 from kubestream.driver.batch_logs import BatchLogContext
 from kubestream.driver.decommission import Decommissioner
@@ -29,7 +30,7 @@ from kubestream.driver.endpoint import DriverEndpoint
 from kubestream.driver.local_cluster import LocalExecutorProcesses
 from kubestream.driver.metrics import DriverMetrics, InputsCollector
 from kubestream.driver.status import context_status
-from kubestream.driver.ui.server import Actions, UIServer
+from kubestream.driver.ui.server import Actions, UIServer, tls_context
 from kubestream.errors import ConfigError, JobFailedError
 from kubestream.settings import DRIVER_PORT, Values
 from kubestream.streaming.context import StreamingContext, StreamingContextState
@@ -147,18 +148,36 @@ def _start_ui(ssc: StreamingContext, options: DriverOptions) -> UIServer:
     def status(limit: int) -> dict[str, Any]:
         return context_status(ssc, job, limit, decommissioner.outcomes)
 
-    actions = Actions(api_token(options.keys.secret), decommissioner.start)
+    values = options.settings
+    access = Access.of_job(
+        options.keys.secret,
+        read_open=values[settings.UI_READ_ACCESS] == "open",
+        change_open=values[settings.UI_CHANGE_ACCESS] == "open",
+        scrape=values[settings.UI_SCRAPE_TOKEN],
+    )
     ui = UIServer(
         status,
         registry,
         options.host,
         options.settings[settings.UI_PORT],
-        actions,
-        idle_timeout=options.settings[settings.UI_IDLE_TIMEOUT],
-        max_connections=options.settings[settings.UI_MAX_CONNECTIONS],
+        Actions(decommissioner.start),
+        idle_timeout=values[settings.UI_IDLE_TIMEOUT],
+        max_connections=values[settings.UI_MAX_CONNECTIONS],
+        access=access,
+        tls=_tls(values),
     )
     print(f"kubestream: Streaming UI at {ui.url()}", file=sys.stderr, flush=True)
     return ui
+
+
+def _tls(values: Values) -> ssl.SSLContext | None:
+    cert, key = values[settings.UI_TLS_CERT], values[settings.UI_TLS_KEY]
+    if (cert is None) != (key is None):
+        raise ConfigError(
+            f"{settings.UI_TLS_CERT.option} and {settings.UI_TLS_KEY.option} go together: "
+            "give both for HTTPS, or neither"
+        )
+    return None if cert is None or key is None else tls_context(cert, key)
 
 
 def _run(ssc: StreamingContext, options: DriverOptions) -> int:

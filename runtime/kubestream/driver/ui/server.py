@@ -1,5 +1,7 @@
-"""One HTTP port on the driver: the page (`/`), the status JSON (`/api/v1/status`), `/metrics`,
-and, behind the job's token, `POST /api/v1/executors/<id>/decommission`.
+"""One HTTP port on the driver: the page (`/`), the status JSON (`/api/v1/status`), `/metrics`
+(reading), an open `/healthz`, and `POST /api/v1/executors/<id>/decommission` (changing),
+each permission open or behind its token (kubestream.driver.api_auth); HTTPS when given
+a certificate.
 
 A standard-library server on its own thread, so the UI adds no dependency and
 a slow browser cannot hold up batches. It bounds what clients can hold: an idle
@@ -18,6 +20,8 @@ import json
 import logging
 import re
 import socket
+import ssl
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,7 +34,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from kubestream import settings
-from kubestream.driver.api_auth import is_authorised
+from kubestream.driver.api_auth import COOKIE, Access, bearer, cookie_token, matches
 from kubestream.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -49,16 +53,22 @@ StatusSource = Callable[[int], dict[str, Any]]
 DECOMMISSION = re.compile(r"^/api/v1/executors/([^/]+)/decommission$")
 
 
+OPEN = Access(read=None, change=None)
+
+
 @dataclass(frozen=True)
 class Actions:
-    """What the API may change, behind the job's token (see kubestream.driver.api_auth)."""
+    """What the API may change, behind the change permission (kubestream.driver.api_auth)."""
 
-    token: str
     decommission: Callable[[str], None]
 
 
 class UIServer:
-    """Serves until close(); `status(limit)` returns the status document with `limit` batches."""
+    """Serves until close(); `status(limit)` returns the status document with `limit` batches.
+
+    ``access`` says which permission needs which token; ``tls`` (a server-side context
+    holding the certificate) makes the port speak HTTPS only.
+    """
 
     def __init__(
         self,
@@ -69,9 +79,18 @@ class UIServer:
         actions: Actions | None = None,
         idle_timeout: float = settings.UI_IDLE_TIMEOUT.default,
         max_connections: int = settings.UI_MAX_CONNECTIONS.default,
+        access: Access = OPEN,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
-        handler = _handler(status, registry, actions, idle_timeout)
+        handler = _handler(status, registry, actions, idle_timeout, access, tls is not None)
         self._server = _bind(host, port, handler, max_connections)
+        if tls is not None:
+            # The handshake runs on the connection's own thread, at its first read, so a
+            # client that never finishes it cannot hold up accepting others.
+            self._server.socket = tls.wrap_socket(
+                self._server.socket, server_side=True, do_handshake_on_connect=False
+            )
+        self.scheme = "https" if tls is not None else "http"
         self.host = host
         self.port: int = self._server.server_address[1]
         # A short poll interval, so close() (on shutdown) does not wait half a second.
@@ -83,7 +102,7 @@ class UIServer:
     def url(self) -> str:
         """The page's address; on a wildcard address, this machine's (the pod's) name."""
         shown = socket.gethostname() if self.host in ("0.0.0.0", "", "::") else self.host
-        return f"http://{shown}:{self.port}/"
+        return f"{self.scheme}://{shown}:{self.port}/"
 
     def close(self) -> None:
         self._server.shutdown()
@@ -122,6 +141,10 @@ class _BoundedServer(ThreadingHTTPServer):
             self._slots.release()
 
     def handle_error(self, request: Any, client_address: Any) -> None:
+        failure = sys.exc_info()[1]
+        if isinstance(failure, ssl.SSLError):  # plain HTTP, or a client refusing our certificate
+            log.warning("UI: no TLS session with %s: %s", client_address, failure.reason)
+            return
         log.exception("UI: a request from %s failed", client_address)
 
 
@@ -148,8 +171,38 @@ def _bind(
     raise AssertionError("unreachable")
 
 
+def tls_context(cert_file: str, key_file: str) -> ssl.SSLContext:
+    """A server context for the PEM certificate chain and key; ConfigError names the file."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_cert_chain(cert_file, key_file)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(
+            f"{settings.UI_TLS_CERT.option}/{settings.UI_TLS_KEY.option}: cannot load the "
+            f"certificate {cert_file!r} with the key {key_file!r}: {exc}"
+        ) from None
+    return context
+
+
+_READ_REFUSED = (
+    "reading this job needs its read token: send 'Authorization: Bearer <token>', or open "
+    "/?token=<token> once in a browser (the token is the ui-read-token key of the job's "
+    "Secret, <job>-curve)"
+)
+_CHANGE_REFUSED = (
+    "changing this job needs its change token: send 'Authorization: Bearer <token>'; the "
+    "token is derived from the job's CURVE secret key (kubestream decommission computes it)"
+)
+
+
 def _handler(
-    status: StatusSource, registry: CollectorRegistry, actions: Actions | None, idle_timeout: float
+    status: StatusSource,
+    registry: CollectorRegistry,
+    actions: Actions | None,
+    idle_timeout: float,
+    access: Access,
+    secure: bool,
 ) -> type[BaseHTTPRequestHandler]:
     assets = {
         path: ((files(__package__) / name).read_bytes(), kind)
@@ -171,17 +224,40 @@ def _handler(
             try:
                 serve()
             except Exception:
-                log.exception("UI: %s %s failed", self.command, self.path[:200])
+                log.exception("UI: %s %s failed", self.command, urlsplit(self.path).path[:200])
                 with contextlib.suppress(OSError):
                     self._error(HTTPStatus.INTERNAL_SERVER_ERROR, "the driver failed to answer")
 
+        def _may_read(self, path: str) -> bool:
+            presented = bearer(self.headers.get("Authorization")) or cookie_token(
+                self.headers.get("Cookie")
+            )
+            if matches(presented, access.read):
+                return True
+            return (
+                path == "/metrics"
+                and access.scrape is not None
+                and (matches(presented, access.scrape))
+            )
+
         def _get(self) -> None:
             url = urlsplit(self.path)
+            query = parse_qs(url.query)
+            if url.path == "/healthz":  # the readiness probe's: open, and says nothing
+                self._reply(HTTPStatus.OK, b"ok", "text/plain; charset=utf-8")
+                return
+            if url.path == "/" and "token" in query:
+                self._log_in(query["token"][-1])
+                return
+            if not self._may_read(url.path):
+                log.warning("UI: refused to show %s to %s", url.path, self.address_string())
+                self._error(HTTPStatus.UNAUTHORIZED, _READ_REFUSED)
+                return
             if url.path in assets:
                 body, kind = assets[url.path]
                 self._reply(HTTPStatus.OK, body, kind)
             elif url.path == "/api/v1/status":
-                self._status(parse_qs(url.query))
+                self._status(query)
             elif url.path == "/metrics":
                 self._reply(HTTPStatus.OK, generate_latest(registry), CONTENT_TYPE_LATEST)
             else:
@@ -190,18 +266,16 @@ def _handler(
         def _post(self) -> None:
             match = DECOMMISSION.match(urlsplit(self.path).path)
             if match is None:
-                self._error(HTTPStatus.NOT_FOUND, f"nothing to change at {self.path}")
+                self._error(HTTPStatus.NOT_FOUND, f"nothing to change at {self.path[:200]}")
                 return
             if actions is None:
                 self._error(HTTPStatus.FORBIDDEN, "this driver's API is read-only")
                 return
-            if not is_authorised(self.headers.get("Authorization"), actions.token):
+            # The header only, never the cookie: another site's page cannot make a browser
+            # that holds the cookie change the job.
+            if not matches(bearer(self.headers.get("Authorization")), access.change):
                 log.warning("refused an unauthenticated request from %s", self.address_string())
-                self._error(
-                    HTTPStatus.UNAUTHORIZED,
-                    "send 'Authorization: Bearer <token>'; the token is derived from the "
-                    "job's CURVE secret key (kubestream decommission computes it)",
-                )
+                self._error(HTTPStatus.UNAUTHORIZED, _CHANGE_REFUSED)
                 return
             executor_id = unquote(match.group(1))
             try:
@@ -211,6 +285,22 @@ def _handler(
                 return
             body = json.dumps({"executor": executor_id, "state": "draining"}).encode()
             self._reply(HTTPStatus.ACCEPTED, body, "application/json")
+
+        def _log_in(self, token: str) -> None:
+            """``/?token=``: the read token as a cookie, then the page without it in the URL."""
+            if access.read is None or not matches(token, access.read):
+                log.warning("UI: refused a wrong token from %s", self.address_string())
+                self._error(HTTPStatus.UNAUTHORIZED, _READ_REFUSED)
+                return
+            self.send_response(HTTPStatus.SEE_OTHER)
+            flags = "; Secure" if secure else ""
+            self.send_header(
+                "Set-Cookie", f"{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict{flags}"
+            )
+            self.send_header("Location", "/")
+            self.send_header("Content-Length", "0")
+            self.send_header("Cache-Control", "no-store")
+            self.end_headers()
 
         def _status(self, query: dict[str, list[str]]) -> None:
             text = query.get("batches", ["100"])[-1]
@@ -239,6 +329,7 @@ def _handler(
             self.wfile.write(body)
 
         def log_message(self, format: str, *args: Any) -> None:
-            log.debug("%s " + format, self.address_string(), *args)
+            # The request line of /?token= holds the read token: never logged.
+            log.debug("%s %s", self.address_string(), urlsplit(self.path).path[:200])
 
     return Handler

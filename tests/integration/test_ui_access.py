@@ -1,0 +1,237 @@
+"""Read and change permissions and HTTPS on the driver's UI port, on real driver processes.
+
+Each test starts `kubestream run` (a driver and one executor process) with the job's
+own key pair, so it knows the tokens the driver derives; requests go over real
+sockets, HTTPS with a CA made here by openssl (and a second CA the client must not
+accept).
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import re
+import ssl
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from kubestream.driver.api_auth import api_token, read_token
+from kubestream.transport import generate_keypair
+
+APP = """
+from kubestream import StreamingContext
+
+
+def build(ssc: StreamingContext, args: list[str]) -> None:
+    ssc.rate_stream(50).foreach_rdd(lambda rdd: rdd.count())
+"""
+SCRAPE = "scrape-token-for-prometheus"
+
+
+@dataclass
+class Driver:
+    port: int
+    read: str
+    change: str
+    context: ssl.SSLContext | None
+    log: Path
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        token: str = "",
+        cookie: str = "",
+        context: ssl.SSLContext | None = None,
+    ) -> http.client.HTTPResponse:
+        connection: http.client.HTTPConnection
+        if self.context is None:
+            connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        else:
+            connection = http.client.HTTPSConnection(
+                "127.0.0.1", self.port, timeout=10, context=context or self.context
+            )
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        if cookie:
+            headers["Cookie"] = cookie
+        try:
+            connection.request(method, path, headers=headers)
+            response = connection.getresponse()
+            response.read()
+            return response
+        finally:
+            connection.close()
+
+
+def openssl(*args: str, cwd: Path) -> None:
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
+
+
+def make_ca(directory: Path, name: str) -> None:
+    openssl(
+        "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", f"/CN={name}",
+        "-keyout", f"{name}.key", "-out", f"{name}.crt", cwd=directory,
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def certificates(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """ca.crt signs server.crt (for 127.0.0.1); other-ca.crt signs nothing of ours."""
+    directory = tmp_path_factory.mktemp("tls")
+    make_ca(directory, "ca")
+    make_ca(directory, "other-ca")
+    (directory / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
+    openssl(
+        "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=driver",
+        "-keyout", "server.key", "-out", "server.csr", cwd=directory,
+    )  # fmt: skip
+    openssl(
+        "x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+        "-CAcreateserial", "-days", "2", "-extfile", "san.ext", "-out", "server.crt",
+        cwd=directory,
+    )  # fmt: skip
+    return directory
+
+
+StartDriver = Callable[..., Driver]
+
+
+@pytest.fixture
+def start_driver(tmp_path: Path) -> Iterator[StartDriver]:
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def start(tls: Path | None = None, **env: str) -> Driver:
+        public, secret = generate_keypair()
+        app = tmp_path / "access_app.py"
+        app.write_text(APP)
+        log = tmp_path / f"driver-{len(procs)}.log"
+        variables = {
+            **os.environ,
+            "KUBESTREAM_CURVE_PUBLIC_KEY": public,
+            "KUBESTREAM_CURVE_SECRET_KEY": secret,
+            "KUBESTREAM_UI_SCRAPE_TOKEN": SCRAPE,
+            **env,
+        }
+        flags = ["--ui-port", "0", "--executors", "1", "--batch-interval", "0.5"]
+        if tls is not None:
+            flags += [
+                "--ui-tls-cert",
+                str(tls / "server.crt"),
+                "--ui-tls-key",
+                str(tls / "server.key"),
+            ]
+        with log.open("wb") as out:
+            procs.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "kubestream", "run", str(app), *flags],
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    env=variables,
+                )
+            )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            found = re.search(r"Streaming UI at (https?)://127\.0\.0\.1:(\d+)/", log.read_text())
+            if found:
+                break
+            assert procs[-1].poll() is None, log.read_text()
+            time.sleep(0.1)
+        else:
+            pytest.fail(f"no UI address in the driver's output:\n{log.read_text()}")
+        assert found.group(1) == ("https" if tls else "http")
+        context = None
+        if tls is not None:
+            context = ssl.create_default_context(cafile=str(tls / "ca.crt"))
+        return Driver(int(found.group(2)), read_token(secret), api_token(secret), context, log)
+
+    yield start
+    for proc in procs:
+        proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+READS = ["/", "/app.js", "/api/v1/status?batches=1", "/metrics"]
+
+
+def test_closed_reading_needs_the_read_token(start_driver: StartDriver) -> None:
+    driver = start_driver(KUBESTREAM_UI_READ_ACCESS="token")
+    for path in READS:
+        assert driver.request("GET", path).status == 401, path
+        assert driver.request("GET", path, token="wrong").status == 401, path
+        assert driver.request("GET", path, token=driver.change).status == 401, path
+        assert driver.request("GET", path, token=driver.read).status == 200, path
+    assert driver.request("GET", "/healthz").status == 200  # the readiness probe's
+    # The scrape token reads /metrics and nothing else.
+    assert driver.request("GET", "/metrics", token=SCRAPE).status == 200
+    assert driver.request("GET", "/api/v1/status", token=SCRAPE).status == 401
+    assert driver.request("GET", "/", token=SCRAPE).status == 401
+
+
+def test_a_browser_gets_the_page_after_one_url_with_the_token(start_driver: StartDriver) -> None:
+    driver = start_driver(KUBESTREAM_UI_READ_ACCESS="token")
+    assert driver.request("GET", "/?token=wrong").status == 401
+    login = driver.request("GET", f"/?token={driver.read}")
+    assert login.status == 303 and login.getheader("Location") == "/"
+    cookie = login.getheader("Set-Cookie") or ""
+    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
+    jar = cookie.split(";")[0]
+    assert driver.request("GET", "/", cookie=jar).status == 200
+    assert driver.request("GET", "/api/v1/status", cookie=jar).status == 200
+    assert driver.request("GET", "/", cookie="kubestream_token=forged").status == 401
+    # The cookie never changes the job: a drain needs the header.
+    assert driver.request("POST", "/api/v1/executors/exec-1/decommission", cookie=jar).status == 401
+    assert driver.read not in driver.log.read_text()
+
+
+def test_open_reading_answers_anyone_and_drains_still_need_the_change_token(
+    start_driver: StartDriver,
+) -> None:
+    driver = start_driver()
+    for path in READS:
+        assert driver.request("GET", path).status == 200, path
+    drain = "/api/v1/executors/no-such-executor/decommission"
+    assert driver.request("POST", drain).status == 401
+    assert driver.request("POST", drain, token=driver.read).status == 401
+    # With the change token the request is let through (and refused for the unknown id).
+    answer = driver.request("POST", drain, token=driver.change)
+    assert answer.status == 409
+
+
+def test_open_change_lets_anyone_drain(start_driver: StartDriver) -> None:
+    driver = start_driver(KUBESTREAM_UI_CHANGE_ACCESS="open")
+    assert driver.request("POST", "/api/v1/executors/no-such-executor/decommission").status == 409
+
+
+def test_https_is_verified_against_the_right_ca_only(
+    start_driver: StartDriver, certificates: Path
+) -> None:
+    driver = start_driver(tls=certificates, KUBESTREAM_UI_READ_ACCESS="token")
+    assert driver.request("GET", "/metrics", token=driver.read).status == 200
+    wrong = ssl.create_default_context(cafile=str(certificates / "other-ca.crt"))
+    with pytest.raises(ssl.SSLCertVerificationError):
+        driver.request("GET", "/metrics", token=driver.read, context=wrong)
+    plain = http.client.HTTPConnection("127.0.0.1", driver.port, timeout=10)
+    try:
+        with pytest.raises(
+            (http.client.RemoteDisconnected, ConnectionError, http.client.BadStatusLine)
+        ):
+            plain.request("GET", "/metrics")
+            response = plain.getresponse()
+            response.read()
+            raise AssertionError(f"plain HTTP was answered {response.status}")
+    finally:
+        plain.close()
+    driver.request("GET", "/healthz")  # the driver still serves, and logged one line each
+    refusals = driver.log.read_text()
+    assert "no TLS session with" in refusals and "Traceback" not in refusals
