@@ -47,23 +47,33 @@ def test_driver_kills_lose_no_received_message(tmp_path: Path) -> None:
         fed.set()
 
     feeder = threading.Thread(target=feed, daemon=True)
-    for attempt in range(3):
-        log = tmp_path / f"driver-{attempt}.log"
-        driver = start(checkpoint, spool, out, log)
-        wait_until_processing(checkpoint, log, first=attempt == 0)
-        if attempt == 0:
-            feeder.start()
-        time.sleep(1.5)
-        driver.send_signal(signal.SIGKILL)
-        driver.wait()
-    kills_done.set()
-    assert fed.wait(60)
-    log = tmp_path / "driver-final.log"
-    final = start(checkpoint, spool, out, log, "--duration", "5")
-    final.wait(timeout=120)
-    assert final.returncode == 0, log.read_text()
-    assert not list(spool.iterdir()), "the spool was not drained"
-    seen: set[str] = set()
-    for part in out.glob("messages-*/part-*"):
-        seen.update(part.read_text().splitlines())
-    assert seen == set(messages), f"lost {len(set(messages) - seen)} messages"
+    drivers: list[subprocess.Popen[str]] = []
+    try:
+        for attempt in range(3):
+            log = tmp_path / f"driver-{attempt}.log"
+            driver = start(checkpoint, spool, out, log)
+            drivers.append(driver)
+            wait_until_processing(checkpoint, log, first=attempt == 0)
+            if attempt == 0:
+                feeder.start()
+            time.sleep(1.5)
+            driver.send_signal(signal.SIGKILL)
+            driver.wait()
+        kills_done.set()
+        assert fed.wait(60)
+        log = tmp_path / "driver-final.log"
+        final = start(checkpoint, spool, out, log, "--duration", "5")
+        drivers.append(final)
+        final.wait(timeout=120)
+        assert final.returncode == 0, log.read_text()
+        assert not list(spool.iterdir()), "the spool was not drained"
+        seen: set[str] = set()
+        for part in out.glob("messages-*/part-*"):
+            seen.update(part.read_text().splitlines())
+        assert seen == set(messages), f"lost {len(set(messages) - seen)} messages"
+    finally:
+        kills_done.set()
+        for process in drivers:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
