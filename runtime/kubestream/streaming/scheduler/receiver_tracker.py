@@ -181,15 +181,20 @@ class ReceiverTracker:
                     streams[stream_id] = [moved(b) for b in blocks]
 
     def executor_lost(self, executor_id: str) -> None:
+        """Restart its receivers elsewhere, and adopt the blocks it logged but never reported:
+        its source was acknowledged once the log held them, so they exist nowhere else."""
         with self._lock:
             self._draining.discard(executor_id)
             for info in self._receivers.values():
                 if info.executor_id == executor_id:
                     info.executor_id, info.state = None, "lost"
+        self.adopt_orphans(written_by=executor_id)
         self.place_receivers()
 
     def add_block(self, executor_id: str, block: BlockAdded) -> None:
         with self._lock:
+            if block.block_id in self._tracked_ids(block.stream_id):
+                return  # adopted from the log after its executor was declared lost
             self._unallocated.setdefault(block.stream_id, []).append(
                 ReceivedBlock(
                     block.block_id, block.records, executor_id, block.replica, block.wal_path
@@ -259,9 +264,14 @@ class ReceiverTracker:
                 },
             }
 
-    def adopt_orphans(self) -> int:
+    def _tracked_ids(self, stream_id: int) -> set[str]:
+        batches = [*self._allocated.values(), self._unallocated]
+        return {b.block_id for streams in batches for b in streams.get(stream_id, [])}
+
+    def adopt_orphans(self, written_by: str | None = None) -> int:
         """Blocks in the write-ahead log that no checkpoint mentions (the driver died between
-        the log write and the block report) become unallocated again: none is lost."""
+        the log write and the block report) become unallocated again: none is lost. With
+        `written_by`, only that executor's blocks (it was lost before reporting them)."""
         if self.wal_dir is None or not os.path.isdir(self.wal_dir):
             return 0
         with self._lock:
@@ -280,6 +290,8 @@ class ReceiverTracker:
                 for name in sorted(os.listdir(directory)):
                     path = os.path.join(directory, name)
                     if name.startswith(".") or path in known:
+                        continue
+                    if written_by is not None and block_writer(name) != written_by:
                         continue
                     records = len(deserialise(read_verified(path)))
                     self._unallocated.setdefault(int(stream), []).append(
@@ -310,3 +322,11 @@ class ReceiverTracker:
     def receivers(self) -> list[ReceiverInfo]:
         with self._lock:
             return list(self._receivers.values())
+
+
+def block_writer(block_id: str) -> str:
+    """The executor that wrote a received block: ids are input-STREAM-EXECUTOR-INCARNATION-SEQ
+    (executor/receiver_supervisor.py), and an executor id may itself hold dashes."""
+    _, _, rest = block_id.partition("-")
+    _, _, rest = rest.partition("-")
+    return rest.rsplit("-", 2)[0]
