@@ -274,12 +274,12 @@ def test_job_pods_get_no_api_rights_and_keys_stay_out_of_status_and_events(
         result = kube.kubectl("auth", "can-i", verb, resource, "-n", namespace, who, check=False)
         assert result.stdout.strip() == "no", (verb, resource)
     secret = kube.core.read_namespaced_secret("wc-curve", namespace)
-    keys = [base64.b64decode(v).decode() for v in secret.data.values()]
-    assert len(keys) == 2
+    values = {name: base64.b64decode(v).decode() for name, v in secret.data.items()}
+    assert {m.PUBLIC_KEY, m.SECRET_KEY, m.READ_TOKEN_KEY} <= set(values)
     seen = kube.kubectl("get", "sj,events,pods", "-n", namespace, "-o", "yaml").stdout
     seen += operator.log.read_text()
-    for key in keys:
-        assert key not in seen
+    for name, value in values.items():
+        assert value not in seen, name
 
 
 def test_peered_replicas_hand_over_when_the_active_one_stops(
