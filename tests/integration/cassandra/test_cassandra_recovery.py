@@ -4,7 +4,6 @@ Cassandra word count runs: the tables equal a plain-Python count of the input.""
 from __future__ import annotations
 
 import random
-import signal
 import subprocess
 import threading
 import time
@@ -15,16 +14,11 @@ import pytest
 from cassandra.cluster import Session
 
 from tests.brokers import CassandraServer
-from tests.integration.run_job import start_checkpointed, wait_until_processing
+from tests.integration.run_job import kill_and_recover, start_checkpointed
 
 ROOT = Path(__file__).resolve().parents[3]
 APP = ROOT / "examples" / "cassandra_wordcount.py"
 INTERVAL_MS = 500
-
-
-def children(pid: int) -> list[int]:
-    path = Path(f"/proc/{pid}/task/{pid}/children")
-    return [int(p) for p in path.read_text().split()] if path.exists() else []
 
 
 def test_driver_killed_mid_batch_tables_equal_an_uninterrupted_count(
@@ -79,25 +73,7 @@ def test_driver_killed_mid_batch_tables_equal_an_uninterrupted_count(
             )
 
     threading.Thread(target=feed, daemon=True).start()
-    for attempt in range(3):
-        log = tmp_path / f"driver-{attempt}.log"
-        driver = start(log)
-        wait_until_processing(checkpoint, log, first=attempt == 0)
-        if attempt == 1:
-            time.sleep(rng.uniform(0.5, 1.5))
-            executors = children(driver.pid)
-            assert executors, "the driver has no executor processes"
-            subprocess.run(["kill", "-9", str(executors[-1])], check=True)
-        time.sleep(rng.uniform(0.5, 2.5))
-        driver.send_signal(signal.SIGKILL)
-        driver.wait()
-    assert fed.wait(120)
-    log = tmp_path / "driver-final.log"
-    final = start(log, "--duration", "6")
-    final.wait(timeout=180)
-    stderr = log.read_text()
-    assert final.returncode == 0, stderr[-3000:]
-    assert "recovered from checkpoint" in stderr
+    stderr = kill_and_recover(start, checkpoint, tmp_path, rng, fed, 6)
     assert cassandra_server.password not in stderr
 
     expected = Counter(w for t in texts for w in t.split())

@@ -11,8 +11,7 @@ import time
 from pathlib import Path
 
 from tests.brokers import free_port, start_flume
-from tests.integration.kafka.test_kafka_recovery import children
-from tests.integration.run_job import start_checkpointed, wait_until_processing
+from tests.integration.run_job import children, start_checkpointed, wait_until_processing
 
 ROOT = Path(__file__).resolve().parents[3]
 APP = ROOT / "examples" / "flume_events.py"

@@ -4,7 +4,6 @@ word count runs: counts files and the transactional Kafka sink hold every word e
 from __future__ import annotations
 
 import random
-import signal
 import subprocess
 import threading
 import time
@@ -14,16 +13,11 @@ from pathlib import Path
 from tests.brokers import KafkaBroker
 from tests.integration.kafka.test_kafka_stream import read_topic, texts
 from tests.integration.kafka.topics import create_topic, produce
-from tests.integration.run_job import start_checkpointed, wait_until_processing
+from tests.integration.run_job import kill_and_recover, start_checkpointed
 from tests.integration.test_driver_recovery import batch_dirs, read_pairs
 
 ROOT = Path(__file__).resolve().parents[3]
 APP = ROOT / "examples" / "kafka_wordcount.py"
-
-
-def children(pid: int) -> list[int]:
-    path = Path(f"/proc/{pid}/task/{pid}/children")
-    return [int(p) for p in path.read_text().split()] if path.exists() else []
 
 
 def test_driver_and_executor_killed_outputs_are_exactly_once(
@@ -67,25 +61,7 @@ def test_driver_and_executor_killed_outputs_are_exactly_once(
             )
 
     threading.Thread(target=feed, daemon=True).start()
-    for attempt in range(3):
-        log = tmp_path / f"driver-{attempt}.log"
-        driver = start(log)
-        wait_until_processing(checkpoint, log, first=attempt == 0)
-        if attempt == 1:
-            time.sleep(rng.uniform(0.5, 1.5))
-            executors = children(driver.pid)
-            assert executors, "the driver has no executor processes"
-            subprocess.run(["kill", "-9", str(executors[-1])], check=True)
-        time.sleep(rng.uniform(0.5, 2.5))
-        driver.send_signal(signal.SIGKILL)
-        driver.wait()
-    assert fed.wait(120)
-    log = tmp_path / "driver-final.log"
-    final = start(log, "--duration", "8")
-    final.wait(timeout=180)
-    stderr = log.read_text()
-    assert final.returncode == 0, stderr[-3000:]
-    assert "recovered from checkpoint" in stderr
+    kill_and_recover(start, checkpoint, tmp_path, rng, fed, 8)
 
     expected = Counter(w for t in lines for w in t.split())
     counts = batch_dirs(out, "counts")

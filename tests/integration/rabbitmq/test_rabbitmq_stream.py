@@ -16,9 +16,8 @@ from pathlib import Path
 import pytest
 
 from tests.brokers import RabbitMQBroker
-from tests.integration.kafka.test_kafka_recovery import children
 from tests.integration.rabbitmq.queues import depth, new_queue, publish
-from tests.integration.run_job import start_checkpointed, wait_until_processing
+from tests.integration.run_job import children, start_checkpointed, wait_until_processing
 
 ROOT = Path(__file__).resolve().parents[3]
 APP = ROOT / "examples" / "rabbitmq_messages.py"
