@@ -4,7 +4,9 @@ Each function returns a plain manifest dict for one child; the reconciler
 decides which ones to create and ``kube`` sends them. Pods are configured only
 through environment variables, the interface of ``kubestream driver`` and
 ``kubestream executor``; the CURVE keys reach them through secretKeyRef, so no
-key ever appears in a pod spec, a log or an event.
+key ever appears in a pod spec, a log or an event. The user's connector
+credentials come the same two ways, by reference only: variables from Secret keys
+(spec.secretRefs) and Secrets mounted read-only as files (spec.secretMounts).
 """
 
 import hashlib
@@ -17,7 +19,7 @@ from typing import Any
 from kubestream import settings
 from kubestream.driver.api_auth import read_token
 from kubestream.settings import Setting
-from kubestream_operator.spec import JobSpec, PodSettings
+from kubestream_operator.spec import JobSpec, PodSettings, SecretMount
 
 API_VERSION = "kubestream.io/v1alpha1"
 KIND = "StreamingJob"
@@ -36,6 +38,8 @@ PUBLIC_KEY = "curve-public-key"
 SECRET_KEY = "curve-secret-key"
 READ_TOKEN_KEY = "ui-read-token"
 SCRAPE_TOKEN_KEY = "ui-scrape-token"
+SECRET_FILE_MODE = 0o440
+"""Mounted Secret files: readable by the pod's user and group (fsGroup), no one else."""
 
 Manifest = dict[str, Any]
 
@@ -141,6 +145,10 @@ def spec_hash(spec: JobSpec) -> str:
             fields.pop(key)
     if fields["ui"] == _DEFAULT_UI:
         fields.pop("ui")
+    if not fields["secret_mounts"]:
+        fields.pop("secret_mounts")
+    if fields["kafka_consumer_pool_size"] == settings.KAFKA_CONSUMER_POOL_SIZE.default:
+        fields.pop("kafka_consumer_pool_size")
     blob = json.dumps(fields, sort_keys=True, default=list).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
 
@@ -322,6 +330,7 @@ def executor_settings(
         (settings.ADVERTISE_HOST, {"fieldRef": {"fieldPath": "status.podIP"}}),
         (settings.BLOCK_PORT, BLOCK_PORT),
         (settings.METRICS_PORT, UI_PORT),
+        (settings.KAFKA_CONSUMER_POOL_SIZE, spec.kafka_consumer_pool_size),
         (settings.CURVE_PUBLIC_KEY, _key_ref(job, PUBLIC_KEY)),
         (settings.CURVE_SECRET_KEY, _key_ref(job, SECRET_KEY)),
     ]
@@ -352,6 +361,23 @@ def _user_env(spec: JobSpec, pod: PodSettings) -> list[dict[str, Any]]:
     return env
 
 
+def secret_volumes(mounts: Sequence[SecretMount]) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """(volume, volumeMount) of each spec.secretMounts entry, read-only, in spec order."""
+    pairs = []
+    for i, mount in enumerate(mounts):
+        source: dict[str, Any] = {"secretName": mount.secret_name, "defaultMode": SECRET_FILE_MODE}
+        if mount.items:
+            source["items"] = [{"key": key, "path": path} for key, path in mount.items]
+        name = f"secret-{i}"
+        pairs.append(
+            (
+                {"name": name, "secret": source},
+                {"name": name, "mountPath": mount.mount_path, "readOnly": True},
+            )
+        )
+    return pairs
+
+
 def _pod(
     job: JobRef,
     spec: JobSpec,
@@ -380,6 +406,9 @@ def _pod(
         if spec.ui.tls_secret:
             volumes.append({"name": "tls", "secret": {"secretName": spec.ui.tls_secret}})
             mounts.append({"name": "tls", "mountPath": TLS_PATH, "readOnly": True})
+    for volume, mount in secret_volumes(spec.secret_mounts):
+        volumes.append(volume)
+        mounts.append(mount)
     container: dict[str, Any] = {
         "name": role,
         "image": spec.image,

@@ -21,6 +21,7 @@ SPEC_SETTINGS: Mapping[str, Setting[Any]] = {
     "flowControl.maxRatePerReceiver": settings.MAX_RATE,
     "ui.readAccess": settings.UI_READ_ACCESS,
     "ui.changeAccess": settings.UI_CHANGE_ACCESS,
+    "executors.kafkaConsumerPoolSize": settings.KAFKA_CONSUMER_POOL_SIZE,
 }
 """Fields that are a runtime setting as they are: same type, default and bounds."""
 
@@ -50,6 +51,7 @@ OPERATOR_FIELDS: frozenset[str] = frozenset(
         "image",
         "imagePullPolicy",
         "secretRefs",
+        "secretMounts",
         "suspend",
         "executors.replicas",
         "executors.min",

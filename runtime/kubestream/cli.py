@@ -135,9 +135,13 @@ def _cmd_executor(args: argparse.Namespace) -> int:
         # Shuffles partition by hash(); every executor must hash strings alike.
         os.environ["PYTHONHASHSEED"] = "0"
         os.execv(sys.executable, [sys.executable, "-m", "kubestream", *sys.argv[1:]])
+    from kubestream.core import resources
     from kubestream.executor.process import ExecutorProcess
 
     values: settings.Values = args.settings
+    resources.configure(
+        settings.KAFKA_CONSUMER_POOL_SIZE, values[settings.KAFKA_CONSUMER_POOL_SIZE]
+    )
     process = ExecutorProcess(
         _executor_id(values),
         f"tcp://{values[settings.DRIVER_HOST]}:{values[settings.DRIVER_PORT]}",

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from kubestream import settings
@@ -22,12 +23,14 @@ class LocalExecutorProcesses:
         log_level: str = "WARNING",
         heartbeat_interval: float = 0.5,
         log_format: str = "text",
+        executor_settings: Sequence[tuple[settings.Setting[Any], Any]] = (),
     ) -> None:
         self._driver_port = driver_port
         self._keys = keys
         self._log_level = log_level
         self._heartbeat_interval = heartbeat_interval
         self._log_format = log_format
+        self._executor_settings = tuple(executor_settings)
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         for i in range(count):
             self.start(f"exec-{i + 1}")
@@ -58,6 +61,7 @@ class LocalExecutorProcesses:
             (settings.LOG_FORMAT, self._log_format),
             # Several executors share this machine: each takes a free metrics port.
             (settings.METRICS_PORT, 0),
+            *self._executor_settings,
         ]
         command = [sys.executable, "-m", "kubestream", "executor", *settings.arguments(flags)]
         process = subprocess.Popen(command, env=env)

@@ -97,6 +97,9 @@ def run_driver(options: DriverOptions, local_executors: int = 0) -> int:
                 options.keys,
                 values[settings.LOG_LEVEL],
                 log_format=values[settings.LOG_FORMAT],
+                executor_settings=[
+                    (settings.KAFKA_CONSUMER_POOL_SIZE, values[settings.KAFKA_CONSUMER_POOL_SIZE])
+                ],
             )
         ssc = StreamingContext(
             values[settings.BATCH_INTERVAL],

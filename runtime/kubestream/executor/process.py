@@ -16,6 +16,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, start_http_server
 
+from kubestream.core import resources
 from kubestream.core.protocol import (
     BlocksFetched,
     BlockStored,
@@ -179,6 +180,7 @@ class ExecutorProcess:
         """Serve until shut down; returns the process exit code."""
         self._done.wait()
         self.core.stop()
+        resources.close_all()
         self._client.close()
         self._blocks_server.close()
         self._fetcher.close()

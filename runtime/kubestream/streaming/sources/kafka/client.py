@@ -31,6 +31,8 @@ from confluent_kafka import (
 from confluent_kafka import TopicPartition as KafkaTopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec  # type: ignore[attr-defined]
 
+from kubestream import settings
+from kubestream.core import resources
 from kubestream.streaming.sources.kafka.config import ClientConfig
 from kubestream.streaming.sources.kafka.offsets import OffsetRange, TopicPartition
 from kubestream.streaming.sources.kafka.planning import DataLoss, OffsetsLostError, PartitionOffsets
@@ -202,13 +204,22 @@ class ConsumerPool:
 
     A consumer is lent to one reader at a time; a second reader of the same
     partition meanwhile gets a consumer of its own, closed when it is returned
-    to a full pool. Least recently used consumers are closed first.
+    to a full pool. Least recently used consumers are closed first. Without a
+    `capacity`, the process's setting (`settings.KAFKA_CONSUMER_POOL_SIZE`, which the
+    executor passes in through `kubestream.core.resources`) decides, read at each
+    return. The pool closes its consumers when the process's job stops.
     """
 
-    def __init__(self, capacity: int = 64) -> None:
-        self.capacity = capacity
+    def __init__(self, capacity: int | None = None) -> None:
+        self._capacity = capacity
         self._idle: OrderedDict[tuple[str, TopicPartition], _Lent] = OrderedDict()
         self._lock = threading.Lock()
+
+    @property
+    def capacity(self) -> int:
+        if self._capacity is not None:
+            return self._capacity
+        return resources.setting(settings.KAFKA_CONSUMER_POOL_SIZE)
 
     @contextmanager
     def lend(self, config: ClientConfig, tp: TopicPartition) -> Iterator[_Lent]:
@@ -216,6 +227,7 @@ class ConsumerPool:
         with self._lock:
             lent = self._idle.pop(key, None)
         if lent is None:
+            resources.on_close(f"kafka consumers {id(self)}", self.close)
             lent = _Lent(Consumer(config.to_dict(), logger=log), None)
         healthy = False
         try:
@@ -229,12 +241,13 @@ class ConsumerPool:
 
     def _return(self, key: tuple[str, TopicPartition], lent: _Lent) -> None:
         evicted: list[_Lent] = []
+        capacity = self.capacity
         with self._lock:
             if key in self._idle:
                 evicted.append(lent)
             else:
                 self._idle[key] = lent
-            while len(self._idle) > self.capacity:
+            while len(self._idle) > capacity:
                 evicted.append(self._idle.popitem(last=False)[1])
         for old in evicted:
             old.consumer.close()

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from confluent_kafka import Consumer, KafkaException, Producer
 from confluent_kafka import TopicPartition as KafkaTopicPartition
 
+from kubestream.core import resources
 from kubestream.streaming.sources.kafka.config import ClientConfig
 from kubestream.streaming.sources.kafka.records import RecordShape
 
@@ -60,7 +61,20 @@ def shared_producer(config: ClientConfig) -> Producer:
             settings = {**config.to_dict(), "delivery.report.only.error": True}
             producer = Producer(settings, logger=log)
             _producers[config.fingerprint] = producer
+            resources.on_close("kafka producers", close_producers)
         return producer
+
+
+def close_producers(timeout: float = 10.0) -> None:
+    """Deliver what the process's producers still hold (up to `timeout` s each), then drop
+    them; the next write opens a new one. Called when the job stops."""
+    with _producers_lock:
+        producers = list(_producers.values())
+        _producers.clear()
+    for producer in producers:
+        left = producer.flush(timeout)
+        if left:
+            log.warning("a Kafka producer closed with %d records undelivered", left)
 
 
 class DeliveryFailures:
