@@ -26,8 +26,6 @@ _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 _CONFIG_KEY = re.compile(r"^(?!\.\.)(?!\.$)[-._a-zA-Z0-9]{1,253}$")
 # A Secret's name (a DNS-1123 subdomain).
 _SECRET_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-SECRET_MOUNT_ROOT = "/var/run/secrets/kubestream.io"
-"""Where a mounted Secret goes when its entry names no mountPath: ROOT/SECRET-NAME."""
 RESERVED_PATHS = ("/tmp", "/checkpoint", "/etc/kubestream")
 """Directories the operator mounts itself: a Secret may go neither there, below nor above."""
 
@@ -327,7 +325,7 @@ def _secret_mounts(raw: Any) -> tuple[SecretMount, ...]:
         name = _str(entry, "secretName", f + ".secretName")
         if len(name) > 253 or not _SECRET_NAME.match(name):
             raise SpecError(f + ".secretName", f"{name!r} is not a Secret name")
-        path = _str(entry, "mountPath", f + ".mountPath", f"{SECRET_MOUNT_ROOT}/{name}")
+        path = _str(entry, "mountPath", f + ".mountPath")
         if not path.startswith("/") or not _relative_path(path[1:]):
             raise SpecError(
                 f + ".mountPath",

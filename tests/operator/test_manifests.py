@@ -311,7 +311,11 @@ def test_secret_mounts_reach_driver_and_executors_read_only_by_reference() -> No
     s = spec(
         secretMounts=[
             {"secretName": "kafka-tls", "mountPath": "/etc/kafka-tls"},
-            {"secretName": "cassandra", "items": [{"key": "ca.crt", "path": "ca.pem"}]},
+            {
+                "secretName": "cassandra",
+                "mountPath": "/var/run/secrets/cassandra",
+                "items": [{"key": "ca.crt", "path": "ca.pem"}],
+            },
         ]
     )
     for pod in (m.build_driver_pod(JOB, s, "k"), m.build_executor_pod(JOB, s, 3, "k")):
@@ -320,7 +324,7 @@ def test_secret_mounts_reach_driver_and_executors_read_only_by_reference() -> No
         tls = mounts["/etc/kafka-tls"]
         assert tls["readOnly"] is True
         assert volumes[tls["name"]]["secret"] == {"secretName": "kafka-tls", "defaultMode": 0o440}
-        cassandra = mounts["/var/run/secrets/kubestream.io/cassandra"]
+        cassandra = mounts["/var/run/secrets/cassandra"]
         assert cassandra["readOnly"] is True
         assert volumes[cassandra["name"]]["secret"]["items"] == [
             {"key": "ca.crt", "path": "ca.pem"}

@@ -84,7 +84,11 @@ def test_reliability_flow_control_and_checkpoint_interval_are_read() -> None:
         ({"driver": {"env": [{"name": "KUBESTREAM_APP", "value": "x"}]}}, "driver.env[0].name"),
         ({"secretRefs": [{"env": "PW", "secretName": "s"}]}, "secretRefs[0].key"),
         ({"secretMounts": [{"mountPath": "/s"}]}, "secretMounts[0].secretName"),
-        ({"secretMounts": [{"secretName": "Kafka_TLS"}]}, "secretMounts[0].secretName"),
+        ({"secretMounts": [{"secretName": "s"}]}, "secretMounts[0].mountPath"),
+        (
+            {"secretMounts": [{"secretName": "Kafka_TLS", "mountPath": "/s"}]},
+            "secretMounts[0].secretName",
+        ),
         ({"secretMounts": [{"secretName": "s", "mountPath": "s"}]}, "secretMounts[0].mountPath"),
         (
             {"secretMounts": [{"secretName": "s", "mountPath": "/a/../tmp"}]},
@@ -98,14 +102,18 @@ def test_reliability_flow_control_and_checkpoint_interval_are_read() -> None:
         (
             {
                 "secretMounts": [
-                    {"secretName": "a"},
-                    {"secretName": "b", "mountPath": "/var/run/secrets/kubestream.io/a"},
+                    {"secretName": "a", "mountPath": "/var/run/secrets/a"},
+                    {"secretName": "b", "mountPath": "/var/run/secrets/a"},
                 ]
             },
             "secretMounts[1].mountPath",
         ),
         (
-            {"secretMounts": [{"secretName": "s", "items": [{"key": "k", "path": "../k"}]}]},
+            {
+                "secretMounts": [
+                    {"secretName": "s", "mountPath": "/s", "items": [{"key": "k", "path": "../k"}]}
+                ]
+            },
             "secretMounts[0].items[0].path",
         ),
         ({"executors": {"kafkaConsumerPoolSize": 0}}, "executors.kafkaConsumerPoolSize"),
@@ -128,11 +136,11 @@ def test_autoscaling_target_defaults_to_0_7_inside_the_band_else_its_middle() ->
     assert parse_spec(spec(autoscaling=narrow)).autoscaling.target_utilization == 0.4
 
 
-def test_secret_mounts_default_under_the_kubestream_secrets_directory() -> None:
+def test_secret_mounts_keep_their_paths_and_chosen_keys() -> None:
     parsed = parse_spec(
         spec(
             secretMounts=[
-                {"secretName": "kafka-tls"},
+                {"secretName": "kafka-tls", "mountPath": "/var/run/secrets/kafka-tls"},
                 {"secretName": "cassandra", "mountPath": "/etc/cassandra-auth",
                  "items": [{"key": "ca.crt", "path": "ca/ca.pem"}, {"key": "password"}]},
             ]
@@ -141,7 +149,7 @@ def test_secret_mounts_default_under_the_kubestream_secrets_directory() -> None:
     first, second = parsed.secret_mounts
     assert (first.secret_name, first.mount_path, first.items) == (
         "kafka-tls",
-        "/var/run/secrets/kubestream.io/kafka-tls",
+        "/var/run/secrets/kafka-tls",
         (),
     )
     assert second.items == (("ca.crt", "ca/ca.pem"), ("password", "password"))
