@@ -201,6 +201,37 @@ def test_records_deleted_before_they_were_read_fail_loudly_or_are_skipped_and_co
     assert stream.input_details()["lost_records"] == 50
 
 
+def test_records_deleted_after_planning_are_skipped_by_the_executor_and_counted_by_the_driver(
+    cluster: Cluster, kafka_broker: KafkaBroker, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The batch is planned over [0, 100), then retention takes [0, 60) before the executor
+    process reads: it skips them, and its report reaches the driver's counters and status."""
+    bootstrap = kafka_broker.bootstrap_servers
+    topic = create_topic(bootstrap, 1)
+    produce(bootstrap, topic, [(0, None, f"v{i}") for i in range(100)])
+    ssc = StreamingContext(0.3, engine=cluster.engine)
+    stream = ssc.kafka_stream(topic, {"bootstrap.servers": bootstrap}, fail_on_data_loss=False)
+    stream.start()
+    try:
+        rdd = stream.compute(1_000)
+        assert rdd is not None
+        assert [(r.from_offset, r.until_offset) for r in stream.offset_ranges(1_000)] == [(0, 100)]
+        delete_records_before(bootstrap, topic, 0, 60)
+        with caplog.at_level(logging.WARNING, "kubestream.streaming.sources.kafka.stream"):
+            got = rdd.map(lambda kv: kv[1]).collect()
+    finally:
+        stream.stop()
+    assert got == [f"v{i}" for i in range(60, 100)]
+    details = stream.input_details()
+    assert (details["lost_records"], details["data_loss_events"]) == (60, 1)
+    assert f"topic '{topic}' partition 0: wanted offset 0" in details["last_data_loss"]
+    assert "KafkaDataLoss: stream" in caplog.text and "found by an executor" in caplog.text
+    (view,) = [
+        i for i in context_status(ssc, "kafka-test")["inputs"] if i["stream_id"] == stream.id
+    ]
+    assert view["lost_records"] == 60
+
+
 def test_sink_writes_every_count_and_the_sasl_password_never_shows(
     cluster: Cluster, kafka_broker: KafkaBroker, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -292,12 +292,14 @@ def read_range(
     fail_on_data_loss: bool = True,
     poll_timeout: float = 120.0,
     pool: ConsumerPool = POOL,
+    on_data_loss: Callable[[DataLoss, int], None] | None = None,
 ) -> Iterator[Any]:
     """Every record of `offset_range` through `handler` (default: (key, value) as UTF-8).
 
     Done when the consumer's position reaches until_offset (progress.py). Raises
     OffsetsLostError when the range's records were deleted before being read
-    (unless `fail_on_data_loss` is False: then it skips them with a warning),
+    (unless `fail_on_data_loss` is False: then it skips them with a warning and
+    tells `on_data_loss` the loss and how many of the range's records it skipped),
     TimeoutError after `poll_timeout` seconds without progress, KafkaException
     for other broker errors; the task then fails and is retried.
     """
@@ -318,7 +320,9 @@ def read_range(
             for message in batch:
                 error = message.error()
                 if error is not None:
-                    _on_error(error, message, consumer, ktp, progress, fail_on_data_loss)
+                    _on_error(
+                        error, message, consumer, ktp, progress, fail_on_data_loss, on_data_loss
+                    )
                 elif progress.accept(message.offset() or 0):
                     if handler is None:
                         yield decode_key_value(message)
@@ -350,6 +354,7 @@ def _on_error(
     ktp: KafkaTopicPartition,
     progress: RangeProgress,
     fail_on_data_loss: bool,
+    on_data_loss: Callable[[DataLoss, int], None] | None,
 ) -> None:
     code = error.code()
     if code == KafkaError._PARTITION_EOF:
@@ -361,7 +366,10 @@ def _on_error(
         loss = DataLoss(tp, progress.position, PartitionOffsets(earliest, latest))
         if fail_on_data_loss:
             raise OffsetsLostError((loss,))
-        log.warning("skipping lost Kafka records: %s", loss)
+        skipped = min(earliest, progress.until_offset) - progress.position
+        log.warning("KafkaDataLoss: skipping %d lost records: %s", skipped, loss)
+        if on_data_loss is not None:
+            on_data_loss(loss, skipped)
         progress.advance(earliest)
         if not progress.done:
             consumer.assign([KafkaTopicPartition(ktp.topic, ktp.partition, progress.position)])
