@@ -6,6 +6,7 @@ scan of the jobs' status documents, every Event, the pods the operator made, its
 import base64
 import secrets
 import urllib.request
+from functools import partial
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -53,11 +54,12 @@ def test_no_secret_in_status_events_pods_metrics_or_the_operators_log(
     kube.apply(namespace, job_manifest("bad", secretRefs=missing))
     kube.apply(namespace, job_manifest("nofiles", secretMounts=absent))
     wait_for(lambda: len(kube.pods(namespace)) == 3, "the good job's driver and executors")
+
+    def missing_secret(job: str) -> bool:
+        return kube.condition(namespace, job, "Degraded").get("reason") == "SecretNotFound"
+
     for name in ("bad", "nofiles"):
-        wait_for(
-            lambda: kube.condition(namespace, name, "Degraded").get("reason") == "SecretNotFound",
-            f"the {name} job's SecretNotFound",
-        )
+        wait_for(partial(missing_secret, name), f"the {name} job's SecretNotFound")
     for pod in kube.pods(namespace).values():  # the files reach every pod, by reference
         volumes = {v.name: v for v in pod.spec.volumes}
         (mount,) = [
