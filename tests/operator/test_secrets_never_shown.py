@@ -6,8 +6,8 @@ scan of the jobs' status documents, every Event, the pods the operator made, its
 import base64
 import secrets
 import urllib.request
-from functools import partial
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import pytest
