@@ -28,7 +28,7 @@ from kubestream.driver.batch_logs import BatchLogContext
 from kubestream.driver.decommission import Decommissioner
 from kubestream.driver.endpoint import DriverEndpoint
 from kubestream.driver.local_cluster import LocalExecutorProcesses
-from kubestream.driver.metrics import DriverMetrics, InputsCollector
+from kubestream.driver.metrics import DriverMetrics, InputsCollector, OutputsCollector
 from kubestream.driver.status import context_status
 from kubestream.driver.ui.server import Actions, UIServer, tls_context
 from kubestream.errors import ConfigError, JobFailedError
@@ -145,6 +145,7 @@ def _start_ui(ssc: StreamingContext, options: DriverOptions) -> UIServer:
         DriverMetrics(registry, ssc.batch_interval, ssc.engine, ssc.receiver_tracker)
     )
     registry.register(InputsCollector(ssc.graph))
+    registry.register(OutputsCollector(ssc.graph))
     job = options.job or options.app
     decommissioner = Decommissioner(ssc.engine, ssc.receiver_tracker)
 

@@ -132,6 +132,7 @@ def build_status(
     receivers: Sequence[ReceiverView],
     now: float,
     inputs: Sequence[InputView] = (),
+    outputs: Sequence[Mapping[str, Any]] = (),
     decommissions: Mapping[str, str] | None = None,
     limit: int = 100,
     window: float = SUMMARY_WINDOW,
@@ -179,6 +180,7 @@ def build_status(
             {"stream_id": i.stream_id, "kind": i.kind, "rate_limit": i.rate_limit, **i.details}
             for i in sorted(inputs, key=lambda i: i.stream_id)
         ],
+        "outputs": [dict(o) for o in outputs],
         "decommissions": dict(decommissions or {}),
     }
 
@@ -219,6 +221,7 @@ def context_status(
         inputs=[
             InputView(i.id, i.describe(), i.rate_limit, i.input_details()) for i in ssc.graph.inputs
         ],
+        outputs=ssc.graph.output_details(),
         decommissions=decommissions,
         limit=limit,
     )
