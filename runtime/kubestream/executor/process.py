@@ -35,6 +35,9 @@ from kubestream.transport import Client, CurveKeys, RequestClient, RequestServer
 log = logging.getLogger(__name__)
 
 HASH_PROBE_TEXT = "kubestream-partitioning-probe"
+# How long a stopping executor waits for its running tasks to end, so their results still
+# reach the driver (seconds).
+TASKS_STOP_WAIT = 2.0
 
 
 class ExecutorProcess:
@@ -179,11 +182,12 @@ class ExecutorProcess:
     def run(self) -> int:
         """Serve until shut down; returns the process exit code."""
         self._done.wait()
-        self.core.stop()
-        resources.close_all()
+        if not self.core.stop(TASKS_STOP_WAIT):
+            log.info("executor %s exits with a task still running user code", self.executor_id)
+        resources.close_all()  # after the tasks: none is left writing through a closed client
+        self._fetcher.close()
         self._client.close()
         self._blocks_server.close()
-        self._fetcher.close()
         if self._metrics_server is not None:
             self._metrics_server.shutdown()
             self._metrics_server.server_close()
