@@ -123,6 +123,8 @@ def _evaluation_fields(d: Decision, now: float) -> dict[str, Any]:
             "pendingBatches": i.pending_batches,
             "fixedCostSeconds": _round(i.fixed_seconds, 4),
             "perRecordExecutorSeconds": _round(i.per_record_seconds, 9),
+            "recordsCounted": i.records_counted,
+            "partitions": i.partitions,
         },
     }
 

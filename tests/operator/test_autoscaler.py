@@ -414,3 +414,34 @@ def test_adapter_scales_down_around_the_executor_with_the_receiver() -> None:
     assert done.annotations == {REPLICAS_ANNOTATION: "1", REMOVED_EXECUTORS_ANNOTATION: "0,1"}
     assert done.status["lastAction"]["removeExecutors"] == ["1", "0"]
     assert executor_ids(1, parse_executor_ids("0,1")) == (2,)
+
+
+def test_a_job_whose_records_are_not_counted_is_sized_by_its_processing_time() -> None:
+    """A directory input counts 0 records (its files are read on the executors): all of
+    a batch's time is its work, shared; never a fixed cost that executors cannot help."""
+    policy = Policy(1, 16)
+    state = replace(settled(1), policy=policy.key())
+    # 2.5 s for every 2 s batch on one executor, and batches queue: 2 take 1.25 s.
+    m = replace(metrics(1, 2.5, records=0, queued=4), records_counted=False)
+    d, after = run(m, state, 1, 1000.0, policy)
+    assert (d.action, d.reason) == (Action.UP, Reason.BACKLOG), d
+    assert d.target == 2 and d.predicted_ratio == 0.625
+    assert "records not counted (a directory input)" in d.message
+    assert d.inputs.records_counted is False and d.inputs.input_rate is None
+    assert after.capacity == state.capacity  # nothing to fit a per-record cost from
+    # Counted, the same zero-record batches would be all fixed cost: nothing to do.
+    counted, _ = run(replace(m, records_counted=True), state, 1, 1000.0, policy)
+    assert counted.reason is Reason.OVERHEAD_BOUND
+    # And when its load falls, it scales down by the same measure.
+    idle = replace(metrics(6, 0.2, records=0), records_counted=False)
+    d, _ = run(idle, replace(settled(6), policy=policy.key()), 6, 1000.0, policy)
+    assert d.action is Action.DOWN and d.target == 1
+
+
+def test_a_directory_input_means_records_are_not_counted() -> None:
+    base = doc(3, 0.5, 100, 1000.0)
+    files = {"stream_id": 0, "kind": "FileInputDStream", "directory": "/in", "problem": None}
+    m = metrics_from_status({**base, "inputs": [files]})
+    assert m is not None and m.records_counted is False
+    m = metrics_from_status({**base, "inputs": [{"stream_id": 0, "kind": "SocketInputDStream"}]})
+    assert m is not None and m.records_counted is True

@@ -14,6 +14,9 @@ One evaluation, as a pure function (no clock, no Kubernetes):
    target (OVERHEAD_BOUND), or when the executors already outnumber the tasks
    of a batch's first stage (PARALLELISM_BOUND): more executors cannot help.
    Executors beyond those tasks count as idle in the model, so no target exceeds them.
+   A job whose records are not counted (a directory input) has each batch taken
+   as one unit of work, all of it shared, over the window only: the HPA's
+   proportional rule, which cannot tell a fixed cost (no OVERHEAD_BOUND).
 4. Scale down, again in one step to the model's count, only when the ratio has
    stayed below the down threshold (or below the target while the model needs
    two or more executors fewer) for the window, nothing is queued and the
@@ -108,6 +111,7 @@ class Inputs:
     fixed_seconds: float | None
     per_record_seconds: float | None
     partitions: int | None = None
+    records_counted: bool = True
 
 
 @dataclass(frozen=True)
@@ -164,8 +168,19 @@ def _fold_batches(m: JobMetrics, st: AutoscalerState) -> AutoscalerState:
         for b in m.batches
         if b.batch_time > seen and b.processing_start >= since and active > 0
     ]
-    capacity = st.capacity.add(m.time, fresh) if fresh else st.capacity
+    counted = fresh and m.records_counted
+    capacity = st.capacity.add(m.time, fresh) if counted else st.capacity
     return replace(st, capacity=capacity, last_batch_time=max(newest, seen))
+
+
+def _batches_as_work(m: JobMetrics) -> JobMetrics:
+    """Each batch as one record: a unit of work whose size the processing time tells."""
+    return replace(
+        m,
+        batches=tuple(replace(b, records=1) for b in m.batches),
+        arrivals=tuple((t, 1) for t, _ in m.arrivals),
+        queued=tuple(1 for _ in m.queued),
+    )
 
 
 def _removals(executors: tuple[Executor, ...], count: int) -> tuple[str, ...]:
@@ -230,7 +245,7 @@ def _inputs(
         batches=len(window),
         records_per_batch=per_batch,
         window_records_per_batch=window_records,
-        input_rate=None if per_batch is None else per_batch / interval,
+        input_rate=None if per_batch is None or not m.records_counted else per_batch / interval,
         processing_ratio=None if ratio is None else ratio / interval,
         recent_processing_ratio=None if recent_ratio is None else recent_ratio / interval,
         scheduling_delay=newest.scheduling_delay if newest else None,
@@ -239,12 +254,13 @@ def _inputs(
         fixed_seconds=model.fixed if model else None,
         per_record_seconds=model.per_record if model else None,
         partitions=m.partitions,
+        records_counted=m.records_counted,
     )
 
 
 def _model(st: AutoscalerState, window: list[Batch], m: JobMetrics) -> Model | None:
     """The fitted model, else (early on) all cost shared by the executors, as DS2 assumes."""
-    fitted = st.capacity.model()
+    fitted = st.capacity.model() if m.records_counted else None
     if fitted is not None:
         return fitted
     records = sum(b.records for b in window)
@@ -289,6 +305,9 @@ def _scale_up(e: _Eval, backlog: bool) -> Decision:
     model_text = (
         f"model {e.model.fixed:.3f}s per batch + {e.model.per_record * 1000:.4f}ms per record "
         f"per executor at {i.input_rate or 0:.0f} records/s"
+        if e.m.records_counted
+        else f"records not counted (a directory input): a batch taken as "
+        f"{e.model.per_record:.2f} executor-seconds of work, shared by the executors"
     )
     if steady is None:
         return _hold(
@@ -538,6 +557,8 @@ def decide(
     recent: list[Batch] = []
     model = None
     if metrics is not None:
+        if not metrics.records_counted:
+            metrics = _batches_as_work(metrics)
         st = _fold_batches(metrics, st)
         since = st.executors_since if st.executors_since is not None else metrics.time
         start = metrics.time - policy.stabilization_window - metrics.batch_interval

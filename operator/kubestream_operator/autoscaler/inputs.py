@@ -44,7 +44,10 @@ class JobMetrics:
     ``partitions`` is the most tasks a batch's first stage has, when every input
     says (a Kafka direct stream: one per topic-partition); None when unknown.
     An executor runs one task at a time (the operator leaves ``cores`` at 1), so
-    executors beyond it have nothing to do in that stage.
+    executors beyond it have nothing to do in that stage. ``records_counted`` is
+    false when an input's records are not known when its batch is planned (a
+    directory: its files are read on the executors, and count as 0 records, as
+    in Spark).
     """
 
     time: float
@@ -58,6 +61,7 @@ class JobMetrics:
     executors: tuple[Executor, ...]
     draining: bool
     partitions: int | None = None
+    records_counted: bool = True
 
     @property
     def active_executors(self) -> int:
@@ -153,4 +157,7 @@ def metrics_from_status(doc: Mapping[str, Any]) -> JobMetrics | None:
         executors=executors,
         draining=draining,
         partitions=_partitions(doc),
+        records_counted=not any(
+            isinstance(i, Mapping) and "directory" in i for i in doc.get("inputs") or []
+        ),
     )
