@@ -17,6 +17,7 @@ import re
 import subprocess
 import sys
 import threading
+import time
 import urllib.request
 from collections import Counter
 from collections.abc import Iterator
@@ -397,6 +398,7 @@ def test_load_one_executor_cannot_take_scales_up_then_drains_back_losing_nothing
         # 4 files a second of 30 lines at 10 ms a line: 1.2 s of work a second for one
         # executor; each file is a task of its batch, so more executors share it.
         feeder.set(4, 30)
+        step = time.monotonic()
         up = wait_for(
             lambda: (
                 (a := autoscaler(kube, namespace).get("lastAction") or {}).get("action") == "up"
@@ -416,10 +418,12 @@ def test_load_one_executor_cannot_take_scales_up_then_drains_back_losing_nothing
         )
         added = [str(i) for i in range(1, target)]
         # The added executors run tasks, and the backlog is worked off.
+        to_up = time.monotonic() - step
         wait_for(
             lambda: all(processes.tasks(eid, "finished") > 0 for eid in added),
             "tasks on every added executor",
         )
+        to_task = time.monotonic() - step
         wait_for(
             lambda: (d := newest_delay(host)) is not None and d < interval,
             "the scheduling delay back under one batch interval",
@@ -439,7 +443,8 @@ def test_load_one_executor_cannot_take_scales_up_then_drains_back_losing_nothing
         removed = down["removeExecutors"]
         assert len(removed) == down["from"] - down["to"], down
         job = kube.job(namespace, "wc") or {}
-        skip = parse_executor_ids(job["metadata"]["annotations"]["kubestream.io/removed-executors"])
+        annotations = job["metadata"]["annotations"]
+        skip = parse_executor_ids(annotations.get("kubestream.io/removed-executors"))
         kept = [f"wc-executor-{i}" for i in executor_ids(down["to"], skip)]
         assert not {f"wc-executor-{r}" for r in removed} & set(kept)
         for eid in removed:
@@ -459,7 +464,9 @@ def test_load_one_executor_cannot_take_scales_up_then_drains_back_losing_nothing
         feeder.stop()
         kubelet.stop()
     assert kubelet.errors == []
-    print(json.dumps({"up": up, "down": down}, indent=1))  # the numbers, for the record
+    # The numbers, for the record (polled: within a second or two).
+    print(f"load step -> scale-up {to_up:.0f} s, -> tasks on every added executor {to_task:.0f} s")
+    print(json.dumps({"up": up, "down": down}, indent=1))
 
 
 def refused(kube: Kube, namespace: str, manifest: dict[str, Any]) -> str:
