@@ -407,6 +407,7 @@ def test_load_one_executor_cannot_take_scales_up_then_drains_back_losing_nothing
             "the autoscaler to scale up",
             timeout=180,
         )
+        to_up = time.monotonic() - step
         assert up["applied"] is True and up["from"] == 1 and up["to"] >= 2, up
         assert up["reason"] in ("BACKLOG", "OVERLOAD"), up
         target = up["to"]
@@ -418,7 +419,6 @@ def test_load_one_executor_cannot_take_scales_up_then_drains_back_losing_nothing
         )
         added = [str(i) for i in range(1, target)]
         # The added executors run tasks, and the backlog is worked off.
-        to_up = time.monotonic() - step
         wait_for(
             lambda: all(processes.tasks(eid, "finished") > 0 for eid in added),
             "tasks on every added executor",
@@ -450,7 +450,10 @@ def test_load_one_executor_cannot_take_scales_up_then_drains_back_losing_nothing
         for eid in removed:
             assert processes.executors[eid].wait(timeout=120) == 0, f"executor {eid} drained"
         wait_for(lambda: sorted(kube.pods(namespace, "executor")) == sorted(kept), "kept pods")
-        assert all(processes.executors[k.rsplit("-", 1)[1]].poll() is None for k in kept)
+        for pod in kept:
+            eid = pod.rsplit("-", 1)[1]
+            assert processes.executors[eid].poll() is None, f"{pod} is kept running"
+            assert processes.tasks(eid, "failed") == 0.0
         feeder.stop()
         wait_for(lambda: counted(out) == feeder.written, "every word counted", timeout=120)
         doc = driver_status(host)
