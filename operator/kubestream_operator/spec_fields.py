@@ -86,6 +86,8 @@ LEFT_TO_RUNTIME: Mapping[Reader, frozenset[Setting[Any]]] = {
             settings.DURATION,  # a job runs until stopped
             settings.ON_BATCH_FAILURE,
             settings.HEARTBEAT_TIMEOUT,
+            settings.TASK_DURATION_THRESHOLD,  # spec.driver.env may set it
+            settings.STALL_TIMEOUT,  # spec.driver.env may set it
             settings.UI_IDLE_TIMEOUT,
             settings.UI_MAX_CONNECTIONS,
             settings.STATE_KEY,  # derived from the CURVE secret key in the job's Secret
