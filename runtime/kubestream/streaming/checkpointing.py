@@ -20,7 +20,7 @@ from time import gmtime, strftime
 from time import time as wall_clock
 from typing import TYPE_CHECKING, Any
 
-from kubestream.errors import ConfigError, describe_error
+from kubestream.errors import CheckpointWriteError, ConfigError, describe_error
 from kubestream.storage.checkpoint_store import CheckpointStore
 from kubestream.streaming.batch import BatchInfo
 from kubestream.streaming.dstream import StatefulDStream
@@ -256,12 +256,19 @@ class Checkpointer:
     def _write(
         self, store: CheckpointStore, prefix: str, batch_time: int, phase: int, payload: Any
     ) -> None:
-        """One checkpoint file, its outcome recorded in `health`; raises what the write raised."""
+        """One checkpoint file, its outcome recorded in `health`.
+
+        Raises
+        ------
+        CheckpointWriteError
+            The file could not be written; the message names it and the cause.
+        """
+        path = store.path(prefix, batch_time, phase)
         try:
             store.write(prefix, batch_time, phase, payload)
         except Exception as exc:
-            self.health.failed(store.path(prefix, batch_time, phase), exc)
-            raise
+            self.health.failed(path, exc)
+            raise CheckpointWriteError(f"cannot write {path}: {describe_error(exc)}") from exc
         self.health.written(batch_time)
 
     def started_fresh(self) -> None:
