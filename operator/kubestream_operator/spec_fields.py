@@ -19,6 +19,8 @@ SPEC_SETTINGS: Mapping[str, Setting[Any]] = {
     "reliability.writeAheadLog": settings.WRITE_AHEAD_LOG,
     "flowControl.backpressure": settings.BACKPRESSURE,
     "flowControl.maxRatePerReceiver": settings.MAX_RATE,
+    "monitoring.stallTimeoutSeconds": settings.STALL_TIMEOUT,
+    "monitoring.taskDurationThresholdSeconds": settings.TASK_DURATION_THRESHOLD,
     "ui.readAccess": settings.UI_READ_ACCESS,
     "ui.changeAccess": settings.UI_CHANGE_ACCESS,
 }
@@ -86,8 +88,6 @@ LEFT_TO_RUNTIME: Mapping[Reader, frozenset[Setting[Any]]] = {
             settings.DURATION,  # a job runs until stopped
             settings.ON_BATCH_FAILURE,
             settings.HEARTBEAT_TIMEOUT,
-            settings.TASK_DURATION_THRESHOLD,  # spec.driver.env may set it
-            settings.STALL_TIMEOUT,  # spec.driver.env may set it
             settings.UI_IDLE_TIMEOUT,
             settings.UI_MAX_CONNECTIONS,
             settings.STATE_KEY,  # derived from the CURVE secret key in the job's Secret

@@ -409,8 +409,7 @@ TASK_DURATION_THRESHOLD = Setting[float](
     "(kubestream_slow_tasks_total) and listed in the status document's slow_tasks",
     DRIVER_SIDE,
     unit="seconds",
-    minimum=0,
-    exclusive_minimum=True,
+    minimum=0.1,
     maximum=86400,
 )
 STALL_TIMEOUT = Setting[float](
@@ -421,8 +420,7 @@ STALL_TIMEOUT = Setting[float](
     "stalled: logged, in the status document's stall, kubestream_batch_stalled is 1",
     DRIVER_SIDE,
     unit="seconds",
-    minimum=0,
-    exclusive_minimum=True,
+    minimum=0.1,
     maximum=86400,
 )
 DURATION = Setting[float | None](
