@@ -4,8 +4,8 @@ A StreamingListener (batch started, output operation ended, batch ended) plus th
 task scheduler's activity (tasks running, waiting, when one last ended) give an
 Observation; the pure decisions in driver.stall say whether the batch is stalled
 and which tasks run too long. A daemon thread checks every second (or a quarter
-of the stall timeout, if shorter) so the log says when a stall begins and ends and
-each slow task once; the status document and the metrics ask `report` at the
+of the stall timeout or task threshold, if shorter) so the log says when a stall
+begins and ends and each slow task once; the status document and the metrics ask `report` at the
 moment they are read.
 """
 
