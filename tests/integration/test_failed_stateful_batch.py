@@ -8,12 +8,14 @@ totals equal to a plain-Python count of every batch but the failed one.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kubestream import StreamingContext
+from kubestream import DStream, State, StateSpec, StreamingContext
 from kubestream.clock import ManualClock
 from kubestream.core.rdd import RDD
 from tests.integration.conftest import Cluster
@@ -31,7 +33,28 @@ def running_total(values: list[int], old: int | None) -> int:
     return sum(values) + (old or 0)
 
 
-def run(cluster: Cluster, batches: list[list[tuple[str, int]]]) -> tuple[list[Any], list[Any]]:
+def add_to_state(key: str, value: int | None, state: State[int]) -> None:
+    if value is not None and value < 0:
+        raise BadRecordError(f"negative count {value}: a {POISON} record")
+    state.update((state.get_option(0) or 0) + (value or 0))
+
+
+def by_update_state_by_key(pairs: DStream[tuple[str, int]]) -> DStream[tuple[str, int]]:
+    return pairs.update_state_by_key(running_total)
+
+
+def by_map_with_state(pairs: DStream[tuple[str, int]]) -> DStream[tuple[str, int]]:
+    return pairs.map_with_state(StateSpec.of(add_to_state)).state_snapshots()
+
+
+OPERATORS = [by_update_state_by_key, by_map_with_state]
+
+
+def run(
+    cluster: Cluster,
+    batches: list[list[tuple[str, int]]],
+    stateful: Callable[[DStream[tuple[str, int]]], DStream[tuple[str, int]]],
+) -> tuple[list[Any], list[Any]]:
     """Each batch's (state, errors), one batch at a time on a manual clock."""
     clock = ManualClock(1000.0)
     ssc = StreamingContext(1.0, clock=clock, engine=cluster.engine, on_batch_failure="continue")
@@ -40,9 +63,7 @@ def run(cluster: Cluster, batches: list[list[tuple[str, int]]]) -> tuple[list[An
     def collect(batch_time: int, rdd: RDD[tuple[str, int]]) -> None:
         states[batch_time] = rdd.collect()
 
-    ssc.queue_stream([list(b) for b in batches]).update_state_by_key(running_total).foreach_rdd(
-        collect
-    )
+    stateful(ssc.queue_stream([list(b) for b in batches])).foreach_rdd(collect)
     ssc.start()
     out_states, out_errors = [], []
     try:
@@ -74,6 +95,7 @@ keys = st.sampled_from([f"k{i}" for i in range(6)])
 good_batch = st.lists(st.tuples(keys, st.integers(1, 5)), max_size=30)
 
 
+@pytest.mark.parametrize("stateful", OPERATORS, ids=lambda f: f.__name__)
 @settings(
     max_examples=3,
     deadline=None,
@@ -87,13 +109,14 @@ good_batch = st.lists(st.tuples(keys, st.integers(1, 5)), max_size=30)
 )
 def test_a_failed_state_batch_leaves_the_last_good_state_and_later_batches_go_on(
     cluster: Cluster,
+    stateful: Callable[[DStream[tuple[str, int]]], DStream[tuple[str, int]]],
     before: list[list[tuple[str, int]]],
     bad: list[tuple[str, int]],
     bad_key: str,
     after: list[list[tuple[str, int]]],
 ) -> None:
     batches = [*before, [*bad, (bad_key, -1)], *after]
-    states, errors = run(cluster, batches)
+    states, errors = run(cluster, batches, stateful)
     assert states == reference(batches)
     failed = len(before)
     assert [bool(e) for e in errors] == [i == failed for i in range(len(batches))], errors
