@@ -168,6 +168,16 @@ class Cluster:
             {"data": manifest["data"]},
         )
 
+    def update_secret(self, namespace: str, name: str, string_data: Mapping[str, str]) -> None:
+        """Set keys of a Secret, keeping the others (the job's certificate on renewal)."""
+        self._call(
+            f"update Secret {name}",
+            self.core.patch_namespaced_secret,
+            name,
+            namespace,
+            {"stringData": dict(string_data)},
+        )
+
     def replace_network_policy(self, manifest: Manifest) -> None:
         meta = manifest["metadata"]
         self._call(

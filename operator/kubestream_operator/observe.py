@@ -4,10 +4,13 @@
 gathers them through ``kube.Cluster``. Called by the reconciler on every pass.
 """
 
+import base64
+import binascii
 from collections.abc import Mapping
 from typing import Any
 
 from kubestream_operator import manifests as m
+from kubestream_operator.certificates import Validity, validity
 from kubestream_operator.kube import Cluster
 from kubestream_operator.names import is_label_value, job_name_problem
 from kubestream_operator.plan import CLAIM, NETWORK_POLICY, Observed, PodState, read_status
@@ -68,6 +71,15 @@ def _missing_secrets(cluster: Cluster, job: m.JobRef, spec: JobSpec) -> tuple[st
         if ref.key not in data:
             missing.append(f"{ref.secret_name}/{ref.key}")
     return tuple(missing)
+
+
+def _ui_certificate(secret: Mapping[str, Any] | None) -> Validity | None:
+    """The validity of the UI port's certificate in the job's Secret, if one is there."""
+    encoded = ((secret or {}).get("data") or {}).get(m.TLS_CERT_KEY)
+    try:
+        return validity(base64.b64decode(encoded, validate=True).decode()) if encoded else None
+    except (binascii.Error, UnicodeDecodeError):
+        return None
 
 
 def pods_of(cluster: Cluster, job: m.JobRef) -> tuple[PodState | None, tuple[PodState, ...]]:
@@ -135,6 +147,7 @@ def observe(cluster: Cluster, job: Mapping[str, Any], now: float) -> Observed:
         keys_id=str(found["Secret"]["metadata"]["uid"]) if found["Secret"] else "",
         ui_namespaces=cluster.ui_namespaces,
         network_policy_spec=(found[NETWORK_POLICY] or {}).get("spec"),
+        ui_certificate=_ui_certificate(found["Secret"]),
         driver=driver,
         executors=executors,
     )

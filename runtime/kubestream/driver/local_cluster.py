@@ -22,12 +22,14 @@ class LocalExecutorProcesses:
         log_level: str = "WARNING",
         heartbeat_interval: float = 0.5,
         log_format: str = "text",
+        read_access: str = settings.UI_READ_ACCESS.default,
     ) -> None:
         self._driver_port = driver_port
         self._keys = keys
         self._log_level = log_level
         self._heartbeat_interval = heartbeat_interval
         self._log_format = log_format
+        self._read_access = read_access
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         for i in range(count):
             self.start(f"exec-{i + 1}")
@@ -58,6 +60,8 @@ class LocalExecutorProcesses:
             (settings.LOG_FORMAT, self._log_format),
             # Several executors share this machine: each takes a free metrics port.
             (settings.METRICS_PORT, 0),
+            # Their /metrics is read as the driver's is (the scrape token comes in env).
+            (settings.UI_READ_ACCESS, self._read_access),
         ]
         command = [sys.executable, "-m", "kubestream", "executor", *settings.arguments(flags)]
         process = subprocess.Popen(command, env=env)

@@ -97,6 +97,7 @@ def run_driver(options: DriverOptions, local_executors: int = 0) -> int:
                 options.keys,
                 values[settings.LOG_LEVEL],
                 log_format=values[settings.LOG_FORMAT],
+                read_access=values[settings.UI_READ_ACCESS],
             )
         ssc = StreamingContext(
             values[settings.BATCH_INTERVAL],

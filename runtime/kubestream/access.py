@@ -1,0 +1,75 @@
+"""Who may read and who may change a running job through its HTTP ports.
+
+Spark's view and modify ACLs, as two permissions: reading (the driver's page and
+status document, /metrics of the driver and of every executor) and changing
+(draining an executor, anything else that changes the job). Each is open or needs
+its bearer token. Both tokens are derived from the job's CURVE secret key, so
+whoever holds the job's Secret (the operator, an administrator, every pod of the
+job) can compute them and no second secret has to be made, stored or rotated. A
+third, optional token (a cluster's Prometheus) may read /metrics only.
+
+In the lowest layer, so the driver's UI server and an executor's metrics server
+decide alike; the driver adds the browser's cookie login (kubestream.driver.api_auth).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass
+
+_CHANGE_PURPOSE = b"kubestream driver API v1"
+_READ_PURPOSE = b"kubestream driver API read v1"
+
+
+def api_token(secret_key: str) -> str:
+    """The change token (drains) of the job whose CURVE secret key is ``secret_key``."""
+    return hmac.new(secret_key.encode(), _CHANGE_PURPOSE, hashlib.sha256).hexdigest()
+
+
+def read_token(secret_key: str) -> str:
+    """The read token (page, status, metrics) of the job whose CURVE secret key this is."""
+    return hmac.new(secret_key.encode(), _READ_PURPOSE, hashlib.sha256).hexdigest()
+
+
+@dataclass(frozen=True)
+class Access:
+    """The tokens each permission needs; None leaves that permission open to anyone
+    who reaches the port. ``scrape`` is a further token that reads /metrics only."""
+
+    read: str | None
+    change: str | None
+    scrape: str | None = None
+
+    @classmethod
+    def of_job(
+        cls, secret_key: str, read_open: bool, change_open: bool, scrape: str | None = None
+    ) -> Access:
+        return cls(
+            None if read_open else read_token(secret_key),
+            None if change_open else api_token(secret_key),
+            scrape or None,
+        )
+
+    def may_scrape(self, presented: str) -> bool:
+        """Whether ``presented`` may read /metrics: the read token or the scrape token."""
+        if matches(presented, self.read):
+            return True
+        return self.scrape is not None and matches(presented, self.scrape)
+
+
+OPEN = Access(read=None, change=None)
+
+
+def bearer(authorization: str | None) -> str:
+    """The token of an ``Authorization: Bearer <token>`` header, "" if none."""
+    scheme, _, given = (authorization or "").partition(" ")
+    return given.strip() if scheme.lower() == "bearer" else ""
+
+
+def matches(presented: str, token: str | None) -> bool:
+    """Constant-time comparison; an open permission (None) matches anything."""
+    if token is None:
+        return True
+    given = presented.encode("utf-8", "surrogateescape")
+    return bool(given) and hmac.compare_digest(given, token.encode())
