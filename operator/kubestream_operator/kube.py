@@ -62,12 +62,18 @@ def _json(response: Any) -> Raw:
 class Cluster:
     """Reads and writes a job's objects. Built once per operator process."""
 
-    def __init__(self, ui_namespaces: tuple[str, ...] = (), scrape_token: str = "") -> None:
+    def __init__(
+        self,
+        ui_namespaces: tuple[str, ...] = (),
+        scrape_token: str = "",
+        api: client.ApiClient | None = None,
+    ) -> None:
         # The operator's own settings that shape what it creates: the namespaces whose
         # pods may reach a job's UI port, the token a job's Secret gives its scraper.
+        # ``api``: a client of its own (a test's); else the loaded configuration's.
         self.ui_namespaces = ui_namespaces
         self.scrape_token = scrape_token
-        self.api = client.ApiClient()
+        self.api = api or client.ApiClient()
         self.core = client.CoreV1Api(self.api)
         self.custom = client.CustomObjectsApi(self.api)
         self.networking = client.NetworkingV1Api(self.api)

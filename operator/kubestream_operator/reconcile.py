@@ -98,7 +98,7 @@ def _observe(
         return obs, None
     secret_key = _secret_key(cluster, obs.job)
     token = read_token(secret_key) if secret_key else ""
-    doc = driver_status.fetch(_driver_api(cluster, obs.job, obs.spec, driver), token)
+    doc = driver_status.fetch(driver_api(cluster, obs.job, obs.spec, driver), token)
     if doc is None:
         return obs, None
     return replace(obs, driver_report=driver_status.executor_report(doc)), doc
@@ -118,7 +118,7 @@ def _secret_key(cluster: Cluster, job: m.JobRef) -> str | None:
     return _secret_value(cluster, job.namespace, m.secret_name(job), m.SECRET_KEY)
 
 
-def _driver_api(
+def driver_api(
     cluster: Cluster, job: m.JobRef, spec: JobSpec | Exception, driver: PodState
 ) -> driver_status.DriverAPI:
     """The driver's UI port; with TLS, verified against the ca.crt of the user's TLS Secret
@@ -144,7 +144,7 @@ def _drain(
     if secret_key is None:
         log.warning("%s/%s: no CURVE secret key to drain executors with", job.namespace, job.name)
         return
-    api = _driver_api(cluster, job, spec, driver)
+    api = driver_api(cluster, job, spec, driver)
     for eid in executor_ids:
         refused = driver_status.decommission(api, eid, api_token(secret_key))
         if refused:
