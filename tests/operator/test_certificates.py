@@ -64,9 +64,11 @@ def served(tmp_path: Path) -> Iterator[tuple[c.Certificate, int]]:
 
 def handshake(port: int, trusted: str, name: str) -> bytes:
     context = ssl.create_default_context(cadata=trusted)
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
-        with context.wrap_socket(raw, server_hostname=name) as tls:
-            return tls.recv(2)
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=10) as raw,
+        context.wrap_socket(raw, server_hostname=name) as tls,
+    ):
+        return tls.recv(2)
 
 
 def test_it_verifies_as_itself_under_the_services_name_and_nothing_else(
