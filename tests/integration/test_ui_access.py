@@ -235,3 +235,55 @@ def test_https_is_verified_against_the_right_ca_only(
     driver.request("GET", "/healthz")  # the driver still serves, and logged one line each
     refusals = driver.log.read_text()
     assert "no TLS session with" in refusals and "Traceback" not in refusals
+
+
+def executor_metrics_port(driver: Driver) -> int:
+    """The first executor's /metrics port, from its INFO line in the job's output."""
+    pattern = r"executor exec-1 metrics at http://127\.0\.0\.1:(\d+)/metrics"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        found = re.search(pattern, driver.log.read_text())
+        if found:
+            return int(found.group(1))
+        time.sleep(0.1)
+    pytest.fail(f"no executor metrics address in the output:\n{driver.log.read_text()}")
+
+
+def get(port: int, path: str, token: str = "") -> int:
+    return fetch(port, path, token)[0]
+
+
+def fetch(port: int, path: str, token: str = "") -> tuple[int, bytes]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        connection.request(
+            "GET", path, headers={"Authorization": f"Bearer {token}"} if token else {}
+        )
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
+def test_an_executors_metrics_need_the_read_token_as_the_drivers_do(
+    start_driver: StartDriver,
+) -> None:
+    driver = start_driver(KUBESTREAM_UI_READ_ACCESS="token", KUBESTREAM_LOG_LEVEL="INFO")
+    port = executor_metrics_port(driver)
+    assert get(port, "/metrics") == 401
+    assert get(port, "/metrics", "wrong") == 401
+    assert get(port, "/metrics", driver.change) == 401  # the change token does not read
+    code, body = fetch(port, "/metrics", driver.read)
+    assert code == 200 and b'kubestream_executor_info{executor_id="exec-1"} 1.0' in body
+    assert get(port, "/metrics", SCRAPE) == 200  # a PodMonitor's scrape token
+    assert get(port, "/healthz") == 200  # the readiness probe's, open
+    output = driver.log.read_text()
+    assert "refused to show /metrics" in output
+    assert driver.read not in output and SCRAPE not in output
+
+
+def test_an_executors_metrics_are_open_when_reading_is(start_driver: StartDriver) -> None:
+    driver = start_driver(KUBESTREAM_LOG_LEVEL="INFO")
+    port = executor_metrics_port(driver)
+    assert get(port, "/metrics") == 200
+    assert get(port, "/metrics", "anything") == 200

@@ -222,3 +222,8 @@ def test_the_operator_verifies_the_certificate_it_made_and_renews_it_on_a_runnin
     assert "CertificateRenewed" in reasons
     assert "KeysChanged" not in reasons and "SpecChanged" not in reasons
     assert kube.pods(namespace)["wc-driver"].metadata.uid == driver_uid
+    # No line of any private key in the job's status, its Events or the operator's log.
+    shown = kube.kubectl("get", "events,sj", "-n", namespace, "-o", "json").stdout
+    shown += operator.log.read_text(errors="replace")
+    for key in (data["tls.key"], aged.key_pem, renewed["tls.key"]):
+        assert not [line for line in key.splitlines()[1:-1] if line in shown]
