@@ -30,6 +30,8 @@ TLS_PATH = "/etc/kubestream/tls"
 JOB_LABEL = "kubestream.io/job"
 ROLE_LABEL = "kubestream.io/role"
 EXECUTOR_ID_LABEL = "kubestream.io/executor-id"
+# "https" on a driver whose UI port speaks it: a PodMonitor relabels it into __scheme__.
+UI_SCHEME_LABEL = "kubestream.io/ui-scheme"
 SPEC_HASH_ANNOTATION = "kubestream.io/spec-hash"
 KEYS_ANNOTATION = "kubestream.io/keys"
 PUBLIC_KEY = "curve-public-key"
@@ -426,6 +428,8 @@ def _pod(
         "readinessProbe": {"httpGet": _probe(role, spec), "periodSeconds": 5},
     }
     metadata = _metadata(job, name, role)
+    if role == "driver" and spec.ui.tls:
+        metadata["labels"][UI_SCHEME_LABEL] = "https"
     metadata["annotations"] = {SPEC_HASH_ANNOTATION: spec_hash(spec), KEYS_ANNOTATION: keys_id}
     pod_spec: dict[str, Any] = {
         "serviceAccountName": service_account_name(job),
