@@ -59,8 +59,13 @@ class _StopNow(BaseException):
 
 
 class _Signals:
+    """SIGTERM and SIGINT: the first asks for a graceful stop, a second one while batches run
+    cuts it short. Installed before start-up, so a stop during it ends the job cleanly once
+    it has started, instead of killing the driver with its executors left to notice."""
+
     def __init__(self) -> None:
         self.requested = threading.Event()
+        self.running = False
 
     def install(self) -> None:
         if threading.current_thread() is threading.main_thread():
@@ -69,7 +74,10 @@ class _Signals:
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         if self.requested.is_set():
-            raise _StopNow
+            if self.running:
+                raise _StopNow
+            log.warning("received %s again: still starting up", signal.Signals(signum).name)
+            return
         log.warning(
             "received %s: stopping gracefully (again to stop at once)", signal.Signals(signum).name
         )
@@ -77,6 +85,8 @@ class _Signals:
 
 
 def run_driver(options: DriverOptions, local_executors: int = 0) -> int:
+    signals = _Signals()
+    signals.install()
     engine = Engine()
     endpoint = DriverEndpoint(
         engine,
@@ -118,7 +128,7 @@ def run_driver(options: DriverOptions, local_executors: int = 0) -> int:
                 f"only {len(engine.executor_ids())} of {local_executors} executors "
                 "registered in 30 s"
             )
-        return _run(ssc, options)
+        return _run(ssc, options, signals)
     finally:
         engine.broadcast(Shutdown("driver stopping"))
         if executors is not None:
@@ -181,10 +191,9 @@ def _tls(values: Values) -> ssl.SSLContext | None:
     return None if cert is None or key is None else tls_context(cert, key)
 
 
-def _run(ssc: StreamingContext, options: DriverOptions) -> int:
-    signals = _Signals()
-    signals.install()
+def _run(ssc: StreamingContext, options: DriverOptions, signals: _Signals) -> int:
     ssc.start()
+    signals.running = True
     duration = options.settings[settings.DURATION]
     deadline = None if duration is None else time.monotonic() + duration
     failure: JobFailedError | None = None
