@@ -11,6 +11,7 @@ from __future__ import annotations
 import http.client
 import os
 import re
+import shutil
 import ssl
 import subprocess
 import sys
@@ -82,20 +83,22 @@ def make_ca(directory: Path, name: str) -> None:
 
 @pytest.fixture(scope="module")
 def certificates(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """ca.crt signs server.crt (for 127.0.0.1); other-ca.crt signs nothing of ours."""
+    """ca.crt signs server.crt (for 127.0.0.1); other-ca.crt signs other-server.crt (a
+    renewal from another CA) and nothing else of ours."""
     directory = tmp_path_factory.mktemp("tls")
     make_ca(directory, "ca")
     make_ca(directory, "other-ca")
     (directory / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
-    openssl(
-        "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=driver",
-        "-keyout", "server.key", "-out", "server.csr", cwd=directory,
-    )  # fmt: skip
-    openssl(
-        "x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
-        "-CAcreateserial", "-days", "2", "-extfile", "san.ext", "-out", "server.crt",
-        cwd=directory,
-    )  # fmt: skip
+    for server, ca in (("server", "ca"), ("other-server", "other-ca")):
+        openssl(
+            "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=driver",
+            "-keyout", f"{server}.key", "-out", f"{server}.csr", cwd=directory,
+        )  # fmt: skip
+        openssl(
+            "x509", "-req", "-in", f"{server}.csr", "-CA", f"{ca}.crt", "-CAkey", f"{ca}.key",
+            "-CAcreateserial", "-days", "2", "-extfile", "san.ext", "-out", f"{server}.crt",
+            cwd=directory,
+        )  # fmt: skip
     return directory
 
 
@@ -235,6 +238,35 @@ def test_https_is_verified_against_the_right_ca_only(
     driver.request("GET", "/healthz")  # the driver still serves, and logged one line each
     refusals = driver.log.read_text()
     assert "no TLS session with" in refusals and "Traceback" not in refusals
+
+
+def replace_file(source: Path, target: Path) -> None:
+    """Write ``target`` at once (a rename), as a certificate renewal would."""
+    staged = target.with_suffix(".staged")
+    shutil.copy(source, staged)
+    os.replace(staged, target)
+
+
+def test_a_renewed_certificate_is_served_without_a_restart_and_a_broken_pair_is_not(
+    start_driver: StartDriver, certificates: Path, tmp_path: Path
+) -> None:
+    live = tmp_path / "live"
+    live.mkdir()
+    for name in ("server.crt", "server.key", "ca.crt"):
+        shutil.copy(certificates / name, live / name)
+    driver = start_driver(tls=live)
+    renewed = ssl.create_default_context(cafile=str(certificates / "other-ca.crt"))
+    assert driver.request("GET", "/healthz").status == 200
+    # Half a renewal (a key that is not the certificate's): the served pair is kept.
+    replace_file(certificates / "other-server.key", live / "server.key")
+    assert driver.request("GET", "/healthz").status == 200
+    assert "kept the previous certificate" in driver.log.read_text()
+    # The whole renewal: the same process serves the new certificate from now on.
+    replace_file(certificates / "other-server.crt", live / "server.crt")
+    assert driver.request("GET", "/healthz", context=renewed).status == 200
+    with pytest.raises(ssl.SSLCertVerificationError):
+        driver.request("GET", "/healthz")
+    assert "Traceback" not in driver.log.read_text()
 
 
 def executor_metrics_port(driver: Driver) -> int:
