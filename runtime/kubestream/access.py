@@ -5,8 +5,9 @@ status document, /metrics of the driver and of every executor) and changing
 (draining an executor, anything else that changes the job). Each is open or needs
 its bearer token. Both tokens are derived from the job's CURVE secret key, so
 whoever holds the job's Secret (the operator, an administrator, every pod of the
-job) can compute them and no second secret has to be made, stored or rotated. A
-third, optional token (a cluster's Prometheus) may read /metrics only.
+job) can compute them and no second secret has to be made or stored; they change
+only with the key pair. A third, optional token (a cluster's Prometheus) may read
+/metrics only.
 
 In the lowest layer, so the driver's UI server and an executor's metrics server
 decide alike; the driver adds the browser's cookie login (kubestream.driver.api_auth).
