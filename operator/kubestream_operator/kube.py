@@ -174,14 +174,17 @@ class Cluster:
             {"data": manifest["data"]},
         )
 
-    def update_secret(self, namespace: str, name: str, string_data: Mapping[str, str]) -> None:
-        """Set keys of a Secret, keeping the others (the job's certificate on renewal)."""
+    def update_secret(
+        self, namespace: str, name: str, string_data: Mapping[str, str | None]
+    ) -> None:
+        """Set keys of a Secret (None: remove the key), keeping the others (the job's
+        certificate on renewal, its scrape token on rotation)."""
+        body: dict[str, Any] = {
+            "stringData": {k: v for k, v in string_data.items() if v is not None},
+            "data": {k: None for k, v in string_data.items() if v is None},
+        }
         self._call(
-            f"update Secret {name}",
-            self.core.patch_namespaced_secret,
-            name,
-            namespace,
-            {"stringData": dict(string_data)},
+            f"update Secret {name}", self.core.patch_namespaced_secret, name, namespace, body
         )
 
     def replace_network_policy(self, manifest: Manifest) -> None:

@@ -27,6 +27,7 @@ UI_PORT: int = settings.UI_PORT.default
 CHECKPOINT_PATH = "/checkpoint"
 CONFIG_PATH = "/etc/kubestream/config"
 TLS_PATH = "/etc/kubestream/tls"
+ACCESS_PATH = "/etc/kubestream/access"
 JOB_LABEL = "kubestream.io/job"
 ROLE_LABEL = "kubestream.io/role"
 EXECUTOR_ID_LABEL = "kubestream.io/executor-id"
@@ -302,9 +303,18 @@ def _key_ref(job: JobRef, key: str) -> dict[str, Any]:
     return {"secretKeyRef": {"name": secret_name(job), "key": key}}
 
 
-def _scrape_token_ref(job: JobRef) -> dict[str, Any]:
-    # Optional: a Secret made before scrape tokens, or by an operator given none.
-    return {"secretKeyRef": {**_key_ref(job, SCRAPE_TOKEN_KEY)["secretKeyRef"], "optional": True}}
+SCRAPE_TOKEN_FILE = f"{ACCESS_PATH}/{SCRAPE_TOKEN_KEY}"
+
+
+def _access_volume(job: JobRef) -> dict[str, Any]:
+    """The scrape token of the job's Secret as a file (only that key), which the kubelet
+    updates when the operator rotates it. Optional: a Secret made before scrape tokens,
+    or by an operator given none, has no such key."""
+    items = [{"key": SCRAPE_TOKEN_KEY, "path": SCRAPE_TOKEN_KEY}]
+    return {
+        "name": "access",
+        "secret": {"secretName": secret_name(job), "items": items, "optional": True},
+    }
 
 
 def driver_settings(job: JobRef, spec: JobSpec) -> list[tuple[Setting[Any], EnvValue]]:
@@ -327,7 +337,7 @@ def driver_settings(job: JobRef, spec: JobSpec) -> list[tuple[Setting[Any], EnvV
         (settings.CURVE_SECRET_KEY, _key_ref(job, SECRET_KEY)),
         (settings.UI_READ_ACCESS, spec.ui.read_access),
         (settings.UI_CHANGE_ACCESS, spec.ui.change_access),
-        (settings.UI_SCRAPE_TOKEN, _scrape_token_ref(job)),
+        (settings.UI_SCRAPE_TOKEN_FILE, SCRAPE_TOKEN_FILE),
         (settings.UI_TLS_CERT, f"{TLS_PATH}/{TLS_CERT_KEY}" if spec.ui.tls else None),
         (settings.UI_TLS_KEY, f"{TLS_PATH}/{TLS_PRIVATE_KEY}" if spec.ui.tls else None),
     ]
@@ -349,7 +359,7 @@ def executor_settings(
         (settings.CURVE_PUBLIC_KEY, _key_ref(job, PUBLIC_KEY)),
         (settings.CURVE_SECRET_KEY, _key_ref(job, SECRET_KEY)),
         (settings.UI_READ_ACCESS, spec.ui.read_access),
-        (settings.UI_SCRAPE_TOKEN, _scrape_token_ref(job)),
+        (settings.UI_SCRAPE_TOKEN_FILE, SCRAPE_TOKEN_FILE),
     ]
 
 
@@ -400,6 +410,8 @@ def _pod(
         {"name": "tmp", "mountPath": "/tmp"},
         {"name": "checkpoint", "mountPath": CHECKPOINT_PATH},
     ]
+    volumes.append(_access_volume(job))
+    mounts.append({"name": "access", "mountPath": ACCESS_PATH, "readOnly": True})
     if role == "driver":  # the application reads spec.configuration there, as ssc.conf
         volumes.insert(0, {"name": "config", "configMap": {"name": config_map_name(job)}})
         mounts.insert(0, {"name": "config", "mountPath": CONFIG_PATH, "readOnly": True})

@@ -6,6 +6,7 @@ gathers them through ``kube.Cluster``. Called by the reconciler on every pass.
 
 import base64
 import binascii
+import hmac
 from collections.abc import Mapping
 from typing import Any
 
@@ -82,6 +83,18 @@ def _ui_certificate(secret: Mapping[str, Any] | None) -> Validity | None:
         return None
 
 
+def _scrape_token_stale(secret: Mapping[str, Any] | None, token: str) -> bool:
+    """Whether the Secret's scrape token differs from ``token`` (the operator's; "": none)."""
+    if secret is None:
+        return False
+    encoded = (secret.get("data") or {}).get(m.SCRAPE_TOKEN_KEY)
+    try:
+        found = base64.b64decode(encoded, validate=True).decode() if encoded else ""
+    except (binascii.Error, UnicodeDecodeError):
+        return True
+    return not hmac.compare_digest(found.encode(), token.encode())
+
+
 def pods_of(cluster: Cluster, job: m.JobRef) -> tuple[PodState | None, tuple[PodState, ...]]:
     """The job's driver pod and executor pods (only those it owns).
 
@@ -148,6 +161,7 @@ def observe(cluster: Cluster, job: Mapping[str, Any], now: float) -> Observed:
         ui_namespaces=cluster.ui_namespaces,
         network_policy_spec=(found[NETWORK_POLICY] or {}).get("spec"),
         ui_certificate=_ui_certificate(found["Secret"]),
+        scrape_token_stale=_scrape_token_stale(found["Secret"], cluster.scrape_token),
         driver=driver,
         executors=executors,
     )

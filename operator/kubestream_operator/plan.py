@@ -88,6 +88,8 @@ class Observed:
     network_policy_spec: Mapping[str, Any] | None = None
     # The validity of the UI certificate in the job's Secret (None: none there, or unreadable).
     ui_certificate: Validity | None = None
+    # The scrape token in the job's Secret is not the operator's (rotated, or given up).
+    scrape_token_stale: bool = False
     driver: PodState | None = None
     executors: tuple[PodState, ...] = ()
     # None when the driver is not running or did not answer.
@@ -126,6 +128,9 @@ class Plan:
     # Make the UI port's certificate: in the key Secret being created, or replacing the one
     # in it (kubestream_operator.certificates).
     issue_certificate: bool = False
+    # Put the operator's scrape token into the job's Secret (remove it if it has none):
+    # the pods read it from a file the kubelet updates, so no restart.
+    update_scrape_token: bool = False
     create: tuple[m.Manifest, ...] = ()
     update_config: m.Manifest | None = None
     # The job's NetworkPolicy as it should be, when the one found differs (made by an
@@ -566,6 +571,11 @@ def plan(obs: Observed) -> Plan:
     desired_hash = m.spec_hash(d.spec)
     create_keys, update_config, set_owned = _ensure_children(d)
     issue_certificate = _issue_certificate(d, create_keys)
+    update_scrape_token = obs.scrape_token_stale and not create_keys
+    if update_scrape_token:
+        d.note(
+            "ScrapeTokenRotated", f"Secret {m.secret_name(obs.job)}: the operator's scrape token"
+        )
     # Pods wait for the key Secret: they record which key pair they start with.
     blocked = bool(d.problems) or create_keys
     if d.spec.suspend:
@@ -592,6 +602,7 @@ def plan(obs: Observed) -> Plan:
     return Plan(
         create_keys=create_keys,
         issue_certificate=issue_certificate,
+        update_scrape_token=update_scrape_token,
         create=tuple(d.create),
         update_config=update_config,
         update_network_policy=d.update_network_policy,

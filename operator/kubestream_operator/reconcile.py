@@ -76,6 +76,9 @@ def _apply(cluster: Cluster, job: m.JobRef, todo: Plan, now: float) -> None:
         cluster.create(m.build_secret(job, public, secret, cluster.scrape_token, tls))
     elif tls is not None:
         cluster.update_secret(job.namespace, m.secret_name(job), tls)
+    if todo.update_scrape_token:
+        token = cluster.scrape_token or None
+        cluster.update_secret(job.namespace, m.secret_name(job), {m.SCRAPE_TOKEN_KEY: token})
     for manifest in todo.create:
         cluster.create(manifest)
     if todo.update_config is not None:

@@ -17,7 +17,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
+import os
+import threading
 from dataclasses import dataclass
+
+log = logging.getLogger(__name__)
 
 _CHANGE_PURPOSE = b"kubestream driver API v1"
 _READ_PURPOSE = b"kubestream driver API read v1"
@@ -33,30 +38,70 @@ def read_token(secret_key: str) -> str:
     return hmac.new(secret_key.encode(), _READ_PURPOSE, hashlib.sha256).hexdigest()
 
 
+class TokenFile:
+    """A token kept in a file, read again when the file changes: a Secret's key mounted
+    as a volume, which the kubelet swaps in place when the Secret changes, so a rotated
+    token is taken without a restart. A missing or empty file holds no token."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._stamp: tuple[int, int, int] | None = None
+        self._token: str | None = None
+
+    def current(self) -> str | None:
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return None
+        stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
+        with self._lock:
+            if stamp != self._stamp:
+                self._stamp = stamp
+                try:
+                    with open(self.path, encoding="utf-8") as f:
+                        self._token = f.read().strip() or None
+                except (OSError, UnicodeDecodeError) as exc:
+                    log.warning("token file %s unreadable: %s", self.path, type(exc).__name__)
+                    self._token = None
+            return self._token
+
+
 @dataclass(frozen=True)
 class Access:
     """The tokens each permission needs; None leaves that permission open to anyone
-    who reaches the port. ``scrape`` is a further token that reads /metrics only."""
+    who reaches the port. ``scrape`` is a further token that reads /metrics only, and
+    ``scrape_file`` one kept in a file (TokenFile)."""
 
     read: str | None
     change: str | None
     scrape: str | None = None
+    scrape_file: TokenFile | None = None
 
     @classmethod
     def of_job(
-        cls, secret_key: str, read_open: bool, change_open: bool, scrape: str | None = None
+        cls,
+        secret_key: str,
+        read_open: bool,
+        change_open: bool,
+        scrape: str | None = None,
+        scrape_file: str | None = None,
     ) -> Access:
         return cls(
             None if read_open else read_token(secret_key),
             None if change_open else api_token(secret_key),
             scrape or None,
+            TokenFile(scrape_file) if scrape_file else None,
         )
 
     def may_scrape(self, presented: str) -> bool:
-        """Whether ``presented`` may read /metrics: the read token or the scrape token."""
+        """Whether ``presented`` may read /metrics: the read token or a scrape token."""
         if matches(presented, self.read):
             return True
-        return self.scrape is not None and matches(presented, self.scrape)
+        if self.scrape is not None and matches(presented, self.scrape):
+            return True
+        from_file = self.scrape_file.current() if self.scrape_file is not None else None
+        return from_file is not None and matches(presented, from_file)
 
 
 OPEN = Access(read=None, change=None)

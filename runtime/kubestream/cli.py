@@ -135,16 +135,18 @@ def _cmd_executor(args: argparse.Namespace) -> int:
         # Shuffles partition by hash(); every executor must hash strings alike.
         os.environ["PYTHONHASHSEED"] = "0"
         os.execv(sys.executable, [sys.executable, "-m", "kubestream", *sys.argv[1:]])
-    from kubestream.access import Access, read_token
+    from kubestream.access import Access
     from kubestream.executor.process import ExecutorProcess
 
     values: settings.Values = args.settings
     keys = _keys(values, generate=False)
     # /metrics is read as the driver's: the job's read token, or the scrape token.
-    metrics_access = Access(
-        read=None if values[settings.UI_READ_ACCESS] == "open" else read_token(keys.secret),
-        change=None,
+    metrics_access = Access.of_job(
+        keys.secret,
+        read_open=values[settings.UI_READ_ACCESS] == "open",
+        change_open=True,  # an executor's port changes nothing
         scrape=values[settings.UI_SCRAPE_TOKEN],
+        scrape_file=values[settings.UI_SCRAPE_TOKEN_FILE],
     )
     process = ExecutorProcess(
         _executor_id(values),

@@ -302,6 +302,14 @@ UI_SCRAPE_TOKEN = Setting[str | None](
     flag=False,
     secret=True,
 )
+UI_SCRAPE_TOKEN_FILE = Setting[str | None](
+    "ui_scrape_token_file",
+    str,
+    None,
+    "a file holding a further scrape token, read again when it changes (a mounted Secret: "
+    "a rotated token is taken without a restart)",
+    DRIVER_SIDE | Reader.EXECUTOR,
+)
 UI_TLS_CERT = Setting[str | None](
     "ui_tls_cert",
     str,
@@ -518,6 +526,7 @@ RUNTIME: tuple[Setting[Any], ...] = (
     UI_READ_ACCESS,
     UI_CHANGE_ACCESS,
     UI_SCRAPE_TOKEN,
+    UI_SCRAPE_TOKEN_FILE,
     UI_TLS_CERT,
     UI_TLS_KEY,
     BATCH_INTERVAL,

@@ -319,3 +319,29 @@ def test_an_executors_metrics_are_open_when_reading_is(start_driver: StartDriver
     port = executor_metrics_port(driver)
     assert get(port, "/metrics") == 200
     assert get(port, "/metrics", "anything") == 200
+
+
+def test_a_rotated_scrape_token_file_is_taken_by_the_running_driver_and_executors(
+    start_driver: StartDriver, tmp_path: Path
+) -> None:
+    """The file stands for the job Secret's key as the kubelet mounts and updates it."""
+    token_file = tmp_path / "ui-scrape-token"
+    token_file.write_text("first-scrape-token\n")
+    driver = start_driver(
+        KUBESTREAM_UI_READ_ACCESS="token",
+        KUBESTREAM_UI_SCRAPE_TOKEN_FILE=str(token_file),
+        KUBESTREAM_LOG_LEVEL="INFO",
+    )
+    ports = (driver.port, executor_metrics_port(driver))
+    for port in ports:
+        assert get(port, "/metrics", "first-scrape-token") == 200
+    assert get(driver.port, "/api/v1/status", "first-scrape-token") == 401  # /metrics only
+    staged = tmp_path / "staged"
+    staged.write_text("second-scrape-token\n")
+    os.replace(staged, token_file)
+    for port in ports:
+        assert get(port, "/metrics", "first-scrape-token") == 401
+        assert get(port, "/metrics", "second-scrape-token") == 200
+        assert get(port, "/metrics") == 401
+    output = driver.log.read_text()
+    assert "first-scrape-token" not in output and "second-scrape-token" not in output

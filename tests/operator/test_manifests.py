@@ -109,13 +109,20 @@ def test_operator_tls_changes_the_pods_but_not_the_hash_of_jobs_without_it() -> 
     assert m.spec_hash(spec(ui={"tls": {"secretName": "x"}})) == "54302437f68f68bf"
 
 
-def test_executors_read_their_metrics_permission_and_scrape_token_like_the_driver() -> None:
-    pod = m.build_executor_pod(JOB, spec(ui={"readAccess": "token"}), 0, "k")
-    env = env_of(pod)
-    assert env["KUBESTREAM_UI_READ_ACCESS"] == "token"
-    assert env["KUBESTREAM_UI_SCRAPE_TOKEN"] == {
-        "secretKeyRef": {"name": "wc-curve", "key": m.SCRAPE_TOKEN_KEY, "optional": True}
-    }
+def test_every_pod_reads_the_read_permission_and_the_scrape_token_file_alike() -> None:
+    """The scrape token comes as a file of the job's Secret (that key only; optional), which
+    the kubelet updates on rotation, never as a variable fixed at start."""
+    s = spec(ui={"readAccess": "token"})
+    for pod in (m.build_driver_pod(JOB, s, "k"), m.build_executor_pod(JOB, s, 0, "k")):
+        env = env_of(pod)
+        assert env["KUBESTREAM_UI_READ_ACCESS"] == "token"
+        assert env["KUBESTREAM_UI_SCRAPE_TOKEN_FILE"] == f"{m.ACCESS_PATH}/ui-scrape-token"
+        assert "KUBESTREAM_UI_SCRAPE_TOKEN" not in env
+        items = [{"key": "ui-scrape-token", "path": "ui-scrape-token"}]
+        volume = {"secretName": "wc-curve", "items": items, "optional": True}
+        assert {"name": "access", "secret": volume} in pod["spec"]["volumes"]
+        mount = {"name": "access", "mountPath": m.ACCESS_PATH, "readOnly": True}
+        assert mount in pod["spec"]["containers"][0]["volumeMounts"]
 
 
 def test_the_secret_carries_the_read_token_the_driver_derives() -> None:

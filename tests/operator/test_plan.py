@@ -65,6 +65,7 @@ class World:
         self.policy: dict[str, Any] | None = None
         self.report: DriverReport | None = None
         self.certificate: Validity | None = None
+        self.scrape_token_stale = False
         self.last: Plan = Plan()
 
     def change_spec(self, **fields: Any) -> None:
@@ -94,6 +95,7 @@ class World:
             executors=tuple(p for p in pods if p.executor_id is not None),
             driver_report=self.report,
             ui_certificate=self.certificate,
+            scrape_token_stale=self.scrape_token_stale,
         )
 
     def step(self) -> Plan:
@@ -254,6 +256,19 @@ def test_a_certificate_is_made_when_tls_is_turned_on_and_never_without_it() -> N
     w.change_spec(ui={"tls": {"secretName": "mine"}})  # the user's: the operator makes none
     w.certificate = None
     assert not w.step().issue_certificate
+
+
+def test_a_rotated_scrape_token_is_written_into_the_secret_without_restarting_a_pod() -> None:
+    w = World()
+    w.step()
+    w.run_all()
+    w.step()
+    w.scrape_token_stale = True
+    todo = w.step()
+    assert todo.update_scrape_token and w.reasons() == ["ScrapeTokenRotated"]
+    assert todo.delete == () and todo.create == ()
+    w.scrape_token_stale = False
+    assert not w.step().update_scrape_token
 
 
 def test_running_job_is_ready_and_keeps_condition_times() -> None:
