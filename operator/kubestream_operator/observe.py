@@ -14,7 +14,15 @@ from kubestream_operator import manifests as m
 from kubestream_operator.certificates import Validity, validity
 from kubestream_operator.kube import Cluster
 from kubestream_operator.names import is_label_value, job_name_problem
-from kubestream_operator.plan import CLAIM, NETWORK_POLICY, Observed, PodState, read_status
+from kubestream_operator.plan import (
+    CLAIM,
+    NETWORK_POLICY,
+    REMOVED_EXECUTORS_ANNOTATION,
+    Observed,
+    PodState,
+    parse_executor_ids,
+    read_status,
+)
 from kubestream_operator.spec import JobSpec, SpecError, parse_spec
 
 
@@ -164,4 +172,7 @@ def observe(cluster: Cluster, job: Mapping[str, Any], now: float) -> Observed:
         scrape_token_stale=_scrape_token_stale(found["Secret"], cluster.scrape_token),
         driver=driver,
         executors=executors,
+        removed_executors=parse_executor_ids(
+            (job["metadata"].get("annotations") or {}).get(REMOVED_EXECUTORS_ANNOTATION)
+        ),
     )

@@ -28,7 +28,8 @@ from kubestream.driver.batch_logs import BatchLogContext
 from kubestream.driver.decommission import Decommissioner
 from kubestream.driver.endpoint import DriverEndpoint
 from kubestream.driver.local_cluster import LocalExecutorProcesses
-from kubestream.driver.metrics import DriverMetrics, InputsCollector
+from kubestream.driver.metrics import DriverMetrics, HealthCollector, InputsCollector
+from kubestream.driver.progress import ProgressMonitor
 from kubestream.driver.status import context_status
 from kubestream.driver.ui.server import Actions, UIServer, tls_context
 from kubestream.errors import ConfigError, JobFailedError
@@ -98,6 +99,7 @@ def run_driver(options: DriverOptions, local_executors: int = 0) -> int:
     values = options.settings
     executors = None
     ui = None
+    progress = None
     try:
         build = load_app(options.app)  # first: a mistake in it is reported before executors log
         if local_executors:
@@ -122,7 +124,7 @@ def run_driver(options: DriverOptions, local_executors: int = 0) -> int:
             max_rate=values[settings.MAX_RATE],
             conf=_application_conf(values[settings.CONFIG]),
         )
-        ui = _start_ui(ssc, options)
+        ui, progress = _start_ui(ssc, options)
         build(ssc, list(options.app_args))
         if local_executors and not engine.wait_for_executors(local_executors, timeout=30):
             raise ConfigError(
@@ -137,6 +139,8 @@ def run_driver(options: DriverOptions, local_executors: int = 0) -> int:
         endpoint.close()
         if ui is not None:
             ui.close()
+        if progress is not None:
+            progress.stop()
 
 
 def _application_conf(directory: str | None) -> dict[str, str]:
@@ -146,21 +150,29 @@ def _application_conf(directory: str | None) -> dict[str, str]:
         raise ConfigError(f"{settings.CONFIG.option} ({settings.CONFIG.env}): {exc}") from None
 
 
-def _start_ui(ssc: StreamingContext, options: DriverOptions) -> UIServer:
-    """Metrics, batch-time log fields and the web UI; prints the page's address."""
+def _start_ui(ssc: StreamingContext, options: DriverOptions) -> tuple[UIServer, ProgressMonitor]:
+    """Metrics, batch-time log fields, the progress monitor (started) and the web UI;
+    prints the page's address."""
     ssc.add_streaming_listener(BatchLogContext())
     registry = CollectorRegistry()
     ssc.add_streaming_listener(
         DriverMetrics(registry, ssc.batch_interval, ssc.engine, ssc.receiver_tracker)
     )
     registry.register(InputsCollector(ssc.graph))
+    values = options.settings
+    progress = ProgressMonitor(
+        ssc.engine.task_scheduler,
+        values[settings.STALL_TIMEOUT],
+        values[settings.TASK_DURATION_THRESHOLD],
+    )
+    ssc.add_streaming_listener(progress)
+    registry.register(HealthCollector(progress, ssc.checkpoint_health))
     job = options.job or options.app
     decommissioner = Decommissioner(ssc.engine, ssc.receiver_tracker)
 
     def status(limit: int) -> dict[str, Any]:
-        return context_status(ssc, job, limit, decommissioner.outcomes)
+        return context_status(ssc, job, limit, decommissioner.outcomes, progress)
 
-    values = options.settings
     access = Access.of_job(
         options.keys.secret,
         read_open=values[settings.UI_READ_ACCESS] == "open",
@@ -179,8 +191,9 @@ def _start_ui(ssc: StreamingContext, options: DriverOptions) -> UIServer:
         access=access,
         tls=_tls(values),
     )
+    progress.start()
     print(f"kubestream: Streaming UI at {ui.url()}", file=sys.stderr, flush=True)
-    return ui
+    return ui, progress
 
 
 def _tls(values: Values) -> ssl.SSLContext | None:
