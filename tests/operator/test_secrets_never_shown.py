@@ -47,9 +47,10 @@ def test_no_secret_in_status_events_pods_metrics_or_the_operators_log(
     missing = [{"env": "KAFKA_PASSWORD", "secretName": "kafka", "key": "no-such-key"}]
     files = [{"secretName": "kafka-tls", "mountPath": "/var/run/secrets/kafka-tls"}]
     absent = [{"secretName": "no-such-secret", "mountPath": "/var/run/secrets/tls"}]
+    ui = {"readAccess": "token", "tls": {}}  # the operator makes the UI certificate's key too
     kube.apply(
         namespace,
-        job_manifest("wc", secretRefs=good, secretMounts=files, ui={"readAccess": "token"}),
+        job_manifest("wc", secretRefs=good, secretMounts=files, ui=ui),
     )
     kube.apply(namespace, job_manifest("bad", secretRefs=missing))
     kube.apply(namespace, job_manifest("nofiles", secretMounts=absent))
@@ -72,9 +73,13 @@ def test_no_secret_in_status_events_pods_metrics_or_the_operators_log(
     stored = {key: base64.b64decode(value).decode() for key, value in data.items()}
     assert stored["ui-scrape-token"] == SCRAPE  # the operator handed the job its scrape token
     assert stored["ui-read-token"] == read_token(stored["curve-secret-key"])
+    private_key = stored["tls.key"].splitlines()
+    assert private_key[0] == "-----BEGIN PRIVATE KEY-----"
     markers = {
         "application credential": password,
         "mounted client key": client_key,
+        # Each line of the key's base64 body: a log showing part of it is found too.
+        **{f"UI certificate key, line {i}": line for i, line in enumerate(private_key[1:-1])},
         "CURVE secret key": stored["curve-secret-key"],
         "read token": stored["ui-read-token"],
         "scrape token": SCRAPE,
