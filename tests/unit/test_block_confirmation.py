@@ -155,7 +155,6 @@ def test_a_block_from_a_receiver_the_stream_left_is_refused_and_unlogged(tmp_pat
 
 
 def test_a_late_report_of_an_adopted_block_is_confirmed(tmp_path: Path) -> None:
-    receiver = Acking()
     path = tmp_path / "0" / "input-0-exec-1-aa-1"
     os.makedirs(path.parent)
     write_atomically(str(path), serialise(["z"]))

@@ -16,6 +16,7 @@ from kubestream.storage.block_manager import serialise
 from kubestream.storage.checkpoint_store import write_atomically
 from kubestream.streaming.scheduler.receiver_tracker import ReceiverTracker, block_writer
 
+
 class Idle(Receiver):
     def on_start(self) -> None:
         pass

@@ -242,6 +242,9 @@ class ExecutorCore:
         with self._receivers_lock:
             self._receivers[message.stream_id] = supervisor
         supervisor.start()
+        # A driver placing receivers listens for their blocks; the one this executor
+        # registered with may not have been (a restarted driver recovering its checkpoint).
+        self.driver_connected()
 
     def _work(self) -> None:
         while (message := self._queue.get()) is not None:
