@@ -93,6 +93,8 @@ class BlockAdded:
     records: int
     replica: str | None = None
     wal_path: str | None = None
+    repeated: bool = False
+    """Sent again, to a driver that may not have heard it (it restarted): not new records."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,13 +10,13 @@ stops this receiver.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
 from kubestream.core.protocol import (
@@ -46,12 +46,12 @@ request timeout, 20 s; a RabbitMQ connection's missed heartbeats, 60 s), so an u
 block goes back to its source before the source gives up on the receiver."""
 
 
-@dataclass(slots=True)
+@dataclasses.dataclass(slots=True)
 class _Report:
     """A reported block waiting for the driver's BlockRecorded."""
 
     message: BlockAdded
-    answered: threading.Event = field(default_factory=threading.Event)
+    answered: threading.Event = dataclasses.field(default_factory=threading.Event)
     answer: BlockRecorded | None = None
 
 
@@ -211,7 +211,11 @@ class ReceiverSupervisor:
         reports sent to its predecessor: send again the blocks still waiting for an answer,
         those abandoned and those stored with store() that were never answered."""
         with self._reports_lock:
-            messages = [r.message for r in self._reports.values()] + self._resend
+            reports = [r.message for r in self._reports.values()]
+            messages = [dataclasses.replace(m, repeated=True) for m in reports] + [
+                dataclasses.replace(m, repeated=True) if isinstance(m, BlockAdded) else m
+                for m in self._resend
+            ]
             self._resend = []
         for message in messages:
             self._to_driver(message)
