@@ -294,7 +294,7 @@ def kubestream_stateful(cluster: Cluster, names: list[str], work: str, op: str) 
         for name in names:
             target = inbox / Path(name).name
             os.link(name, target)
-            while str(target) not in source.seen:  # one file per batch
+            while str(target) not in source.remembered:  # one file per batch
                 time.sleep(0.002)
         deadline = time.monotonic() + 1800
         while sum(totals.values()) < expected and time.monotonic() < deadline:

@@ -46,10 +46,13 @@ class PodState:
 
 @dataclass(frozen=True)
 class DriverReport:
-    """What the running driver's status document says about its executors, by id."""
+    """What the running driver's status document says: its executors by id, the outcome
+    of each drain, and the problems it reports as (reason, message) for the Degraded
+    condition (a stalled batch, checkpoints that cannot be written)."""
 
     registered: frozenset[str] = frozenset()
     decommissions: Mapping[str, str] = field(default_factory=dict)
+    problems: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -494,6 +497,24 @@ def _status(d: _Draft, desired_hash: str) -> dict[str, Any]:
     }
 
 
+def _driver_problems(d: _Draft) -> None:
+    """What the running driver reports wrong makes the job Degraded (after the pods are
+    planned: they are not held back by it); a problem newly reported is an Event."""
+    report = d.obs.driver_report
+    if report is None:
+        return
+    shown = " ".join(
+        f"{c.get('reason')} {c.get('message')}"
+        for c in d.obs.status.conditions
+        if c.get("type") == "Degraded" and c.get("status") == "True"
+    )
+    for reason, message in report.problems:
+        d.problems.append((reason, message))
+        # The text before the first ':' names the problem and stays while it lasts.
+        if message.split(":", 1)[0] not in shown:
+            d.note(reason, message, warning=True)
+
+
 def _recorded_failure(status: JobStatus) -> tuple[str, str]:
     """The reason and message a Failed job recorded, so later passes keep showing them."""
     for cond in status.conditions:
@@ -560,6 +581,8 @@ def plan(obs: Observed) -> Plan:
             _plan_executors(d, desired_hash, blocked)
     if d.phase is not Phase.RUNNING:
         d.running_since = None
+    else:
+        _driver_problems(d)
     if d.phase is not before:
         text = d.detail or d.phase.description
         warn = d.phase in (Phase.FAILED, Phase.RECOVERING)
