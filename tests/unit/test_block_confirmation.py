@@ -62,6 +62,7 @@ class Link:
         self.sent: list[ToDriver] = []
         self.answers: list[ToExecutor] = []
         self.refused: list[ReceiverSupervisor] = []
+        self.blocks = BlockManager()  # the executor's
 
     def to_driver(self, message: ToDriver) -> None:
         self.sent.append(message)
@@ -91,7 +92,7 @@ def supervise(link: Link, receiver: Receiver, wal: Path) -> ReceiverSupervisor:
         0,
         receiver,
         "exec-1",
-        BlockManager(),
+        link.blocks,
         link.to_driver,
         3600.0,
         lambda block_id, blob: None,
@@ -152,6 +153,7 @@ def test_a_block_from_a_receiver_the_stream_left_is_refused_and_unlogged(tmp_pat
     assert receiver.acked == []
     assert held(link.driver) == []
     assert os.listdir(tmp_path / "0") == []
+    assert link.blocks.ids() == []
 
 
 def test_a_late_report_of_an_adopted_block_is_confirmed(tmp_path: Path) -> None:

@@ -264,6 +264,7 @@ class ReceiverSupervisor:
                 + (then if reliable else "")
             )
         if not answer.recorded:
+            self._blocks.remove([block_id])
             self._refused(answer.reason)
             raise BlockNotRecordedError(f"the driver refused block {block_id}: {answer.reason}")
 
