@@ -62,6 +62,7 @@ class World:
         self.ui_namespaces: tuple[str, ...] = ("kubestream-system",)
         self.policy: dict[str, Any] | None = None
         self.report: DriverReport | None = None
+        self.removed: frozenset[int] = frozenset()
         self.last: Plan = Plan()
 
     def change_spec(self, **fields: Any) -> None:
@@ -90,6 +91,7 @@ class World:
             driver=next((p for p in pods if p.executor_id is None), None),
             executors=tuple(p for p in pods if p.executor_id is not None),
             driver_report=self.report,
+            removed_executors=self.removed,
         )
 
     def step(self) -> Plan:
@@ -368,6 +370,31 @@ def test_scaling_adds_and_removes_the_highest_executors() -> None:
     todo = w.step()
     assert sorted(d.name for d in todo.delete) == [f"wc-executor-{i}" for i in (1, 2, 3)]
     assert w.status["desiredExecutors"] == 1
+
+
+def test_scaling_skips_the_executors_named_removed() -> None:
+    """The autoscaler names the executors to remove; the count runs the lowest ids left."""
+    w = World(executors={"replicas": 3, "min": 1, "max": 4})
+    w.step()
+    w.run_all()
+    w.step()
+    w.report = DriverReport(frozenset({"0", "1", "2"}))
+    w.change_spec(executors={"replicas": 2, "min": 1, "max": 4})
+    w.removed = frozenset({0})
+    todo = w.step()
+    assert (todo.drain, todo.create) == (("0",), ())
+    w.report = DriverReport(frozenset({"1", "2"}), {"0": "decommissioned"})
+    w.set_phase("wc-executor-0", "Succeeded")
+    w.step()
+    w.step()
+    assert sorted(w.pods) == ["wc-driver", "wc-executor-1", "wc-executor-2"]
+    assert w.last.create == () and w.last.delete == ()
+    # Scaling up with the gap still named adds above it; without it, fills it.
+    w.change_spec(executors={"replicas": 3, "min": 1, "max": 4})
+    assert [p["metadata"]["name"] for p in w.step().create] == ["wc-executor-3"]
+    w.change_spec(executors={"replicas": 4, "min": 1, "max": 4})
+    w.removed = frozenset()
+    assert [p["metadata"]["name"] for p in w.step().create] == ["wc-executor-0"]
 
 
 def test_lost_executor_is_replaced() -> None:
