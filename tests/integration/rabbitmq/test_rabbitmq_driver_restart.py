@@ -8,141 +8,21 @@ and dropped (as a receiver left running by an earlier driver would)."""
 
 from __future__ import annotations
 
-import os
 import random
 import signal
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from kubestream.transport import generate_keypair
-from tests.brokers import RabbitMQBroker, free_port
+from tests.brokers import RabbitMQBroker
 from tests.integration.rabbitmq.queues import depth, drain, new_queue, publish
+from tests.integration.run_job import SeparateJob
 
 ROOT = Path(__file__).resolve().parents[3]
 APP = ROOT / "examples" / "rabbitmq_messages.py"
-
-
-class Job:
-    """One job's processes: drivers started one after another on one address and
-    checkpoint, and executors that only ever connect to that address."""
-
-    def __init__(self, tmp_path: Path, broker: RabbitMQBroker, queue: str, ids: bool) -> None:
-        public, secret = generate_keypair()
-        self.env = dict(
-            os.environ,
-            KUBESTREAM_CURVE_PUBLIC_KEY=public,
-            KUBESTREAM_CURVE_SECRET_KEY=secret,
-            RABBITMQ_USERNAME=broker.username,
-            RABBITMQ_PASSWORD=broker.password,
-        )
-        self.tmp = tmp_path
-        self.port = free_port()
-        self.app_args = (
-            f"--port {broker.port} --queue {queue} --out {tmp_path / 'out'} --receivers 2"
-            + ("" if ids else " --id-header none")
-        )
-        self.procs: list[subprocess.Popen[bytes]] = []
-
-    def _spawn(self, log: Path, *args: str) -> subprocess.Popen[bytes]:
-        with log.open("wb") as out:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "kubestream", *args], env=self.env, stdout=out, stderr=out
-            )
-        self.procs.append(proc)
-        return proc
-
-    def driver(self, name: str, *extra: str) -> subprocess.Popen[bytes]:
-        return self._spawn(
-            self.tmp / f"{name}.log",
-            "driver",
-            "--app",
-            str(APP),
-            "--app-args",
-            self.app_args,
-            "--host",
-            "127.0.0.1",
-            "--driver-port",
-            str(self.port),
-            "--ui-port",
-            "0",
-            "--batch-interval",
-            "0.5",
-            "--checkpoint",
-            str(self.tmp / "checkpoint"),
-            "--checkpoint-interval",
-            "1.5",
-            "--write-ahead-log",
-            "--log-level",
-            "WARNING",
-            *extra,
-        )
-
-    def executor(self, executor_id: str) -> subprocess.Popen[bytes]:
-        return self._spawn(
-            self.tmp / f"executor-{executor_id}.log",
-            "executor",
-            "--executor-id",
-            executor_id,
-            "--driver-host",
-            "127.0.0.1",
-            "--driver-port",
-            str(self.port),
-            "--advertise-host",
-            "127.0.0.1",
-            "--block-host",
-            "127.0.0.1",
-            "--block-port",
-            "0",
-            "--metrics-port",
-            "0",
-        )
-
-    def wait_registered(self, executor_ids: list[str]) -> None:
-        """Until each executor logged that it registered with a driver."""
-
-        def registered(executor_id: str) -> bool:
-            log = self.tmp / f"executor-{executor_id}.log"
-            return "registered with the driver" in log.read_text()
-
-        deadline = time.monotonic() + 60
-        while not all(map(registered, executor_ids)) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert all(map(registered, executor_ids)), "the executors never registered"
-
-    def wait_processing(self, name: str, first: bool) -> None:
-        """Until the driver runs batches: it wrote a checkpoint, or recovered from one."""
-        log = self.tmp / f"{name}.log"
-
-        def running() -> bool:
-            if first:
-                return bool(list((self.tmp / "checkpoint").glob("metadata-*")))
-            return "recovered from checkpoint" in log.read_text()
-
-        deadline = time.monotonic() + 60
-        while not running() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert running(), f"the driver never ran: {log.read_text()[-2000:]}"
-
-    def stop(self) -> None:
-        for proc in self.procs:
-            if proc.poll() is None:
-                proc.kill()
-            proc.wait(timeout=30)
-
-
-@pytest.fixture
-def jobs() -> Iterator[list[Job]]:
-    started: list[Job] = []
-    yield started
-    for job in started:
-        job.stop()
 
 
 def saved(out: Path) -> Counter[str]:
@@ -157,12 +37,21 @@ def saved(out: Path) -> Counter[str]:
 @pytest.mark.timeout(600)
 @pytest.mark.parametrize("ids", [True, False], ids=["message ids", "no ids"])
 def test_a_driver_killed_while_its_executors_run_on_loses_no_message(
-    tmp_path: Path, rabbitmq_broker: RabbitMQBroker, jobs: list[Job], ids: bool
+    tmp_path: Path, rabbitmq_broker: RabbitMQBroker, jobs: list[SeparateJob], ids: bool
 ) -> None:
     queue = new_queue(rabbitmq_broker)
     bodies = [f"d{i:05d}" for i in range(3000)]
     tail = [f"t{i:05d}" for i in range(600)]  # published while the last driver stops
-    job = Job(tmp_path, rabbitmq_broker, queue, ids)
+    job = SeparateJob(
+        tmp_path,
+        APP,
+        f"--port {rabbitmq_broker.port} --queue {queue} --out {tmp_path / 'out'} --receivers 2"
+        + ("" if ids else " --id-header none"),
+        {
+            "RABBITMQ_USERNAME": rabbitmq_broker.username,
+            "RABBITMQ_PASSWORD": rabbitmq_broker.password,
+        },
+    )
     jobs.append(job)
     rng = random.Random(31)
     fed = threading.Event()
