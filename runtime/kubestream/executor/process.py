@@ -142,7 +142,8 @@ class ExecutorProcess:
         if isinstance(message, Heartbeat):
             if not self._registered:
                 log.info("executor %s registered with the driver", self.executor_id)
-            self._registered = True
+                self._registered = True
+                self.core.driver_connected()
         elif isinstance(message, RegistrationRefused):
             log.error("the driver refused executor %s: %s", self.executor_id, message.reason)
             self._finish(2)
