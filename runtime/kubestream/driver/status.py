@@ -8,6 +8,7 @@ change both together.
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -107,14 +108,10 @@ def _mean(values: Sequence[float]) -> float | None:
 
 def _slope(points: Sequence[tuple[float, float]]) -> float | None:
     """Least-squares slope of y over x; None with fewer than two distinct x."""
-    if len(points) < 2:
+    try:
+        return statistics.linear_regression([x for x, _ in points], [y for _, y in points]).slope
+    except statistics.StatisticsError:
         return None
-    mx = sum(x for x, _ in points) / len(points)
-    my = sum(y for _, y in points) / len(points)
-    sxx = sum((x - mx) ** 2 for x, _ in points)
-    if sxx == 0:
-        return None
-    return sum((x - mx) * (y - my) for x, y in points) / sxx
 
 
 def summarise(
