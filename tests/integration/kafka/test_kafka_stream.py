@@ -261,14 +261,18 @@ def test_sink_writes_every_count_and_the_sasl_password_never_shows(
         try:
             wait_for(lambda: written == expected, "every count")
             wait_for(lambda: done_records(ssc) >= len(lines), "the batches' Kafka output")
-            status = json.dumps(context_status(ssc, "kafka-test"))
+            document = context_status(ssc, "kafka-test")
+            status = json.dumps(document)
         finally:
             ssc.stop(stop_engine=False)
     got: Counter[str] = Counter()
-    for key, value in read_topic(bootstrap, sink, 3):
+    in_sink = read_topic(bootstrap, sink, 3)
+    for key, value in in_sink:
         assert key is not None
         got[key] += int(value)
     assert got == expected
+    (output,) = (o for o in document["outputs"] if o["kind"] == "kafka")
+    assert (output["topic"], output["rows_written"]) == (sink, len(in_sink))
     assert kafka_broker.sasl_password not in caplog.text
     assert kafka_broker.sasl_password not in status
     assert '"total_lag": 0' in status
