@@ -13,321 +13,64 @@ per-batch counts summed (so no file was counted twice or lost).
 from __future__ import annotations
 
 import json
-import random
 import re
-import secrets
 import subprocess
 import threading
 import time
-import tomllib
 import urllib.request
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from conftest import REPO, Cluster
+from story import (
+    FETCH,
+    GROUP,
+    IMAGE,
+    PLURAL,
+    READ,
+    VERSION_API,
+    WORDS,
+    WRITE,
+    Story,
+    diff,
+    feeder_pod,
+    now,
+    story_in_namespace,
+)
 from waits import pod_exec, pods_ready, wait_for, wait_for_event, wait_for_field
 
 pytestmark = pytest.mark.steps
 
-VERSION = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
-IMAGE = f"kubestream/kubestream:{VERSION}"
 EXAMPLE = REPO / "examples" / "wordcount-job.yaml"
-CHART = REPO / "charts" / "kubestream"
 JOB = "wordcount"
-CLAIM = f"{JOB}-checkpoint"
 DRIVER = f"{JOB}-driver"
 FEEDER = "feeder"
-GROUP, VERSION_API, PLURAL = "kubestream.io", "v1alpha1", "streamingjobs"
-WORDS = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa"]
-
-# Run in the feeder pod. WRITE drops files into input/ the way a producer
-# should (write a hidden file, then rename it in); READ sums an output
-# directory's per-batch counts and returns its newest totals, as JSON.
-WRITE = """
-import json, os, sys
-os.makedirs('/checkpoint/input', exist_ok=True)
-for name, text in json.loads(sys.argv[1]).items():
-    staged = '/checkpoint/input/.' + name
-    with open(staged, 'w') as f:
-        f.write(text)
-    os.rename(staged, '/checkpoint/input/' + name)
-"""
-READ = """
-import ast, collections, glob, json, os, sys
-def pairs(d):
-    for part in sorted(glob.glob(d + '/part-*')):
-        for line in open(part).read().splitlines():
-            yield ast.literal_eval(line)
-counts = collections.Counter()
-for d in glob.glob(sys.argv[1] + '/counts-*'):
-    for word, n in pairs(d):
-        counts[word] += n
-totals = sorted(glob.glob(sys.argv[1] + '/totals-*'), key=lambda d: int(d.rsplit('-', 1)[1]))
-newest = dict(pairs(totals[-1])) if totals else {}
-print(json.dumps({'counts': counts, 'totals': newest, 'batches': len(totals)}))
-"""
-FETCH = """
-import sys, urllib.request
-print(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())
-"""
-
-
-@dataclass
-class Story:
-    """What the steps share: where things run and everything written so far."""
-
-    cluster: Cluster
-    namespace: str
-    operator_namespace: str
-    release: str
-    written: dict[str, str] = field(default_factory=dict)
-    # Output directory -> names of the files whose per-batch counts land there.
-    outputs: dict[str, list[str]] = field(default_factory=lambda: {"/checkpoint/output": []})
-    rng: random.Random = field(default_factory=lambda: random.Random(7))
-
-    @property
-    def core(self) -> client.CoreV1Api:
-        return self.cluster.core
-
-    @property
-    def custom(self) -> client.CustomObjectsApi:
-        return client.CustomObjectsApi(self.cluster.api)
-
-    def job(self) -> dict[str, Any]:
-        found = self.custom.get_namespaced_custom_object(
-            GROUP, VERSION_API, self.namespace, PLURAL, JOB
-        )
-        assert isinstance(found, dict)
-        return found
-
-    def kubectl(self, *args: str, check: bool = True) -> str:
-        return self.cluster.kubectl("-n", self.namespace, *args, check=check)
-
-    def pod_uid(self, name: str) -> str | None:
-        pods = self.core.list_namespaced_pod(self.namespace, field_selector=f"metadata.name={name}")
-        return pods.items[0].metadata.uid if pods.items else None
-
-    def write_files(self, count: int) -> None:
-        """Drops ``count`` new text files into the job's input directory."""
-        batch: dict[str, str] = {}
-        for _ in range(count):
-            name = f"part-{len(self.written) + len(batch):04d}.txt"
-            lines = [
-                " ".join(self.rng.choices(WORDS, k=self.rng.randint(1, 8)))
-                for _ in range(self.rng.randint(5, 30))
-            ]
-            batch[name] = "\n".join(lines) + "\n"
-        pod_exec(self.core, self.namespace, FEEDER, ["python3", "-c", WRITE, json.dumps(batch)])
-        self.written.update(batch)
-        next(reversed(self.outputs.values())).extend(batch)
-
-    def expected(self, names: list[str] | None = None) -> Counter[str]:
-        """The plain-Python reference: words in the given files (default: all)."""
-        texts = self.written.values() if names is None else [self.written[n] for n in names]
-        return Counter(word for text in texts for word in text.split())
-
-    def wait_for_exact_output(self, timeout: float = 120) -> None:
-        """Waits until every output directory holds exactly the reference counts."""
-        newest = next(reversed(self.outputs))
-        for out, names in self.outputs.items():
-            total = self.expected() if out == newest else None
-            what = f"{out} to hold the counts of {len(names)} files"
-            if total is not None:
-                what += f" and the totals of all {len(self.written)}"
-            seen = wait_for(what, self._output_is(out, self.expected(names), total), timeout, 2)
-            print(f"{out}: exact ({seen})")
-
-    def _output_is(
-        self, out: str, counted: Counter[str], total: Counter[str] | None
-    ) -> Callable[[], tuple[bool, object]]:
-        def probe() -> tuple[bool, object]:
-            got = json.loads(
-                pod_exec(self.core, self.namespace, FEEDER, ["python3", "-c", READ, out])
-            )
-            counts, totals = Counter(got["counts"]), Counter(got["totals"])
-            seen = f"{got['batches']} batches; per-batch counts off by {_diff(counts, counted)}"
-            if total is None:
-                return counts == counted, seen
-            seen += f"; newest totals off by {_diff(totals, total)}"
-            return counts == counted and totals == total, seen
-
-        return probe
-
-    def driver_ready(self) -> bool:
-        pods = self.core.list_namespaced_pod(
-            self.namespace, field_selector=f"metadata.name={DRIVER}"
-        )
-        conditions = pods.items[0].status.conditions or [] if pods.items else []
-        return any(c.type == "Ready" and c.status == "True" for c in conditions)
-
-    def wait_for_new_driver(self, old_uid: str | None) -> None:
-        """Waits for a driver pod other than the one whose uid was ``old_uid``."""
-        wait_for(
-            "a new driver pod",
-            lambda: (self.pod_uid(DRIVER) not in (None, old_uid), self.pod_uid(DRIVER)),
-        )
-
-    def driver_recovered(self) -> None:
-        """Waits for the driver's log to say it resumed from the checkpoint, and prints it."""
-
-        def probe() -> tuple[bool, object]:
-            log = self.core.read_namespaced_pod_log(DRIVER, self.namespace)
-            lines = [line for line in log.splitlines() if "recovered from checkpoint" in line]
-            return bool(lines), lines[0] if lines else log[-2000:]
-
-        print(wait_for(f"{DRIVER}'s log to say it recovered from the checkpoint", probe))
-
-    def driver_status(self) -> dict[str, Any]:
-        """The driver's /api/v1/status, asked from inside the cluster."""
-        url = f"http://{DRIVER}.{self.namespace}.svc:4040/api/v1/status"
-        status: dict[str, Any] = json.loads(
-            pod_exec(self.core, self.namespace, FEEDER, ["python3", "-c", FETCH, url])
-        )
-        return status
-
-    def wait_for_running(self, executors: int) -> None:
-        """Waits until ``kubectl get sj`` shows Running with all executors ready."""
-
-        def probe() -> tuple[bool, object]:
-            status = self.job().get("status", {})
-            seen = {k: status.get(k) for k in ("phase", "executors", "lastBatchTime")}
-            # Running comes with the driver's container; its readiness, a moment
-            # later, says it serves (and has logged how it started).
-            seen["driver ready"] = self.driver_ready()
-            ready = (
-                status.get("phase") == "Running"
-                and status.get("executors") == f"{executors}/{executors}"
-                and seen["driver ready"]
-            )
-            return ready, seen
-
-        wait_for(f"sj/{JOB} Running with {executors}/{executors} executors", probe, timeout=180)
-        self.kubectl("get", "sj", JOB)
-
-
-def _diff(got: Counter[str], want: Counter[str]) -> str:
-    off = {w: got[w] - want[w] for w in set(got) | set(want) if got[w] != want[w]}
-    return "nothing" if not off else str(dict(sorted(off.items())[:6]))
-
-
-def _now() -> datetime:
-    return datetime.now(UTC) - timedelta(seconds=1)
-
-
-def _feeder_pod(name: str = FEEDER, claim: str = CLAIM) -> client.V1Pod:
-    """A pod that shares the job's claim, to write input and read output like a user would."""
-    return client.V1Pod(
-        metadata=client.V1ObjectMeta(name=name, labels={"app": name}),
-        spec=client.V1PodSpec(
-            security_context=client.V1PodSecurityContext(
-                run_as_non_root=True, run_as_user=10001, run_as_group=10001, fs_group=10001
-            ),
-            containers=[
-                client.V1Container(
-                    name=name,
-                    image=IMAGE,
-                    image_pull_policy="IfNotPresent",
-                    command=[
-                        "python3",
-                        "-c",
-                        "import signal, time; signal.signal(signal.SIGTERM, lambda *_: exit(0));"
-                        " time.sleep(86400)",
-                    ],
-                    security_context=client.V1SecurityContext(
-                        read_only_root_filesystem=True,
-                        allow_privilege_escalation=False,
-                        capabilities=client.V1Capabilities(drop=["ALL"]),
-                    ),
-                    volume_mounts=[client.V1VolumeMount(name="data", mount_path="/checkpoint")],
-                )
-            ],
-            volumes=[
-                client.V1Volume(
-                    name="data",
-                    persistent_volume_claim=client.V1PersistentVolumeClaimVolumeSource(
-                        claim_name=claim
-                    ),
-                )
-            ],
-        ),
-    )
 
 
 @pytest.fixture(scope="module")
 def story(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[Story]:
-    suffix = secrets.token_hex(3)
-    story = Story(
+    with story_in_namespace(
         cluster,
-        namespace=f"e2e-wordcount-{suffix}",
-        operator_namespace=f"e2e-operator-{suffix}",
-        release=f"ks-{suffix}",
-    )
-    cluster.core.create_namespace(
-        client.V1Namespace(metadata=client.V1ObjectMeta(name=story.namespace))
-    )
-    try:
+        request,
+        "wordcount",
+        name=JOB,
+        feeder=FEEDER,
+        outputs={"/checkpoint/output": []},
+    ) as story:
         yield story
-    finally:
-        if getattr(request.node, "_failed_step", None):
-            _print_diagnostics(story)
-        installed = cluster.helm(
-            "status", story.release, "-n", story.operator_namespace, check=False
-        )
-        if installed:
-            # While the operator runs: it holds the job's finalizer, and without
-            # it the job, and so its namespace, would never go.
-            story.kubectl("delete", "sj", "--all", "--timeout=120s", check=False)
-            cluster.helm("uninstall", story.release, "-n", story.operator_namespace, check=False)
-        for ns in (story.namespace, story.operator_namespace):
-            cluster.kubectl("delete", "namespace", ns, "--ignore-not-found", "--wait=false")
 
 
-def _print_diagnostics(story: Story) -> None:
-    """What a person would look at first when a step failed, before teardown deletes it."""
-    print("\n=== diagnostics: the job, its pods, Events and logs ===")
-    story.kubectl("get", "sj,pods,pvc", "-o", "wide", check=False)
-    story.kubectl("get", "events", "--sort-by=.lastTimestamp", check=False)
-    for pod in _job_pods(story):
-        print(f"--- kubectl logs {pod} (last 40 lines)")
-        story.kubectl("logs", pod, "--tail=40", check=False)
-    story.cluster.kubectl(
-        "logs",
-        "-n",
-        story.operator_namespace,
-        "-l",
-        f"app.kubernetes.io/instance={story.release}",
-        "--tail=30",
-        check=False,
-    )
-
-
-def test_1_helm_install_makes_the_operator_ready(cluster: Cluster, story: Story) -> None:
-    cluster.build_image(IMAGE, REPO)
-    assert CHART.joinpath("Chart.yaml").is_file(), f"no chart at {CHART}"
-    cluster.helm(
-        "install",
-        story.release,
-        str(CHART),
-        "--namespace",
-        story.operator_namespace,
-        "--create-namespace",
-    )
-    selector = f"app.kubernetes.io/instance={story.release}"
-    pods = pods_ready(cluster.core, story.operator_namespace, selector, 1)
-    print(f"operator Ready: {pods}")
-    cluster.kubectl("get", "pods", "-n", story.operator_namespace, "-o", "wide")
+def test_1_helm_install_makes_the_operator_ready(story: Story) -> None:
+    story.install_operator()
 
 
 def test_2_the_example_runs_and_its_output_matches_a_reference(story: Story) -> None:
-    since = _now()
+    since = now()
     story.kubectl("apply", "-f", str(EXAMPLE))
     created = wait_for_event(story.core, story.namespace, "DriverCreated", JOB, since=since)
     print(f"Event {created.reason}: {created.message}")
@@ -338,8 +81,7 @@ def test_2_the_example_runs_and_its_output_matches_a_reference(story: Story) -> 
         f"sj/{JOB} to report a finished batch",
         lambda: (bool(story.job()["status"].get("lastBatchTime")), story.job()["status"]),
     )
-    story.core.create_namespaced_pod(story.namespace, _feeder_pod())
-    pods_ready(story.core, story.namespace, f"app={FEEDER}", 1)
+    story.start_feeder()
     story.write_files(8)
     story.wait_for_exact_output()
 
@@ -347,7 +89,7 @@ def test_2_the_example_runs_and_its_output_matches_a_reference(story: Story) -> 
 def test_3_a_deleted_driver_is_recreated_and_resumes_from_the_checkpoint(story: Story) -> None:
     story.write_files(4)  # in flight when the driver goes
     old = story.pod_uid(DRIVER)
-    since = _now()
+    since = now()
     story.kubectl("delete", "pod", DRIVER, "--wait=false")
     story.write_files(4)  # while there is no driver
     recovering = wait_for_event(story.core, story.namespace, "Recovering", JOB, since=since)
@@ -363,7 +105,7 @@ def test_4_a_deleted_executor_is_replaced_and_results_stay_exact(story: Story) -
     victim = f"{JOB}-executor-1"
     old = story.pod_uid(victim)
     story.write_files(6)
-    since = _now()
+    since = now()
     started = time.monotonic()
     story.kubectl("delete", "pod", victim)  # returns once the pod is gone
     print(f"{victim} stopped and was gone in {time.monotonic() - started:.1f} s")
@@ -374,14 +116,10 @@ def test_4_a_deleted_executor_is_replaced_and_results_stay_exact(story: Story) -
     story.wait_for_running(executors=2)
     wait_for(
         "the driver to list executors 0 and 1",
-        lambda: (_executor_ids(story) == ["0", "1"], _executor_ids(story)),
+        lambda: (story.executor_ids() == ["0", "1"], story.executor_ids()),
     )
     story.write_files(6)
     story.wait_for_exact_output()
-
-
-def _executor_ids(story: Story) -> list[str]:
-    return sorted(e["id"] for e in story.driver_status()["executors"] if e["state"] == "active")
 
 
 def _finished_tasks(story: Story, pod: str) -> float:
@@ -400,7 +138,7 @@ def test_5_kubectl_scale_adds_an_executor_that_receives_tasks(story: Story) -> N
     story.wait_for_running(executors=3)
     wait_for(
         "the driver to list executors 0, 1 and 2",
-        lambda: (_executor_ids(story) == ["0", "1", "2"], _executor_ids(story)),
+        lambda: (story.executor_ids() == ["0", "1", "2"], story.executor_ids()),
     )
     third = f"{JOB}-executor-2"
 
@@ -414,29 +152,22 @@ def test_5_kubectl_scale_adds_an_executor_that_receives_tasks(story: Story) -> N
 
 
 def test_6_suspend_keeps_the_claim_and_resume_continues(story: Story) -> None:
-    since = _now()
+    since = now()
     story.kubectl("patch", "sj", JOB, "--type=merge", "-p", '{"spec": {"suspend": true}}')
     wait_for_field(f"sj/{JOB}", story.job, "status.phase", "Suspended", timeout=180)
     wait_for_event(story.core, story.namespace, "Suspended", JOB, since=since)
     story.kubectl("get", "sj", JOB)
-    wait_for("no job pods", lambda: (not _job_pods(story), _job_pods(story)))
-    story.core.read_namespaced_persistent_volume_claim(CLAIM, story.namespace)
+    wait_for("no job pods", lambda: (not story.job_pods(), story.job_pods()))
+    story.core.read_namespaced_persistent_volume_claim(story.claim, story.namespace)
     story.write_files(5)  # while suspended: read on resume
     story.kubectl("patch", "sj", JOB, "--type=merge", "-p", '{"spec": {"suspend": false}}')
     story.wait_for_running(executors=3)
     story.wait_for_exact_output()
 
 
-def _job_pods(story: Story) -> list[str]:
-    pods = story.core.list_namespaced_pod(
-        story.namespace, label_selector=f"kubestream.io/job={JOB}"
-    )
-    return [p.metadata.name for p in pods.items]
-
-
 def test_6b_a_changed_argument_restarts_the_job_from_its_checkpoint(story: Story) -> None:
     old = story.pod_uid(DRIVER)
-    since = _now()
+    since = now()
     arguments = ["--dir", "/checkpoint/input", "--out", "/checkpoint/output2"]
     patch = {"spec": {"application": {"arguments": arguments}}}
     story.kubectl("patch", "sj", JOB, "--type=merge", "-p", json.dumps(patch))
@@ -524,13 +255,13 @@ def test_8_delete_stops_gracefully_and_leaves_only_the_claim(story: Story) -> No
         stderr=subprocess.STDOUT,
         text=True,
     )
-    since = _now()
+    since = now()
     started = time.monotonic()
     story.kubectl("delete", "sj", JOB, "--wait=false")
     wait_for_event(story.core, story.namespace, "Deleting", JOB, since=since)
     wait_for(
         f"sj/{JOB} and its pods to be gone",
-        lambda: (_gone(story), {"job pods": _job_pods(story)}),
+        lambda: (_gone(story), {"job pods": story.job_pods()}),
         timeout=grace + 60,
     )
     took = time.monotonic() - started
@@ -548,14 +279,14 @@ def test_8_delete_stops_gracefully_and_leaves_only_the_claim(story: Story) -> No
         "-o",
         "name",
     ).split()
-    assert left == [f"persistentvolumeclaim/{CLAIM}"], left
+    assert left == [f"persistentvolumeclaim/{story.claim}"], left
     story.wait_for_exact_output()  # the claim keeps every batch the job wrote
 
 
 def _gone(story: Story) -> bool:
     jobs = story.custom.list_namespaced_custom_object(GROUP, VERSION_API, story.namespace, PLURAL)
     assert isinstance(jobs, dict)
-    return not jobs["items"] and not _job_pods(story)
+    return not jobs["items"] and not story.job_pods()
 
 
 SCALED = "autoscaled"
@@ -665,7 +396,7 @@ def test_8b_autoscaling_adds_executors_under_load_and_drains_them_after(story: S
         timeout=180,
     )
     story.core.create_namespaced_pod(
-        story.namespace, _feeder_pod(SCALED_FEEDER, f"{SCALED}-checkpoint")
+        story.namespace, feeder_pod(SCALED_FEEDER, f"{SCALED}-checkpoint")
     )
     pods_ready(story.core, story.namespace, f"app={SCALED_FEEDER}", 1)
     scaled.write(1)  # low: 1 s of work now and then
@@ -712,7 +443,7 @@ def test_8b_autoscaling_adds_executors_under_load_and_drains_them_after(story: S
     print("status.autoscaler.lastEvaluation:", scaled.autoscaler().get("lastEvaluation"))
     wait_for(
         "every word counted exactly",
-        lambda: (scaled.counted() == scaled.written, _diff(scaled.counted(), scaled.written)),
+        lambda: (scaled.counted() == scaled.written, diff(scaled.counted(), scaled.written)),
     )
     story.kubectl("delete", "sj", SCALED, "--timeout=120s")
     story.kubectl("delete", "pod", SCALED_FEEDER, "--wait=false")

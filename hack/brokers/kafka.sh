@@ -8,8 +8,13 @@
 #   hack/brokers/kafka.sh up DIR       format DIR, start, wait until an admin client
 #                                      sees the broker; last lines KAFKA_*=...
 #   hack/brokers/kafka.sh down DIR     stop the broker started in DIR by its PID
+#   hack/brokers/kafka.sh run DIR      format DIR and run the broker in the foreground
+#                                      (a container's entry point, e2e/kafka/Dockerfile)
 #
-# Environment for `up`: KAFKA_PORT, KAFKA_CONTROLLER_PORT (free ports if unset),
+# Environment for `up` and `run`: KAFKA_PORT, KAFKA_CONTROLLER_PORT (free ports if
+# unset), KAFKA_LISTEN_HOST (the client listeners' bind address, default 127.0.0.1),
+# KAFKA_ADVERTISED_HOST (the name clients are told to connect to, e.g. a Service's
+# DNS name; default the listen host),
 # KAFKA_SASL_PORT and KAFKA_SCRAM_USERS ("user:password ...") for a
 # SASL_PLAINTEXT listener with SCRAM-SHA-256 users, KAFKA_SSL_PORT and
 # KAFKA_SSL_KEYSTORE (a PEM file: unencrypted PKCS#8 key, then the certificate
@@ -35,37 +40,39 @@ java_cmd() {
     -Dlog4j2.configurationFile="$1/log4j2.properties" -Dkafka.logs.dir="$1/logs" -cp "$lib/*")
 }
 
-up() {
-  local dir
-  mkdir -p "$1"
-  dir=$(cd "$1" && pwd)
-  install
-  if [ -f "$dir/kafka.pid" ] && kill -0 "$(cat "$dir/kafka.pid")" 2>/dev/null; then
-    echo "a broker is already running from $dir (pid $(cat "$dir/kafka.pid"))" >&2
-    exit 1
-  fi
-  local port=${KAFKA_PORT:-$(free_port)} controller=${KAFKA_CONTROLLER_PORT:-$(free_port)}
+# configure DIR: writes DIR's server.properties and log4j2.properties and formats
+# its log directory once; sets `port` (the PLAINTEXT listener's) and the array `java`.
+configure() {
+  local dir=$1
+  port=${KAFKA_PORT:-$(free_port)}
+  local controller=${KAFKA_CONTROLLER_PORT:-$(free_port)}
+  local host=${KAFKA_LISTEN_HOST:-127.0.0.1}
+  local public=${KAFKA_ADVERTISED_HOST:-${KAFKA_LISTEN_HOST:-127.0.0.1}}
   local sasl_port=${KAFKA_SASL_PORT:-} ssl_port=${KAFKA_SSL_PORT:-}
-  local sasl_ssl_port=${KAFKA_SASL_SSL_PORT:-} advertised protocols java
-  advertised="PLAINTEXT://127.0.0.1:$port"
+  local sasl_ssl_port=${KAFKA_SASL_SSL_PORT:-} listeners advertised protocols
+  listeners="PLAINTEXT://$host:$port"
+  advertised="PLAINTEXT://$public:$port"
   protocols="PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
   if [ -n "$sasl_port" ]; then
-    advertised+=",SASL_PLAINTEXT://127.0.0.1:$sasl_port"
+    listeners+=",SASL_PLAINTEXT://$host:$sasl_port"
+    advertised+=",SASL_PLAINTEXT://$public:$sasl_port"
     protocols+=",SASL_PLAINTEXT:SASL_PLAINTEXT"
   fi
   if [ -n "$ssl_port" ]; then
-    advertised+=",SSL://127.0.0.1:$ssl_port"
+    listeners+=",SSL://$host:$ssl_port"
+    advertised+=",SSL://$public:$ssl_port"
     protocols+=",SSL:SSL"
   fi
   if [ -n "$sasl_ssl_port" ]; then
-    advertised+=",SASL_SSL://127.0.0.1:$sasl_ssl_port"
+    listeners+=",SASL_SSL://$host:$sasl_ssl_port"
+    advertised+=",SASL_SSL://$public:$sasl_ssl_port"
     protocols+=",SASL_SSL:SASL_SSL"
   fi
   cat >"$dir/server.properties" <<PROPS
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$controller
-listeners=$advertised,CONTROLLER://127.0.0.1:$controller
+listeners=$listeners,CONTROLLER://127.0.0.1:$controller
 advertised.listeners=$advertised
 listener.security.protocol.map=$protocols
 controller.listener.names=CONTROLLER
@@ -119,18 +126,41 @@ PROPS
       -c "$dir/server.properties" "${scram[@]}" >"$dir/format.log" 2>&1 \
       || { cat "$dir/format.log" >&2; exit 1; }
   fi
+}
+
+up() {
+  local dir port java
+  mkdir -p "$1"
+  dir=$(cd "$1" && pwd)
+  install
+  if [ -f "$dir/kafka.pid" ] && kill -0 "$(cat "$dir/kafka.pid")" 2>/dev/null; then
+    echo "a broker is already running from $dir (pid $(cat "$dir/kafka.pid"))" >&2
+    exit 1
+  fi
+  configure "$dir"
   start_bg "$dir" kafka "${java[@]}" kafka.Kafka "$dir/server.properties"
   wait_ready "$dir" kafka kafka "127.0.0.1:$port"
   echo "KAFKA_PID=$(cat "$dir/kafka.pid")"
   echo "KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$port"
-  [ -z "$sasl_port" ] || echo "KAFKA_SASL_BOOTSTRAP_SERVERS=127.0.0.1:$sasl_port"
-  [ -z "$ssl_port" ] || echo "KAFKA_SSL_BOOTSTRAP_SERVERS=127.0.0.1:$ssl_port"
-  [ -z "$sasl_ssl_port" ] || echo "KAFKA_SASL_SSL_BOOTSTRAP_SERVERS=127.0.0.1:$sasl_ssl_port"
+  [ -z "${KAFKA_SASL_PORT:-}" ] || echo "KAFKA_SASL_BOOTSTRAP_SERVERS=127.0.0.1:$KAFKA_SASL_PORT"
+  [ -z "${KAFKA_SSL_PORT:-}" ] || echo "KAFKA_SSL_BOOTSTRAP_SERVERS=127.0.0.1:$KAFKA_SSL_PORT"
+  [ -z "${KAFKA_SASL_SSL_PORT:-}" ] || echo "KAFKA_SASL_SSL_BOOTSTRAP_SERVERS=127.0.0.1:$KAFKA_SASL_SSL_PORT"
+}
+
+# run DIR: the broker in the foreground, its log on stdout (a container's main process).
+run() {
+  local dir port java
+  mkdir -p "$1"
+  dir=$(cd "$1" && pwd)
+  install
+  configure "$dir"
+  exec "${java[@]}" kafka.Kafka "$dir/server.properties"
 }
 
 case ${1:-} in
   install) install && echo "$lib" ;;
   up) up "${2:?usage: kafka.sh up DIR}" ;;
   down) stop_pid "${2:?usage: kafka.sh down DIR}" kafka 30 ;;
-  *) echo "usage: kafka.sh install | up DIR | down DIR" >&2; exit 2 ;;
+  run) run "${2:?usage: kafka.sh run DIR}" ;;
+  *) echo "usage: kafka.sh install | up DIR | down DIR | run DIR" >&2; exit 2 ;;
 esac
