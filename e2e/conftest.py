@@ -133,7 +133,7 @@ def _tool(cmd: list[str], check: bool) -> str:
     return result.stdout
 
 
-def _pinned(name: str) -> str:
+def pinned(name: str) -> str:
     """A version from hack/versions.env, the one place tool versions are pinned."""
     for line in (REPO / "hack" / "versions.env").read_text().splitlines():
         key, _, value = line.partition("=")
@@ -145,10 +145,10 @@ def _pinned(name: str) -> str:
 @functools.cache
 def _kubectl_binary() -> str:
     """The pinned kubectl the cluster scripts build, else the one on $PATH."""
-    pinned = CACHE / f"kubernetes-{_pinned('KUBE_VERSION')}" / "bin" / "kubectl"
-    found = str(pinned) if pinned.is_file() else shutil.which("kubectl")
+    built = CACHE / f"kubernetes-{pinned('KUBE_VERSION')}" / "bin" / "kubectl"
+    found = str(built) if built.is_file() else shutil.which("kubectl")
     if found is None:
-        pytest.fail(f"no kubectl: neither {pinned} nor one on $PATH", pytrace=False)
+        pytest.fail(f"no kubectl: neither {built} nor one on $PATH", pytrace=False)
     return found
 
 
