@@ -293,8 +293,9 @@ def kubestream_stateful(cluster: Cluster, names: list[str], work: str, op: str) 
         started = time.perf_counter()
         for name in names:
             target = inbox / Path(name).name
+            os.utime(name)  # modified now: the source ignores files older than its window
             os.link(name, target)
-            while str(target) not in source.seen:  # one file per batch
+            while str(target) not in source.remembered:  # one file per batch
                 time.sleep(0.002)
         deadline = time.monotonic() + 1800
         while sum(totals.values()) < expected and time.monotonic() < deadline:

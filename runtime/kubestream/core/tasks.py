@@ -54,12 +54,15 @@ class RangeSource:
 @dataclass(frozen=True, slots=True)
 class FileSource:
     """A file's text records (str; encoding and decode policy as input_files.read_text_file),
-    or with `record_length` its fixed-length records (bytes)."""
+    or with `record_length` its fixed-length records (bytes); with `start`/`stop`, those of
+    one split of it (input_files: bytes [start, stop), stop None to the end)."""
 
     path: str
     encoding: str = "utf-8"
     on_decode_error: str = "replace"
     record_length: int | None = None
+    start: int = 0
+    stop: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -317,8 +320,12 @@ def _open_source(
     if isinstance(source, FileSource):
         report = events.append if events is not None else None
         if source.record_length is not None:
-            return read_fixed_length_file(source.path, source.record_length, report)
-        return read_text_file(source.path, source.encoding, source.on_decode_error, report)
+            return read_fixed_length_file(
+                source.path, source.record_length, report, source.start, source.stop
+            )
+        return read_text_file(
+            source.path, source.encoding, source.on_decode_error, report, source.start, source.stop
+        )
     if isinstance(source, BlockSource):
         return iter(deserialise(_read_input_block(source, env)))
     if isinstance(source, ShuffleSource):
