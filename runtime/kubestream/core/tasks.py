@@ -75,11 +75,14 @@ class BlockSource:
 @dataclass(frozen=True, slots=True)
 class StateSource:
     """A version of a state partition (storage.state_store): its (key, state) `entries`,
-    or the `mapped` records the version's batch emitted (map_with_state)."""
+    the `mapped` records the version's batch emitted (map_with_state), or (view
+    "changes") one record, StateStore.changes against the version at batch time `since`,
+    answered by the executor the task runs on (None when it cannot tell)."""
 
     block_id: str
     locations: tuple[ExecutorAddress, ...]
     view: str = "entries"
+    since: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -289,6 +292,8 @@ def _fetch_state(key: PartitionKey, base: StateSource, env: TaskEnv) -> Partitio
 
 
 def _read_state(source: StateSource, env: TaskEnv) -> Iterator[Any]:
+    if source.view == "changes":
+        return iter([env.states.changes(source.block_id, source.since)])
     found = env.states.read(source.block_id)
     for location in source.locations:
         if found is not None:
