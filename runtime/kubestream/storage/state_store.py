@@ -140,9 +140,11 @@ class StateStore:
 
     def changes(self, version: str, since: int) -> tuple[dict[Any, Any], list[Any]] | None:
         """(updated entries, removed keys) of `version` against the partition's version at
-        batch time `since` (ms), for an incremental checkpoint; None when this executor
-        cannot tell (it does not hold `version`, or tracks changes from later than
-        `since`). Changes at or before `since` are forgotten: the driver has them."""
+        batch time `since` (ms), for an incremental checkpoint: disjoint, and possibly
+        naming keys changed after `version` too (at their value there, or as removed).
+        None when this executor cannot tell (it does not hold `version`, or tracks
+        changes from later than `since`). Changes at or before `since` are forgotten:
+        the driver has them."""
         with self._lock:
             key = self._where.get(version)
             part = self._parts.get(key) if key is not None else None
