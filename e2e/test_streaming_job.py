@@ -30,6 +30,7 @@ from typing import Any
 
 import pytest
 from kubernetes import client
+from kubernetes.client.exceptions import ApiException
 
 from conftest import REPO, Cluster
 from waits import pod_exec, pods_ready, wait_for, wait_for_event, wait_for_field
@@ -221,17 +222,17 @@ def _now() -> datetime:
     return datetime.now(UTC) - timedelta(seconds=1)
 
 
-def _feeder_pod() -> client.V1Pod:
+def _feeder_pod(name: str = FEEDER, claim: str = CLAIM) -> client.V1Pod:
     """A pod that shares the job's claim, to write input and read output like a user would."""
     return client.V1Pod(
-        metadata=client.V1ObjectMeta(name=FEEDER),
+        metadata=client.V1ObjectMeta(name=name, labels={"app": name}),
         spec=client.V1PodSpec(
             security_context=client.V1PodSecurityContext(
                 run_as_non_root=True, run_as_user=10001, run_as_group=10001, fs_group=10001
             ),
             containers=[
                 client.V1Container(
-                    name=FEEDER,
+                    name=name,
                     image=IMAGE,
                     image_pull_policy="IfNotPresent",
                     command=[
@@ -252,7 +253,7 @@ def _feeder_pod() -> client.V1Pod:
                 client.V1Volume(
                     name="data",
                     persistent_volume_claim=client.V1PersistentVolumeClaimVolumeSource(
-                        claim_name=CLAIM
+                        claim_name=claim
                     ),
                 )
             ],
@@ -337,9 +338,7 @@ def test_2_the_example_runs_and_its_output_matches_a_reference(story: Story) -> 
         f"sj/{JOB} to report a finished batch",
         lambda: (bool(story.job()["status"].get("lastBatchTime")), story.job()["status"]),
     )
-    feeder = _feeder_pod()
-    feeder.metadata.labels = {"app": FEEDER}
-    story.core.create_namespaced_pod(story.namespace, feeder)
+    story.core.create_namespaced_pod(story.namespace, _feeder_pod())
     pods_ready(story.core, story.namespace, f"app={FEEDER}", 1)
     story.write_files(8)
     story.wait_for_exact_output()
@@ -557,6 +556,166 @@ def _gone(story: Story) -> bool:
     jobs = story.custom.list_namespaced_custom_object(GROUP, VERSION_API, story.namespace, PLURAL)
     assert isinstance(jobs, dict)
     return not jobs["items"] and not _job_pods(story)
+
+
+SCALED = "autoscaled"
+SCALED_FEEDER = f"{SCALED}-feeder"
+# The application goes in the job's configuration (a ConfigMap file on the driver,
+# shipped to executors with its functions): each line costs 50 ms of waiting, so
+# what one executor takes is known and another adds as much, on any machine.
+SLOW_APP = REPO / "tests" / "operator" / "slow_wordcount.py"
+
+
+def _scaled_job() -> dict[str, Any]:
+    return {
+        "apiVersion": f"{GROUP}/{VERSION_API}",
+        "kind": "StreamingJob",
+        "metadata": {"name": SCALED},
+        "spec": {
+            "image": IMAGE,
+            "application": {
+                "file": "/etc/kubestream/config/slow_wordcount.py",
+                "function": "build",
+                "arguments": [
+                    "--dir",
+                    "/checkpoint/input",
+                    "--out",
+                    "/checkpoint/output/counts",
+                    "--seconds-per-line",
+                    "0.05",
+                ],
+            },
+            "configuration": {"slow_wordcount.py": SLOW_APP.read_text()},
+            "batchIntervalSeconds": 2,
+            "executors": {"replicas": 1, "min": 1, "max": 4},
+            "autoscaling": {
+                "enabled": True,
+                "stabilizationWindowSeconds": 10,
+                "scaleUpCooldownSeconds": 10,
+                "scaleDownCooldownSeconds": 30,
+                "catchUpSeconds": 30,
+            },
+        },
+    }
+
+
+class _Scaled:
+    """The autoscaled job's input, written through its feeder pod, and its reference."""
+
+    def __init__(self, story: Story) -> None:
+        self.story = story
+        self.written: Counter[str] = Counter()
+        self.files = 0
+
+    def job(self) -> dict[str, Any]:
+        found = self.story.custom.get_namespaced_custom_object(
+            GROUP, VERSION_API, self.story.namespace, PLURAL, SCALED
+        )
+        assert isinstance(found, dict)
+        return found
+
+    def write(self, count: int) -> None:
+        batch = {}
+        for _ in range(count):
+            lines = [" ".join(self.story.rng.choices(WORDS, k=3)) for _ in range(20)]
+            batch[f"f{self.files:05d}.txt"] = "\n".join(lines) + "\n"
+            self.files += 1
+        core, ns = self.story.core, self.story.namespace
+        pod_exec(core, ns, SCALED_FEEDER, ["python3", "-c", WRITE, json.dumps(batch)])
+        self.written.update(w for text in batch.values() for w in text.split())
+
+    def counted(self) -> Counter[str]:
+        core, ns = self.story.core, self.story.namespace
+        read = ["python3", "-c", READ, "/checkpoint/output"]
+        return Counter(json.loads(pod_exec(core, ns, SCALED_FEEDER, read))["counts"])
+
+    def executor_pods(self) -> list[str]:
+        pods = self.story.core.list_namespaced_pod(
+            self.story.namespace,
+            label_selector=f"kubestream.io/job={SCALED},kubestream.io/role=executor",
+        )
+        return sorted(p.metadata.name for p in pods.items if not p.metadata.deletion_timestamp)
+
+    def autoscaler(self) -> dict[str, Any]:
+        found: dict[str, Any] = self.job().get("status", {}).get("autoscaler") or {}
+        return found
+
+
+def _events(story: Story, name: str, reason: str) -> list[str]:
+    return [
+        e.message
+        for e in story.core.list_namespaced_event(story.namespace).items
+        if e.involved_object.name == name and e.reason == reason
+    ]
+
+
+def test_8b_autoscaling_adds_executors_under_load_and_drains_them_after(story: Story) -> None:
+    """min 1, max 4: low load, then more than one executor takes, then low again."""
+    scaled = _Scaled(story)
+    story.custom.create_namespaced_custom_object(
+        GROUP, VERSION_API, story.namespace, PLURAL, _scaled_job()
+    )
+    wait_for(
+        f"sj/{SCALED} Running with a finished batch",
+        lambda: (
+            (s := scaled.job().get("status", {})).get("phase") == "Running"
+            and bool(s.get("lastBatchTime")),
+            s.get("phase"),
+        ),
+        timeout=180,
+    )
+    story.core.create_namespaced_pod(
+        story.namespace, _feeder_pod(SCALED_FEEDER, f"{SCALED}-checkpoint")
+    )
+    pods_ready(story.core, story.namespace, f"app={SCALED_FEEDER}", 1)
+    scaled.write(1)  # low: 1 s of work now and then
+    wait_for("the low load counted", lambda: (scaled.counted() == scaled.written, scaled.files))
+    assert scaled.executor_pods() == [f"{SCALED}-executor-0"]
+
+    # High: 4 files (4 s of work for one executor) about every second.
+    started = time.monotonic()
+
+    def new_executor_ran_tasks() -> tuple[bool, object]:
+        scaled.write(4)
+        added = [p for p in scaled.executor_pods() if not p.endswith("-0")]
+        done = {}
+        for pod in added:
+            try:
+                done[pod] = _finished_tasks(story, pod)
+            except (AssertionError, ApiException):
+                done[pod] = 0.0  # not serving yet
+        return any(done.values()), done
+
+    seen = wait_for("a task finished on a new executor", new_executor_ran_tasks, 300, 0.5)
+    first_task = time.monotonic() - started
+    up = scaled.autoscaler()["lastAction"]
+    print(f"load step -> first task on a new executor: {first_task:.0f} s ({seen})")
+    print(f"lastAction: {up}")
+    assert up["action"] == "up" and up["applied"] and up["to"] > 1, up
+    print("AutoscaledUp:", _events(story, SCALED, "AutoscaledUp"))
+
+    # Low again: one file every few seconds; the autoscaler drains what it added.
+    def scaled_down() -> tuple[bool, object]:
+        scaled.write(1)
+        action = scaled.autoscaler().get("lastAction") or {}
+        pods = scaled.executor_pods()
+        return action.get("action") == "down" and len(pods) == action.get("to"), (action, pods)
+
+    wait_for("the autoscaler to scale down", scaled_down, 300, 5)
+    down, pods = scaled.autoscaler()["lastAction"], scaled.executor_pods()
+    print(f"lastAction: {down}; executor pods {pods}")
+    assert down["applied"] and down["reason"] == "UNDERLOAD", down
+    assert not {f"{SCALED}-executor-{i}" for i in down["removeExecutors"]} & set(pods)
+    removed = _events(story, SCALED, "ExecutorRemoved")
+    assert removed and all(m.endswith("after draining") for m in removed), removed
+    print("AutoscaledDown:", _events(story, SCALED, "AutoscaledDown"))
+    print("status.autoscaler.lastEvaluation:", scaled.autoscaler().get("lastEvaluation"))
+    wait_for(
+        "every word counted exactly",
+        lambda: (scaled.counted() == scaled.written, _diff(scaled.counted(), scaled.written)),
+    )
+    story.kubectl("delete", "sj", SCALED, "--timeout=120s")
+    story.kubectl("delete", "pod", SCALED_FEEDER, "--wait=false")
 
 
 def test_9_helm_uninstall_leaves_nothing_of_the_operator(cluster: Cluster, story: Story) -> None:

@@ -5,9 +5,11 @@ from ``status.autoscaler`` and the count it last set from the job's
 ``kubestream.io/autoscaler-replicas`` annotation, runs ``decide``, and returns
 the new executor count (if any), the ``status.autoscaler`` fields and the
 Events to post. The reconciler makes the API calls: the count and the
-annotation change in one patch, conditional on the job's resourceVersion, so a
+annotations change in one patch, conditional on the job's resourceVersion, so a
 ``kubectl scale`` in between is never overwritten and is recognised as
-someone else's count (a pin) on the next pass.
+someone else's count (a pin) on the next pass. With the count goes
+``kubestream.io/removed-executors``, the executor ids the count skips, so that
+the planner drains exactly the executors the decision chose to remove.
 """
 
 from collections.abc import Mapping
@@ -24,7 +26,14 @@ from kubestream_operator.autoscaler import (
     read_state,
 )
 from kubestream_operator.autoscaler.state import state_fields
-from kubestream_operator.plan import Note, iso
+from kubestream_operator.plan import (
+    REMOVED_EXECUTORS_ANNOTATION,
+    Note,
+    executor_ids,
+    gaps,
+    iso,
+    parse_executor_ids,
+)
 from kubestream_operator.spec import JobSpec
 
 # The executor count the autoscaler last set or adopted, written with the count itself.
@@ -33,6 +42,7 @@ REPLICAS_ANNOTATION = "kubestream.io/autoscaler-replicas"
 _STUCK = {
     Reason.OVERHEAD_BOUND: "more executors cannot help",
     Reason.AT_MAX: "executors.max is reached",
+    Reason.PARALLELISM_BOUND: "the job cannot use more executors",
 }
 
 
@@ -40,13 +50,29 @@ _STUCK = {
 class Evaluation:
     """What one evaluation changes: ``scale_to`` with ``owned`` for the annotation
     (``scale_to`` None with ``owned`` set only records an adopted count), the
-    ``status.autoscaler`` fields, and Events."""
+    ``status.autoscaler`` fields, and Events. ``annotations`` are what the patch
+    sets (a None value removes one)."""
 
     decision: Decision
     scale_to: int | None
     owned: int | None
     status: dict[str, Any]
     events: tuple[Note, ...]
+    annotations: dict[str, str | None]
+
+
+def removed_after(d: Decision, removed: frozenset[int]) -> frozenset[int]:
+    """The executor ids to skip once the count is ``d.target`` (was ``d.current``, skipping
+    ``removed``): a scale-down leaves out the executors the decision chose (then the
+    highest-numbered, if it named too few it runs), a scale-up fills gaps first."""
+    ids = executor_ids(d.current, removed)
+    if d.target >= d.current:
+        return gaps(ids + executor_ids(d.target - d.current, ids))
+    count = d.current - d.target
+    named = [int(x) for x in d.remove if x.isascii() and x.isdigit()]
+    chosen = [i for i in dict.fromkeys(named) if i in ids][:count]
+    chosen += [i for i in reversed(ids) if i not in chosen][: count - len(chosen)]
+    return gaps(i for i in ids if i not in chosen)
 
 
 def policy_of(spec: JobSpec) -> Policy:
@@ -97,6 +123,8 @@ def _evaluation_fields(d: Decision, now: float) -> dict[str, Any]:
             "pendingBatches": i.pending_batches,
             "fixedCostSeconds": _round(i.fixed_seconds, 4),
             "perRecordExecutorSeconds": _round(i.per_record_seconds, 9),
+            "recordsCounted": i.records_counted,
+            "partitions": i.partitions,
         },
     }
 
@@ -156,6 +184,7 @@ def evaluate(
             "from": decision.current,
             "to": decision.target,
             "predictedRatio": _round(decision.predicted_ratio),
+            "removeExecutors": list(decision.remove) or None,
             "observedRatio": None,
             "observedTime": None,
         }
@@ -166,6 +195,13 @@ def evaluate(
         }
     scale_to = decision.target if decision.applied else None
     owned = after.owned_replicas if str(after.owned_replicas) != written else None
+    patch: dict[str, str | None] = {}
+    if owned is not None:
+        patch[REPLICAS_ANNOTATION] = str(owned)
+    if decision.applied:
+        removed = parse_executor_ids(annotations.get(REMOVED_EXECUTORS_ANNOTATION))
+        skip = removed_after(decision, removed)
+        patch[REMOVED_EXECUTORS_ANNOTATION] = ",".join(map(str, sorted(skip))) or None
     last = previous.get("lastEvaluation")
     events = _events(
         decision,
@@ -173,4 +209,4 @@ def evaluate(
         last.get("reason") if isinstance(last, Mapping) else None,
         previous.get("pinned") is True,
     )
-    return Evaluation(decision, scale_to, owned, fields, tuple(events))
+    return Evaluation(decision, scale_to, owned, fields, tuple(events), patch)

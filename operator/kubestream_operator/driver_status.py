@@ -3,7 +3,8 @@
 The driver serves ``GET /api/v1/status`` on its UI port (schema in
 docs/status-api.md). ``batch_fields`` turns a document into the fields behind
 the Batch Delay and Last Batch columns and ``executor_report`` into what the
-planner needs to drain executors on scale-down (both pure); ``fetch`` does the
+planner needs to drain executors on scale-down and the problems that make the
+job Degraded (all pure); ``fetch`` does the
 HTTP GET and ``decommission`` the authenticated POST that starts a drain, each
 with a short timeout. The reconciler calls them while the driver runs; a driver
 that does not answer leaves the last known values in place.
@@ -61,7 +62,8 @@ def batch_fields(doc: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def executor_report(doc: Mapping[str, Any]) -> DriverReport | None:
-    """The executors registered with the driver and the outcome of each drain asked for."""
+    """The executors registered with the driver, the outcome of each drain asked for, and
+    the problems it reports (driver_problems)."""
     if doc.get("api_version") != "v1":
         return None
     registered = frozenset(
@@ -70,7 +72,38 @@ def executor_report(doc: Mapping[str, Any]) -> DriverReport | None:
     outcomes = doc.get("decommissions")
     if not isinstance(outcomes, Mapping):
         outcomes = {}
-    return DriverReport(registered, {str(k): str(v) for k, v in outcomes.items()})
+    return DriverReport(
+        registered, {str(k): str(v) for k, v in outcomes.items()}, driver_problems(doc)
+    )
+
+
+def driver_problems(doc: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    """(reason, message) for the Degraded condition: a stalled batch (BatchStalled) and
+    checkpoints that cannot be written (CheckpointFailing). Each message opens with
+    what stays the same while the problem lasts, then a colon and the details."""
+    problems: list[tuple[str, str]] = []
+    stall = doc.get("stall")
+    if isinstance(stall, Mapping):
+        problems.append(
+            (
+                "BatchStalled",
+                f"the driver reports batch {stall.get('batch_time')} stalled "
+                f"({stall.get('kind')}): {stall.get('message')}",
+            )
+        )
+    checkpoint = doc.get("checkpoint")
+    problem = checkpoint.get("problem") if isinstance(checkpoint, Mapping) else None
+    if isinstance(checkpoint, Mapping) and isinstance(problem, Mapping):
+        problems.append(
+            (
+                "CheckpointFailing",
+                f"the driver cannot write checkpoints to {checkpoint.get('directory')}: "
+                f"{problem.get('path')}: {problem.get('error')} ({problem.get('failures')} "
+                "failed writes; batches fail until it can: free space on the checkpoint "
+                "volume or fix its permissions)",
+            )
+        )
+    return tuple(problems)
 
 
 @dataclass(frozen=True)

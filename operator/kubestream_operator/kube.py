@@ -216,9 +216,10 @@ class Cluster:
         job: JobRef,
         resource_version: str,
         replicas: int | None,
-        annotations: Mapping[str, str],
+        annotations: Mapping[str, str | None],
     ) -> None:
-        """Set spec.executors.replicas (unless None) and annotations in one patch.
+        """Set spec.executors.replicas (unless None) and annotations (None removes one)
+        in one patch.
 
         Conditional on ``resource_version``: a job changed since it was read
         raises ApiError with status 409, and nothing is changed.

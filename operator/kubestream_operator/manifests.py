@@ -121,6 +121,10 @@ _DEFAULT_UI = {
     "change_access": settings.UI_CHANGE_ACCESS.default,
     "tls_secret": None,
 }
+_DEFAULT_MONITORING = {
+    "stall_timeout": settings.STALL_TIMEOUT.default,
+    "task_duration_threshold": settings.TASK_DURATION_THRESHOLD.default,
+}
 
 
 def spec_hash(spec: JobSpec) -> str:
@@ -141,6 +145,8 @@ def spec_hash(spec: JobSpec) -> str:
             fields.pop(key)
     if fields["ui"] == _DEFAULT_UI:
         fields.pop("ui")
+    if fields["monitoring"] == _DEFAULT_MONITORING:
+        fields.pop("monitoring")
     blob = json.dumps(fields, sort_keys=True, default=list).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
 
@@ -295,6 +301,8 @@ def driver_settings(job: JobRef, spec: JobSpec) -> list[tuple[Setting[Any], EnvV
         (settings.BACKPRESSURE, spec.flow_control.backpressure),
         (settings.CHECKPOINT_INTERVAL, spec.checkpoint.interval_seconds),
         (settings.MAX_RATE, spec.flow_control.max_rate_per_receiver),
+        (settings.STALL_TIMEOUT, spec.monitoring.stall_timeout),
+        (settings.TASK_DURATION_THRESHOLD, spec.monitoring.task_duration_threshold),
         (settings.CURVE_PUBLIC_KEY, _key_ref(job, PUBLIC_KEY)),
         (settings.CURVE_SECRET_KEY, _key_ref(job, SECRET_KEY)),
         (settings.UI_READ_ACCESS, spec.ui.read_access),

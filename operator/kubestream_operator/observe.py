@@ -10,7 +10,15 @@ from typing import Any
 from kubestream_operator import manifests as m
 from kubestream_operator.kube import Cluster
 from kubestream_operator.names import is_label_value, job_name_problem
-from kubestream_operator.plan import CLAIM, NETWORK_POLICY, Observed, PodState, read_status
+from kubestream_operator.plan import (
+    CLAIM,
+    NETWORK_POLICY,
+    REMOVED_EXECUTORS_ANNOTATION,
+    Observed,
+    PodState,
+    parse_executor_ids,
+    read_status,
+)
 from kubestream_operator.spec import JobSpec, SpecError, parse_spec
 
 
@@ -137,4 +145,7 @@ def observe(cluster: Cluster, job: Mapping[str, Any], now: float) -> Observed:
         network_policy_spec=(found[NETWORK_POLICY] or {}).get("spec"),
         driver=driver,
         executors=executors,
+        removed_executors=parse_executor_ids(
+            (job["metadata"].get("annotations") or {}).get(REMOVED_EXECUTORS_ANNOTATION)
+        ),
     )

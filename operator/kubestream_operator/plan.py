@@ -7,7 +7,8 @@ cluster or reads a clock, so the whole lifecycle is unit-tested without one, and
 running a plan twice, or after a crash halfway, converges to the same objects.
 """
 
-from collections.abc import Mapping
+import itertools
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -26,6 +27,9 @@ CONFIG_MAP = "ConfigMap"
 SERVICE = "Service"
 CLAIM = "PersistentVolumeClaim"
 NETWORK_POLICY = "NetworkPolicy"
+# Executor ids the count skips (comma-separated), written by the autoscaler in the same
+# patch as the count, so that a scale-down removes the executors it chose.
+REMOVED_EXECUTORS_ANNOTATION = "kubestream.io/removed-executors"
 
 
 @dataclass(frozen=True)
@@ -46,10 +50,13 @@ class PodState:
 
 @dataclass(frozen=True)
 class DriverReport:
-    """What the running driver's status document says about its executors, by id."""
+    """What the running driver's status document says: its executors by id, the outcome
+    of each drain, and the problems it reports as (reason, message) for the Degraded
+    condition (a stalled batch, checkpoints that cannot be written)."""
 
     registered: frozenset[str] = frozenset()
     decommissions: Mapping[str, str] = field(default_factory=dict)
+    problems: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -91,6 +98,8 @@ class Observed:
     driver_report: DriverReport | None = None
     # Why the job's name cannot name its children; empty when it can.
     name_problem: str = ""
+    # Executor ids spec.executors.replicas skips (REMOVED_EXECUTORS_ANNOTATION).
+    removed_executors: frozenset[int] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -130,6 +139,27 @@ class Plan:
     drain: tuple[str, ...] = ()
     status: dict[str, Any] = field(default_factory=dict)
     events: tuple[Note, ...] = ()
+
+
+def executor_ids(replicas: int, removed: Iterable[int] = ()) -> tuple[int, ...]:
+    """The ids of a job's ``replicas`` executors: the lowest ids not in ``removed``."""
+    skip = frozenset(removed)
+    return tuple(itertools.islice((i for i in itertools.count() if i not in skip), replicas))
+
+
+def gaps(ids: Iterable[int]) -> frozenset[int]:
+    """The ids below the highest of ``ids`` that are not among them: what
+    REMOVED_EXECUTORS_ANNOTATION holds for the job to run exactly ``ids``."""
+    have = frozenset(ids)
+    return frozenset(range(max(have, default=0))) - have
+
+
+def parse_executor_ids(value: Any) -> frozenset[int]:
+    """Executor ids from a comma-separated annotation value; what is not an id is ignored."""
+    if not isinstance(value, str):
+        return frozenset()
+    parts = (p.strip() for p in value.split(","))
+    return frozenset(int(p) for p in parts if p.isascii() and p.isdigit() and len(p) <= 6)
 
 
 def iso(ts: float) -> str:
@@ -386,6 +416,9 @@ def _remove_executor(d: _Draft, pod: PodState) -> None:
 def _plan_executors(d: _Draft, desired_hash: str, blocked: bool) -> None:
     obs, spec, job = d.obs, d.spec, d.obs.job
     driver_current = obs.driver is None or not _stale(d, obs.driver, desired_hash)
+    # Scale-down removes the executors whose ids fall out: the highest-numbered, or
+    # those the autoscaler chose (obs.removed_executors).
+    wanted = executor_ids(spec.replicas, obs.removed_executors)
     taken: set[int] = set()
     for pod in obs.executors:
         eid = pod.executor_id
@@ -393,7 +426,7 @@ def _plan_executors(d: _Draft, desired_hash: str, blocked: bool) -> None:
             if eid is not None:
                 taken.add(eid)
             continue
-        if eid is None or eid >= spec.replicas:
+        if eid is None or eid not in wanted:
             # Before the Failed/Succeeded check: a drained executor exits 0, and is not lost.
             _remove_executor(d, pod)
         elif pod.phase in ("Failed", "Succeeded"):
@@ -409,7 +442,7 @@ def _plan_executors(d: _Draft, desired_hash: str, blocked: bool) -> None:
             taken.add(eid)
     if blocked:
         return
-    for eid in range(spec.replicas):
+    for eid in wanted:
         if eid not in taken:
             d.create.append(m.build_executor_pod(job, spec, eid, obs.keys_id))
             d.note("ExecutorCreated", f"created executor pod {m.executor_pod_name(job, eid)}")
@@ -494,6 +527,24 @@ def _status(d: _Draft, desired_hash: str) -> dict[str, Any]:
     }
 
 
+def _driver_problems(d: _Draft) -> None:
+    """What the running driver reports wrong makes the job Degraded (after the pods are
+    planned: they are not held back by it); a problem newly reported is an Event."""
+    report = d.obs.driver_report
+    if report is None:
+        return
+    shown = " ".join(
+        f"{c.get('reason')} {c.get('message')}"
+        for c in d.obs.status.conditions
+        if c.get("type") == "Degraded" and c.get("status") == "True"
+    )
+    for reason, message in report.problems:
+        d.problems.append((reason, message))
+        # The text before the first ':' names the problem and stays while it lasts.
+        if message.split(":", 1)[0] not in shown:
+            d.note(reason, message, warning=True)
+
+
 def _recorded_failure(status: JobStatus) -> tuple[str, str]:
     """The reason and message a Failed job recorded, so later passes keep showing them."""
     for cond in status.conditions:
@@ -560,6 +611,8 @@ def plan(obs: Observed) -> Plan:
             _plan_executors(d, desired_hash, blocked)
     if d.phase is not Phase.RUNNING:
         d.running_since = None
+    else:
+        _driver_problems(d)
     if d.phase is not before:
         text = d.detail or d.phase.description
         warn = d.phase in (Phase.FAILED, Phase.RECOVERING)

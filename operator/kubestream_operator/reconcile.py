@@ -212,15 +212,10 @@ def _autoscale(
     done = autoscale.evaluate(job, spec, doc, now)
     decision = done.decision
     metrics.autoscaler_decisions.labels(decision.action.value, decision.reason.value).inc()
-    if done.owned is not None:
+    if done.annotations:
         version = str(job["metadata"].get("resourceVersion") or "")
         try:
-            cluster.scale_job(
-                job_ref(job),
-                version,
-                done.scale_to,
-                {autoscale.REPLICAS_ANNOTATION: str(done.owned)},
-            )
+            cluster.scale_job(job_ref(job), version, done.scale_to, done.annotations)
         except ApiError as err:
             if err.status != 409:
                 raise

@@ -90,6 +90,14 @@ class Reliability:
 
 
 @dataclass(frozen=True)
+class Monitoring:
+    """When the driver reports a batch stalled and a task slow (seconds)."""
+
+    stall_timeout: float
+    task_duration_threshold: float
+
+
+@dataclass(frozen=True)
 class FlowControl:
     """How fast inputs are read: an adaptive cap, a fixed one (``None``: none), or both."""
 
@@ -137,6 +145,7 @@ class JobSpec:
     checkpoint: Checkpoint
     reliability: Reliability
     flow_control: FlowControl
+    monitoring: Monitoring
     ui: UIAccess
     restart: RestartPolicy
     suspend: bool
@@ -359,6 +368,21 @@ def _flow_control(raw: Any) -> FlowControl:
     )
 
 
+def _monitoring(raw: Any) -> Monitoring:
+    m = _obj(raw, "monitoring")
+    return Monitoring(
+        stall_timeout=_declared(
+            m, "stallTimeoutSeconds", "monitoring.stallTimeoutSeconds", settings.STALL_TIMEOUT
+        ),
+        task_duration_threshold=_declared(
+            m,
+            "taskDurationThresholdSeconds",
+            "monitoring.taskDurationThresholdSeconds",
+            settings.TASK_DURATION_THRESHOLD,
+        ),
+    )
+
+
 def _ui(raw: Any) -> UIAccess:
     u = _obj(raw, "ui")
     tls = _obj(u.get("tls"), "ui.tls")
@@ -438,6 +462,7 @@ def parse_spec(spec: Mapping[str, Any]) -> JobSpec:
             )
         ),
         flow_control=_flow_control(spec.get("flowControl")),
+        monitoring=_monitoring(spec.get("monitoring")),
         ui=_ui(spec.get("ui")),
         restart=_restart(spec.get("restartPolicy")),
         suspend=_bool(spec, "suspend", "suspend", False),

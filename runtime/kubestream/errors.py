@@ -70,3 +70,7 @@ def require_count(name: str, value: object, minimum: int = 1, *, optional: bool 
         value,
         f"a whole number of at least {minimum}" + (" or None" if optional else ""),
     )
+
+
+class CheckpointWriteError(KubestreamError):
+    """A checkpoint file could not be written: the message names it and the cause."""

@@ -399,6 +399,30 @@ HEARTBEAT_TIMEOUT = Setting[float](
     minimum=0,
     exclusive_minimum=True,
 )
+# Spark reports a task over spark.speculation.task.duration.threshold by speculating on
+# it; kubestream reports it (a Python thread cannot be stopped, so nothing is killed).
+TASK_DURATION_THRESHOLD = Setting[float](
+    "task_duration_threshold",
+    float,
+    120.0,
+    "a task running longer than this is reported: logged once, counted "
+    "(kubestream_slow_tasks_total) and listed in the status document's slow_tasks",
+    DRIVER_SIDE,
+    unit="seconds",
+    minimum=0.1,
+    maximum=86400,
+)
+STALL_TIMEOUT = Setting[float](
+    "stall_timeout",
+    float,
+    300.0,
+    "a running batch in which no task and no output operation finished for this long is "
+    "stalled: logged, in the status document's stall, kubestream_batch_stalled is 1",
+    DRIVER_SIDE,
+    unit="seconds",
+    minimum=0.1,
+    maximum=86400,
+)
 DURATION = Setting[float | None](
     "duration",
     float,
@@ -528,6 +552,8 @@ RUNTIME: tuple[Setting[Any], ...] = (
     GRACEFUL_TIMEOUT,
     ON_BATCH_FAILURE,
     HEARTBEAT_TIMEOUT,
+    TASK_DURATION_THRESHOLD,
+    STALL_TIMEOUT,
     CONFIG,
     URL,
     TIMEOUT,

@@ -341,7 +341,9 @@ class RequestClient:
     """Synchronous request-reply over DEALER sockets, one per (thread, peer): for block fetches.
 
     `abort()` is polled while waiting, so a fetch from a peer the driver declared
-    lost fails at once instead of waiting out the timeout.
+    lost fails at once instead of waiting out the timeout. `close()` makes requests in
+    flight give up the same way before it closes their sockets: a ZeroMQ socket closed
+    under another thread fails there with "Socket operation on non-socket".
     """
 
     def __init__(self, keys: CurveKeys, timeout: float = 30.0) -> None:
@@ -350,15 +352,32 @@ class RequestClient:
         self._local = threading.local()
         self._ids = itertools.count(1)
         self._all: list[zmq.Socket[bytes]] = []
-        self._all_lock = threading.Lock()
+        self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
+        self._in_flight = 0
+        self._closing = False
 
     def request(self, address: str, message: object, abort: Callable[[], bool]) -> Any:
+        """The peer's answer; raises ConnectionError when it does not come within the timeout,
+        `abort()` turns true, or the client is closing."""
+        with self._lock:
+            if self._closing:
+                raise ConnectionError(f"not asking {address}: the client is closed")
+            self._in_flight += 1
+        try:
+            return self._request(address, message, abort)
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+                self._idle.notify_all()
+
+    def _request(self, address: str, message: object, abort: Callable[[], bool]) -> Any:
         sockets: dict[str, zmq.Socket[bytes]] = self._local.__dict__.setdefault("sockets", {})
         sock = sockets.get(address)
         if sock is None:
             sock = sockets[address] = _client_socket(self._ctx, zmq.DEALER)
             sock.connect(address)
-            with self._all_lock:
+            with self._lock:
                 self._all.append(sock)
         request_id = next(self._ids)
         sock.send_multipart([str(request_id).encode(), *encode(message)])
@@ -369,15 +388,20 @@ class RequestClient:
                 if frames[0] == str(request_id).encode():
                     return decode(frames[1:])
                 continue
-            if abort():
+            if abort() or self._closing:
                 break
         sock.close(0)
         del sockets[address]
+        with self._lock:
+            self._all.remove(sock)
         raise ConnectionError(f"no answer from {address}")
 
-    def close(self) -> None:
-        """Close every socket this client opened; call once no thread is fetching."""
-        with self._all_lock:
+    def close(self, timeout: float = 2.0) -> None:
+        """Make requests in flight give up (within one poll, 50 ms), wait up to `timeout`
+        seconds for them, then close every socket this client opened."""
+        with self._lock:
+            self._closing = True
+            self._idle.wait_for(lambda: self._in_flight == 0, timeout)
             for sock in self._all:
                 sock.close(0)
             self._all.clear()

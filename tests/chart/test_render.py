@@ -9,9 +9,11 @@ from typing import Any
 
 import pytest
 import yaml
+from prometheus_client import CollectorRegistry
 
 from kubestream.cli import build_parser
 from kubestream_operator.manifests import JobRef, build_driver_pod, build_executor_pod
+from kubestream_operator.metrics import OperatorMetrics
 from kubestream_operator.peering import choose_priority
 from kubestream_operator.spec import parse_spec
 from tests.chart.chart import Chart, Manifest, find, non_default, one, rule_set
@@ -330,9 +332,18 @@ def test_dashboard_uses_the_runtimes_metrics_and_the_monitors_labels(chart: Char
     source = "".join(p.read_text() for p in (REPO / "runtime" / "kubestream").rglob("metrics.py"))
     relabels = one(objects, "PodMonitor", "ks-kubestream-jobs")["spec"]["podMetricsEndpoints"][0]
     series_labels = {r["targetLabel"] for r in relabels["relabelings"]} | {"namespace"}
+    operator_series = operator_metrics()
     for panel in dashboard["panels"]:
         for target in panel["targets"]:
             expr = target["expr"]
+            operator = re.findall(r"\bkubestream_operator_\w+", expr)
+            for metric in operator:
+                assert metric in operator_series, f"{panel['title']}: the operator has no {metric}"
+                for group in re.findall(r"by \(([^)]*)\)", expr):
+                    labels = {g.strip() for g in group.split(",")}
+                    assert labels <= operator_series[metric], f"{panel['title']}: {labels}"
+            if operator:
+                continue
             for metric in re.findall(r"\bkubestream_\w+", expr):
                 if metric in series_labels:
                     continue
@@ -341,3 +352,25 @@ def test_dashboard_uses_the_runtimes_metrics_and_the_monitors_labels(chart: Char
             for group in re.findall(r"by \(([^)]*)\)", expr):
                 labels = {g.strip() for g in group.split(",")} - {"le"}
                 assert labels <= series_labels, f"{panel['title']}: {labels - series_labels}"
+
+
+def operator_metrics() -> dict[str, set[str]]:
+    """The series the operator exports, with their labels: its registry after one of
+    everything it counts (a labelled counter has no series before its first count)."""
+    registry = CollectorRegistry()
+    metrics = OperatorMetrics(registry)
+    metrics.reconciles.inc()
+    metrics.errors.labels("api").inc()
+    metrics.driver_restarts.inc()
+    metrics.autoscaler_decisions.labels("none", "STEADY").inc()
+    return {s.name: set(s.labels) for m in registry.collect() for s in m.samples}
+
+
+def test_the_dashboard_shows_the_autoscalers_decisions(chart: Chart) -> None:
+    objects = chart.template()
+    config_map = one(objects, "ConfigMap", "ks-kubestream-dashboard")
+    dashboard = json.loads(config_map["data"]["kubestream-jobs.json"])
+    panel = next(p for p in dashboard["panels"] if p["title"] == "Autoscaler decisions")
+    (target,) = panel["targets"]
+    assert "kubestream_operator_autoscaler_decisions_total" in target["expr"]
+    assert "kubestream_operator_autoscaler_decisions_total" in operator_metrics()

@@ -74,6 +74,7 @@ def test_a_stop_cut_short_leaves_a_usable_checkpoint(tmp_path: Path, cut_short_b
     assert first.returncode == 0, stderr
     expected_message = "stopping at once" if cut_short_by == "second SIGTERM" else "timed out"
     assert expected_message in stderr
+    assert "Traceback" not in stderr, "a stop must read clean"
     expected = Counter(w for t in TEXTS for w in t.split())
     assert latest_totals(out) != expected, "the stop was not cut short: nothing left to recover"
 
@@ -84,3 +85,21 @@ def test_a_stop_cut_short_leaves_a_usable_checkpoint(tmp_path: Path, cut_short_b
         second.send_signal(signal.SIGTERM)
         _, stderr = second.communicate(timeout=60)
     assert second.returncode == 0, stderr
+
+
+def test_a_stop_during_start_up_ends_the_job_cleanly(tmp_path: Path) -> None:
+    """SIGTERM while executors are still starting (a pod deleted as it starts) stops the job
+    once it has started, with exit status 0, instead of killing the driver outright."""
+    app, inbox, out, checkpoint = (tmp_path / n for n in ("slow.py", "in", "out", "ckpt"))
+    app.write_text(SLOW_APP)
+    inbox.mkdir()
+    log = tmp_path / "driver.log"
+    with log.open("w") as stderr:
+        driver = start_checkpointed(app, checkpoint, [], [str(inbox), str(out)], stderr)
+        wait_for(lambda: "Streaming UI at" in log.read_text(), "the UI, before the executors")
+        driver.send_signal(signal.SIGTERM)
+        driver.wait(timeout=90)
+    text = log.read_text()
+    assert driver.returncode == 0, text
+    assert "stopping gracefully" in text
+    assert "Traceback" not in text and "driver process is gone" not in text, text

@@ -6,7 +6,7 @@ from typing import Any
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from kubestream_operator.autoscale import REPLICAS_ANNOTATION, evaluate
+from kubestream_operator.autoscale import REPLICAS_ANNOTATION, evaluate, removed_after
 from kubestream_operator.autoscaler import (
     Action,
     AutoscalerState,
@@ -20,6 +20,7 @@ from kubestream_operator.autoscaler import (
 )
 from kubestream_operator.autoscaler.capacity import Capacity
 from kubestream_operator.autoscaler.state import read_state, state_fields
+from kubestream_operator.plan import REMOVED_EXECUTORS_ANNOTATION, executor_ids, parse_executor_ids
 from kubestream_operator.spec import parse_spec
 from tests.operator.test_lifecycle import job_manifest
 
@@ -282,3 +283,165 @@ def test_adapter_in_recommend_mode_records_and_announces_once_but_never_scales()
     assert done.decision.action is Action.DOWN and not done.decision.applied
     assert done.status["lastEvaluation"]["reason"] == "UNDERLOAD"
     assert events.count("AutoscalerRecommendation") == 1
+
+
+def kafka_metrics(executors: int, seconds: float, partitions: int, **kw: Any) -> JobMetrics:
+    return replace(metrics(executors, seconds, **kw), partitions=partitions)
+
+
+def test_no_more_executors_than_a_batch_has_tasks() -> None:
+    policy = Policy(1, 16)
+    state = replace(settled(2), policy=policy.key())
+    # 0.2 s + 6000 records * 1 ms / k: the model wants 5 executors, the topic has 3 partitions.
+    state = replace(state, capacity=Capacity().add(0.0, [(1000.0, 1.2), (1500.0, 1.7)] * 3))
+    d, _ = run(kafka_metrics(2, 3.2, 3, records=6000, queued=5), state, 2, 1000.0, policy)
+    assert (d.action, d.reason, d.target) == (Action.UP, Reason.BACKLOG, 3)
+    assert "capped at the 3 tasks of a batch's first stage" in d.message
+    assert d.inputs.partitions == 3
+    # At 3 executors every partition has one: it refuses, says why, and adds nothing.
+    at_three = replace(state, owned_replicas=3, executors=3)
+    d, _ = run(kafka_metrics(3, 2.2, 3, records=6000, queued=5), at_three, 3, 1000.0, policy)
+    assert (d.action, d.reason, d.target) == (Action.NONE, Reason.PARALLELISM_BOUND, 3)
+    assert "a batch has 3 tasks in its first stage" in d.message
+    assert "more executors would stay idle" in d.message
+    # Executors beyond the partitions are idle: surplus to remove, not capacity.
+    idle = replace(settled(6), policy=policy.key())
+    d, _ = run(kafka_metrics(6, 0.5, 2, records=600), idle, 6, 1000.0, policy)
+    assert d.action is Action.DOWN and d.target <= 2
+
+
+@settings(max_examples=200)
+@given(
+    executors=st.integers(1, 12),
+    seconds=st.floats(0.01, 6.0),
+    records=st.integers(0, 20000),
+    queued=st.integers(0, 40),
+    partitions=st.integers(1, 12),
+)
+def test_no_scale_up_beyond_the_tasks_of_a_batch(
+    executors: int, seconds: float, records: int, queued: int, partitions: int
+) -> None:
+    policy = Policy(1, 16)
+    state = replace(settled(executors), policy=policy.key())
+    m = kafka_metrics(executors, seconds, partitions, records=records, queued=queued)
+    d, _ = run(m, state, executors, 1000.0, policy)
+    if d.action is Action.UP:
+        assert d.target <= partitions
+    if d.reason is Reason.PARALLELISM_BOUND:
+        assert executors >= partitions and d.action is Action.NONE
+
+
+def test_partitions_come_from_the_inputs_when_every_input_lists_them() -> None:
+    base = doc(3, 0.5, 100, 1000.0)
+    kafka = {"stream_id": 0, "kind": "DirectKafkaInputDStream", "lag": {"t-0": 5, "t-1": 0}}
+    other = {"stream_id": 1, "kind": "FileInputDStream", "rate_limit": None}
+    for inputs, partitions in (
+        ([kafka], 2),
+        ([kafka, kafka], 4),
+        ([kafka, other], None),
+        ([], None),
+    ):
+        m = metrics_from_status({**base, "inputs": inputs})
+        assert m is not None and m.partitions == partitions, inputs
+
+
+def scale(current: int, target: int, remove: tuple[str, ...]) -> Any:
+    """A decision that moved the count from ``current`` to ``target``, naming ``remove``."""
+    d, _ = decide(None, Policy(1, 64), AutoscalerState(), current, 0.0)
+    action = Action.UP if target > current else Action.DOWN
+    return replace(d, action=action, current=current, target=target, remove=remove)
+
+
+def test_scale_down_skips_the_executors_the_decision_chose() -> None:
+    assert executor_ids(2, removed_after(scale(3, 2, ("0",)), frozenset())) == (1, 2)
+    # Then 2 -> 1 removing 2 keeps 1; a scale-up fills the lowest gap first.
+    skip = removed_after(scale(2, 1, ("2",)), frozenset({0}))
+    assert (executor_ids(1, skip), skip) == ((1,), {0})
+    skip = removed_after(scale(1, 2, ()), skip)
+    assert (executor_ids(2, skip), skip) == ((0, 1), frozenset())
+    # Too few or unknown names: the highest-numbered make up the rest.
+    assert executor_ids(2, removed_after(scale(4, 2, ("1", "x", "9")), frozenset())) == (0, 2)
+
+
+@given(
+    start=st.integers(0, 10),
+    moves=st.lists(
+        st.tuples(st.integers(0, 12), st.lists(st.integers(0, 14).map(str), max_size=4)),
+        max_size=8,
+    ),
+)
+def test_the_removed_executors_annotation_runs_exactly_the_executors_kept(
+    start: int, moves: list[tuple[int, list[str]]]
+) -> None:
+    skip: frozenset[int] = frozenset()
+    current = start
+    for target, remove in moves:
+        if target == current:
+            continue
+        before = executor_ids(current, skip)
+        skip = removed_after(scale(current, target, tuple(remove)), skip)
+        after = executor_ids(target, skip)
+        assert len(after) == target
+        assert max(skip, default=-1) < max(after, default=0)  # no gap above the last id
+        if target < current:
+            assert set(after) < set(before)
+            gone = set(before) - set(after)
+            named = [int(r) for r in dict.fromkeys(remove) if int(r) in before]
+            assert gone >= set(named[: current - target])
+        else:
+            assert set(after) > set(before)
+        current = target
+
+
+def test_adapter_scales_down_around_the_executor_with_the_receiver() -> None:
+    """The count and the ids it skips go in one patch: executor 2 keeps its receiver."""
+    raw = job(
+        executors={"replicas": 3, "min": 1, "max": 8},
+        autoscaling={"enabled": True, "stabilizationWindowSeconds": 0},
+    )
+    raw["metadata"]["annotations"][REPLICAS_ANNOTATION] = "3"
+    spec = parse_spec(raw["spec"])
+    for now in range(1000, 1100, 10):
+        done = evaluate(raw, spec, doc(3, 0.05, 100, float(now)), float(now))
+        raw["status"] = {"autoscaler": done.status}
+        if done.decision.applied:
+            break
+    assert (done.decision.action, done.scale_to, done.decision.remove) == (
+        Action.DOWN,
+        1,
+        ("1", "0"),
+    )
+    assert done.annotations == {REPLICAS_ANNOTATION: "1", REMOVED_EXECUTORS_ANNOTATION: "0,1"}
+    assert done.status["lastAction"]["removeExecutors"] == ["1", "0"]
+    assert executor_ids(1, parse_executor_ids("0,1")) == (2,)
+
+
+def test_a_job_whose_records_are_not_counted_is_sized_by_its_processing_time() -> None:
+    """A directory input counts 0 records (its files are read on the executors): all of
+    a batch's time is its work, shared; never a fixed cost that executors cannot help."""
+    policy = Policy(1, 16)
+    state = replace(settled(1), policy=policy.key())
+    # 2.5 s for every 2 s batch on one executor, and batches queue: 2 take 1.25 s.
+    m = replace(metrics(1, 2.5, records=0, queued=4), records_counted=False)
+    d, after = run(m, state, 1, 1000.0, policy)
+    assert (d.action, d.reason) == (Action.UP, Reason.BACKLOG), d
+    assert d.target == 2 and d.predicted_ratio == 0.625
+    assert "records not counted (a directory input)" in d.message
+    assert d.inputs.records_counted is False and d.inputs.input_rate is None
+    assert after.capacity == state.capacity  # nothing to fit a per-record cost from
+    # Counted, the same zero-record batches would be all fixed cost: nothing to do.
+    counted, _ = run(replace(m, records_counted=True), state, 1, 1000.0, policy)
+    assert counted.reason is Reason.OVERHEAD_BOUND
+    # And when its load falls, it scales down by the same measure.
+    idle = replace(metrics(6, 0.2, records=0), records_counted=False)
+    d, _ = run(idle, replace(settled(6), policy=policy.key()), 6, 1000.0, policy)
+    assert d.action is Action.DOWN and d.target == 1
+
+
+def test_a_directory_input_means_records_are_not_counted() -> None:
+    base = doc(3, 0.5, 100, 1000.0)
+    files = {"stream_id": 0, "kind": "FileInputDStream", "directory": "/in", "problem": None}
+    m = metrics_from_status({**base, "inputs": [files]})
+    assert m is not None and m.records_counted is False
+    m = metrics_from_status({**base, "inputs": [{"stream_id": 0, "kind": "SocketInputDStream"}]})
+    assert m is not None and m.records_counted is True

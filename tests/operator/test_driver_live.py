@@ -222,3 +222,34 @@ def test_scale_down_deletes_without_draining_when_the_driver_does_not_answer(
         "scaled down: deleting executor pod wc-executor-1 without draining: "
         "the driver is not running or does not answer"
     )
+
+
+def test_a_stalled_driver_makes_the_job_degraded_with_the_reason_and_an_event(
+    kube: Kube,
+    namespace: str,
+    operator: OperatorProcess,
+    start_job_processes: Start,
+    tmp_path: Path,
+) -> None:
+    """A batch with a file to read and no executor to read it: the driver reports a stall
+    (kind no_executors) after its stall timeout, and the operator shows it."""
+    kube.apply(namespace, job_manifest())
+    keys = job_keys(kube, namespace, "wc")
+    host, _ = start_job_processes({**keys, "KUBESTREAM_STALL_TIMEOUT": "1"}, [])
+    (tmp_path / "in" / "words.txt").write_text("to be or not to be\n")
+    wait_for(lambda: "wc-driver" in kube.pods(namespace), "driver pod")
+    kube.act_as_kubelet_set_pod_phase(namespace, "wc-driver", "Running", pod_ip=host)
+
+    def degraded() -> dict[str, Any] | None:
+        for cond in kube.status(namespace, "wc").get("conditions") or []:
+            if cond["type"] == "Degraded" and cond["reason"] == "BatchStalled":
+                return dict(cond)
+        return None
+
+    cond = wait_for(degraded, "the Degraded condition with reason BatchStalled")
+    assert cond["status"] == "True"
+    assert "stalled (no_executors)" in cond["message"], cond["message"]
+    assert "no executor is registered" in cond["message"]
+    reported = wait_for(lambda: events(kube, namespace, "wc").get("BatchStalled"), "the Event")
+    assert "stalled (no_executors)" in reported
+    assert keys["KUBESTREAM_CURVE_SECRET_KEY"] not in json.dumps(kube.status(namespace, "wc"))

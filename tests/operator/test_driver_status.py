@@ -1,13 +1,17 @@
 """The job's Batch Delay and Last Batch columns from the runtime's own status document."""
 
+import json
 from collections.abc import Mapping, Sequence
 
+from kubestream.core.task_scheduler import RunningTask
+from kubestream.driver.stall import Stall
 from kubestream.driver.status import ExecutorView, build_status
 from kubestream.streaming.batch import BatchInfo
 from kubestream_operator.driver_status import (
     DriverAPI,
     batch_fields,
     decommission,
+    driver_problems,
     executor_report,
 )
 from kubestream_operator.plan import DriverReport
@@ -64,3 +68,52 @@ def test_a_driver_that_does_not_answer_gives_a_reason_without_the_token() -> Non
     refused = decommission(DriverAPI("127.0.0.1", free_port()), "1", "secret-token", timeout=1)
     assert refused.startswith("the driver did not answer")
     assert "secret-token" not in refused
+
+
+def test_a_stall_and_a_failing_checkpoint_are_problems_with_what_and_where() -> None:
+    stall = Stall(
+        "tasks_running",
+        1_800_000_000_000,
+        42.0,
+        30.0,
+        "batch 1800000000000 has made no progress for 42 s: 1 task(s) running and none ended",
+        (RunningTask(9, 3, 1, "exec-1", 42.0),),
+    )
+    doc = build_status(
+        job="wc",
+        state="active",
+        batch_interval=1.0,
+        batches=[],
+        executors=[],
+        receivers=[],
+        now=1_800_000_010.0,
+        stall=stall,
+        checkpoint={
+            "directory": "/checkpoint",
+            "problem": {
+                "path": "/checkpoint/metadata-1800000000000.0",
+                "error": "OSError: [Errno 28] No space left on device",
+                "since": 1_800_000_000.0,
+                "failures": 12,
+            },
+            "last_written": 1_799_999_999.0,
+            "last_batch_time": 1_799_999_999_000,
+            "write_failures": 12,
+        },
+    )
+    report = executor_report(json.loads(json.dumps(doc)))
+    assert report is not None
+    (stalled, stalled_text), (failing, failing_text) = report.problems
+    assert stalled == "BatchStalled"
+    assert stalled_text.startswith(
+        "the driver reports batch 1800000000000 stalled (tasks_running): batch 1800000000000 "
+        "has made no progress for 42 s"
+    )
+    assert failing == "CheckpointFailing"
+    assert failing_text.startswith(
+        "the driver cannot write checkpoints to /checkpoint: "
+        "/checkpoint/metadata-1800000000000.0: OSError: [Errno 28] No space left on device "
+        "(12 failed writes"
+    )
+    assert driver_problems(document([])) == ()
+    assert driver_problems({"api_version": "v1", "stall": "?", "checkpoint": {"problem": 1}}) == ()

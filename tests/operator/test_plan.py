@@ -62,6 +62,7 @@ class World:
         self.ui_namespaces: tuple[str, ...] = ("kubestream-system",)
         self.policy: dict[str, Any] | None = None
         self.report: DriverReport | None = None
+        self.removed: frozenset[int] = frozenset()
         self.last: Plan = Plan()
 
     def change_spec(self, **fields: Any) -> None:
@@ -90,6 +91,7 @@ class World:
             driver=next((p for p in pods if p.executor_id is None), None),
             executors=tuple(p for p in pods if p.executor_id is not None),
             driver_report=self.report,
+            removed_executors=self.removed,
         )
 
     def step(self) -> Plan:
@@ -370,6 +372,31 @@ def test_scaling_adds_and_removes_the_highest_executors() -> None:
     assert w.status["desiredExecutors"] == 1
 
 
+def test_scaling_skips_the_executors_named_removed() -> None:
+    """The autoscaler names the executors to remove; the count runs the lowest ids left."""
+    w = World(executors={"replicas": 3, "min": 1, "max": 4})
+    w.step()
+    w.run_all()
+    w.step()
+    w.report = DriverReport(frozenset({"0", "1", "2"}))
+    w.change_spec(executors={"replicas": 2, "min": 1, "max": 4})
+    w.removed = frozenset({0})
+    todo = w.step()
+    assert (todo.drain, todo.create) == (("0",), ())
+    w.report = DriverReport(frozenset({"1", "2"}), {"0": "decommissioned"})
+    w.set_phase("wc-executor-0", "Succeeded")
+    w.step()
+    w.step()
+    assert sorted(w.pods) == ["wc-driver", "wc-executor-1", "wc-executor-2"]
+    assert w.last.create == () and w.last.delete == ()
+    # Scaling up with the gap still named adds above it; without it, fills it.
+    w.change_spec(executors={"replicas": 3, "min": 1, "max": 4})
+    assert [p["metadata"]["name"] for p in w.step().create] == ["wc-executor-3"]
+    w.change_spec(executors={"replicas": 4, "min": 1, "max": 4})
+    w.removed = frozenset()
+    assert [p["metadata"]["name"] for p in w.step().create] == ["wc-executor-0"]
+
+
 def test_lost_executor_is_replaced() -> None:
     w = World()
     w.step()
@@ -589,3 +616,53 @@ def test_a_job_whose_name_children_cannot_use_gets_nothing_but_a_condition() -> 
     assert degraded["message"] == "metadata.name must be short"
     assert "selector" not in todo.status
     assert [(n.type, n.reason) for n in todo.events] == [("Warning", "InvalidName")]
+
+
+STALLED = (
+    "BatchStalled",
+    "the driver reports batch 5000 stalled (tasks_running): batch 5000 has made no "
+    "progress for 31 s: 1 task(s) running and none ended",
+)
+CHECKPOINT_FAILING = (
+    "CheckpointFailing",
+    "the driver cannot write checkpoints to /checkpoint: /checkpoint/metadata-5000.0: "
+    "OSError: [Errno 28] No space left on device (3 failed writes; ...)",
+)
+
+
+def test_what_the_running_driver_reports_wrong_makes_the_job_degraded_until_it_clears() -> None:
+    w = World()
+    w.step()
+    w.run_all()
+    w.step()
+    w.report = DriverReport(frozenset({"0", "1"}), problems=(STALLED,))
+    w.step()
+    degraded = w.condition("Degraded")
+    assert (degraded["status"], degraded["reason"], degraded["message"]) == ("True", *STALLED)
+    assert w.reasons() == ["BatchStalled"]
+    assert w.phase == "Running" and w.condition("Ready")["status"] == "True"
+    since = degraded["lastTransitionTime"]
+    # Still stalled, a few seconds on: the message follows, no second Event.
+    later = (STALLED[0], STALLED[1].replace("31 s", "36 s"))
+    w.report = DriverReport(frozenset({"0", "1"}), problems=(later, CHECKPOINT_FAILING))
+    w.now += 5
+    w.step()
+    assert w.reasons() == ["CheckpointFailing"]
+    degraded = w.condition("Degraded")
+    assert degraded["reason"] == "BatchStalled"
+    assert degraded["message"] == f"{later[1]}; {CHECKPOINT_FAILING[1]}"
+    assert degraded["lastTransitionTime"] == since
+    w.now += 5
+    w.step()
+    assert w.reasons() == []
+    # Pods are not held back by it: a lost executor is still replaced.
+    w.set_phase("wc-executor-1", "Failed", "OOMKilled")
+    w.step()
+    assert "ExecutorLost" in w.reasons()
+    w.report = DriverReport(frozenset({"0", "1"}))
+    w.step()
+    assert w.condition("Degraded")["status"] == "False"
+    # A driver that does not answer reports nothing, wrong or right.
+    w.report = None
+    w.step()
+    assert w.condition("Degraded")["status"] == "False"

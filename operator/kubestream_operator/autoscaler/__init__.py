@@ -3,9 +3,10 @@
 Nothing in this package talks to Kubernetes or reads a clock (import-linter
 enforces the first): ``metrics_from_status`` turns the driver's status document
 into ``JobMetrics``, ``decide`` turns metrics, the policy and the state kept in
-the job's status into a ``Decision`` and the next state, and ``record`` says
-what the job's status and Events show of it. ``kubestream_operator.autoscale``
-applies decisions; the simulation tests run other rules on the same traces.
+the job's status into a ``Decision`` and the next state, and ``read_state`` and
+``state_fields`` carry that state through the job's status.
+``kubestream_operator.autoscale`` turns decisions into status fields, Events and
+scale requests; the simulation tests run other rules on the same traces.
 """
 
 from kubestream_operator.autoscaler.decision import Action, Decision, Policy, Reason, decide

@@ -11,7 +11,12 @@ One evaluation, as a pure function (no clock, no Kubernetes):
    threshold for the stabilisation window (OVERLOAD), or at once when batches
    are queued and the current count cannot work them off within the catch-up
    time (BACKLOG). It refuses when the fixed per-batch cost alone exceeds the
-   target (OVERHEAD_BOUND): more executors cannot help.
+   target (OVERHEAD_BOUND), or when the executors already outnumber the tasks
+   of a batch's first stage (PARALLELISM_BOUND): more executors cannot help.
+   Executors beyond those tasks count as idle in the model, so no target exceeds them.
+   A job whose records are not counted (a directory input) has each batch taken
+   as one unit of work, all of it shared, over the window only: the HPA's
+   proportional rule, which cannot tell a fixed cost (no OVERHEAD_BOUND).
 4. Scale down, again in one step to the model's count, only when the ratio has
    stayed below the down threshold (or below the target while the model needs
    two or more executors fewer) for the window, nothing is queued and the
@@ -58,6 +63,7 @@ class Reason(StrEnum):
     AT_MIN = "AT_MIN"
     AT_MAX = "AT_MAX"
     OVERHEAD_BOUND = "OVERHEAD_BOUND"
+    PARALLELISM_BOUND = "PARALLELISM_BOUND"
     NO_DATA = "NO_DATA"
 
 
@@ -104,6 +110,8 @@ class Inputs:
     pending_batches: int
     fixed_seconds: float | None
     per_record_seconds: float | None
+    partitions: int | None = None
+    records_counted: bool = True
 
 
 @dataclass(frozen=True)
@@ -136,6 +144,11 @@ def _mean(values: list[float]) -> float | None:
     return sum(values) / len(values) if values else None
 
 
+def _busy(m: JobMetrics, executors: int) -> int:
+    """Executors that share a batch's records: no more than its first stage has tasks."""
+    return executors if m.partitions is None else min(executors, m.partitions)
+
+
 def _fold_batches(m: JobMetrics, st: AutoscalerState) -> AutoscalerState:
     """Track the active executor count and fold new batches run at it into the capacity."""
     active = m.active_executors
@@ -151,12 +164,23 @@ def _fold_batches(m: JobMetrics, st: AutoscalerState) -> AutoscalerState:
         return st
     seen = st.last_batch_time if st.last_batch_time is not None else -math.inf
     fresh = [
-        (b.records / active, b.processing_time)
+        (b.records / _busy(m, active), b.processing_time)
         for b in m.batches
         if b.batch_time > seen and b.processing_start >= since and active > 0
     ]
-    capacity = st.capacity.add(m.time, fresh) if fresh else st.capacity
+    counted = fresh and m.records_counted
+    capacity = st.capacity.add(m.time, fresh) if counted else st.capacity
     return replace(st, capacity=capacity, last_batch_time=max(newest, seen))
+
+
+def _batches_as_work(m: JobMetrics) -> JobMetrics:
+    """Each batch as one record: a unit of work whose size the processing time tells."""
+    return replace(
+        m,
+        batches=tuple(replace(b, records=1) for b in m.batches),
+        arrivals=tuple((t, 1) for t, _ in m.arrivals),
+        queued=tuple(1 for _ in m.queued),
+    )
 
 
 def _removals(executors: tuple[Executor, ...], count: int) -> tuple[str, ...]:
@@ -189,7 +213,7 @@ class _Eval:
         r = self.inputs.records_per_batch
         if self.model is None or r is None:
             return None
-        return self.model.processing_time(r, executors) / self.m.batch_interval
+        return self.model.processing_time(r, _busy(self.m, executors)) / self.m.batch_interval
 
 
 def _arrivals(m: JobMetrics) -> float | None:
@@ -221,7 +245,7 @@ def _inputs(
         batches=len(window),
         records_per_batch=per_batch,
         window_records_per_batch=window_records,
-        input_rate=None if per_batch is None else per_batch / interval,
+        input_rate=None if per_batch is None or not m.records_counted else per_batch / interval,
         processing_ratio=None if ratio is None else ratio / interval,
         recent_processing_ratio=None if recent_ratio is None else recent_ratio / interval,
         scheduling_delay=newest.scheduling_delay if newest else None,
@@ -229,18 +253,21 @@ def _inputs(
         pending_batches=m.pending_batches,
         fixed_seconds=model.fixed if model else None,
         per_record_seconds=model.per_record if model else None,
+        partitions=m.partitions,
+        records_counted=m.records_counted,
     )
 
 
-def _model(st: AutoscalerState, window: list[Batch], active: int) -> Model | None:
+def _model(st: AutoscalerState, window: list[Batch], m: JobMetrics) -> Model | None:
     """The fitted model, else (early on) all cost shared by the executors, as DS2 assumes."""
-    fitted = st.capacity.model()
+    fitted = st.capacity.model() if m.records_counted else None
     if fitted is not None:
         return fitted
     records = sum(b.records for b in window)
-    if not window or records <= 0 or active <= 0:
+    busy = _busy(m, m.active_executors)
+    if not window or records <= 0 or busy <= 0:
         return None
-    return Model(0.0, sum(b.processing_time for b in window) * active / records)
+    return Model(0.0, sum(b.processing_time for b in window) * busy / records)
 
 
 def _hold(e: _Eval, reason: Reason, message: str, nxt: float | None = None) -> Decision:
@@ -265,8 +292,9 @@ def _clears(e: _Eval, executors: int) -> bool:
     r = e.inputs.records_per_batch
     assert e.model is not None and r is not None
     horizon = e.policy.catch_up_seconds
-    queued = sum(e.model.processing_time(q, executors) for q in e.m.queued)
-    arriving = horizon / e.m.batch_interval * e.model.processing_time(r, executors)
+    busy = _busy(e.m, executors)
+    queued = sum(e.model.processing_time(q, busy) for q in e.m.queued)
+    arriving = horizon / e.m.batch_interval * e.model.processing_time(r, busy)
     return queued + arriving <= horizon
 
 
@@ -277,6 +305,9 @@ def _scale_up(e: _Eval, backlog: bool) -> Decision:
     model_text = (
         f"model {e.model.fixed:.3f}s per batch + {e.model.per_record * 1000:.4f}ms per record "
         f"per executor at {i.input_rate or 0:.0f} records/s"
+        if e.m.records_counted
+        else f"records not counted (a directory input): a batch taken as "
+        f"{e.model.per_record:.2f} executor-seconds of work, shared by the executors"
     )
     if steady is None:
         return _hold(
@@ -288,11 +319,13 @@ def _scale_up(e: _Eval, backlog: bool) -> Decision:
             f"{interval:g}s batch interval ({model_text}): more executors cannot help; "
             f"raise batchIntervalSeconds or make each batch cheaper",
         )
+    parts = e.m.partitions
+    usable = p.max_executors if parts is None else min(p.max_executors, parts)
     need = steady
     if backlog:
         catch_up = next(
-            (k for k in range(e.replicas + 1, p.max_executors + 1) if _clears(e, k)),
-            p.max_executors,
+            (k for k in range(e.replicas + 1, usable + 1) if _clears(e, k)),
+            usable,
         )
         need = max(need, catch_up)
         why = (
@@ -315,9 +348,18 @@ def _scale_up(e: _Eval, backlog: bool) -> Decision:
             )
         # Observed overload outweighs a model that thinks the count suffices.
         need = max(need, e.replicas + 1)
+    if parts is not None and e.replicas >= parts and parts <= p.max_executors:
+        return _hold(
+            e,
+            Reason.PARALLELISM_BOUND,
+            f"{why}; but a batch has {parts} tasks in its first stage (one per input "
+            f"partition) and {e.replicas} executors already run them all at once: more "
+            f"executors would stay idle; add partitions to the input, or make each record "
+            f"cheaper",
+        )
     if e.replicas >= p.max_executors:
         return _hold(e, Reason.AT_MAX, f"{why}; already at executors.max ({p.max_executors})")
-    target = min(need, p.max_executors, e.replicas + p.step_limit(e.replicas))
+    target = min(need, usable, e.replicas + p.step_limit(e.replicas))
     last = max(e.st.last_scale_up or -math.inf, e.st.last_scale_down or -math.inf)
     ready = last + p.scale_up_cooldown
     if e.now < ready:
@@ -328,7 +370,13 @@ def _scale_up(e: _Eval, backlog: bool) -> Decision:
             f"{e.now - last:.0f}s ago (scaleUpCooldownSeconds {p.scale_up_cooldown:g})",
             ready,
         )
-    capped = " (capped by executors.max or the maximum step)" if target < need else ""
+    capped = ""
+    if target < need:
+        capped = (
+            f" (capped at the {parts} tasks of a batch's first stage)"
+            if target == parts
+            else " (capped by executors.max or the maximum step)"
+        )
     return Decision(
         Action.UP,
         Reason.BACKLOG if backlog else Reason.OVERLOAD,
@@ -349,7 +397,7 @@ def _need_down(e: _Eval) -> int | None:
         return None
     load = max(i.records_per_batch, i.window_records_per_batch or 0.0)
     need = e.model.executors_for(load, p.target_utilization * e.m.batch_interval)
-    return None if need is None else max(need, p.min_executors)
+    return None if need is None else max(_busy(e.m, need), p.min_executors)
 
 
 def _scale_down(e: _Eval, surplus: bool) -> Decision:
@@ -509,6 +557,8 @@ def decide(
     recent: list[Batch] = []
     model = None
     if metrics is not None:
+        if not metrics.records_counted:
+            metrics = _batches_as_work(metrics)
         st = _fold_batches(metrics, st)
         since = st.executors_since if st.executors_since is not None else metrics.time
         start = metrics.time - policy.stabilization_window - metrics.batch_interval
@@ -517,7 +567,7 @@ def decide(
         ]
         count = max(3, math.ceil(RECENT_SECONDS / metrics.batch_interval))
         recent = window[-count:]
-        model = _model(st, window, metrics.active_executors)
+        model = _model(st, window, metrics)
     inputs = _inputs(metrics, replicas, window, recent, model)
     if metrics is None:
         e = None

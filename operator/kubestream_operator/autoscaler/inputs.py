@@ -41,6 +41,13 @@ class JobMetrics:
     ``arrivals`` are (batch time, records) of every batch it lists, oldest first, and
     ``queued`` the records of each batch queued or running, oldest first.
     ``draining`` is true while any drain the driver was asked for is under way.
+    ``partitions`` is the most tasks a batch's first stage has, when every input
+    says (a Kafka direct stream: one per topic-partition); None when unknown.
+    An executor runs one task at a time (the operator leaves ``cores`` at 1), so
+    executors beyond it have nothing to do in that stage. ``records_counted`` is
+    false when an input's records are not known when its batch is planned (a
+    directory: its files are read on the executors, and count as 0 records, as
+    in Spark).
     """
 
     time: float
@@ -53,6 +60,8 @@ class JobMetrics:
     running_batches: int
     executors: tuple[Executor, ...]
     draining: bool
+    partitions: int | None = None
+    records_counted: bool = True
 
     @property
     def active_executors(self) -> int:
@@ -97,6 +106,20 @@ def _executors(doc: Mapping[str, Any]) -> tuple[Executor, ...]:
     return tuple(found)
 
 
+def _partitions(doc: Mapping[str, Any]) -> int | None:
+    """Tasks of a batch's first stage: the inputs' topic-partitions, if every input lists them."""
+    inputs = doc.get("inputs")
+    if not isinstance(inputs, list) or not inputs:
+        return None
+    total = 0
+    for i in inputs:
+        lag = i.get("lag") if isinstance(i, Mapping) else None
+        if not isinstance(lag, Mapping):
+            return None
+        total += len(lag)
+    return total or None
+
+
 def metrics_from_status(doc: Mapping[str, Any]) -> JobMetrics | None:
     """The autoscaler's inputs from a ``v1`` status document; None for another version."""
     interval = _num(doc.get("batch_interval"))
@@ -133,4 +156,8 @@ def metrics_from_status(doc: Mapping[str, Any]) -> JobMetrics | None:
         running_batches=int(_num(summary.get("running_batches")) or 0),
         executors=executors,
         draining=draining,
+        partitions=_partitions(doc),
+        records_counted=not any(
+            isinstance(i, Mapping) and "directory" in i for i in doc.get("inputs") or []
+        ),
     )

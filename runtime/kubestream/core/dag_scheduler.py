@@ -85,6 +85,8 @@ class DAGScheduler:
         with persisted.lock:
             if persisted.blocks is not None:
                 return
+            if persisted.failure is not None:
+                raise JobFailedError(persisted.failure)
             peers = sorted(self._tasks.executors().values(), key=lambda a: a.executor_id)
 
             def output(split: int) -> OutputSpec:
@@ -97,9 +99,13 @@ class DAGScheduler:
             for other in persisted.narrow_parents():
                 if other is not parent:  # a state's previous version, updated in place
                     self._ensure_parents(other, shuffles_done)
-            done = self._run_to_completion(
-                parent, splits, output, shuffles_done, persisted.task_preference
-            )
+            try:
+                done = self._run_to_completion(
+                    parent, splits, output, shuffles_done, persisted.task_preference
+                )
+            except JobFailedError as exc:
+                persisted.failed(str(exc))
+                raise
             executors = self._tasks.executors()
             blocks = []
             for split in splits:

@@ -745,6 +745,7 @@ class PersistedRDD(RDD):
         self.blocks: list[tuple[str, tuple[ExecutorAddress, ...]]] | None = None
         self.shuffles_beneath: frozenset[int] = frozenset()
         self.lock = threading.Lock()
+        self.failure: str | None = None
 
     def block_id(self, split: int) -> str:
         return f"{self.block_prefix}{split}"
@@ -758,6 +759,9 @@ class PersistedRDD(RDD):
 
     def narrow_parents(self) -> Sequence[RDD]:
         return () if self.parent is None else (self.parent,)
+
+    def failed(self, error: str) -> None:
+        """Computing it failed: by default nothing is kept, and a later job tries again."""
 
     def store_output(self, split: int, peers: tuple[ExecutorAddress, ...]) -> OutputSpec:
         """What the task computing `split` of the parent does with it: keep it here and on
@@ -806,10 +810,28 @@ class StateRDD(PersistedRDD):
         if records.partitioner != partitioner or records.num_partitions != num_partitions:
             records = ShuffledRDD(records, num_partitions, partitioner, None)
         super().__init__(records, f"{family}_{batch_time}_", partitioner)
-        self.base = base
+        self._base = base
         self.updater = updater
         self.family = family
         self.batch_time = batch_time
+
+    @property
+    def base(self) -> StateRDD | None:
+        """The version this one updates: the newest earlier one whose batch did not fail.
+
+        A version whose update failed (the user's function raised on a record) is skipped
+        for good, so the state stays as the last good batch left it and later batches go
+        on from there; executors roll back what the failed update committed (checkout).
+        Resolved when used, since a batch is generated before the one before it ran.
+        """
+        base = self._base
+        while base is not None and base.failure is not None:
+            base = base._base
+        return base
+
+    def failed(self, error: str) -> None:
+        """Its update failed: later versions skip it, and reading it fails at once."""
+        self.failure = error
 
     def narrow_parents(self) -> Sequence[RDD]:
         return tuple(r for r in (self.parent, self.base) if r is not None)
@@ -836,7 +858,7 @@ class StateRDD(PersistedRDD):
 
     def materialised(self, blocks: list[tuple[str, tuple[ExecutorAddress, ...]]]) -> None:
         super().materialised(blocks)
-        self.base = None
+        self._base = None
 
     def plan(self, split: int, locate: MapLocations) -> tuple[SourceSpec, list[PartitionFn]]:
         if self.blocks is None:

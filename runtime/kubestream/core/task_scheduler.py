@@ -72,6 +72,28 @@ class _Running:
     taskset: _TaskSet
     pending: _Pending
     executor_id: str
+    launched: float
+
+
+@dataclass(frozen=True, slots=True)
+class RunningTask:
+    """A task running now, as the driver's stall and slow-task reports show it."""
+
+    task_id: int
+    stage_id: int
+    partition: int
+    executor_id: str
+    seconds: float  # since it was launched
+
+
+@dataclass(frozen=True, slots=True)
+class Activity:
+    """What the task scheduler is doing at one moment (`activity`), for progress reports."""
+
+    running: tuple[RunningTask, ...]
+    waiting: int  # tasks waiting for a slot
+    executors: int
+    last_task_end: float | None  # on the scheduler's clock: when a task last finished
 
 
 class TaskScheduler:
@@ -93,6 +115,7 @@ class TaskScheduler:
         self._offer_start = 0
         self.tasks_failed = 0
         self.tasks_retried = 0
+        self._last_task_end: float | None = None
 
     # --- executors ------------------------------------------------------------------------
     def add_executor(self, address: ExecutorAddress, cores: int) -> None:
@@ -145,6 +168,27 @@ class TaskScheduler:
             executor = self._executors.get(executor_id)
             return len(executor.running) if executor else 0
 
+    def now(self) -> float:
+        """The scheduler's clock (monotonic seconds by default)."""
+        return self._clock()
+
+    def activity(self) -> Activity:
+        """Tasks running and waiting now, and when a task last finished (any outcome)."""
+        now = self._clock()
+        with self._lock:
+            running = tuple(
+                RunningTask(
+                    task_id,
+                    run.pending.planned.task.stage_id,
+                    run.pending.planned.task.partition,
+                    run.executor_id,
+                    now - run.launched,
+                )
+                for task_id, run in sorted(self._running.items())
+            )
+            waiting = sum(len(t.pending) for t in self._tasksets)
+            return Activity(running, waiting, len(self._executors), self._last_task_end)
+
     # --- task sets ------------------------------------------------------------------------
     def submit(self, tasks: Sequence[PlannedTask]) -> _TaskSet:
         now = self._clock()
@@ -171,6 +215,7 @@ class TaskScheduler:
 
     def status_update(self, executor_id: str, update: TaskFinished) -> None:
         with self._lock:
+            self._last_task_end = self._clock()
             run = self._running.pop(update.task_id, None)
             executor = self._executors.get(executor_id)
             if executor is not None:
@@ -247,7 +292,7 @@ class TaskScheduler:
                     task = pending.planned.task
                     taskset.pending.remove(pending)
                     executor.running.add(task.task_id)
-                    self._running[task.task_id] = _Running(taskset, pending, eid)
+                    self._running[task.task_id] = _Running(taskset, pending, eid, now)
                     launches.append((eid, task))
                     progress = True
         for eid, task in launches:

@@ -28,7 +28,8 @@ from kubestream.driver.batch_logs import BatchLogContext
 from kubestream.driver.decommission import Decommissioner
 from kubestream.driver.endpoint import DriverEndpoint
 from kubestream.driver.local_cluster import LocalExecutorProcesses
-from kubestream.driver.metrics import DriverMetrics, InputsCollector
+from kubestream.driver.metrics import DriverMetrics, HealthCollector, InputsCollector
+from kubestream.driver.progress import ProgressMonitor
 from kubestream.driver.status import context_status
 from kubestream.driver.ui.server import Actions, UIServer, tls_context
 from kubestream.errors import ConfigError, JobFailedError
@@ -59,8 +60,13 @@ class _StopNow(BaseException):
 
 
 class _Signals:
+    """SIGTERM and SIGINT: the first asks for a graceful stop, a second one while batches run
+    cuts it short. Installed before start-up, so a stop during it ends the job cleanly once
+    it has started, instead of killing the driver with its executors left to notice."""
+
     def __init__(self) -> None:
         self.requested = threading.Event()
+        self.running = False
 
     def install(self) -> None:
         if threading.current_thread() is threading.main_thread():
@@ -69,7 +75,10 @@ class _Signals:
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         if self.requested.is_set():
-            raise _StopNow
+            if self.running:
+                raise _StopNow
+            log.warning("received %s again: still starting up", signal.Signals(signum).name)
+            return
         log.warning(
             "received %s: stopping gracefully (again to stop at once)", signal.Signals(signum).name
         )
@@ -77,6 +86,8 @@ class _Signals:
 
 
 def run_driver(options: DriverOptions, local_executors: int = 0) -> int:
+    signals = _Signals()
+    signals.install()
     engine = Engine()
     endpoint = DriverEndpoint(
         engine,
@@ -88,6 +99,7 @@ def run_driver(options: DriverOptions, local_executors: int = 0) -> int:
     values = options.settings
     executors = None
     ui = None
+    progress = None
     try:
         build = load_app(options.app)  # first: a mistake in it is reported before executors log
         if local_executors:
@@ -110,14 +122,14 @@ def run_driver(options: DriverOptions, local_executors: int = 0) -> int:
             max_rate=values[settings.MAX_RATE],
             conf=_application_conf(values[settings.CONFIG]),
         )
-        ui = _start_ui(ssc, options)
+        ui, progress = _start_ui(ssc, options)
         build(ssc, list(options.app_args))
         if local_executors and not engine.wait_for_executors(local_executors, timeout=30):
             raise ConfigError(
                 f"only {len(engine.executor_ids())} of {local_executors} executors "
                 "registered in 30 s"
             )
-        return _run(ssc, options)
+        return _run(ssc, options, signals)
     finally:
         engine.broadcast(Shutdown("driver stopping"))
         if executors is not None:
@@ -125,6 +137,8 @@ def run_driver(options: DriverOptions, local_executors: int = 0) -> int:
         endpoint.close()
         if ui is not None:
             ui.close()
+        if progress is not None:
+            progress.stop()
 
 
 def _application_conf(directory: str | None) -> dict[str, str]:
@@ -134,21 +148,29 @@ def _application_conf(directory: str | None) -> dict[str, str]:
         raise ConfigError(f"{settings.CONFIG.option} ({settings.CONFIG.env}): {exc}") from None
 
 
-def _start_ui(ssc: StreamingContext, options: DriverOptions) -> UIServer:
-    """Metrics, batch-time log fields and the web UI; prints the page's address."""
+def _start_ui(ssc: StreamingContext, options: DriverOptions) -> tuple[UIServer, ProgressMonitor]:
+    """Metrics, batch-time log fields, the progress monitor (started) and the web UI;
+    prints the page's address."""
     ssc.add_streaming_listener(BatchLogContext())
     registry = CollectorRegistry()
     ssc.add_streaming_listener(
         DriverMetrics(registry, ssc.batch_interval, ssc.engine, ssc.receiver_tracker)
     )
     registry.register(InputsCollector(ssc.graph))
+    values = options.settings
+    progress = ProgressMonitor(
+        ssc.engine.task_scheduler,
+        values[settings.STALL_TIMEOUT],
+        values[settings.TASK_DURATION_THRESHOLD],
+    )
+    ssc.add_streaming_listener(progress)
+    registry.register(HealthCollector(progress, ssc.checkpoint_health))
     job = options.job or options.app
     decommissioner = Decommissioner(ssc.engine, ssc.receiver_tracker)
 
     def status(limit: int) -> dict[str, Any]:
-        return context_status(ssc, job, limit, decommissioner.outcomes)
+        return context_status(ssc, job, limit, decommissioner.outcomes, progress)
 
-    values = options.settings
     access = Access.of_job(
         options.keys.secret,
         read_open=values[settings.UI_READ_ACCESS] == "open",
@@ -166,8 +188,9 @@ def _start_ui(ssc: StreamingContext, options: DriverOptions) -> UIServer:
         access=access,
         tls=_tls(values),
     )
+    progress.start()
     print(f"kubestream: Streaming UI at {ui.url()}", file=sys.stderr, flush=True)
-    return ui
+    return ui, progress
 
 
 def _tls(values: Values) -> ssl.SSLContext | None:
@@ -180,10 +203,9 @@ def _tls(values: Values) -> ssl.SSLContext | None:
     return None if cert is None or key is None else tls_context(cert, key)
 
 
-def _run(ssc: StreamingContext, options: DriverOptions) -> int:
-    signals = _Signals()
-    signals.install()
+def _run(ssc: StreamingContext, options: DriverOptions, signals: _Signals) -> int:
     ssc.start()
+    signals.running = True
     duration = options.settings[settings.DURATION]
     deadline = None if duration is None else time.monotonic() + duration
     failure: JobFailedError | None = None

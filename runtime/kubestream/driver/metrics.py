@@ -15,8 +15,10 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from kubestream.core.engine import Engine
+from kubestream.driver.progress import ProgressMonitor
 from kubestream.metrics import PREFIX, RECORDS_BUCKETS, SECONDS_BUCKETS
 from kubestream.streaming.batch import BatchInfo
+from kubestream.streaming.checkpointing import CheckpointHealth
 from kubestream.streaming.graph import DStreamGraph
 from kubestream.streaming.listener import StreamingListener
 from kubestream.streaming.scheduler.receiver_tracker import ReceiverTracker
@@ -225,3 +227,63 @@ class InputsCollector(Collector):
         yield missing
         yield undecodable
         yield problem
+
+
+class HealthCollector(Collector):
+    """At scrape time: whether the running batch is stalled, slow tasks, and whether
+    checkpoints are being written (the latter only with a checkpoint directory)."""
+
+    def __init__(self, progress: ProgressMonitor, checkpoint: CheckpointHealth | None) -> None:
+        self._progress = progress
+        self._checkpoint = checkpoint
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        progress = self._progress
+        seen = progress.observe()
+        stall, slow = progress.report()
+        yield GaugeMetricFamily(
+            PREFIX + "batch_stalled",
+            "1 while the running batch has made no progress for stall_timeout seconds.",
+            value=0 if stall is None else 1,
+        )
+        yield GaugeMetricFamily(
+            PREFIX + "batch_seconds_without_progress",
+            "Seconds since the running batch last started, ended a task or an output "
+            "operation; 0 when no batch runs.",
+            value=0.0 if seen.batch_time is None else seen.idle_seconds,
+        )
+        yield CounterMetricFamily(
+            PREFIX + "batch_stalls",
+            "Stalls begun: batches that made no progress for stall_timeout seconds.",
+            value=progress.stalls_total,
+        )
+        yield GaugeMetricFamily(
+            PREFIX + "slow_tasks_running",
+            "Tasks running now for longer than task_duration_threshold.",
+            value=len(slow),
+        )
+        yield CounterMetricFamily(
+            PREFIX + "slow_tasks",
+            "Tasks that ran longer than task_duration_threshold (each counted once).",
+            value=progress.slow_tasks_total,
+        )
+        health = self._checkpoint
+        if health is None:
+            return
+        view = health.view()
+        yield GaugeMetricFamily(
+            PREFIX + "checkpoint_problem",
+            "1 while checkpoints cannot be written (see the status document's checkpoint).",
+            value=0 if view["problem"] is None else 1,
+        )
+        yield CounterMetricFamily(
+            PREFIX + "checkpoint_write_failures",
+            "Checkpoint files that could not be written.",
+            value=view["write_failures"],
+        )
+        if view["last_written"] is not None:
+            yield GaugeMetricFamily(
+                PREFIX + "checkpoint_last_write_timestamp_seconds",
+                "When a checkpoint was last written (Unix s).",
+                value=view["last_written"],
+            )

@@ -12,9 +12,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from kubestream.core.task_scheduler import RunningTask
+from kubestream.driver.stall import Stall
 from kubestream.streaming.batch import BatchInfo
 
 if TYPE_CHECKING:
+    from kubestream.driver.progress import ProgressMonitor
     from kubestream.streaming.context import StreamingContext
 
 API_VERSION = "v1"
@@ -71,6 +74,30 @@ def _batch(batch: BatchInfo, batch_interval: float) -> dict[str, Any]:
         "total_delay": batch.total_delay,
         "output_operations": batch.output_operations,
         "errors": list(batch.errors),
+    }
+
+
+def _task(task: RunningTask) -> dict[str, Any]:
+    return {
+        "task_id": task.task_id,
+        "stage_id": task.stage_id,
+        "partition": task.partition,
+        "executor_id": task.executor_id,
+        "running_seconds": task.seconds,
+    }
+
+
+def _stall(stall: Stall | None, now: float) -> dict[str, Any] | None:
+    if stall is None:
+        return None
+    return {
+        "kind": stall.kind,
+        "batch_time": stall.batch_time,
+        "seconds_without_progress": stall.idle_seconds,
+        "since": now - stall.idle_seconds,
+        "timeout": stall.timeout,
+        "message": stall.message,
+        "tasks": [_task(t) for t in stall.tasks],
     }
 
 
@@ -135,8 +162,15 @@ def build_status(
     decommissions: Mapping[str, str] | None = None,
     limit: int = 100,
     window: float = SUMMARY_WINDOW,
+    stall: Stall | None = None,
+    slow_tasks: Sequence[RunningTask] = (),
+    checkpoint: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The status document; `batches` in any order, the newest `limit` are listed newest first."""
+    """The status document; `batches` in any order, the newest `limit` are listed newest first.
+
+    `stall` and `slow_tasks` come from driver.stall's decisions, `checkpoint` from
+    CheckpointHealth.view() (None without a checkpoint directory).
+    """
     ordered = sorted(batches, key=lambda b: b.batch_time)
     completed = [b for b in ordered if b.completed]
     return {
@@ -180,6 +214,9 @@ def build_status(
             for i in sorted(inputs, key=lambda i: i.stream_id)
         ],
         "decommissions": dict(decommissions or {}),
+        "stall": _stall(stall, now),
+        "slow_tasks": [_task(t) for t in slow_tasks],
+        "checkpoint": None if checkpoint is None else dict(checkpoint),
     }
 
 
@@ -188,8 +225,9 @@ def context_status(
     job: str,
     limit: int = 100,
     decommissions: Mapping[str, str] | None = None,
+    progress: ProgressMonitor | None = None,
 ) -> dict[str, Any]:
-    """build_status over what a running context and its engine know now."""
+    """build_status over what a running context, its engine and `progress` know now."""
     engine = ssc.engine
     executors = []
     for eid, address in engine.task_scheduler.executors().items():
@@ -208,6 +246,8 @@ def context_status(
         ReceiverView(r.stream_id, r.executor_id, r.state, r.last_error, dict(r.bad_records))
         for r in ssc.receiver_tracker.receivers()
     ]
+    stall, slow = progress.report() if progress is not None else (None, ())
+    health = ssc.checkpoint_health
     return build_status(
         job=job,
         state=ssc.state.value,
@@ -221,4 +261,7 @@ def context_status(
         ],
         decommissions=decommissions,
         limit=limit,
+        stall=stall,
+        slow_tasks=slow,
+        checkpoint=None if health is None else health.view(),
     )

@@ -67,6 +67,7 @@ class ExecutorCore:
         self._lost_peers: set[str] = set()
         self._draining_peers: set[str] = set()
         self._receivers: dict[int, ReceiverSupervisor] = {}
+        self._stopping = threading.Event()
         self._workers = [
             threading.Thread(target=self._work, name=f"task-{i}", daemon=True) for i in range(cores)
         ]
@@ -175,12 +176,20 @@ class ExecutorCore:
         log.info("migrated %d blocks to %d peers; %d failed", len(moves), len(live), len(failed))
         self._to_driver(BlocksMigrated(tuple(moves), tuple(failed)))
 
-    def stop(self) -> None:
+    def stop(self, wait: float = 0.0) -> bool:
+        """Stop receivers and task threads; a task failing from here on failed because of the
+        stop, not the user. Waits up to `wait` seconds for the task threads to end, so their
+        results still reach the driver; returns whether they all ended."""
+        self._stopping.set()
         for supervisor in list(self._receivers.values()):
             supervisor.stop()
         self._receivers.clear()
         for _ in self._workers:
             self._queue.put(None)
+        deadline = time.monotonic() + wait
+        for worker in self._workers:
+            worker.join(max(0.0, deadline - time.monotonic()))
+        return not any(worker.is_alive() for worker in self._workers)
 
     def _start_receiver(self, message: StartReceiver) -> None:
         receiver = pickle.loads(message.receiver)
@@ -222,7 +231,17 @@ class ExecutorCore:
                 fetch_failure=(exc.shuffle_id, exc.map_index, exc.executor_id),
                 duration=time.perf_counter() - started,
             )
-        except USER_CODE_ERRORS:
+        except USER_CODE_ERRORS as exc:
+            if self._stopping.is_set():
+                log.info(
+                    "task %s abandoned: executor %s is stopping", task.task_id, self.executor_id
+                )
+                return TaskFinished(
+                    task.task_id,
+                    TaskState.FAILED,
+                    error=f"executor {self.executor_id} stopped during the task ({exc!r})",
+                    duration=time.perf_counter() - started,
+                )
             self.tasks_failed += 1
             error = traceback.format_exc()
             log.warning(

@@ -34,6 +34,9 @@ from kubestream.transport import Client, CurveKeys, RequestClient, RequestServer
 log = logging.getLogger(__name__)
 
 HASH_PROBE_TEXT = "kubestream-partitioning-probe"
+# How long a stopping executor waits for its running tasks to end, so their results still
+# reach the driver (seconds).
+TASKS_STOP_WAIT = 2.0
 
 
 class ExecutorProcess:
@@ -178,10 +181,11 @@ class ExecutorProcess:
     def run(self) -> int:
         """Serve until shut down; returns the process exit code."""
         self._done.wait()
-        self.core.stop()
+        if not self.core.stop(TASKS_STOP_WAIT):
+            log.info("executor %s exits with a task still running user code", self.executor_id)
+        self._fetcher.close()
         self._client.close()
         self._blocks_server.close()
-        self._fetcher.close()
         if self._metrics_server is not None:
             self._metrics_server.shutdown()
             self._metrics_server.server_close()

@@ -153,8 +153,12 @@ class CheckpointStore:
                 found.append((int(time_text), int(phase_text), name))
         return sorted(found)
 
+    def path(self, prefix: str, batch_time: int, phase: int) -> str:
+        """The file a checkpoint of this batch time and phase is written to."""
+        return os.path.join(self.directory, f"{prefix}-{batch_time}.{phase}")
+
     def write(self, prefix: str, batch_time: int, phase: int, payload: Any) -> str:
-        path = os.path.join(self.directory, f"{prefix}-{batch_time}.{phase}")
+        path = self.path(prefix, batch_time, phase)
         write_atomically(path, payload, self._key)
         for _, _, old in self._names(prefix)[: -self.keep]:
             os.unlink(os.path.join(self.directory, old))

@@ -82,6 +82,12 @@ class StateCheckpoints:
             return None
         return chain.last_time
 
+    def path(self, batch_time: int, full: bool) -> str:
+        """Where the full checkpoint or the delta of `batch_time` is written."""
+        if full:
+            return self.fulls.path(FULL, batch_time, 0)
+        return self.deltas.path(DELTA, batch_time, 0)
+
     def write_full(self, batch_time: int, streams: Mapping[Any, Entries]) -> None:
         path = self.fulls.write(FULL, batch_time, 0, dict(streams))
         self.chain = Chain(batch_time, batch_time, full_bytes=os.path.getsize(path))

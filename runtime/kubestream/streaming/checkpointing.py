@@ -17,9 +17,13 @@ import difflib
 import logging
 import math
 import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from time import gmtime, strftime
+from time import time as wall_clock
 from typing import TYPE_CHECKING, Any
 
-from kubestream.errors import ConfigError
+from kubestream.errors import CheckpointWriteError, ConfigError, describe_error
 from kubestream.storage.checkpoint_store import CheckpointStore
 from kubestream.storage.state_checkpoints import Changes, Entries, StateCheckpoints
 from kubestream.streaming.batch import BatchInfo
@@ -55,6 +59,90 @@ def describe_change(old: list[str], new: list[str], directory: str) -> str:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class CheckpointProblem:
+    """Why checkpoints cannot be written now: the file that failed, the error (its type and
+    the operating system's words), since when (Unix s) and how many writes failed since."""
+
+    path: str
+    error: str
+    since: float
+    failures: int
+
+
+class CheckpointHealth:
+    """Whether checkpoints are being written: for the status document, metrics and log.
+
+    A failed write is logged at once, then at most once a minute while the problem
+    lasts (the job runs on and tries again every batch); the first write that
+    succeeds again clears it and says so.
+    """
+
+    LOG_EVERY = 60.0
+
+    def __init__(self, directory: str, now: Callable[[], float] = wall_clock) -> None:
+        self.directory = directory
+        self._now = now
+        self._lock = threading.Lock()
+        self.problem: CheckpointProblem | None = None
+        self.write_failures = 0
+        self.last_written: float | None = None
+        self.last_batch_time: int | None = None
+        self._logged: float | None = None
+
+    def written(self, batch_time: int) -> None:
+        with self._lock:
+            problem, self.problem = self.problem, None
+            self.last_written = self._now()
+            self.last_batch_time = batch_time
+        if problem is not None:
+            log.warning(
+                "checkpoints are written again in %s, after %d failed writes since %s",
+                self.directory,
+                problem.failures,
+                strftime("%H:%M:%S", gmtime(problem.since)),
+            )
+
+    def failed(self, path: str, exc: BaseException) -> None:
+        now = self._now()
+        with self._lock:
+            self.write_failures += 1
+            before = self.problem
+            since = before.since if before else now
+            failures = before.failures + 1 if before else 1
+            self.problem = CheckpointProblem(path, describe_error(exc), since, failures)
+            due = self._logged is None or before is None or now - self._logged >= self.LOG_EVERY
+            if due:
+                self._logged = now
+        if due:
+            log.error(
+                "cannot write checkpoint %s: %s (%d failed writes; the job runs on and "
+                "tries again every batch; free space or fix the directory's permissions)",
+                path,
+                self.problem.error,
+                failures,
+            )
+
+    def view(self) -> dict[str, Any]:
+        """The status document's `checkpoint` object (docs/status-api.md)."""
+        with self._lock:
+            problem = self.problem
+            return {
+                "directory": self.directory,
+                "problem": None
+                if problem is None
+                else {
+                    "path": problem.path,
+                    "error": problem.error,
+                    "since": problem.since,
+                    "failures": problem.failures,
+                },
+                "last_written": self.last_written,
+                "last_batch_time": self.last_batch_time,
+                "write_failures": self.write_failures,
+            }
+
+
 class Checkpointer:
     def __init__(
         self,
@@ -63,10 +151,12 @@ class Checkpointer:
         directory: str,
         data_interval: float | None = None,
         keep: int = 10,
+        now: Callable[[], float] = wall_clock,
     ) -> None:
         self.env = env
         self.graph_lock = graph_lock
         self.directory = directory
+        self.health = CheckpointHealth(directory, now)
         self.store = CheckpointStore(directory, keep)
         self.state_checkpoints = StateCheckpoints(directory)
         self._requested_ms = None if data_interval is None else round(data_interval * 1000)
@@ -163,36 +253,74 @@ class Checkpointer:
             "data_time": self.data_time,
         }
 
+    def _write(
+        self, store: CheckpointStore, prefix: str, batch_time: int, phase: int, payload: Any
+    ) -> None:
+        """One checkpoint file, its outcome recorded in `health`.
+
+        Raises
+        ------
+        CheckpointWriteError
+            The file could not be written; the message names it and the cause.
+        """
+        path = store.path(prefix, batch_time, phase)
+        self._guard(path, batch_time, lambda: store.write(prefix, batch_time, phase, payload))
+
+    def _guard(self, path: str, batch_time: int, write: Callable[[], object]) -> None:
+        """Run `write` (of the file at `path`), its outcome recorded in `health`; raises
+        CheckpointWriteError as _write."""
+        try:
+            write()
+        except Exception as exc:
+            self.health.failed(path, exc)
+            raise CheckpointWriteError(f"cannot write {path}: {describe_error(exc)}") from exc
+        self.health.written(batch_time)
+
     def started_fresh(self) -> None:
         """Record where a new job starts (e.g. the files it skips), so a crash before its
         first batch resumes this job instead of starting another one."""
         with self.graph_lock:
-            self.store.write(METADATA, self.env.graph.zero_time, 0, self._metadata(None, []))
+            metadata = self._metadata(None, [])
+            self._write(self.store, METADATA, self.env.graph.zero_time, 0, metadata)
 
     def batch_generated(
         self, batch_time: int, last_completed: int | None, pending: list[int]
     ) -> None:
         with self.graph_lock:
-            self.store.write(METADATA, batch_time, 0, self._metadata(last_completed, pending))
+            metadata = self._metadata(last_completed, pending)
+            self._write(self.store, METADATA, batch_time, 0, metadata)
 
     def batch_completed(
         self, info: BatchInfo, pending: list[int], force_data: bool = False
     ) -> None:
-        """Metadata always; state when the batch is due for a data checkpoint and succeeded."""
+        """Metadata always; state when the batch is due for a data checkpoint and succeeded.
+
+        Raises the first write's error after trying both: metadata written after a failed
+        state write still names the last state written, so recovery stays exact.
+        """
         t = info.batch_time
         due = (t - self.env.graph.zero_time) % self.interval_ms == 0
+        failure: Exception | None = None
         if self.stateful and (due or force_data) and not info.failed:
-            self._write_state(t)
-        with self.graph_lock:
-            self.store.write(METADATA, t, 1, self._metadata(t, pending))
+            try:
+                self._write_state(t)
+            except Exception as exc:
+                failure = exc
+        try:
+            with self.graph_lock:
+                self._write(self.store, METADATA, t, 1, self._metadata(t, pending))
+        except Exception as exc:
+            failure = failure or exc
+        if failure is not None:
+            raise failure
 
     def _write_state(self, batch_time: int) -> None:
         """The changes since the previous data checkpoint when every stream can tell them
         and no full snapshot is due; else every stream's whole state."""
-        streams = self.stateful
+        streams, chain = self.stateful, self.state_checkpoints
         if any((batch_time - self.env.graph.zero_time) % s.slide_ms for s in streams):
             return
-        base = self.state_checkpoints.delta_base()
+        base = chain.delta_base()
         if base is not None:
             changes: dict[int, Changes] = {}
             for stream in streams:
@@ -201,7 +329,8 @@ class Checkpointer:
                     break
                 changes[stream.id] = found
             else:
-                self.state_checkpoints.write_delta(batch_time, changes)
+                path = self.state_checkpoints.path(batch_time, full=False)
+                self._guard(path, batch_time, lambda: chain.write_delta(batch_time, changes))
                 self.data_time = batch_time
                 return
         data: dict[int, Entries] = {}
@@ -210,5 +339,6 @@ class Checkpointer:
             if records is None:
                 return
             data[stream.id] = records
-        self.state_checkpoints.write_full(batch_time, data)
+        path = self.state_checkpoints.path(batch_time, full=True)
+        self._guard(path, batch_time, lambda: chain.write_full(batch_time, data))
         self.data_time = batch_time

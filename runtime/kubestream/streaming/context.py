@@ -28,7 +28,7 @@ from kubestream.errors import USER_CODE_ERRORS, ConfigError, JobFailedError, req
 from kubestream.executor.in_process import InProcessExecutors
 from kubestream.executor.receiver import Receiver
 from kubestream.streaming.batch import BatchInfo
-from kubestream.streaming.checkpointing import Checkpointer
+from kubestream.streaming.checkpointing import Checkpointer, CheckpointHealth
 from kubestream.streaming.dstream import DStream, TransformedDStream, UnionDStream, arity
 from kubestream.streaming.env import StreamingEnv
 from kubestream.streaming.graph import DStreamGraph
@@ -198,9 +198,14 @@ class StreamingContext:
         """
         self.checkpoint_dir = directory
         self._checkpointer = Checkpointer(
-            self.env, self.graph_lock, directory, self._checkpoint_interval
+            self.env, self.graph_lock, directory, self._checkpoint_interval, now=self.clock.now
         )
         self._generator.checkpointer = self._checkpointer
+
+    @property
+    def checkpoint_health(self) -> CheckpointHealth | None:
+        """Whether checkpoints are being written (None without a checkpoint directory)."""
+        return None if self._checkpointer is None else self._checkpointer.health
 
     @staticmethod
     def get_or_create(

@@ -8,8 +8,10 @@ driver), the batch is handed over with no jobs and the error recorded, so it
 fails like any other batch (status, listeners, metrics, failure policy).
 When the scheduler reports a batch done, it checkpoints again (state too when
 due) and drops what no later batch needs: old RDDs with the shuffles and blocks
-beneath them, old received blocks and their write-ahead log files. Called by
-StreamingContext, which starts and stops it.
+beneath them, old received blocks and their write-ahead log files. A checkpoint
+that cannot be written fails its batch, naming the file and the error; the job
+runs on and cleans up all the same. Called by StreamingContext, which starts and
+stops it.
 """
 
 from __future__ import annotations
@@ -99,9 +101,8 @@ class JobGenerator:
                     self.checkpointer.batch_generated(
                         batch_time, self._last_completed, sorted(self._pending)
                     )
-                except Exception as exc:
+                except Exception as exc:  # logged by the checkpointer's health, rate-limited
                     errors.append(f"metadata checkpoint at {batch_time}: {describe_error(exc)}")
-                    log.error("batch %d: %s", batch_time, errors[-1], exc_info=True)
         info = BatchInfo(
             batch_time,
             submission_time=self._clock.now(),
@@ -120,7 +121,10 @@ class JobGenerator:
             self._last_completed = info.batch_time
             pending = sorted(self._pending)
         if self.checkpointer is not None:
-            self.checkpointer.batch_completed(info, pending)
+            try:
+                self.checkpointer.batch_completed(info, pending)
+            except Exception as exc:  # logged by the checkpointer's health; cleanup goes on
+                info.errors.append(f"checkpoint at {info.batch_time}: {describe_error(exc)}")
         for stream in env.graph.inputs:
             stream.batch_completed(info)
         with self.graph_lock:
