@@ -10,6 +10,7 @@ whose delta files must follow the batch's changes, not the state's size.
 from __future__ import annotations
 
 import os
+import pickle
 import secrets
 from collections import Counter
 from pathlib import Path
@@ -105,6 +106,21 @@ def test_changes_of_a_version_behind_the_head_are_its_values() -> None:
     assert apply({"a": 1, "b": 2}, *at_1) == {"a": 5}
     assert store.changes(version(2), 1) == ({"b": 7, "c": 1}, [])
     assert store.changes(version(2), 0) is None, "changes before the last asked are forgotten"
+
+
+def test_a_peer_asking_for_changes_gets_what_the_holder_tells() -> None:
+    """A checkpoint task placed away from the state fetches its changes from a holder."""
+    store = StateStore()
+    store.install(KEY, version(0), {"a": 1}, None)
+    part = store.checkout(KEY, version(0))
+    assert part is not None
+    store.commit(part, version(1), StateDelta({"b": 2}, ["a"]))
+    blob = store.serve(state_store.changes_id(version(1), 0))
+    assert blob is not None and pickle.loads(blob) == ({"b": 2}, ["a"])
+    assert store.serve(state_store.changes_id(version(1), 0)) == blob, "a retried checkpoint"
+    assert store.serve(state_store.changes_id(version(7), 1)) is None, "not held"
+    full = store.serve(version(1))
+    assert full is not None and pickle.loads(full)[3] == {"b": 2}
 
 
 def test_the_change_record_stays_bounded_under_key_churn() -> None:

@@ -25,6 +25,7 @@ from kubestream.storage.state_store import (
     PartitionState,
     StateDelta,
     StateStore,
+    changes_id,
     delta_message,
 )
 
@@ -76,8 +77,8 @@ class BlockSource:
 class StateSource:
     """A version of a state partition (storage.state_store): its (key, state) `entries`,
     the `mapped` records the version's batch emitted (map_with_state), or (view
-    "changes") one record, StateStore.changes against the version at batch time `since`,
-    answered by the executor the task runs on (None when it cannot tell)."""
+    "changes") one record, StateStore.changes against the version at batch time `since`
+    (None when no executor holding the version can tell)."""
 
     block_id: str
     locations: tuple[ExecutorAddress, ...]
@@ -291,9 +292,27 @@ def _fetch_state(key: PartitionKey, base: StateSource, env: TaskEnv) -> Partitio
     raise BlockLostError(f"state {base.block_id} is held by no live executor")
 
 
+def _state_changes(source: StateSource, env: TaskEnv) -> Any:
+    """StateStore.changes from this executor, else from one holding the version (a task
+    placed away from the state asks it there); None when none can tell."""
+    found = env.states.changes(source.block_id, source.since)
+    for location in source.locations:
+        if found is not None:
+            break
+        if location.executor_id == env.executor_id:
+            continue
+        try:
+            (blob,) = env.fetch_blocks(location, [changes_id(source.block_id, source.since)])
+        except ConnectionError:
+            continue
+        if blob is not None:
+            found = pickle.loads(blob)
+    return found
+
+
 def _read_state(source: StateSource, env: TaskEnv) -> Iterator[Any]:
     if source.view == "changes":
-        return iter([env.states.changes(source.block_id, source.since)])
+        return iter([_state_changes(source, env)])
     found = env.states.read(source.block_id)
     for location in source.locations:
         if found is not None:

@@ -208,6 +208,15 @@ class StateStore:
         entries, mapped = found
         return full_message(key, version, dict(entries), mapped)
 
+    def serve(self, block_id: str) -> bytes | None:
+        """What a peer fetching `block_id` gets: a version as a full-replica message, or for
+        `changes_id(version, since)` the pickled changes (None when not held or not told)."""
+        version, at, since = block_id.partition(CHANGES_SEPARATOR)
+        if not at:
+            return self.snapshot(block_id)
+        found = self.changes(version, int(since))
+        return None if found is None else pickle.dumps(found, pickle.HIGHEST_PROTOCOL)
+
     def receive(self, blob: bytes) -> bool:
         """Apply a replica message (delta or full); False when a delta's base is not held."""
         message = pickle.loads(blob)
@@ -262,6 +271,14 @@ FORGET_REMOVED_AFTER = 1024
 the removed ones are forgotten."""
 
 _ABSENT = object()
+
+
+CHANGES_SEPARATOR = "@changes-since-"
+
+
+def changes_id(version: str, since: int) -> str:
+    """The id a peer fetches to get `changes(version, since)` (see StateStore.serve)."""
+    return f"{version}{CHANGES_SEPARATOR}{since}"
 
 
 def version_time(version: str) -> int:
