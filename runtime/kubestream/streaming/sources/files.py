@@ -149,6 +149,8 @@ class FileInputDStream(InputDStream):
         self.new_files_only = new_files_only
         self.encoding = encoding
         self.on_decode_error = on_decode_error
+        self.split_alignment = 1
+        """Splits are cut at multiples of this many bytes (a fixed record length)."""
         interval = env.batch_interval_ms
         self.remember_window_ms = math.ceil(min_remember_duration * 1000 / interval) * interval
         # path -> the later of its modification time and its selecting batch's time (ms):
@@ -209,9 +211,6 @@ class FileInputDStream(InputDStream):
             for start, stop in byte_ranges(sizes[path], target, self.split_alignment)
         ]
         return SourceRDD(self.env.engine, sources)
-
-    split_alignment = 1
-    """Splits are cut at multiples of this many bytes (a fixed record length)."""
 
     def file_source(self, path: str, start: int = 0, stop: int | None = None) -> FileSource:
         """How an executor reads one split of a selected file: text, in this stream's
