@@ -1,6 +1,6 @@
 """Checkpoint cost per batch and recovery time after a driver kill -9, written as JSON.
 
-.venv/bin/python benchmarks/recovery.py [--runs 3] [--only-recovery] [--note TEXT]
+.venv/bin/python benchmarks/recovery.py [--runs 3] [--only checkpoints|recovery] [--note TEXT]
         [--out benchmarks/results/recovery.json]
 """
 
@@ -31,17 +31,21 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
-def checkpoint_cost(stateful: bool, keys: int = 5000, seconds: float = 6.0) -> dict[str, Any]:
-    """Time spent in checkpointing after each batch (metadata always, state every batch)."""
+def checkpoint_cost(
+    stateful: bool, keys: int = 5000, rate: int = 20_000, seconds: float = 6.0
+) -> dict[str, Any]:
+    """Time spent in checkpointing after each batch (metadata always, state every batch),
+    and the bytes of the state checkpoints. The state starts with every key (so it holds
+    `keys` throughout); each 0.2 s batch adds to the keys its rate * 0.2 records reach."""
     engine = Engine()
     executors = InProcessExecutors(engine, 2)
     directory = tempfile.mkdtemp(prefix="kubestream-ckpt-bench-")
     ssc = StreamingContext(0.2, checkpoint=directory, engine=engine, checkpoint_interval=0.2)
-    pairs = ssc.rate_stream(20_000).map(lambda x: (x % keys, 1))
+    pairs = ssc.rate_stream(rate).map(lambda x: (x % keys, 1))
     if stateful:
-        pairs.update_state_by_key(lambda vs, old: sum(vs) + (old or 0)).foreach_rdd(
-            lambda rdd: None
-        )
+        pairs.update_state_by_key(
+            lambda vs, old: sum(vs) + (old or 0), initial=[(k, 0) for k in range(keys)]
+        ).foreach_rdd(lambda rdd: None)
     else:
         pairs.reduce_by_key(lambda a, b: a + b).foreach_rdd(lambda rdd: rdd.count())
     checkpointer = ssc._checkpointer
@@ -60,11 +64,20 @@ def checkpoint_cost(stateful: bool, keys: int = 5000, seconds: float = 6.0) -> d
     ssc.stop(stop_engine=False)
     executors.stop()
     samples = timings[3:]
+    sizes = {
+        kind: [p.stat().st_size for p in Path(directory).glob(f"{kind}-*")]
+        for kind in ("state", "state_delta")
+    }
     return {
         "state_keys": keys if stateful else 0,
+        "records_per_batch": round(rate * 0.2),
         "batches": len(samples),
         "p50_ms": percentile(samples, 50),
         "p99_ms": percentile(samples, 99),
+        "full_checkpoint_bytes": max(sizes["state"], default=0),
+        "delta_checkpoint_bytes_p50": percentile(sizes["state_delta"], 50)
+        if sizes["state_delta"]
+        else None,
     }
 
 
@@ -189,14 +202,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", default=str(ROOT / "benchmarks/results/recovery.json"))
     parser.add_argument("--runs", type=int, default=3, help="driver kills")
-    parser.add_argument("--only-recovery", action="store_true")
+    parser.add_argument("--only", choices=["checkpoints", "recovery"], default=None)
     parser.add_argument("--note", default="", help="recorded in the JSON (e.g. machine load)")
     args = parser.parse_args()
     results: dict[str, Any] = {"note": args.note, "load_average_at_start": os.getloadavg()}
-    if not args.only_recovery:
+    if args.only in (None, "checkpoints"):
         results["checkpoint_cost_without_state"] = checkpoint_cost(stateful=False)
         results["checkpoint_cost_with_state"] = checkpoint_cost(stateful=True)
-    results["recovery_after_driver_kill"] = recovery_time(args.runs)
+        results["checkpoint_cost_large_state_few_changes"] = checkpoint_cost(
+            stateful=True, keys=200_000, rate=5_000
+        )
+    if args.only in (None, "recovery"):
+        results["recovery_after_driver_kill"] = recovery_time(args.runs)
     Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))
 
