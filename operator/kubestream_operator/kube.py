@@ -62,12 +62,18 @@ def _json(response: Any) -> Raw:
 class Cluster:
     """Reads and writes a job's objects. Built once per operator process."""
 
-    def __init__(self, ui_namespaces: tuple[str, ...] = (), scrape_token: str = "") -> None:
+    def __init__(
+        self,
+        ui_namespaces: tuple[str, ...] = (),
+        scrape_token: str = "",
+        api: client.ApiClient | None = None,
+    ) -> None:
         # The operator's own settings that shape what it creates: the namespaces whose
         # pods may reach a job's UI port, the token a job's Secret gives its scraper.
+        # ``api``: a client of its own (a test's); else the loaded configuration's.
         self.ui_namespaces = ui_namespaces
         self.scrape_token = scrape_token
-        self.api = client.ApiClient()
+        self.api = api or client.ApiClient()
         self.core = client.CoreV1Api(self.api)
         self.custom = client.CustomObjectsApi(self.api)
         self.networking = client.NetworkingV1Api(self.api)
@@ -166,6 +172,19 @@ class Cluster:
             meta["name"],
             meta["namespace"],
             {"data": manifest["data"]},
+        )
+
+    def update_secret(
+        self, namespace: str, name: str, string_data: Mapping[str, str | None]
+    ) -> None:
+        """Set keys of a Secret (None: remove the key), keeping the others (the job's
+        certificate on renewal, its scrape token on rotation)."""
+        body: dict[str, Any] = {
+            "stringData": {k: v for k, v in string_data.items() if v is not None},
+            "data": {k: None for k, v in string_data.items() if v is None},
+        }
+        self._call(
+            f"update Secret {name}", self.core.patch_namespaced_secret, name, namespace, body
         )
 
     def replace_network_policy(self, manifest: Manifest) -> None:

@@ -10,7 +10,7 @@ key ever appears in a pod spec, a log or an event.
 import hashlib
 import json
 import shlex
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -27,15 +27,23 @@ UI_PORT: int = settings.UI_PORT.default
 CHECKPOINT_PATH = "/checkpoint"
 CONFIG_PATH = "/etc/kubestream/config"
 TLS_PATH = "/etc/kubestream/tls"
+ACCESS_PATH = "/etc/kubestream/access"
 JOB_LABEL = "kubestream.io/job"
 ROLE_LABEL = "kubestream.io/role"
 EXECUTOR_ID_LABEL = "kubestream.io/executor-id"
+# "https" on a driver whose UI port speaks it: a PodMonitor relabels it into __scheme__.
+UI_SCHEME_LABEL = "kubestream.io/ui-scheme"
 SPEC_HASH_ANNOTATION = "kubestream.io/spec-hash"
 KEYS_ANNOTATION = "kubestream.io/keys"
 PUBLIC_KEY = "curve-public-key"
 SECRET_KEY = "curve-secret-key"
 READ_TOKEN_KEY = "ui-read-token"
 SCRAPE_TOKEN_KEY = "ui-scrape-token"
+# The operator's certificate for the UI port (spec.ui.tls without a secretName), and the
+# certificates to trust it by, under the keys of a kubernetes.io/tls Secret.
+TLS_CERT_KEY = "tls.crt"
+TLS_PRIVATE_KEY = "tls.key"
+TLS_CA_KEY = "ca.crt"
 
 Manifest = dict[str, Any]
 
@@ -143,6 +151,8 @@ def spec_hash(spec: JobSpec) -> str:
     for key in ("reliability", "flow_control"):
         if not any(fields[key].values()):
             fields.pop(key)
+    if not fields["ui"]["operator_tls"]:
+        fields["ui"].pop("operator_tls")
     if fields["ui"] == _DEFAULT_UI:
         fields.pop("ui")
     if fields["monitoring"] == _DEFAULT_MONITORING:
@@ -151,14 +161,22 @@ def spec_hash(spec: JobSpec) -> str:
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
-def build_secret(job: JobRef, public_key: str, secret_key: str, scrape_token: str = "") -> Manifest:
+def build_secret(
+    job: JobRef,
+    public_key: str,
+    secret_key: str,
+    scrape_token: str = "",
+    tls: Mapping[str, str] | None = None,
+) -> Manifest:
     """The job's CURVE key pair, which the driver and executors read as env vars; the
-    UI's read token derived from it, for people (`kubectl port-forward`); and the
-    cluster's scrape token (a PodMonitor's), when the operator was given one."""
+    UI's read token derived from it, for people (`kubectl port-forward`); the cluster's
+    scrape token (a PodMonitor's), when the operator was given one; and the UI port's
+    certificate when the operator makes it (``tls``: from ``certificate_data``)."""
     data = {
         PUBLIC_KEY: public_key,
         SECRET_KEY: secret_key,
         READ_TOKEN_KEY: read_token(secret_key),
+        **(tls or {}),
     }
     if scrape_token:
         data[SCRAPE_TOKEN_KEY] = scrape_token
@@ -169,6 +187,12 @@ def build_secret(job: JobRef, public_key: str, secret_key: str, scrape_token: st
         "type": "Opaque",
         "stringData": data,
     }
+
+
+def certificate_data(cert_pem: str, key_pem: str, trusted_pem: str) -> dict[str, str]:
+    """The Secret keys of the UI port's certificate, its key, and the certificates that
+    verify the driver (``trusted_pem``: this one and any predecessor still served)."""
+    return {TLS_CERT_KEY: cert_pem, TLS_PRIVATE_KEY: key_pem, TLS_CA_KEY: trusted_pem}
 
 
 def build_service_account(job: JobRef) -> Manifest:
@@ -285,6 +309,20 @@ def _key_ref(job: JobRef, key: str) -> dict[str, Any]:
     return {"secretKeyRef": {"name": secret_name(job), "key": key}}
 
 
+SCRAPE_TOKEN_FILE = f"{ACCESS_PATH}/{SCRAPE_TOKEN_KEY}"
+
+
+def _access_volume(job: JobRef) -> dict[str, Any]:
+    """The scrape token of the job's Secret as a file (only that key), which the kubelet
+    updates when the operator rotates it. Optional: a Secret made before scrape tokens,
+    or by an operator given none, has no such key."""
+    items = [{"key": SCRAPE_TOKEN_KEY, "path": SCRAPE_TOKEN_KEY}]
+    return {
+        "name": "access",
+        "secret": {"secretName": secret_name(job), "items": items, "optional": True},
+    }
+
+
 def driver_settings(job: JobRef, spec: JobSpec) -> list[tuple[Setting[Any], EnvValue]]:
     """What the operator sets of the settings `kubestream driver` reads."""
     return [
@@ -307,13 +345,9 @@ def driver_settings(job: JobRef, spec: JobSpec) -> list[tuple[Setting[Any], EnvV
         (settings.CURVE_SECRET_KEY, _key_ref(job, SECRET_KEY)),
         (settings.UI_READ_ACCESS, spec.ui.read_access),
         (settings.UI_CHANGE_ACCESS, spec.ui.change_access),
-        # Optional: a Secret made before scrape tokens, or by an operator given none.
-        (
-            settings.UI_SCRAPE_TOKEN,
-            {"secretKeyRef": {**_key_ref(job, SCRAPE_TOKEN_KEY)["secretKeyRef"], "optional": True}},
-        ),
-        (settings.UI_TLS_CERT, f"{TLS_PATH}/tls.crt" if spec.ui.tls_secret else None),
-        (settings.UI_TLS_KEY, f"{TLS_PATH}/tls.key" if spec.ui.tls_secret else None),
+        (settings.UI_SCRAPE_TOKEN_FILE, SCRAPE_TOKEN_FILE),
+        (settings.UI_TLS_CERT, f"{TLS_PATH}/{TLS_CERT_KEY}" if spec.ui.tls else None),
+        (settings.UI_TLS_KEY, f"{TLS_PATH}/{TLS_PRIVATE_KEY}" if spec.ui.tls else None),
     ]
 
 
@@ -332,6 +366,8 @@ def executor_settings(
         (settings.METRICS_PORT, UI_PORT),
         (settings.CURVE_PUBLIC_KEY, _key_ref(job, PUBLIC_KEY)),
         (settings.CURVE_SECRET_KEY, _key_ref(job, SECRET_KEY)),
+        (settings.UI_READ_ACCESS, spec.ui.read_access),
+        (settings.UI_SCRAPE_TOKEN_FILE, SCRAPE_TOKEN_FILE),
     ]
 
 
@@ -382,11 +418,14 @@ def _pod(
         {"name": "tmp", "mountPath": "/tmp"},
         {"name": "checkpoint", "mountPath": CHECKPOINT_PATH},
     ]
+    volumes.append(_access_volume(job))
+    mounts.append({"name": "access", "mountPath": ACCESS_PATH, "readOnly": True})
     if role == "driver":  # the application reads spec.configuration there, as ssc.conf
         volumes.insert(0, {"name": "config", "configMap": {"name": config_map_name(job)}})
         mounts.insert(0, {"name": "config", "mountPath": CONFIG_PATH, "readOnly": True})
-        if spec.ui.tls_secret:
-            volumes.append({"name": "tls", "secret": {"secretName": spec.ui.tls_secret}})
+        tls = _tls_volume(job, spec)
+        if tls is not None:
+            volumes.append(tls)
             mounts.append({"name": "tls", "mountPath": TLS_PATH, "readOnly": True})
     container: dict[str, Any] = {
         "name": role,
@@ -405,10 +444,12 @@ def _pod(
         # Ready once the UI port answers: the driver binds its ZeroMQ port and an
         # executor its block server before that. Not a TCP probe of those ports:
         # a bare connection fails the CURVE handshake, a logged warning each time.
-        # The driver's /healthz needs no token (its /metrics may).
+        # /healthz needs no token (/metrics may).
         "readinessProbe": {"httpGet": _probe(role, spec), "periodSeconds": 5},
     }
     metadata = _metadata(job, name, role)
+    if role == "driver" and spec.ui.tls:
+        metadata["labels"][UI_SCHEME_LABEL] = "https"
     metadata["annotations"] = {SPEC_HASH_ANNOTATION: spec_hash(spec), KEYS_ANNOTATION: keys_id}
     pod_spec: dict[str, Any] = {
         "serviceAccountName": service_account_name(job),
@@ -433,10 +474,23 @@ def _pod(
     return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": pod_spec}
 
 
+def _tls_volume(job: JobRef, spec: JobSpec) -> dict[str, Any] | None:
+    """The UI port's certificate: the user's Secret, or the certificate and key (only)
+    of the job's own. No subPath: the kubelet then updates the files on renewal, and
+    the driver picks them up without a restart."""
+    if spec.ui.tls_secret:
+        return {"name": "tls", "secret": {"secretName": spec.ui.tls_secret}}
+    if spec.ui.operator_tls:
+        items = [{"key": k, "path": k} for k in (TLS_CERT_KEY, TLS_PRIVATE_KEY)]
+        return {"name": "tls", "secret": {"secretName": secret_name(job), "items": items}}
+    return None
+
+
 def _probe(role: str, spec: JobSpec) -> dict[str, Any]:
+    """/healthz, which needs no token (/metrics and the page may)."""
     if role != "driver":
-        return {"path": "/metrics", "port": "ui"}
-    scheme = "HTTPS" if spec.ui.tls_secret else "HTTP"
+        return {"path": "/healthz", "port": "ui"}
+    scheme = "HTTPS" if spec.ui.tls else "HTTP"
     return {"path": "/healthz", "port": "ui", "scheme": scheme}
 
 

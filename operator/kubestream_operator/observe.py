@@ -4,10 +4,14 @@
 gathers them through ``kube.Cluster``. Called by the reconciler on every pass.
 """
 
+import base64
+import binascii
+import hmac
 from collections.abc import Mapping
 from typing import Any
 
 from kubestream_operator import manifests as m
+from kubestream_operator.certificates import Validity, validity
 from kubestream_operator.kube import Cluster
 from kubestream_operator.names import is_label_value, job_name_problem
 from kubestream_operator.plan import (
@@ -78,6 +82,27 @@ def _missing_secrets(cluster: Cluster, job: m.JobRef, spec: JobSpec) -> tuple[st
     return tuple(missing)
 
 
+def _ui_certificate(secret: Mapping[str, Any] | None) -> Validity | None:
+    """The validity of the UI port's certificate in the job's Secret, if one is there."""
+    encoded = ((secret or {}).get("data") or {}).get(m.TLS_CERT_KEY)
+    try:
+        return validity(base64.b64decode(encoded, validate=True).decode()) if encoded else None
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+
+
+def _scrape_token_stale(secret: Mapping[str, Any] | None, token: str) -> bool:
+    """Whether the Secret's scrape token differs from ``token`` (the operator's; "": none)."""
+    if secret is None:
+        return False
+    encoded = (secret.get("data") or {}).get(m.SCRAPE_TOKEN_KEY)
+    try:
+        found = base64.b64decode(encoded, validate=True).decode() if encoded else ""
+    except (binascii.Error, UnicodeDecodeError):
+        return True
+    return not hmac.compare_digest(found.encode(), token.encode())
+
+
 def pods_of(cluster: Cluster, job: m.JobRef) -> tuple[PodState | None, tuple[PodState, ...]]:
     """The job's driver pod and executor pods (only those it owns).
 
@@ -143,6 +168,8 @@ def observe(cluster: Cluster, job: Mapping[str, Any], now: float) -> Observed:
         keys_id=str(found["Secret"]["metadata"]["uid"]) if found["Secret"] else "",
         ui_namespaces=cluster.ui_namespaces,
         network_policy_spec=(found[NETWORK_POLICY] or {}).get("spec"),
+        ui_certificate=_ui_certificate(found["Secret"]),
+        scrape_token_stale=_scrape_token_stale(found["Secret"], cluster.scrape_token),
         driver=driver,
         executors=executors,
         removed_executors=parse_executor_ids(

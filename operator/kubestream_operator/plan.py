@@ -15,6 +15,7 @@ from typing import Any
 
 from kubestream_operator import manifests as m
 from kubestream_operator.backoff import restart_delay
+from kubestream_operator.certificates import Validity, renewal_due
 from kubestream_operator.phases import Condition, Phase, merge_conditions, phase_named
 from kubestream_operator.spec import JobSpec, SpecError
 
@@ -92,6 +93,10 @@ class Observed:
     # Namespaces whose pods may reach the UI port (the operator's, a monitoring one).
     ui_namespaces: tuple[str, ...] = ()
     network_policy_spec: Mapping[str, Any] | None = None
+    # The validity of the UI certificate in the job's Secret (None: none there, or unreadable).
+    ui_certificate: Validity | None = None
+    # The scrape token in the job's Secret is not the operator's (rotated, or given up).
+    scrape_token_stale: bool = False
     driver: PodState | None = None
     executors: tuple[PodState, ...] = ()
     # None when the driver is not running or did not answer.
@@ -129,6 +134,12 @@ class Plan:
     """
 
     create_keys: bool = False
+    # Make the UI port's certificate: in the key Secret being created, or replacing the one
+    # in it (kubestream_operator.certificates).
+    issue_certificate: bool = False
+    # Put the operator's scrape token into the job's Secret (remove it if it has none):
+    # the pods read it from a file the kubelet updates, so no restart.
+    update_scrape_token: bool = False
     create: tuple[m.Manifest, ...] = ()
     update_config: m.Manifest | None = None
     # The job's NetworkPolicy as it should be, when the one found differs (made by an
@@ -276,6 +287,24 @@ def _ensure_children(d: _Draft) -> tuple[bool, m.Manifest | None, tuple[str, boo
             )
         )
     return create_keys, update_config, set_owned
+
+
+def _issue_certificate(d: _Draft, create_keys: bool) -> bool:
+    """Whether the job needs a (new) certificate from the operator for its UI port."""
+    obs = d.obs
+    if not d.spec.ui.operator_tls:
+        return False
+    if create_keys:
+        return True
+    if not renewal_due(obs.ui_certificate, obs.now):
+        return False
+    secret = m.secret_name(obs.job)
+    if obs.ui_certificate is None:
+        d.note("CertificateIssued", f"made the UI port's certificate, in Secret {secret}")
+    else:
+        expiry = iso(obs.ui_certificate.not_after)
+        d.note("CertificateRenewed", f"the UI port's certificate expires {expiry}: made a new one")
+    return True
 
 
 def _driver_failed(d: _Draft, reason: str, message: str) -> None:
@@ -592,6 +621,12 @@ def plan(obs: Observed) -> Plan:
         d.note("Retrying", "the spec changed; starting the job again")
     desired_hash = m.spec_hash(d.spec)
     create_keys, update_config, set_owned = _ensure_children(d)
+    issue_certificate = _issue_certificate(d, create_keys)
+    update_scrape_token = obs.scrape_token_stale and not create_keys
+    if update_scrape_token:
+        d.note(
+            "ScrapeTokenRotated", f"Secret {m.secret_name(obs.job)}: the operator's scrape token"
+        )
     # Pods wait for the key Secret: they record which key pair they start with.
     blocked = bool(d.problems) or create_keys
     if d.spec.suspend:
@@ -619,6 +654,8 @@ def plan(obs: Observed) -> Plan:
         d.note(d.phase.value, f"{before.value} -> {d.phase.value}: {text}", warn)
     return Plan(
         create_keys=create_keys,
+        issue_certificate=issue_certificate,
+        update_scrape_token=update_scrape_token,
         create=tuple(d.create),
         update_config=update_config,
         update_network_policy=d.update_network_policy,

@@ -17,10 +17,11 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
 from kubestream.driver.api_auth import api_token, read_token
-from kubestream_operator import autoscale, driver_status
+from kubestream_operator import autoscale, certificates, driver_status
 from kubestream_operator import manifests as m
 from kubestream_operator.keys import curve_keypair
 from kubestream_operator.kube import ApiError, Cluster
@@ -56,13 +57,28 @@ def post_event(cluster: Cluster, job: m.JobRef, note: Note) -> None:
         log.log(level, "%s/%s: Event %s not posted: %s", job.namespace, job.name, note.reason, err)
 
 
-def _apply(cluster: Cluster, job: m.JobRef, todo: Plan) -> None:
+def _certificate(cluster: Cluster, job: m.JobRef, now: float) -> dict[str, str]:
+    """A new UI certificate for the job's Secret, trusted beside the one it replaces."""
+    names = certificates.server_names(m.service_name(job), job.namespace)
+    made = certificates.make(names, datetime.fromtimestamp(now, UTC))
+    previous = _secret_value(cluster, job.namespace, m.secret_name(job), m.TLS_CA_KEY)
+    trusted = certificates.trust_bundle(made.cert_pem, previous, now)
+    return m.certificate_data(made.cert_pem, made.key_pem, trusted)
+
+
+def _apply(cluster: Cluster, job: m.JobRef, todo: Plan, now: float) -> None:
     """Carry out a plan; raises _EndingError instead of creating for a job on its way out."""
     if (todo.create_keys or todo.create) and not _may_create(cluster, job):
         raise _EndingError
+    tls = _certificate(cluster, job, now) if todo.issue_certificate else None
     if todo.create_keys:
         public, secret = curve_keypair()
-        cluster.create(m.build_secret(job, public, secret, cluster.scrape_token))
+        cluster.create(m.build_secret(job, public, secret, cluster.scrape_token, tls))
+    elif tls is not None:
+        cluster.update_secret(job.namespace, m.secret_name(job), tls)
+    if todo.update_scrape_token:
+        token = cluster.scrape_token or None
+        cluster.update_secret(job.namespace, m.secret_name(job), {m.SCRAPE_TOKEN_KEY: token})
     for manifest in todo.create:
         cluster.create(manifest)
     if todo.update_config is not None:
@@ -85,7 +101,7 @@ def _observe(
         return obs, None
     secret_key = _secret_key(cluster, obs.job)
     token = read_token(secret_key) if secret_key else ""
-    doc = driver_status.fetch(_driver_api(cluster, obs.job, obs.spec, driver), token)
+    doc = driver_status.fetch(driver_api(cluster, obs.job, obs.spec, driver), token)
     if doc is None:
         return obs, None
     return replace(obs, driver_report=driver_status.executor_report(doc)), doc
@@ -105,14 +121,16 @@ def _secret_key(cluster: Cluster, job: m.JobRef) -> str | None:
     return _secret_value(cluster, job.namespace, m.secret_name(job), m.SECRET_KEY)
 
 
-def _driver_api(
+def driver_api(
     cluster: Cluster, job: m.JobRef, spec: JobSpec | Exception, driver: PodState
 ) -> driver_status.DriverAPI:
-    """The driver's UI port; with TLS, verified against the ca.crt of the job's TLS Secret
-    (the operator trusts no other CA), under the driver Service's DNS name."""
-    if not isinstance(spec, JobSpec) or spec.ui.tls_secret is None:
+    """The driver's UI port; with TLS, verified against the ca.crt of the user's TLS Secret
+    or of the job's own (the operator's certificate), and no other CA, under the driver
+    Service's DNS name."""
+    if not isinstance(spec, JobSpec) or not spec.ui.tls:
         return driver_status.DriverAPI(driver.ip, m.UI_PORT)
-    ca = _secret_value(cluster, job.namespace, spec.ui.tls_secret, "ca.crt") or ""
+    holder = spec.ui.tls_secret or m.secret_name(job)
+    ca = _secret_value(cluster, job.namespace, holder, m.TLS_CA_KEY) or ""
     name = f"{m.service_name(job)}.{job.namespace}.svc"
     return driver_status.DriverAPI(driver.ip, m.UI_PORT, ca, name)
 
@@ -129,7 +147,7 @@ def _drain(
     if secret_key is None:
         log.warning("%s/%s: no CURVE secret key to drain executors with", job.namespace, job.name)
         return
-    api = _driver_api(cluster, job, spec, driver)
+    api = driver_api(cluster, job, spec, driver)
     for eid in executor_ids:
         refused = driver_status.decommission(api, eid, api_token(secret_key))
         if refused:
@@ -158,7 +176,7 @@ def reconcile(
         for _ in range(2):
             obs, doc = _observe(cluster, job, now)
             todo = plan(obs)
-            _apply(cluster, ref, todo)
+            _apply(cluster, ref, todo, now)
             if todo.drain and obs.driver is not None:
                 _drain(cluster, ref, obs.spec, obs.driver, todo.drain)
             notes.extend(todo.events)

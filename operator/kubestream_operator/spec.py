@@ -108,11 +108,18 @@ class FlowControl:
 @dataclass(frozen=True)
 class UIAccess:
     """Who may read and change the job through the driver's UI port, and its certificate:
-    the name of a kubernetes.io/tls Secret (``None``: plain HTTP)."""
+    the name of a kubernetes.io/tls Secret, or ``operator_tls``: one the operator makes
+    (kubestream_operator.certificates). Neither: plain HTTP."""
 
     read_access: str
     change_access: str
     tls_secret: str | None
+    operator_tls: bool = False
+
+    @property
+    def tls(self) -> bool:
+        """Whether the UI port speaks HTTPS."""
+        return self.operator_tls or self.tls_secret is not None
 
 
 @dataclass(frozen=True)
@@ -393,6 +400,8 @@ def _ui(raw: Any) -> UIAccess:
         read_access=_declared(u, "readAccess", "ui.readAccess", settings.UI_READ_ACCESS),
         change_access=_declared(u, "changeAccess", "ui.changeAccess", settings.UI_CHANGE_ACCESS),
         tls_secret=secret,
+        # ``tls: {}``: HTTPS with the operator's certificate.
+        operator_tls=u.get("tls") is not None and secret is None,
     )
 
 

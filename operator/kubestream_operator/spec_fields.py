@@ -90,6 +90,7 @@ LEFT_TO_RUNTIME: Mapping[Reader, frozenset[Setting[Any]]] = {
             settings.HEARTBEAT_TIMEOUT,
             settings.UI_IDLE_TIMEOUT,
             settings.UI_MAX_CONNECTIONS,
+            settings.UI_SCRAPE_TOKEN,  # from a file instead, which follows rotations
             settings.STATE_KEY,  # derived from the CURVE secret key in the job's Secret
             settings.LOG_LEVEL,
             settings.LOG_FORMAT,
@@ -102,6 +103,7 @@ LEFT_TO_RUNTIME: Mapping[Reader, frozenset[Setting[Any]]] = {
             settings.HEARTBEAT_INTERVAL,
             settings.DRIVER_TIMEOUT,
             settings.PARENT_PID,  # local mode only
+            settings.UI_SCRAPE_TOKEN,  # from a file instead, which follows rotations
             settings.STATE_KEY,  # derived from the CURVE secret key in the job's Secret
             settings.LOG_LEVEL,
             settings.LOG_FORMAT,

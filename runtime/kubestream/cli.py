@@ -138,17 +138,28 @@ def _cmd_executor(args: argparse.Namespace) -> int:
         # Shuffles partition by hash(); every executor must hash strings alike.
         os.environ["PYTHONHASHSEED"] = "0"
         os.execv(sys.executable, [sys.executable, "-m", "kubestream", *sys.argv[1:]])
+    from kubestream.access import Access
     from kubestream.executor.process import ExecutorProcess
 
     values: settings.Values = args.settings
+    keys = _keys(values, generate=False)
+    # /metrics is read as the driver's: the job's read token, or the scrape token.
+    metrics_access = Access.of_job(
+        keys.secret,
+        read_open=values[settings.UI_READ_ACCESS] == "open",
+        change_open=True,  # an executor's port changes nothing
+        scrape=values[settings.UI_SCRAPE_TOKEN],
+        scrape_file=values[settings.UI_SCRAPE_TOKEN_FILE],
+    )
     process = ExecutorProcess(
         _executor_id(values),
         f"tcp://{values[settings.DRIVER_HOST]}:{values[settings.DRIVER_PORT]}",
-        _keys(values, generate=False),
+        keys,
         advertise_host=values[settings.ADVERTISE_HOST],
         block_host=values[settings.BLOCK_HOST],
         block_port=values[settings.BLOCK_PORT],
         metrics_port=values[settings.METRICS_PORT],
+        metrics_access=metrics_access,
         cores=values[settings.CORES],
         heartbeat_interval=values[settings.HEARTBEAT_INTERVAL],
         driver_timeout=values[settings.DRIVER_TIMEOUT],

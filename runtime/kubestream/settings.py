@@ -278,9 +278,9 @@ UI_READ_ACCESS = Setting[str](
     "ui_read_access",
     str,
     "open",
-    "who may read the UI port (page, status, /metrics): open to anyone who reaches it, or "
-    "token: only with the job's read token (Spark's view ACL)",
-    DRIVER_SIDE,
+    "who may read the UI port (page, status, /metrics) and the executors' /metrics: open to "
+    "anyone who reaches it, or token: only with the job's read token (Spark's view ACL)",
+    DRIVER_SIDE | Reader.EXECUTOR,
     choices=("open", "token"),
 )
 UI_CHANGE_ACCESS = Setting[str](
@@ -296,10 +296,19 @@ UI_SCRAPE_TOKEN = Setting[str | None](
     "ui_scrape_token",
     str,
     None,
-    "a further token that may read /metrics only (a cluster's Prometheus), never logged",
-    DRIVER_SIDE,
+    "a further token that may read /metrics only, the driver's and the executors' (a "
+    "cluster's Prometheus), never logged",
+    DRIVER_SIDE | Reader.EXECUTOR,
     flag=False,
     secret=True,
+)
+UI_SCRAPE_TOKEN_FILE = Setting[str | None](
+    "ui_scrape_token_file",
+    str,
+    None,
+    "a file holding a further scrape token, read again when it changes (a mounted Secret: "
+    "a rotated token is taken without a restart)",
+    DRIVER_SIDE | Reader.EXECUTOR,
 )
 UI_TLS_CERT = Setting[str | None](
     "ui_tls_cert",
@@ -541,6 +550,7 @@ RUNTIME: tuple[Setting[Any], ...] = (
     UI_READ_ACCESS,
     UI_CHANGE_ACCESS,
     UI_SCRAPE_TOKEN,
+    UI_SCRAPE_TOKEN_FILE,
     UI_TLS_CERT,
     UI_TLS_KEY,
     BATCH_INTERVAL,

@@ -5,6 +5,7 @@ runtime's metrics, and a misspelt value must be refused."""
 import json
 import re
 import tomllib
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -12,7 +13,12 @@ import yaml
 from prometheus_client import CollectorRegistry
 
 from kubestream.cli import build_parser
-from kubestream_operator.manifests import JobRef, build_driver_pod, build_executor_pod
+from kubestream_operator.manifests import (
+    UI_SCHEME_LABEL,
+    JobRef,
+    build_driver_pod,
+    build_executor_pod,
+)
 from kubestream_operator.metrics import OperatorMetrics
 from kubestream_operator.peering import choose_priority
 from kubestream_operator.spec import parse_spec
@@ -211,15 +217,28 @@ def test_non_default_values_render_namespaced_rbac_peers_policy_and_monitors(
     assert jobs["namespaceSelector"] == {"matchNames": ["team-a", "team-b"]}
     job = JobRef("wordcount", "team-a", "uid-1")
     spec = parse_spec({"image": "app:1", "application": {"module": "app", "function": "build"}})
+    https = replace(spec, ui=replace(spec.ui, operator_tls=True))
     (endpoint,) = jobs["podMetricsEndpoints"]
     job_pod_labels = set()
-    for pod in (build_driver_pod(job, spec, "k"), build_executor_pod(job, spec, 0, "k")):
+    pods = (
+        build_driver_pod(job, spec, "k"),
+        build_driver_pod(job, https, "k"),
+        build_executor_pod(job, spec, 0, "k"),
+    )
+    for pod in pods:
         labels = pod["metadata"]["labels"]
         assert selects(jobs["selector"], labels), labels
         assert endpoint["port"] in {p["name"] for p in pod["spec"]["containers"][0]["ports"]}
         job_pod_labels |= {pod_label_meta(k) for k in labels}
     for relabel in endpoint["relabelings"]:
         assert set(relabel["sourceLabels"]) <= job_pod_labels, relabel
+    # An HTTPS driver is scraped over HTTPS (its label becomes __scheme__), with a tlsConfig.
+    (scheme,) = [r for r in endpoint["relabelings"] if r["targetLabel"] == "__scheme__"]
+    label = pod_label_meta(UI_SCHEME_LABEL)
+    assert scheme["sourceLabels"] == [label]
+    assert re.fullmatch(scheme["regex"], pods[1]["metadata"]["labels"][UI_SCHEME_LABEL])
+    assert UI_SCHEME_LABEL not in pods[0]["metadata"]["labels"]
+    assert endpoint["tlsConfig"] == {"insecureSkipVerify": True}
     assert not selects(jobs["selector"], pod_labels)
     operator_monitor = monitors[OPERATOR]
     assert selects(operator_monitor["selector"], pod_labels)

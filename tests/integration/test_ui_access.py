@@ -11,6 +11,7 @@ from __future__ import annotations
 import http.client
 import os
 import re
+import shutil
 import ssl
 import subprocess
 import sys
@@ -82,20 +83,22 @@ def make_ca(directory: Path, name: str) -> None:
 
 @pytest.fixture(scope="module")
 def certificates(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """ca.crt signs server.crt (for 127.0.0.1); other-ca.crt signs nothing of ours."""
+    """ca.crt signs server.crt (for 127.0.0.1); other-ca.crt signs other-server.crt (a
+    renewal from another CA) and nothing else of ours."""
     directory = tmp_path_factory.mktemp("tls")
     make_ca(directory, "ca")
     make_ca(directory, "other-ca")
     (directory / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
-    openssl(
-        "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=driver",
-        "-keyout", "server.key", "-out", "server.csr", cwd=directory,
-    )  # fmt: skip
-    openssl(
-        "x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
-        "-CAcreateserial", "-days", "2", "-extfile", "san.ext", "-out", "server.crt",
-        cwd=directory,
-    )  # fmt: skip
+    for server, ca in (("server", "ca"), ("other-server", "other-ca")):
+        openssl(
+            "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=driver",
+            "-keyout", f"{server}.key", "-out", f"{server}.csr", cwd=directory,
+        )  # fmt: skip
+        openssl(
+            "x509", "-req", "-in", f"{server}.csr", "-CA", f"{ca}.crt", "-CAkey", f"{ca}.key",
+            "-CAcreateserial", "-days", "2", "-extfile", "san.ext", "-out", f"{server}.crt",
+            cwd=directory,
+        )  # fmt: skip
     return directory
 
 
@@ -235,3 +238,110 @@ def test_https_is_verified_against_the_right_ca_only(
     driver.request("GET", "/healthz")  # the driver still serves, and logged one line each
     refusals = driver.log.read_text()
     assert "no TLS session with" in refusals and "Traceback" not in refusals
+
+
+def replace_file(source: Path, target: Path) -> None:
+    """Write ``target`` at once (a rename), as a certificate renewal would."""
+    staged = target.with_suffix(".staged")
+    shutil.copy(source, staged)
+    os.replace(staged, target)
+
+
+def test_a_renewed_certificate_is_served_without_a_restart_and_a_broken_pair_is_not(
+    start_driver: StartDriver, certificates: Path, tmp_path: Path
+) -> None:
+    live = tmp_path / "live"
+    live.mkdir()
+    for name in ("server.crt", "server.key", "ca.crt"):
+        shutil.copy(certificates / name, live / name)
+    driver = start_driver(tls=live)
+    renewed = ssl.create_default_context(cafile=str(certificates / "other-ca.crt"))
+    assert driver.request("GET", "/healthz").status == 200
+    # Half a renewal (a key that is not the certificate's): the served pair is kept.
+    replace_file(certificates / "other-server.key", live / "server.key")
+    assert driver.request("GET", "/healthz").status == 200
+    assert "kept the previous certificate" in driver.log.read_text()
+    # The whole renewal: the same process serves the new certificate from now on.
+    replace_file(certificates / "other-server.crt", live / "server.crt")
+    assert driver.request("GET", "/healthz", context=renewed).status == 200
+    with pytest.raises(ssl.SSLCertVerificationError):
+        driver.request("GET", "/healthz")
+    assert "Traceback" not in driver.log.read_text()
+
+
+def executor_metrics_port(driver: Driver) -> int:
+    """The first executor's /metrics port, from its INFO line in the job's output."""
+    pattern = r"executor exec-1 metrics at http://127\.0\.0\.1:(\d+)/metrics"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        found = re.search(pattern, driver.log.read_text())
+        if found:
+            return int(found.group(1))
+        time.sleep(0.1)
+    pytest.fail(f"no executor metrics address in the output:\n{driver.log.read_text()}")
+
+
+def get(port: int, path: str, token: str = "") -> int:
+    return fetch(port, path, token)[0]
+
+
+def fetch(port: int, path: str, token: str = "") -> tuple[int, bytes]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        connection.request(
+            "GET", path, headers={"Authorization": f"Bearer {token}"} if token else {}
+        )
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
+def test_an_executors_metrics_need_the_read_token_as_the_drivers_do(
+    start_driver: StartDriver,
+) -> None:
+    driver = start_driver(KUBESTREAM_UI_READ_ACCESS="token", KUBESTREAM_LOG_LEVEL="INFO")
+    port = executor_metrics_port(driver)
+    assert get(port, "/metrics") == 401
+    assert get(port, "/metrics", "wrong") == 401
+    assert get(port, "/metrics", driver.change) == 401  # the change token does not read
+    code, body = fetch(port, "/metrics", driver.read)
+    assert code == 200 and b'kubestream_executor_info{executor_id="exec-1"} 1.0' in body
+    assert get(port, "/metrics", SCRAPE) == 200  # a PodMonitor's scrape token
+    assert get(port, "/healthz") == 200  # the readiness probe's, open
+    output = driver.log.read_text()
+    assert "refused to show /metrics" in output
+    assert driver.read not in output and SCRAPE not in output
+
+
+def test_an_executors_metrics_are_open_when_reading_is(start_driver: StartDriver) -> None:
+    driver = start_driver(KUBESTREAM_LOG_LEVEL="INFO")
+    port = executor_metrics_port(driver)
+    assert get(port, "/metrics") == 200
+    assert get(port, "/metrics", "anything") == 200
+
+
+def test_a_rotated_scrape_token_file_is_taken_by_the_running_driver_and_executors(
+    start_driver: StartDriver, tmp_path: Path
+) -> None:
+    """The file stands for the job Secret's key as the kubelet mounts and updates it."""
+    token_file = tmp_path / "ui-scrape-token"
+    token_file.write_text("first-scrape-token\n")
+    driver = start_driver(
+        KUBESTREAM_UI_READ_ACCESS="token",
+        KUBESTREAM_UI_SCRAPE_TOKEN_FILE=str(token_file),
+        KUBESTREAM_LOG_LEVEL="INFO",
+    )
+    ports = (driver.port, executor_metrics_port(driver))
+    for port in ports:
+        assert get(port, "/metrics", "first-scrape-token") == 200
+    assert get(driver.port, "/api/v1/status", "first-scrape-token") == 401  # /metrics only
+    staged = tmp_path / "staged"
+    staged.write_text("second-scrape-token\n")
+    os.replace(staged, token_file)
+    for port in ports:
+        assert get(port, "/metrics", "first-scrape-token") == 401
+        assert get(port, "/metrics", "second-scrape-token") == 200
+        assert get(port, "/metrics") == 401
+    output = driver.log.read_text()
+    assert "first-scrape-token" not in output and "second-scrape-token" not in output

@@ -71,16 +71,17 @@ def driver_status(host: str, token: str = "") -> dict[str, Any]:
     return doc
 
 
-Start = Callable[[dict[str, str], list[str]], tuple[str, dict[str, subprocess.Popen[bytes]]]]
+Start = Callable[..., tuple[str, dict[str, subprocess.Popen[bytes]]]]
 
 
 @pytest.fixture
 def start_job_processes(tmp_path: Path) -> Iterator[Start]:
-    """Starts a driver (word count over an input directory) and executors with given ids."""
+    """Starts a driver (word count over an input directory; ``driver_flags`` added to its
+    command) and executors with given ids."""
     procs: list[subprocess.Popen[bytes]] = []
 
     def start(
-        keys: dict[str, str], executor_ids: list[str]
+        keys: dict[str, str], executor_ids: list[str], *driver_flags: str
     ) -> tuple[str, dict[str, subprocess.Popen[bytes]]]:
         host = loopback_with_free_ui_port()
         env = dict(os.environ, **keys)
@@ -109,6 +110,7 @@ def start_job_processes(tmp_path: Path) -> Iterator[Start]:
             str(UI_PORT),
             "--batch-interval",
             "0.5",
+            *driver_flags,
         )
         executors = {
             eid: spawn(

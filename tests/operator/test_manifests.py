@@ -84,6 +84,47 @@ def test_driver_pod_mounts_the_tls_secret_and_probes_healthz_over_https() -> Non
     assert container["readinessProbe"]["httpGet"]["path"] == "/healthz"
 
 
+def test_the_operators_certificate_comes_from_the_jobs_secret_without_its_keys() -> None:
+    """``tls: {}``: HTTPS with the operator's certificate: only tls.crt and tls.key of the
+    job's Secret are mounted (no CURVE key as a file), without subPath (renewals reach it)."""
+    pod = m.build_driver_pod(JOB, spec(ui={"tls": {}}), "k")
+    container = pod["spec"]["containers"][0]
+    env = env_of(pod)
+    assert env["KUBESTREAM_UI_TLS_CERT"] == f"{m.TLS_PATH}/tls.crt"
+    assert env["KUBESTREAM_UI_TLS_KEY"] == f"{m.TLS_PATH}/tls.key"
+    items = [{"key": "tls.crt", "path": "tls.crt"}, {"key": "tls.key", "path": "tls.key"}]
+    volume = {"name": "tls", "secret": {"secretName": m.secret_name(JOB), "items": items}}
+    assert volume in pod["spec"]["volumes"]
+    assert all("subPath" not in mount for mount in container["volumeMounts"])
+    assert container["readinessProbe"]["httpGet"]["scheme"] == "HTTPS"
+    plain = m.build_driver_pod(JOB, spec(), "k")
+    assert "KUBESTREAM_UI_TLS_CERT" not in env_of(plain)
+    assert all(v["name"] != "tls" for v in plain["spec"]["volumes"])
+
+
+def test_operator_tls_changes_the_pods_but_not_the_hash_of_jobs_without_it() -> None:
+    """The hashes of jobs with other ui settings are those computed before operator TLS."""
+    assert m.spec_hash(spec(ui={"tls": {}})) != m.spec_hash(spec())
+    assert m.spec_hash(spec(ui={"readAccess": "token"})) == "4b8d023c137d8a70"
+    assert m.spec_hash(spec(ui={"tls": {"secretName": "x"}})) == "54302437f68f68bf"
+
+
+def test_every_pod_reads_the_read_permission_and_the_scrape_token_file_alike() -> None:
+    """The scrape token comes as a file of the job's Secret (that key only; optional), which
+    the kubelet updates on rotation, never as a variable fixed at start."""
+    s = spec(ui={"readAccess": "token"})
+    for pod in (m.build_driver_pod(JOB, s, "k"), m.build_executor_pod(JOB, s, 0, "k")):
+        env = env_of(pod)
+        assert env["KUBESTREAM_UI_READ_ACCESS"] == "token"
+        assert env["KUBESTREAM_UI_SCRAPE_TOKEN_FILE"] == f"{m.ACCESS_PATH}/ui-scrape-token"
+        assert "KUBESTREAM_UI_SCRAPE_TOKEN" not in env
+        items = [{"key": "ui-scrape-token", "path": "ui-scrape-token"}]
+        volume = {"secretName": "wc-curve", "items": items, "optional": True}
+        assert {"name": "access", "secret": volume} in pod["spec"]["volumes"]
+        mount = {"name": "access", "mountPath": m.ACCESS_PATH, "readOnly": True}
+        assert mount in pod["spec"]["containers"][0]["volumeMounts"]
+
+
 def test_the_secret_carries_the_read_token_the_driver_derives() -> None:
     secret = m.build_secret(JOB, "P" * 40, "S" * 40, "scrape")["stringData"]
     assert secret[m.READ_TOKEN_KEY] == read_token("S" * 40)
@@ -199,8 +240,8 @@ def test_readiness_is_asked_over_http_not_on_the_curve_ports() -> None:
         container = pod["spec"]["containers"][0]
         probe = container["readinessProbe"]
         assert probe["httpGet"]["port"] == "ui"
-        # The driver's /metrics may need the read token; /healthz never does.
-        assert probe["httpGet"]["path"] == ("/healthz" if pod is pods[0] else "/metrics")
+        # /metrics may need the read token, on every pod; /healthz never does.
+        assert probe["httpGet"]["path"] == "/healthz"
         assert {"name": "ui", "containerPort": m.UI_PORT} in container["ports"]
 
 

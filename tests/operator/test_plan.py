@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from kubestream_operator import manifests as m
+from kubestream_operator.certificates import LIFETIME, Validity
 from kubestream_operator.plan import (
     CLAIM,
     CONFIG_MAP,
@@ -30,6 +31,7 @@ from kubestream_operator.plan import (
 from kubestream_operator.spec import SpecError, parse_spec
 
 JOB = m.JobRef(name="wc", namespace="team", uid="uid-1")
+LIFE = LIFETIME.total_seconds()
 _uids = itertools.count(1)
 
 
@@ -62,6 +64,8 @@ class World:
         self.ui_namespaces: tuple[str, ...] = ("kubestream-system",)
         self.policy: dict[str, Any] | None = None
         self.report: DriverReport | None = None
+        self.certificate: Validity | None = None
+        self.scrape_token_stale = False
         self.removed: frozenset[int] = frozenset()
         self.last: Plan = Plan()
 
@@ -91,6 +95,8 @@ class World:
             driver=next((p for p in pods if p.executor_id is None), None),
             executors=tuple(p for p in pods if p.executor_id is not None),
             driver_report=self.report,
+            ui_certificate=self.certificate,
+            scrape_token_stale=self.scrape_token_stale,
             removed_executors=self.removed,
         )
 
@@ -109,6 +115,8 @@ class World:
         if todo.create_keys:
             self.children.add(SECRET)
             self.keys_id = f"keys-{next(_uids)}"
+        if todo.issue_certificate:
+            self.certificate = Validity(self.now - 300, self.now + LIFE)
         for obj in todo.create:
             if obj["kind"] == "Pod":
                 meta = obj["metadata"]
@@ -213,6 +221,56 @@ def test_replaced_key_secret_restarts_every_pod_with_the_new_keys() -> None:
     w.step()
     assert len(w.pods) == 3
     assert {p.keys_id for p in w.pods.values()} == {w.keys_id}
+
+
+def test_the_operators_certificate_is_made_with_the_keys_and_renewed_once_in_its_last_third() -> (
+    None
+):
+    w = World(ui={"tls": {}})
+    first = w.step_once()
+    assert first.create_keys and first.issue_certificate
+    w.step()
+    w.run_all()
+    w.step()
+    made = w.certificate
+    assert made is not None
+    w.now = made.not_before + LIFE * 0.6
+    assert not w.step().issue_certificate
+    w.now = made.not_before + LIFE * 0.7
+    renewal = w.step()
+    assert renewal.issue_certificate and not renewal.create_keys
+    assert w.reasons() == ["CertificateRenewed"]
+    assert renewal.delete == () and renewal.create == ()  # the driver reloads it, running
+    assert not w.step().issue_certificate
+
+
+def test_a_certificate_is_made_when_tls_is_turned_on_and_never_without_it() -> None:
+    w = World()
+    w.step()
+    w.run_all()
+    w.step()
+    w.now += 200 * 86400
+    assert not w.step().issue_certificate
+    assert w.certificate is None
+    w.change_spec(ui={"tls": {}})
+    todo = w.step()
+    assert todo.issue_certificate and "CertificateIssued" in w.reasons()
+    w.change_spec(ui={"tls": {"secretName": "mine"}})  # the user's: the operator makes none
+    w.certificate = None
+    assert not w.step().issue_certificate
+
+
+def test_a_rotated_scrape_token_is_written_into_the_secret_without_restarting_a_pod() -> None:
+    w = World()
+    w.step()
+    w.run_all()
+    w.step()
+    w.scrape_token_stale = True
+    todo = w.step()
+    assert todo.update_scrape_token and w.reasons() == ["ScrapeTokenRotated"]
+    assert todo.delete == () and todo.create == ()
+    w.scrape_token_stale = False
+    assert not w.step().update_scrape_token
 
 
 def test_running_job_is_ready_and_keeps_condition_times() -> None:

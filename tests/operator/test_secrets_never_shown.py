@@ -38,7 +38,8 @@ def test_no_secret_in_status_events_pods_metrics_or_the_operators_log(
     )  # fmt: skip
     good = [{"env": "KAFKA_PASSWORD", "secretName": "kafka", "key": "password"}]
     missing = [{"env": "KAFKA_PASSWORD", "secretName": "kafka", "key": "no-such-key"}]
-    kube.apply(namespace, job_manifest("wc", secretRefs=good, ui={"readAccess": "token"}))
+    ui = {"readAccess": "token", "tls": {}}  # the operator makes the UI certificate's key too
+    kube.apply(namespace, job_manifest("wc", secretRefs=good, ui=ui))
     kube.apply(namespace, job_manifest("bad", secretRefs=missing))
     wait_for(lambda: len(kube.pods(namespace)) == 3, "the good job's driver and executors")
     wait_for(
@@ -50,8 +51,12 @@ def test_no_secret_in_status_events_pods_metrics_or_the_operators_log(
     stored = {key: base64.b64decode(value).decode() for key, value in data.items()}
     assert stored["ui-scrape-token"] == SCRAPE  # the operator handed the job its scrape token
     assert stored["ui-read-token"] == read_token(stored["curve-secret-key"])
+    private_key = stored["tls.key"].splitlines()
+    assert private_key[0] == "-----BEGIN PRIVATE KEY-----"
     markers = {
         "application credential": password,
+        # Each line of the key's base64 body: a log showing part of it is found too.
+        **{f"UI certificate key, line {i}": line for i, line in enumerate(private_key[1:-1])},
         "CURVE secret key": stored["curve-secret-key"],
         "read token": stored["ui-read-token"],
         "scrape token": SCRAPE,

@@ -22,12 +22,16 @@ class LocalExecutorProcesses:
         log_level: str = "WARNING",
         heartbeat_interval: float = 0.5,
         log_format: str = "text",
+        read_access: str = settings.UI_READ_ACCESS.default,
+        scrape_token_file: str | None = None,
     ) -> None:
         self._driver_port = driver_port
         self._keys = keys
         self._log_level = log_level
         self._heartbeat_interval = heartbeat_interval
         self._log_format = log_format
+        self._read_access = read_access
+        self._scrape_token_file = scrape_token_file
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         for i in range(count):
             self.start(f"exec-{i + 1}")
@@ -58,7 +62,11 @@ class LocalExecutorProcesses:
             (settings.LOG_FORMAT, self._log_format),
             # Several executors share this machine: each takes a free metrics port.
             (settings.METRICS_PORT, 0),
+            # Their /metrics is read as the driver's is (a scrape token in env comes along).
+            (settings.UI_READ_ACCESS, self._read_access),
         ]
+        if self._scrape_token_file is not None:
+            flags.append((settings.UI_SCRAPE_TOKEN_FILE, self._scrape_token_file))
         command = [sys.executable, "-m", "kubestream", "executor", *settings.arguments(flags)]
         process = subprocess.Popen(command, env=env)
         self.processes[executor_id] = process

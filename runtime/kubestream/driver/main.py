@@ -109,6 +109,8 @@ def run_driver(options: DriverOptions, local_executors: int = 0) -> int:
                 options.keys,
                 values[settings.LOG_LEVEL],
                 log_format=values[settings.LOG_FORMAT],
+                read_access=values[settings.UI_READ_ACCESS],
+                scrape_token_file=values[settings.UI_SCRAPE_TOKEN_FILE],
             )
         ssc = StreamingContext(
             values[settings.BATCH_INTERVAL],
@@ -176,6 +178,7 @@ def _start_ui(ssc: StreamingContext, options: DriverOptions) -> tuple[UIServer, 
         read_open=values[settings.UI_READ_ACCESS] == "open",
         change_open=values[settings.UI_CHANGE_ACCESS] == "open",
         scrape=values[settings.UI_SCRAPE_TOKEN],
+        scrape_file=values[settings.UI_SCRAPE_TOKEN_FILE],
     )
     ui = UIServer(
         status,

@@ -14,8 +14,9 @@ import threading
 import time
 from typing import Any
 
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import CollectorRegistry
 
+from kubestream.access import OPEN, Access
 from kubestream.core.protocol import (
     BlocksFetched,
     BlockStored,
@@ -29,6 +30,7 @@ from kubestream.core.protocol import (
 from kubestream.core.tasks import ExecutorAddress
 from kubestream.executor.core import ExecutorCore
 from kubestream.executor.metrics import ExecutorMetrics
+from kubestream.executor.metrics_server import MetricsServer
 from kubestream.transport import Client, CurveKeys, RequestClient, RequestServer
 
 log = logging.getLogger(__name__)
@@ -49,6 +51,7 @@ class ExecutorProcess:
         block_host: str = "0.0.0.0",
         block_port: int = 0,
         metrics_port: int | None = None,
+        metrics_access: Access = OPEN,
         cores: int = 1,
         heartbeat_interval: float = 0.5,
         driver_timeout: float = 60.0,
@@ -71,16 +74,16 @@ class ExecutorProcess:
         self.core = ExecutorCore(executor_id, self._send, self._fetch, self._put, cores)
         self.registry = CollectorRegistry()
         self._metrics = ExecutorMetrics(self.registry, executor_id, self.core.block_stats)
-        self._metrics_server = None
+        self._metrics_server: MetricsServer | None = None
         if metrics_port is not None:
-            self._metrics_server, _ = start_http_server(
-                metrics_port, block_host, registry=self.registry
+            self._metrics_server = MetricsServer(
+                self.registry, block_host, metrics_port, metrics_access
             )
             log.info(
                 "executor %s metrics at http://%s:%d/metrics",
                 executor_id,
                 advertise_host,
-                self._metrics_server.server_port,
+                self._metrics_server.port,
             )
         self._client = Client(
             keys,
@@ -187,8 +190,7 @@ class ExecutorProcess:
         self._client.close()
         self._blocks_server.close()
         if self._metrics_server is not None:
-            self._metrics_server.shutdown()
-            self._metrics_server.server_close()
+            self._metrics_server.close()
         return self.exit_code
 
     def stop(self) -> None:

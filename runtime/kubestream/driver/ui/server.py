@@ -18,6 +18,7 @@ import contextlib
 import errno
 import json
 import logging
+import os
 import re
 import socket
 import ssl
@@ -34,7 +35,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from kubestream import settings
-from kubestream.driver.api_auth import COOKIE, Access, bearer, cookie_token, matches
+from kubestream.driver.api_auth import COOKIE, OPEN, Access, bearer, cookie_token, matches
 from kubestream.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -51,9 +52,6 @@ _ASSETS = {
 
 StatusSource = Callable[[int], dict[str, Any]]
 DECOMMISSION = re.compile(r"^/api/v1/executors/([^/]+)/decommission$")
-
-
-OPEN = Access(read=None, change=None)
 
 
 @dataclass(frozen=True)
@@ -171,8 +169,7 @@ def _bind(
     raise AssertionError("unreachable")
 
 
-def tls_context(cert_file: str, key_file: str) -> ssl.SSLContext:
-    """A server context for the PEM certificate chain and key; ConfigError names the file."""
+def _server_context(cert_file: str, key_file: str) -> ssl.SSLContext:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     try:
@@ -182,6 +179,54 @@ def tls_context(cert_file: str, key_file: str) -> ssl.SSLContext:
             f"{settings.UI_TLS_CERT.option}/{settings.UI_TLS_KEY.option}: cannot load the "
             f"certificate {cert_file!r} with the key {key_file!r}: {exc}"
         ) from None
+    return context
+
+
+class CertificateFiles:
+    """The server context of a certificate and key on disk, made anew when the files
+    change: a renewed certificate reaches a running driver (the kubelet swaps a Secret
+    volume's files in place, both at once). Checked at each TLS handshake (two stat
+    calls); a pair that does not load is logged and the previous one kept."""
+
+    def __init__(self, cert_file: str, key_file: str) -> None:
+        self._files = (cert_file, key_file)
+        self._lock = threading.Lock()
+        self._stamp = self._stat()
+        self._context = _server_context(cert_file, key_file)
+
+    def _stat(self) -> tuple[tuple[int, int, int], ...] | None:
+        try:
+            found = [os.stat(f) for f in self._files]
+        except OSError:
+            return None
+        return tuple((st.st_ino, st.st_mtime_ns, st.st_size) for st in found)
+
+    def current(self) -> ssl.SSLContext:
+        stamp = self._stat()
+        with self._lock:
+            if stamp is not None and stamp != self._stamp:
+                self._stamp = stamp  # a pair that fails is tried again once it changes
+                try:
+                    self._context = _server_context(*self._files)
+                except ConfigError as exc:
+                    log.warning("UI: kept the previous certificate: %s", exc)
+                else:
+                    log.info("UI: serving the certificate in %s as it now is", self._files[0])
+            return self._context
+
+
+def tls_context(cert_file: str, key_file: str) -> ssl.SSLContext:
+    """A server context for the PEM certificate chain and key, reloaded when the files
+    change (CertificateFiles); ConfigError names the files if they do not load now."""
+    files = CertificateFiles(cert_file, key_file)
+    context = _server_context(cert_file, key_file)
+
+    def use_current(connection: ssl.SSLObject, server_name: str | None, _: ssl.SSLContext) -> None:
+        # Called at every ClientHello, with or without SNI: a new context for this
+        # connection swaps in the certificate it holds.
+        connection.context = files.current()
+
+    context.sni_callback = use_current
     return context
 
 
@@ -232,13 +277,9 @@ def _handler(
             presented = bearer(self.headers.get("Authorization")) or cookie_token(
                 self.headers.get("Cookie")
             )
-            if matches(presented, access.read):
-                return True
-            return (
-                path == "/metrics"
-                and access.scrape is not None
-                and (matches(presented, access.scrape))
-            )
+            if path == "/metrics":
+                return access.may_scrape(presented)
+            return matches(presented, access.read)
 
         def _get(self) -> None:
             url = urlsplit(self.path)
