@@ -16,56 +16,19 @@ only the ones below it (docs/architecture.md has the whole map and one batch's p
 - ``settings``, ``errors``, ``clock``, ``logs``, ``metrics``: basics.
 """
 
-from __future__ import annotations
-
-import importlib
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from kubestream.core.rdd import RDD
-    from kubestream.errors import ConfigError, JobFailedError, KubestreamError
-    from kubestream.executor.receiver import Receiver
-    from kubestream.streaming.batch import BatchInfo
-    from kubestream.streaming.context import StreamingContext
-    from kubestream.streaming.dstream import DStream
-    from kubestream.streaming.listener import StreamingListener
-    from kubestream.streaming.sinks.cassandra.config import CassandraConnection
-    from kubestream.streaming.sources.files import default_path_filter
-    from kubestream.streaming.sources.kafka.client import KafkaMessage
-    from kubestream.streaming.sources.kafka.offsets import OffsetRange
-    from kubestream.streaming.sources.kafka.starting import FromTimestamp
-    from kubestream.streaming.state import State, StateSpec
-
-_HOMES = {
-    "RDD": "kubestream.core.rdd",
-    "ConfigError": "kubestream.errors",
-    "JobFailedError": "kubestream.errors",
-    "KubestreamError": "kubestream.errors",
-    "Receiver": "kubestream.executor.receiver",
-    "BatchInfo": "kubestream.streaming.batch",
-    "StreamingContext": "kubestream.streaming.context",
-    "DStream": "kubestream.streaming.dstream",
-    "StreamingListener": "kubestream.streaming.listener",
-    "CassandraConnection": "kubestream.streaming.sinks.cassandra.config",
-    "default_path_filter": "kubestream.streaming.sources.files",
-    "KafkaMessage": "kubestream.streaming.sources.kafka.client",
-    "OffsetRange": "kubestream.streaming.sources.kafka.offsets",
-    "FromTimestamp": "kubestream.streaming.sources.kafka.starting",
-    "State": "kubestream.streaming.state",
-    "StateSpec": "kubestream.streaming.state",
-}
-"""Where each facade name lives: loaded on first use, so processes that import only the
-layers beneath (executors, the CLI) start without the whole streaming API."""
-
-
-def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module 'kubestream' has no attribute {name!r}")
-    value = getattr(importlib.import_module(home), name)
-    globals()[name] = value
-    return value
-
+from kubestream.core.rdd import RDD
+from kubestream.errors import ConfigError, JobFailedError, KubestreamError
+from kubestream.executor.receiver import Receiver
+from kubestream.streaming.batch import BatchInfo
+from kubestream.streaming.context import StreamingContext
+from kubestream.streaming.dstream import DStream
+from kubestream.streaming.listener import StreamingListener
+from kubestream.streaming.sinks.cassandra.config import CassandraConnection
+from kubestream.streaming.sources.files import default_path_filter
+from kubestream.streaming.sources.kafka.client import KafkaMessage
+from kubestream.streaming.sources.kafka.offsets import OffsetRange
+from kubestream.streaming.sources.kafka.starting import FromTimestamp
+from kubestream.streaming.state import State, StateSpec
 
 __all__ = [
     "RDD",
