@@ -28,6 +28,7 @@ import random
 import re
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -44,14 +45,11 @@ UI_LINE = re.compile(r"Streaming UI at (http://\S+)")
 
 def slope_per_minute(points: list[tuple[float, float]]) -> float | None:
     """Least-squares slope of value over time (seconds), per minute; None under 2 points."""
-    if len(points) < 2:
+    try:
+        slope = statistics.linear_regression([x for x, _ in points], [y for _, y in points]).slope
+    except statistics.StatisticsError:
         return None
-    mx = sum(x for x, _ in points) / len(points)
-    my = sum(y for _, y in points) / len(points)
-    sxx = sum((x - mx) ** 2 for x, _ in points)
-    if sxx == 0:
-        return None
-    return 60 * sum((x - mx) * (y - my) for x, y in points) / sxx
+    return 60 * slope
 
 
 def proc_status(pid: int) -> dict[str, float]:

@@ -9,7 +9,11 @@ the checkpoint, no receiver). Writes each batch's counts to OUT/counts-<ms>/ and
 the running totals to OUT/totals-<ms>/; with --sink-topic also each batch's
 counts to that topic as (word, count) records, exactly once with
 --transactional-id. SASL credentials come from the environment
-(KAFKA_SASL_USERNAME / KAFKA_SASL_PASSWORD, e.g. from the job's Secret).
+(KAFKA_SASL_USERNAME / KAFKA_SASL_PASSWORD, e.g. from the job's spec.secretRefs) and
+are passed by reference (``${env:...}``), so each process reads them itself and the
+password travels in no task or checkpoint; KAFKA_CA_FILE names the CA bundle that
+verifies the brokers (e.g. a Secret mounted by spec.secretMounts).
+examples/kafka-wordcount-job.yaml runs it as a StreamingJob.
 """
 
 from __future__ import annotations
@@ -31,9 +35,11 @@ def kafka_params(bootstrap_servers: str) -> dict[str, str]:
         params |= {
             "security.protocol": os.environ.get("KAFKA_SECURITY_PROTOCOL", "SASL_SSL"),
             "sasl.mechanism": os.environ.get("KAFKA_SASL_MECHANISM", "SCRAM-SHA-512"),
-            "sasl.username": os.environ["KAFKA_SASL_USERNAME"],
-            "sasl.password": os.environ["KAFKA_SASL_PASSWORD"],
+            "sasl.username": "${env:KAFKA_SASL_USERNAME}",
+            "sasl.password": "${env:KAFKA_SASL_PASSWORD}",
         }
+    if os.environ.get("KAFKA_CA_FILE"):
+        params["ssl.ca.location"] = os.environ["KAFKA_CA_FILE"]
     return params
 
 

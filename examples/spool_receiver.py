@@ -4,9 +4,11 @@
         -- --spool /tmp/spool --out /tmp/out
 
 Each file in the spool is one message batch. The receiver stores a file's lines
-with store_block(), which returns once they are in the write-ahead log, and only
-then deletes the file: a crash of the driver or an executor loses no message
-(a message may be seen twice if the crash falls between the two steps).
+with store_block(), which returns once they are in the write-ahead log and the
+driver recorded them, and only then deletes the file: a crash of the driver or an
+executor loses no message (a message may be seen twice if the crash falls between
+the two steps). When the driver does not confirm a block (BlockNotRecordedError:
+it is restarting), the file stays and is stored again later.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import os
 import threading
 import time
 
-from kubestream import Receiver, StreamingContext
+from kubestream import BlockNotRecordedError, Receiver, StreamingContext
 
 
 class SpoolReceiver(Receiver):
@@ -35,7 +37,12 @@ class SpoolReceiver(Receiver):
             for name in names:
                 path = os.path.join(self.spool, name)
                 with open(path, encoding="utf-8") as f:
-                    self.store_block(f.read().splitlines())
+                    lines = f.read().splitlines()
+                try:
+                    self.store_block(lines)
+                except BlockNotRecordedError as exc:
+                    self.report_error("a spool file stays for the next try", exc)
+                    break
                 os.unlink(path)
             time.sleep(0.05)
 

@@ -52,8 +52,9 @@ def start_broker(name: str, directory: Path, env: dict[str, str] | None = None) 
 @dataclass(frozen=True)
 class KafkaBroker:
     """A single-node KRaft broker with a PLAINTEXT listener, a SASL_PLAINTEXT one that
-    accepts SCRAM-SHA-256 for `sasl_username` / `sasl_password`, and a TLS one whose
-    certificate (for IP 127.0.0.1) is signed by the CA in `ca_location`."""
+    accepts SCRAM-SHA-256 for `sasl_username` / `sasl_password`, a TLS one whose
+    certificate (for IP 127.0.0.1) is signed by the CA in `ca_location`, and a SASL_SSL
+    one with both."""
 
     broker: Broker
     sasl_username: str
@@ -71,6 +72,10 @@ class KafkaBroker:
     @property
     def sasl_bootstrap_servers(self) -> str:
         return self.broker.addresses["KAFKA_SASL_BOOTSTRAP_SERVERS"]
+
+    @property
+    def sasl_ssl_bootstrap_servers(self) -> str:
+        return self.broker.addresses["KAFKA_SASL_SSL_BOOTSTRAP_SERVERS"]
 
 
 def free_port() -> int:
@@ -154,6 +159,7 @@ def start_kafka(directory: Path) -> KafkaBroker:
             "KAFKA_SCRAM_USERS": f"{username}:{password}",
             "KAFKA_SSL_PORT": str(free_port()),
             "KAFKA_SSL_KEYSTORE": str(keystore),
+            "KAFKA_SASL_SSL_PORT": str(free_port()),
         },
     )
     return KafkaBroker(broker, username, password, ca)
@@ -190,7 +196,9 @@ class RabbitMQBroker:
 
 
 def start_rabbitmq(directory: Path) -> RabbitMQBroker:
-    username, password = "kubestream-test", secrets.token_urlsafe(18)
+    # Not starting with "-" (token_urlsafe's alphabet has it), which rabbitmqctl add_user
+    # would read as an option: the node then failed to start in 1 run of 64.
+    username, password = "kubestream-test", "p" + secrets.token_urlsafe(18)
     ca, _ = make_tls(directory / "tls")
     broker = start_broker(
         "rabbitmq",

@@ -13,8 +13,9 @@
 # KAFKA_SASL_PORT and KAFKA_SCRAM_USERS ("user:password ...") for a
 # SASL_PLAINTEXT listener with SCRAM-SHA-256 users, KAFKA_SSL_PORT and
 # KAFKA_SSL_KEYSTORE (a PEM file: unencrypted PKCS#8 key, then the certificate
-# chain) for a TLS listener, PYTHON (an interpreter with confluent-kafka, for
-# the readiness probe).
+# chain) for a TLS listener, KAFKA_SASL_SSL_PORT (with both of the above's users
+# and keystore) for SASL over TLS, PYTHON (an interpreter with confluent-kafka,
+# for the readiness probe).
 set -euo pipefail
 # shellcheck source=hack/brokers/lib.sh
 . "$(cd "$(dirname "$0")" && pwd)/lib.sh"
@@ -44,7 +45,8 @@ up() {
     exit 1
   fi
   local port=${KAFKA_PORT:-$(free_port)} controller=${KAFKA_CONTROLLER_PORT:-$(free_port)}
-  local sasl_port=${KAFKA_SASL_PORT:-} ssl_port=${KAFKA_SSL_PORT:-} advertised protocols java
+  local sasl_port=${KAFKA_SASL_PORT:-} ssl_port=${KAFKA_SSL_PORT:-}
+  local sasl_ssl_port=${KAFKA_SASL_SSL_PORT:-} advertised protocols java
   advertised="PLAINTEXT://127.0.0.1:$port"
   protocols="PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
   if [ -n "$sasl_port" ]; then
@@ -54,6 +56,10 @@ up() {
   if [ -n "$ssl_port" ]; then
     advertised+=",SSL://127.0.0.1:$ssl_port"
     protocols+=",SSL:SSL"
+  fi
+  if [ -n "$sasl_ssl_port" ]; then
+    advertised+=",SASL_SSL://127.0.0.1:$sasl_ssl_port"
+    protocols+=",SASL_SSL:SASL_SSL"
   fi
   cat >"$dir/server.properties" <<PROPS
 process.roles=broker,controller
@@ -68,6 +74,9 @@ sasl.enabled.mechanisms=SCRAM-SHA-256
 listener.name.sasl_plaintext.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
 listener.name.ssl.ssl.keystore.type=PEM
 listener.name.ssl.ssl.keystore.location=${KAFKA_SSL_KEYSTORE:-}
+listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.ssl.keystore.type=PEM
+listener.name.sasl_ssl.ssl.keystore.location=${KAFKA_SSL_KEYSTORE:-}
 log.dirs=$dir/data
 num.partitions=1
 offsets.topic.replication.factor=1
@@ -116,6 +125,7 @@ PROPS
   echo "KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$port"
   [ -z "$sasl_port" ] || echo "KAFKA_SASL_BOOTSTRAP_SERVERS=127.0.0.1:$sasl_port"
   [ -z "$ssl_port" ] || echo "KAFKA_SSL_BOOTSTRAP_SERVERS=127.0.0.1:$ssl_port"
+  [ -z "$sasl_ssl_port" ] || echo "KAFKA_SASL_SSL_BOOTSTRAP_SERVERS=127.0.0.1:$sasl_ssl_port"
 }
 
 case ${1:-} in

@@ -2,9 +2,10 @@
 
 The driver serves ``GET /api/v1/status`` on its UI port (schema in
 docs/status-api.md). ``batch_fields`` turns a document into the fields behind
-the Batch Delay and Last Batch columns and ``executor_report`` into what the
+the Batch Delay and Last Batch columns, ``executor_report`` into what the
 planner needs to drain executors on scale-down and the problems that make the
-job Degraded (all pure); ``fetch`` does the
+job Degraded, ``data_loss`` into status.dataLoss and ``data_loss_note`` into the
+Event for new losses (all pure); ``fetch`` does the
 HTTP GET and ``decommission`` the authenticated POST that starts a drain, each
 with a short timeout. The reconciler calls them while the driver runs; a driver
 that does not answer leaves the last known values in place.
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from kubestream_operator.plan import DriverReport, iso
+from kubestream_operator.plan import DriverReport, Note, iso
 
 # Enough batches for the autoscaler's stabilization window at short batch intervals.
 STATUS_PATH = "/api/v1/status?batches=200"
@@ -104,6 +105,49 @@ def driver_problems(doc: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
             )
         )
     return tuple(problems)
+
+
+def data_loss(doc: Mapping[str, Any]) -> dict[str, Any] | None:
+    """status.dataLoss: how often the running driver's inputs found records deleted before
+    they were read and skipped them (Kafka with fail_on_data_loss=False), how many records,
+    and the latest loss (topic, partition, offsets); None when there was none."""
+    if doc.get("api_version") != "v1":
+        return None
+    events = records = 0
+    last, last_time = "", -1.0
+    for view in doc.get("inputs") or []:
+        if not isinstance(view, Mapping):
+            continue
+        count = _number(view.get("data_loss_events"))
+        if not count:
+            continue
+        events += int(count)
+        records += int(_number(view.get("lost_records")) or 0)
+        when = _number(view.get("last_data_loss_time")) or 0.0
+        if when >= last_time:
+            last, last_time = str(view.get("last_data_loss") or ""), when
+    if not events:
+        return None
+    return {"events": events, "lostRecords": records, "last": last}
+
+
+def data_loss_note(
+    recorded: Mapping[str, Any] | None, now: Mapping[str, Any] | None
+) -> Note | None:
+    """A Warning Event when the driver reports losses that status.dataLoss (``recorded``)
+    does not hold yet. A restarted driver counts from zero: fewer than recorded are new."""
+    if now is None:
+        return None
+    seen = int((recorded or {}).get("events") or 0)
+    new = now["events"] - seen if now["events"] >= seen else now["events"]
+    if new <= 0:
+        return None
+    return Note(
+        "Warning",
+        "DataLoss",
+        f"inputs skipped records deleted before they were read ({new} new, "
+        f"{now['lostRecords']} records in all since the driver started); latest: {now['last']}",
+    )
 
 
 @dataclass(frozen=True)

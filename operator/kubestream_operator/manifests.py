@@ -4,7 +4,9 @@ Each function returns a plain manifest dict for one child; the reconciler
 decides which ones to create and ``kube`` sends them. Pods are configured only
 through environment variables, the interface of ``kubestream driver`` and
 ``kubestream executor``; the CURVE keys reach them through secretKeyRef, so no
-key ever appears in a pod spec, a log or an event.
+key ever appears in a pod spec, a log or an event. The user's connector
+credentials come the same two ways, by reference only: variables from Secret keys
+(spec.secretRefs) and Secrets mounted read-only as files (spec.secretMounts).
 """
 
 import hashlib
@@ -17,7 +19,7 @@ from typing import Any
 from kubestream import settings
 from kubestream.driver.api_auth import read_token
 from kubestream.settings import Setting
-from kubestream_operator.spec import JobSpec, PodSettings
+from kubestream_operator.spec import JobSpec, PodSettings, SecretMount
 
 API_VERSION = "kubestream.io/v1alpha1"
 KIND = "StreamingJob"
@@ -39,6 +41,8 @@ PUBLIC_KEY = "curve-public-key"
 SECRET_KEY = "curve-secret-key"
 READ_TOKEN_KEY = "ui-read-token"
 SCRAPE_TOKEN_KEY = "ui-scrape-token"
+SECRET_FILE_MODE = 0o440
+"""Mounted Secret files: readable by the pod's user and group (fsGroup), no one else."""
 # The operator's certificate for the UI port (spec.ui.tls without a secretName), and the
 # certificates to trust it by, under the keys of a kubernetes.io/tls Secret.
 TLS_CERT_KEY = "tls.crt"
@@ -157,6 +161,10 @@ def spec_hash(spec: JobSpec) -> str:
         fields.pop("ui")
     if fields["monitoring"] == _DEFAULT_MONITORING:
         fields.pop("monitoring")
+    if not fields["secret_mounts"]:
+        fields.pop("secret_mounts")
+    if fields["kafka_consumer_pool_size"] == settings.KAFKA_CONSUMER_POOL_SIZE.default:
+        fields.pop("kafka_consumer_pool_size")
     blob = json.dumps(fields, sort_keys=True, default=list).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
 
@@ -364,6 +372,7 @@ def executor_settings(
         (settings.ADVERTISE_HOST, {"fieldRef": {"fieldPath": "status.podIP"}}),
         (settings.BLOCK_PORT, BLOCK_PORT),
         (settings.METRICS_PORT, UI_PORT),
+        (settings.KAFKA_CONSUMER_POOL_SIZE, spec.kafka_consumer_pool_size),
         (settings.CURVE_PUBLIC_KEY, _key_ref(job, PUBLIC_KEY)),
         (settings.CURVE_SECRET_KEY, _key_ref(job, SECRET_KEY)),
         (settings.UI_READ_ACCESS, spec.ui.read_access),
@@ -394,6 +403,23 @@ def _user_env(spec: JobSpec, pod: PodSettings) -> list[dict[str, Any]]:
         for r in spec.secret_refs
     ]
     return env
+
+
+def secret_volumes(mounts: Sequence[SecretMount]) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """(volume, volumeMount) of each spec.secretMounts entry, read-only, in spec order."""
+    pairs = []
+    for i, mount in enumerate(mounts):
+        source: dict[str, Any] = {"secretName": mount.secret_name, "defaultMode": SECRET_FILE_MODE}
+        if mount.items:
+            source["items"] = [{"key": key, "path": path} for key, path in mount.items]
+        name = f"secret-{i}"
+        pairs.append(
+            (
+                {"name": name, "secret": source},
+                {"name": name, "mountPath": mount.mount_path, "readOnly": True},
+            )
+        )
+    return pairs
 
 
 def _pod(
@@ -427,6 +453,9 @@ def _pod(
         if tls is not None:
             volumes.append(tls)
             mounts.append({"name": "tls", "mountPath": TLS_PATH, "readOnly": True})
+    for volume, mount in secret_volumes(spec.secret_mounts):
+        volumes.append(volume)
+        mounts.append(mount)
     container: dict[str, Any] = {
         "name": role,
         "image": spec.image,

@@ -79,6 +79,13 @@ def _missing_secrets(cluster: Cluster, job: m.JobRef, spec: JobSpec) -> tuple[st
         data = (secret or {}).get("data") or {}
         if ref.key not in data:
             missing.append(f"{ref.secret_name}/{ref.key}")
+    for mount in spec.secret_mounts:
+        secret = cluster.get_child("Secret", job.namespace, mount.secret_name)
+        if secret is None:
+            missing.append(mount.secret_name)
+            continue
+        data = secret.get("data") or {}
+        missing += [f"{mount.secret_name}/{key}" for key, _ in mount.items if key not in data]
     return tuple(missing)
 
 

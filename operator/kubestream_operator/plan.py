@@ -282,8 +282,8 @@ def _ensure_children(d: _Draft) -> tuple[bool, m.Manifest | None, tuple[str, boo
         d.problems.append(
             (
                 "SecretNotFound",
-                f"spec.secretRefs: Secret {names} not found in namespace {job.namespace!r} "
-                f"(or lacks the key); create it, and the job starts",
+                f"spec.secretRefs/secretMounts: Secret {names} not found in namespace "
+                f"{job.namespace!r} (or lacks the key); create it, and the job starts",
             )
         )
     return create_keys, update_config, set_owned

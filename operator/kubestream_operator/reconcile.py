@@ -196,6 +196,11 @@ def reconcile(
         return
     if doc is not None:
         todo.status.update(driver_status.batch_fields(doc))
+        loss = driver_status.data_loss(doc)
+        note = driver_status.data_loss_note((job.get("status") or {}).get("dataLoss"), loss)
+        if note is not None:
+            notes.append(note)
+            todo.status["dataLoss"] = loss
     if isinstance(obs.spec, JobSpec):
         try:
             todo.status.update(_autoscale(cluster, job, obs.spec, doc, todo, now, metrics, notes))

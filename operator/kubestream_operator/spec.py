@@ -24,6 +24,10 @@ _IMAGE = re.compile(
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 # A ConfigMap key, which becomes a file name on the driver (Kubernetes' IsConfigMapKey).
 _CONFIG_KEY = re.compile(r"^(?!\.\.)(?!\.$)[-._a-zA-Z0-9]{1,253}$")
+# A Secret's name (a DNS-1123 subdomain).
+_SECRET_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+RESERVED_PATHS = ("/tmp", "/checkpoint", "/etc/kubestream")
+"""Directories the operator mounts itself: a Secret may go neither there, below nor above."""
 
 
 class SpecError(ValueError):
@@ -51,6 +55,16 @@ class SecretRef:
     env: str
     secret_name: str
     key: str
+
+
+@dataclass(frozen=True)
+class SecretMount:
+    """A Secret mounted read-only as files into the driver and every executor: all its
+    keys, or only ``items`` as (key, relative path) pairs, under ``mount_path``."""
+
+    secret_name: str
+    mount_path: str
+    items: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -143,6 +157,7 @@ class JobSpec:
     batch_interval: float
     configuration: Mapping[str, str]
     secret_refs: tuple[SecretRef, ...]
+    secret_mounts: tuple[SecretMount, ...]
     driver: PodSettings
     executor: PodSettings
     replicas: int
@@ -157,6 +172,7 @@ class JobSpec:
     restart: RestartPolicy
     suspend: bool
     graceful_stop_seconds: int
+    kafka_consumer_pool_size: int | None = None
 
 
 def _obj(value: Any, field: str) -> Mapping[str, Any]:
@@ -300,6 +316,54 @@ def _secret_refs(raw: Any) -> tuple[SecretRef, ...]:
             )
         )
     return tuple(refs)
+
+
+def _reserved(path: str) -> str | None:
+    """The operator's own directory ``path`` would be, lie in or hide, if any."""
+    for own in RESERVED_PATHS:
+        if path == own or path.startswith(own + "/") or own.startswith(path.rstrip("/") + "/"):
+            return own
+    return None
+
+
+def _relative_path(value: str) -> bool:
+    parts = value.split("/")
+    return not value.startswith("/") and all(p not in ("", ".", "..") for p in parts)
+
+
+def _secret_mounts(raw: Any) -> tuple[SecretMount, ...]:
+    if not isinstance(raw, list):
+        raise SpecError("secretMounts", "must be a list")
+    mounts: list[SecretMount] = []
+    for i, item in enumerate(raw):
+        f = f"secretMounts[{i}]"
+        entry = _obj(item, f)
+        name = _str(entry, "secretName", f + ".secretName")
+        if len(name) > 253 or not _SECRET_NAME.match(name):
+            raise SpecError(f + ".secretName", f"{name!r} is not a Secret name")
+        path = _str(entry, "mountPath", f + ".mountPath")
+        if not path.startswith("/") or not _relative_path(path[1:]):
+            raise SpecError(
+                f + ".mountPath",
+                f"{path!r} must be an absolute directory path without '.', '..' or '//'",
+            )
+        own = _reserved(path)
+        if own is not None:
+            raise SpecError(f + ".mountPath", f"{path!r} would hide {own}, which the job uses")
+        if any(m.mount_path == path for m in mounts):
+            raise SpecError(f + ".mountPath", f"{path!r} is already used by another entry")
+        items = []
+        for j, pair in enumerate(entry.get("items") or []):
+            it = _obj(pair, f"{f}.items[{j}]")
+            key = _str(it, "key", f"{f}.items[{j}].key")
+            rel = _str(it, "path", f"{f}.items[{j}].path", key)
+            if not _relative_path(rel):
+                raise SpecError(
+                    f"{f}.items[{j}].path", f"{rel!r} must be a relative path without '..'"
+                )
+            items.append((key, rel))
+        mounts.append(SecretMount(name, path, tuple(items)))
+    return tuple(mounts)
 
 
 def _autoscaling(raw: Any) -> Autoscaling:
@@ -458,6 +522,7 @@ def parse_spec(spec: Mapping[str, Any]) -> JobSpec:
         batch_interval=interval,
         configuration=_configuration(spec.get("configuration")),
         secret_refs=_secret_refs(spec.get("secretRefs") or []),
+        secret_mounts=_secret_mounts(spec.get("secretMounts") or []),
         driver=_pod_settings(spec.get("driver"), "driver"),
         executor=_pod_settings(executors, "executors"),
         replicas=replicas,
@@ -476,4 +541,10 @@ def parse_spec(spec: Mapping[str, Any]) -> JobSpec:
         restart=_restart(spec.get("restartPolicy")),
         suspend=_bool(spec, "suspend", "suspend", False),
         graceful_stop_seconds=graceful,
+        kafka_consumer_pool_size=_declared(
+            executors,
+            "kafkaConsumerPoolSize",
+            "executors.kafkaConsumerPoolSize",
+            settings.KAFKA_CONSUMER_POOL_SIZE,
+        ),
     )

@@ -23,6 +23,7 @@ SPEC_SETTINGS: Mapping[str, Setting[Any]] = {
     "monitoring.taskDurationThresholdSeconds": settings.TASK_DURATION_THRESHOLD,
     "ui.readAccess": settings.UI_READ_ACCESS,
     "ui.changeAccess": settings.UI_CHANGE_ACCESS,
+    "executors.kafkaConsumerPoolSize": settings.KAFKA_CONSUMER_POOL_SIZE,
 }
 """Fields that are a runtime setting as they are: same type, default and bounds."""
 
@@ -52,6 +53,7 @@ OPERATOR_FIELDS: frozenset[str] = frozenset(
         "image",
         "imagePullPolicy",
         "secretRefs",
+        "secretMounts",
         "suspend",
         "executors.replicas",
         "executors.min",

@@ -18,7 +18,7 @@ only the ones below it (docs/architecture.md has the whole map and one batch's p
 
 from kubestream.core.rdd import RDD
 from kubestream.errors import ConfigError, JobFailedError, KubestreamError
-from kubestream.executor.receiver import Receiver
+from kubestream.executor.receiver import BlockNotRecordedError, Receiver
 from kubestream.streaming.batch import BatchInfo
 from kubestream.streaming.context import StreamingContext
 from kubestream.streaming.dstream import DStream
@@ -33,6 +33,7 @@ from kubestream.streaming.state import State, StateSpec
 __all__ = [
     "RDD",
     "BatchInfo",
+    "BlockNotRecordedError",
     "CassandraConnection",
     "ConfigError",
     "DStream",

@@ -139,9 +139,13 @@ def _cmd_executor(args: argparse.Namespace) -> int:
         os.environ["PYTHONHASHSEED"] = "0"
         os.execv(sys.executable, [sys.executable, "-m", "kubestream", *sys.argv[1:]])
     from kubestream.access import Access
+    from kubestream.core import resources
     from kubestream.executor.process import ExecutorProcess
 
     values: settings.Values = args.settings
+    resources.configure(
+        settings.KAFKA_CONSUMER_POOL_SIZE, values[settings.KAFKA_CONSUMER_POOL_SIZE]
+    )
     keys = _keys(values, generate=False)
     # /metrics is read as the driver's: the job's read token, or the scrape token.
     metrics_access = Access.of_job(

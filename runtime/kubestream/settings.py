@@ -484,6 +484,17 @@ METRICS_PORT = Setting[int](
     maximum=65535,
 )
 CORES = Setting[int]("cores", int, 1, "tasks run at once", Reader.EXECUTOR, minimum=1)
+KAFKA_CONSUMER_POOL_SIZE = Setting[int](
+    "kafka_consumer_pool_size",
+    int,
+    64,
+    "idle Kafka consumers an executor keeps assigned between batches, one per topic-partition "
+    "it reads (each prefetches up to 8 MB); beyond it the least recently used are closed",
+    Reader.RUN | Reader.EXECUTOR,
+    unit="consumers",
+    minimum=1,
+    maximum=10000,
+)
 HEARTBEAT_INTERVAL = Setting[float](
     "heartbeat_interval",
     float,
@@ -541,6 +552,7 @@ RUNTIME: tuple[Setting[Any], ...] = (
     BLOCK_PORT,
     METRICS_PORT,
     CORES,
+    KAFKA_CONSUMER_POOL_SIZE,
     HEARTBEAT_INTERVAL,
     DRIVER_TIMEOUT,
     PARENT_PID,

@@ -181,6 +181,10 @@ class _Endpoint:
         self._outbox: collections.deque[list[bytes | memoryview]] = collections.deque()
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_w, False)
+        # Guards the wake pipe: a sender racing the I/O thread's exit must not write to a
+        # closed descriptor, or to another file that reused its number.
+        self._wake_lock = threading.Lock()
+        self._wake_open = True
         self._tick = tick
         self._on_tick = on_tick
         self._closed = threading.Event()
@@ -198,16 +202,19 @@ class _Endpoint:
         if self._closed.is_set():
             return
         self._outbox.append(frames)
-        with contextlib.suppress(BlockingIOError):
-            os.write(self._wake_w, b"x")
+        self._wake()
+
+    def _wake(self) -> None:
+        with self._wake_lock, contextlib.suppress(BlockingIOError):
+            if self._wake_open:
+                os.write(self._wake_w, b"x")
 
     def close(self, timeout: float = 2.0) -> None:
         """Flush what is queued, then close the socket."""
         if self._closed.is_set():
             return
         self._closed.set()
-        with contextlib.suppress(BlockingIOError):
-            os.write(self._wake_w, b"x")
+        self._wake()
         if threading.current_thread() is not self._thread:
             self._thread.join(timeout)
 
@@ -260,8 +267,10 @@ class _Endpoint:
                 self._sock.disable_monitor()
                 self._monitor.close(0)
             self._sock.close(0)
-            os.close(self._wake_r)
-            os.close(self._wake_w)
+            with self._wake_lock:
+                self._wake_open = False
+                os.close(self._wake_r)
+                os.close(self._wake_w)
 
     def _drain_outbox(self) -> None:
         while self._outbox:

@@ -12,6 +12,7 @@ from kubestream.core.protocol import Shutdown
 from kubestream.driver.endpoint import DriverEndpoint
 from kubestream.driver.local_cluster import LocalExecutorProcesses
 from kubestream.transport import CurveKeys, generate_keypair
+from tests.integration.run_job import SeparateJob
 
 
 @dataclass
@@ -52,3 +53,12 @@ def fresh_cluster() -> Iterator[Cluster]:
     c = start_cluster()
     yield c
     stop_cluster(c)
+
+
+@pytest.fixture
+def jobs() -> Iterator[list[SeparateJob]]:
+    """SeparateJobs a test starts (append them); their processes are killed after it."""
+    started: list[SeparateJob] = []
+    yield started
+    for job in started:
+        job.stop()

@@ -1,7 +1,9 @@
-"""Starting `kubestream run` on a checkpoint directory, as the driver fault tests do."""
+"""Starting `kubestream run` on a checkpoint directory, as the driver fault tests do, or a
+driver and executors as separate processes (SeparateJob), as pods run them."""
 
 from __future__ import annotations
 
+import os
 import random
 import signal
 import subprocess
@@ -11,6 +13,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO
+
+from kubestream.transport import generate_keypair
+from tests.brokers import free_port
 
 
 def start_checkpointed(
@@ -96,3 +101,110 @@ def kill_and_recover(
     assert final.returncode == 0, stderr[-3000:]
     assert "recovered from checkpoint" in stderr
     return stderr
+
+
+class SeparateJob:
+    """A job as pods run it: `kubestream driver` processes started one after another on one
+    address and checkpoint (TMP/checkpoint, write-ahead log on), and `kubestream executor`
+    processes that only know that address, so they outlive a driver killed -9. Logs go to
+    TMP/<name>.log."""
+
+    def __init__(self, tmp_path: Path, app: Path, app_args: str, env: dict[str, str]) -> None:
+        public, secret = generate_keypair()
+        self.env = dict(
+            os.environ,
+            KUBESTREAM_CURVE_PUBLIC_KEY=public,
+            KUBESTREAM_CURVE_SECRET_KEY=secret,
+            **env,
+        )
+        self.tmp = tmp_path
+        self.app = app
+        self.port = free_port()
+        self.app_args = app_args
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def _spawn(self, log: Path, *args: str) -> subprocess.Popen[bytes]:
+        with log.open("wb") as out:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "kubestream", *args], env=self.env, stdout=out, stderr=out
+            )
+        self.procs.append(proc)
+        return proc
+
+    def driver(self, name: str, *extra: str) -> subprocess.Popen[bytes]:
+        return self._spawn(
+            self.tmp / f"{name}.log",
+            "driver",
+            "--app",
+            str(self.app),
+            "--app-args",
+            self.app_args,
+            "--host",
+            "127.0.0.1",
+            "--driver-port",
+            str(self.port),
+            "--ui-port",
+            "0",
+            "--batch-interval",
+            "0.5",
+            "--checkpoint",
+            str(self.tmp / "checkpoint"),
+            "--checkpoint-interval",
+            "1.5",
+            "--write-ahead-log",
+            "--log-level",
+            "WARNING",
+            *extra,
+        )
+
+    def executor(self, executor_id: str) -> subprocess.Popen[bytes]:
+        return self._spawn(
+            self.tmp / f"executor-{executor_id}.log",
+            "executor",
+            "--executor-id",
+            executor_id,
+            "--driver-host",
+            "127.0.0.1",
+            "--driver-port",
+            str(self.port),
+            "--advertise-host",
+            "127.0.0.1",
+            "--block-host",
+            "127.0.0.1",
+            "--block-port",
+            "0",
+            "--metrics-port",
+            "0",
+        )
+
+    def wait_registered(self, executor_ids: list[str]) -> None:
+        """Until each executor logged that it registered with a driver."""
+
+        def registered(executor_id: str) -> bool:
+            log = self.tmp / f"executor-{executor_id}.log"
+            return "registered with the driver" in log.read_text()
+
+        deadline = time.monotonic() + 60
+        while not all(map(registered, executor_ids)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert all(map(registered, executor_ids)), "the executors never registered"
+
+    def wait_processing(self, name: str, first: bool) -> None:
+        """Until the driver runs batches: it wrote a checkpoint, or recovered from one."""
+        log = self.tmp / f"{name}.log"
+
+        def running() -> bool:
+            if first:
+                return bool(list((self.tmp / "checkpoint").glob("metadata-*")))
+            return "recovered from checkpoint" in log.read_text()
+
+        deadline = time.monotonic() + 60
+        while not running() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert running(), f"the driver never ran: {log.read_text()[-2000:]}"
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait(timeout=30)

@@ -7,7 +7,7 @@ import threading
 import time
 from pathlib import Path
 
-from kubestream import Receiver
+from kubestream import BlockNotRecordedError, Receiver
 
 
 class SpoolReceiver(Receiver):
@@ -30,7 +30,11 @@ class SpoolReceiver(Receiver):
                     return
                 path = os.path.join(self.spool, name)
                 with open(path, encoding="utf-8") as f:
-                    self.store_block([int(line) for line in f.read().split()])
+                    records = [int(line) for line in f.read().split()]
+                try:
+                    self.store_block(records)
+                except BlockNotRecordedError:
+                    break  # the driver did not confirm: the file stays for the next pass
                 os.unlink(path)
             time.sleep(0.01)
 

@@ -15,7 +15,7 @@ import zstandard
 
 from kubestream import StreamingContext
 from kubestream.core.engine import wait_until
-from kubestream.core.protocol import BadRecords, BlockAdded, ToDriver
+from kubestream.core.protocol import BadRecords, BlockAdded, BlockRecorded, ToDriver
 from kubestream.core.rdd import RDD
 from kubestream.driver.status import context_status
 from kubestream.executor.receiver_supervisor import ReceiverSupervisor
@@ -179,10 +179,17 @@ def test_the_socket_receiver_counts_records_too_long_or_not_utf8() -> None:
 
     threading.Thread(target=serve, daemon=True).start()
     sent: list[ToDriver] = []
+
+    def to_driver(message: ToDriver) -> None:
+        """A fake driver: it records every block at once."""
+        sent.append(message)
+        if isinstance(message, BlockAdded):
+            supervisor.block_recorded(BlockRecorded(message.stream_id, message.block_id, True))
+
     blocks = BlockManager()
     receiver = SocketTextReceiver("127.0.0.1", server.getsockname()[1], max_record_bytes=1000)
     supervisor = ReceiverSupervisor(
-        3, receiver, "exec-1", blocks, sent.append, 0.05, lambda b, blob: None, restart_delay=60
+        3, receiver, "exec-1", blocks, to_driver, 0.05, lambda b, blob: None, restart_delay=60
     )
     supervisor.start()
 

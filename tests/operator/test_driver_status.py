@@ -3,13 +3,18 @@
 import json
 from collections.abc import Mapping, Sequence
 
+from kubestream import StreamingContext
+from kubestream.core.input_files import InputEvent
 from kubestream.core.task_scheduler import RunningTask
 from kubestream.driver.stall import Stall
-from kubestream.driver.status import ExecutorView, build_status
+from kubestream.driver.status import ExecutorView, InputView, build_status
 from kubestream.streaming.batch import BatchInfo
+from kubestream.streaming.sources.kafka.stream import DATA_LOSS, KafkaInputDStream
 from kubestream_operator.driver_status import (
     DriverAPI,
     batch_fields,
+    data_loss,
+    data_loss_note,
     decommission,
     driver_problems,
     executor_report,
@@ -22,6 +27,7 @@ def document(
     batches: list[BatchInfo],
     executors: Sequence[ExecutorView] = (),
     decommissions: Mapping[str, str] | None = None,
+    inputs: Sequence[InputView] = (),
 ) -> dict[str, object]:
     return build_status(
         job="wc",
@@ -30,6 +36,7 @@ def document(
         batches=batches,
         executors=executors,
         receivers=[],
+        inputs=inputs,
         now=1_800_000_010.0,
         decommissions=decommissions,
     )
@@ -68,6 +75,49 @@ def test_a_driver_that_does_not_answer_gives_a_reason_without_the_token() -> Non
     refused = decommission(DriverAPI("127.0.0.1", free_port()), "1", "secret-token", timeout=1)
     assert refused.startswith("the driver did not answer")
     assert "secret-token" not in refused
+
+
+def test_data_loss_reported_by_executors_reaches_status_and_one_event_per_increase() -> None:
+    """The document is the runtime's own: a Kafka stream told of losses the way executors
+    tell the driver (InputEvents with their task results)."""
+    ssc = StreamingContext(1.0, executors=1)
+    try:
+        streams = [
+            KafkaInputDStream(ssc.env, topic, {"bootstrap.servers": "127.0.0.1:1"})
+            for topic in ("a", "b")
+        ]
+        views = lambda: [InputView(s.id, "kafka", None, s.input_details()) for s in streams]  # noqa: E731
+
+        def lose(stream: KafkaInputDStream, records: int, detail: str) -> None:
+            stream._input_event(InputEvent("t-0", DATA_LOSS, records, detail, stream.id))
+
+        assert data_loss(document([], inputs=views())) is None
+        lose(streams[0], 60, "topic 'a' partition 0: wanted offset 0, available [60, 100)")
+        first = data_loss(document([], inputs=views()))
+        assert first == {
+            "events": 1,
+            "lostRecords": 60,
+            "last": "topic 'a' partition 0: wanted offset 0, available [60, 100)",
+        }
+        note = data_loss_note(None, first)
+        assert note is not None and (note.type, note.reason) == ("Warning", "DataLoss")
+        assert "1 new" in note.message and "topic 'a' partition 0" in note.message
+        assert data_loss_note(first, first) is None  # the next pass sees nothing new
+        lose(streams[0], 2, "topic 'a' partition 0: wanted offset 100, available [102, 110)")
+        lose(streams[1], 5, "topic 'b' partition 0: wanted offset 3, available [8, 9)")
+        second = data_loss(document([], inputs=views()))
+        assert second is not None and (second["events"], second["lostRecords"]) == (3, 67)
+        assert second["last"] == "topic 'b' partition 0: wanted offset 3, available [8, 9)"
+        assert "2 new" in (data_loss_note(first, second) or note).message
+        # A restarted driver counts from zero: its first loss is new though below the record.
+        restarted = {"events": 1, "lostRecords": 4, "last": "x"}
+        assert "1 new" in (data_loss_note(second, restarted) or note).message
+        # Another stream's or kind's events are not counted.
+        streams[1]._input_event(InputEvent("t-0", DATA_LOSS, 9, "other", streams[0].id + 99))
+        streams[1]._input_event(InputEvent("/d/f", "missing", 0, "gone", streams[1].id))
+        assert data_loss(document([], inputs=views())) == second
+    finally:
+        ssc.stop()
 
 
 def test_a_stall_and_a_failing_checkpoint_are_problems_with_what_and_where() -> None:

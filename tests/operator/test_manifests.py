@@ -6,12 +6,14 @@ import shlex
 from dataclasses import replace
 from typing import Any
 
+import hypothesis
 import pytest
+from hypothesis import strategies as st
 
 from kubestream.cli import build_parser
 from kubestream.driver.api_auth import read_token
 from kubestream_operator import manifests as m
-from kubestream_operator.spec import JobSpec, parse_spec
+from kubestream_operator.spec import JobSpec, SpecError, parse_spec
 
 JOB = m.JobRef(name="wc", namespace="team", uid="uid-1")
 
@@ -306,3 +308,76 @@ def test_user_settings_reach_the_pod() -> None:
     assert pod["spec"]["nodeSelector"] == {"pool": "stream"}
     assert pod["spec"]["tolerations"] == [{"key": "dedicated", "operator": "Exists"}]
     assert "nodeSelector" not in m.build_driver_pod(JOB, s, "keys-1")["spec"]
+
+
+SEGMENT = st.sampled_from(["tmp", "checkpoint", "etc", "kubestream", "config", "tls", "var", "s"])
+
+
+@hypothesis.given(st.lists(SEGMENT, min_size=1, max_size=4))
+def test_an_accepted_secret_mount_never_hides_or_lies_in_a_directory_the_pod_uses(
+    segments: list[str],
+) -> None:
+    """Checked against the pods as built (with every optional mount), not against the
+    operator's list of reserved paths."""
+    path = "/" + "/".join(segments)
+    try:
+        parsed = spec(secretMounts=[{"secretName": "s", "mountPath": path}])
+    except SpecError as e:
+        assert e.field == "secretMounts[0].mountPath"
+        clean = spec(ui={"tls": {"secretName": "ui-tls"}})
+        own = {
+            mount["mountPath"]
+            for pod in (
+                m.build_driver_pod(JOB, clean, "k"),
+                m.build_executor_pod(JOB, clean, 0, "k"),
+            )
+            for mount in pod["spec"]["containers"][0]["volumeMounts"]
+        }
+        # Refused: it overlaps a mount, or lies in the operator's own directory of them.
+        own.add(os.path.commonpath([m.CONFIG_PATH, m.TLS_PATH]))
+        assert any(o == path or o.startswith(path + "/") or path.startswith(o + "/") for o in own)
+        return
+    parsed = replace(parsed, ui=replace(parsed.ui, tls_secret="ui-tls"))
+    for pod in (m.build_driver_pod(JOB, parsed, "k"), m.build_executor_pod(JOB, parsed, 0, "k")):
+        others = [
+            mount["mountPath"]
+            for mount in pod["spec"]["containers"][0]["volumeMounts"]
+            if mount["mountPath"] != path
+        ]
+        for other in others:
+            assert not (path.startswith(other + "/") or other.startswith(path + "/")), other
+
+
+def test_secret_mounts_reach_driver_and_executors_read_only_by_reference() -> None:
+    s = spec(
+        secretMounts=[
+            {"secretName": "kafka-tls", "mountPath": "/etc/kafka-tls"},
+            {
+                "secretName": "cassandra",
+                "mountPath": "/var/run/secrets/cassandra",
+                "items": [{"key": "ca.crt", "path": "ca.pem"}],
+            },
+        ]
+    )
+    for pod in (m.build_driver_pod(JOB, s, "k"), m.build_executor_pod(JOB, s, 3, "k")):
+        volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
+        mounts = {v["mountPath"]: v for v in pod["spec"]["containers"][0]["volumeMounts"]}
+        tls = mounts["/etc/kafka-tls"]
+        assert tls["readOnly"] is True
+        assert volumes[tls["name"]]["secret"] == {"secretName": "kafka-tls", "defaultMode": 0o440}
+        cassandra = mounts["/var/run/secrets/cassandra"]
+        assert cassandra["readOnly"] is True
+        assert volumes[cassandra["name"]]["secret"]["items"] == [
+            {"key": "ca.crt", "path": "ca.pem"}
+        ]
+    assert m.spec_hash(s) != m.spec_hash(spec())
+
+
+def test_the_kafka_consumer_pool_size_reaches_executors_only() -> None:
+    s = spec(executors={"kafkaConsumerPoolSize": 200})
+    assert (
+        env_of(m.build_executor_pod(JOB, s, 0, "k"))["KUBESTREAM_KAFKA_CONSUMER_POOL_SIZE"] == "200"
+    )
+    assert "KUBESTREAM_KAFKA_CONSUMER_POOL_SIZE" not in env_of(m.build_driver_pod(JOB, s, "k"))
+    assert m.spec_hash(s) != m.spec_hash(spec())
+    assert m.spec_hash(spec(executors={"kafkaConsumerPoolSize": 64})) == m.spec_hash(spec())

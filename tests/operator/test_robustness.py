@@ -51,6 +51,50 @@ def test_invalid_manifests_are_refused_naming_the_field(kube: Kube, namespace: s
     assert kube.job(namespace, "wc") is None
 
 
+def test_malformed_secret_mounts_are_refused_with_the_reason(kube: Kube, namespace: str) -> None:
+    cases = {
+        "relative": ({"secretName": "tls", "mountPath": "certs"}, "should match '^/'"),
+        "dotdot": (
+            {"secretName": "tls", "mountPath": "/var/../tmp/x"},
+            "mountPath must be an absolute directory path without '.', '..'",
+        ),
+        "hides": (
+            {"secretName": "tls", "mountPath": "/etc"},
+            "mountPath must not be, lie inside or contain /tmp, /checkpoint or /etc/kubestream",
+        ),
+        "inside": (
+            {"secretName": "tls", "mountPath": "/checkpoint/tls"},
+            "mountPath must not be, lie inside or contain",
+        ),
+        "name": (
+            {"secretName": "Kafka_TLS", "mountPath": "/tls"},
+            "spec.secretMounts[0].secretName",
+        ),
+        "item": (
+            {
+                "secretName": "tls",
+                "mountPath": "/tls",
+                "items": [{"key": "k", "path": "a/../../k"}],
+            },
+            "items[].path must not contain '..'",
+        ),
+    }
+    for what, (entry, text) in cases.items():
+        stderr = refusal(kube, namespace, job_manifest(secretMounts=[entry]))
+        assert "spec.secretMounts[0]" in stderr, what
+        assert text in stderr, (what, stderr)
+    twice = [{"secretName": "a", "mountPath": "/tls"}, {"secretName": "b", "mountPath": "/tls"}]
+    stderr = refusal(kube, namespace, job_manifest(secretMounts=twice))
+    assert 'spec.secretMounts[1]: Duplicate value: {"mountPath":"/tls"}' in stderr
+    bad_size = refusal(kube, namespace, job_manifest(executors={"kafkaConsumerPoolSize": 0}))
+    assert "spec.executors.kafkaConsumerPoolSize: Invalid value: 0" in bad_size
+    assert kube.job(namespace, "wc") is None
+    kube.apply(namespace, job_manifest(secretMounts=[{"secretName": "tls", "mountPath": "/tls"}]))
+    spec = (kube.job(namespace, "wc") or {})["spec"]
+    assert spec["executors"]["kafkaConsumerPoolSize"] == 64
+    assert parse_spec(spec).secret_mounts[0].mount_path == "/tls"
+
+
 def test_reliability_and_flow_control_are_checked_defaulted_and_explained(
     kube: Kube, namespace: str
 ) -> None:

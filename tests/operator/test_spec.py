@@ -83,6 +83,40 @@ def test_reliability_flow_control_and_checkpoint_interval_are_read() -> None:
         ),
         ({"driver": {"env": [{"name": "KUBESTREAM_APP", "value": "x"}]}}, "driver.env[0].name"),
         ({"secretRefs": [{"env": "PW", "secretName": "s"}]}, "secretRefs[0].key"),
+        ({"secretMounts": [{"mountPath": "/s"}]}, "secretMounts[0].secretName"),
+        ({"secretMounts": [{"secretName": "s"}]}, "secretMounts[0].mountPath"),
+        (
+            {"secretMounts": [{"secretName": "Kafka_TLS", "mountPath": "/s"}]},
+            "secretMounts[0].secretName",
+        ),
+        ({"secretMounts": [{"secretName": "s", "mountPath": "s"}]}, "secretMounts[0].mountPath"),
+        (
+            {"secretMounts": [{"secretName": "s", "mountPath": "/a/../tmp"}]},
+            "secretMounts[0].mountPath",
+        ),
+        (
+            {"secretMounts": [{"secretName": "s", "mountPath": "/checkpoint/s"}]},
+            "secretMounts[0].mountPath",
+        ),
+        ({"secretMounts": [{"secretName": "s", "mountPath": "/etc"}]}, "secretMounts[0].mountPath"),
+        (
+            {
+                "secretMounts": [
+                    {"secretName": "a", "mountPath": "/var/run/secrets/a"},
+                    {"secretName": "b", "mountPath": "/var/run/secrets/a"},
+                ]
+            },
+            "secretMounts[1].mountPath",
+        ),
+        (
+            {
+                "secretMounts": [
+                    {"secretName": "s", "mountPath": "/s", "items": [{"key": "k", "path": "../k"}]}
+                ]
+            },
+            "secretMounts[0].items[0].path",
+        ),
+        ({"executors": {"kafkaConsumerPoolSize": 0}}, "executors.kafkaConsumerPoolSize"),
         (
             {"gracefulStopTimeoutSeconds": 1, "batchIntervalSeconds": 5},
             "gracefulStopTimeoutSeconds",
@@ -100,3 +134,22 @@ def test_autoscaling_target_defaults_to_0_7_inside_the_band_else_its_middle() ->
     assert parse_spec(spec()).autoscaling.target_utilization == 0.7
     narrow = {"scaleUpThreshold": 0.6, "scaleDownThreshold": 0.2}
     assert parse_spec(spec(autoscaling=narrow)).autoscaling.target_utilization == 0.4
+
+
+def test_secret_mounts_keep_their_paths_and_chosen_keys() -> None:
+    parsed = parse_spec(
+        spec(
+            secretMounts=[
+                {"secretName": "kafka-tls", "mountPath": "/var/run/secrets/kafka-tls"},
+                {"secretName": "cassandra", "mountPath": "/etc/cassandra-auth",
+                 "items": [{"key": "ca.crt", "path": "ca/ca.pem"}, {"key": "password"}]},
+            ]
+        )
+    )  # fmt: skip
+    first, second = parsed.secret_mounts
+    assert (first.secret_name, first.mount_path, first.items) == (
+        "kafka-tls",
+        "/var/run/secrets/kafka-tls",
+        (),
+    )
+    assert second.items == (("ca.crt", "ca/ca.pem"), ("password", "password"))

@@ -10,9 +10,20 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from kubestream.core.protocol import BlockAdded
+from kubestream.core.tasks import ExecutorAddress
+from kubestream.executor.receiver import Receiver
 from kubestream.storage.block_manager import serialise
 from kubestream.storage.checkpoint_store import write_atomically
 from kubestream.streaming.scheduler.receiver_tracker import ReceiverTracker, block_writer
+
+
+class Idle(Receiver):
+    def on_start(self) -> None:
+        pass
+
+    def on_stop(self) -> None:
+        pass
+
 
 executor_ids = st.text(st.sampled_from("abcxyz019-."), min_size=1, max_size=20)
 
@@ -37,8 +48,12 @@ def _log(wal: Path, block_id: str, records: list[str]) -> str:
 
 
 def test_a_lost_executors_unreported_blocks_are_adopted_once(tmp_path: Path) -> None:
-    tracker = ReceiverTracker(lambda executor_id, message: None, dict)
+    tracker = ReceiverTracker(
+        lambda executor_id, message: None, lambda: {"exec-1": ExecutorAddress("exec-1", "x")}
+    )
     tracker.wal_dir = str(tmp_path)
+    tracker.register(0, Idle())
+    tracker.start()  # the stream is received on exec-1
     reported = _log(tmp_path, "input-0-exec-1-aa-1", ["a"])
     tracker.add_block("exec-1", BlockAdded(0, "input-0-exec-1-aa-1", 1, None, reported))
     unreported = _log(tmp_path, "input-0-exec-1-aa-2", ["b", "c"])

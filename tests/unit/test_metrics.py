@@ -120,6 +120,7 @@ def test_executor_metrics_count_tasks_received_records_and_blocks() -> None:
     metrics.observe(BlockAdded(0, "input-0-1", 120))
     metrics.observe(BlockAdded(0, "input-0-2", 30))
     metrics.observe(BlockAdded(3, "input-3-1", 7))
+    metrics.observe(BlockAdded(0, "input-0-2", 30, repeated=True))  # to a restarted driver
     blocks.put("a", b"x" * 100)
     blocks.put("b", b"y" * 28)
 

@@ -168,3 +168,13 @@ def test_arguments_written_for_a_process_parse_back() -> None:
         parse(Reader.DRIVER, off, {"KUBESTREAM_BACKPRESSURE": "true"})[settings.BACKPRESSURE]
         is False
     )
+
+
+def test_the_kafka_consumer_pool_size_is_an_executor_setting_with_bounds() -> None:
+    size = settings.KAFKA_CONSUMER_POOL_SIZE
+    assert parse(Reader.EXECUTOR, [], {size.env: "200"})[size] == 200
+    assert parse(Reader.RUN, ["--kafka-consumer-pool-size", "3"], {})[size] == 3
+    assert parse(Reader.EXECUTOR, [], {})[size] == 64
+    with pytest.raises(argparse.ArgumentError, match="KUBESTREAM_KAFKA_CONSUMER_POOL_SIZE"):
+        parse(Reader.EXECUTOR, ["--kafka-consumer-pool-size", "0"], {})
+    assert size not in settings.read_by(Reader.DRIVER)

@@ -20,15 +20,13 @@ from kubestream.core.functions import FunctionRegistry
 from kubestream.core.input_files import InputEvent
 from kubestream.core.map_output_tracker import MapOutputTracker
 from kubestream.core.protocol import (
-    BadRecords,
-    BlockAdded,
     BlocksMigrated,
     ExecutorDraining,
     ExecutorLost,
     Heartbeat,
     LaunchTask,
     MigrateBlocks,
-    ReceiverStatus,
+    ReceiverMessage,
     RemoveBlocks,
     TaskFinished,
     TaskState,
@@ -59,9 +57,7 @@ class ExecutorListener(Protocol):
     def blocks_moved(self, executor_id: str, moves: dict[str, str]) -> None:
         """Blocks the executor copied away while draining: block id -> new holder."""
 
-    def receiver_message(
-        self, executor_id: str, message: BlockAdded | ReceiverStatus | BadRecords
-    ) -> None: ...
+    def receiver_message(self, executor_id: str, message: ReceiverMessage) -> None: ...
 
 
 class Engine:
@@ -250,7 +246,7 @@ class Engine:
                     for input_listener in list(self.input_listeners):
                         input_listener(event)
             self.task_scheduler.status_update(executor_id, message)
-        elif isinstance(message, BlockAdded | ReceiverStatus | BadRecords):
+        elif isinstance(message, ReceiverMessage):
             for listener in list(self._executor_listeners):
                 listener.receiver_message(executor_id, message)
         elif isinstance(message, BlocksMigrated):

@@ -65,13 +65,17 @@ class InputEvent:
     """Something a task met in its input that the driver should count and show.
 
     kind: "missing" (the file was gone when the task opened it: skipped, no records),
-    "undecodable" (`records` records replaced or skipped under the decode policy).
+    "undecodable" (`records` records replaced or skipped under the decode policy),
+    "data_loss" (`records` records of a Kafka range deleted before they were read and
+    skipped; `path` names the topic-partition). `stream_id` is the input stream's id
+    when the task's source knows it (file events go by their path instead).
     """
 
     path: str
     kind: str
     records: int = 0
     detail: str = ""
+    stream_id: int | None = None
 
 
 def check_encoding(encoding: str) -> bool:

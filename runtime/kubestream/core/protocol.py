@@ -93,6 +93,33 @@ class BlockAdded:
     records: int
     replica: str | None = None
     wal_path: str | None = None
+    repeated: bool = False
+    """Sent again, to a driver that may not have heard it (it restarted): not new records."""
+
+
+@dataclass(frozen=True, slots=True)
+class BlockRecorded:
+    """The driver's answer to BlockAdded (Spark's reply to AddBlock): `recorded` True once the
+    ReceiverTracker holds the block for a batch (with the write-ahead log, a restarted driver
+    finds it too); False when it refused it (the stream is not received on that executor
+    now), in which case it also deleted the block's log file. A reliable receiver
+    acknowledges its source only after a True answer."""
+
+    stream_id: int
+    block_id: str
+    recorded: bool
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class BlockAbandoned:
+    """A receiver gave up waiting for BlockRecorded and did not acknowledge its source, which
+    sends the records again: unless the driver already holds the block, it deletes its
+    write-ahead log file, so a later driver does not process the records a second time."""
+
+    stream_id: int
+    block_id: str
+    wal_path: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,11 +193,13 @@ class BlockStored:
 
 
 ToExecutor = (
-    (LaunchTask | RemoveBlocks | StartReceiver | StopReceiver | UpdateRateLimit)
+    (LaunchTask | RemoveBlocks | StartReceiver | StopReceiver | UpdateRateLimit | BlockRecorded)
     | (ExecutorLost | ExecutorDraining | MigrateBlocks | Shutdown)
     | RegistrationRefused
     | Heartbeat
 )
 ToDriver = (
     RegisterExecutor | Heartbeat | TaskFinished | BlockAdded | ReceiverStatus | BlocksMigrated
-) | BadRecords
+) | (BadRecords | BlockAbandoned)
+ReceiverMessage = BlockAdded | BlockAbandoned | ReceiverStatus | BadRecords
+"""What an executor's receivers tell the driver's ReceiverTracker."""

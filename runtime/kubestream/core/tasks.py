@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 import pickle
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -110,9 +110,10 @@ class CoGroupSource:
 
 class RecordReader(Protocol):
     """Reads one partition from an external system on an executor (a Kafka offset range).
-    Pickled into each task, so it must be a small object of an importable module."""
+    Pickled into each task, so it must be a small object of an importable module.
+    `report` takes what the driver should count (records skipped), sent with the result."""
 
-    def read(self, env: TaskEnv) -> Iterator[Any]: ...
+    def read(self, env: TaskEnv, report: Callable[[InputEvent], None]) -> Iterator[Any]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -359,8 +360,12 @@ def _open_source(
     if isinstance(source, StateSource):
         return _read_state(source, env)
     if isinstance(source, ReaderSource):
-        return source.reader.read(env)
+        return source.reader.read(env, events.append if events is not None else _unreported)
     return iter(())
+
+
+def _unreported(event: InputEvent) -> None:
+    """Where a reader's events go when the task's runner collects none."""
 
 
 def _read_input_block(source: BlockSource, env: TaskEnv) -> bytes:

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from kubestream import settings
@@ -24,6 +25,7 @@ class LocalExecutorProcesses:
         log_format: str = "text",
         read_access: str = settings.UI_READ_ACCESS.default,
         scrape_token_file: str | None = None,
+        executor_settings: Sequence[tuple[settings.Setting[Any], Any]] = (),
     ) -> None:
         self._driver_port = driver_port
         self._keys = keys
@@ -32,6 +34,7 @@ class LocalExecutorProcesses:
         self._log_format = log_format
         self._read_access = read_access
         self._scrape_token_file = scrape_token_file
+        self._executor_settings = tuple(executor_settings)
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         for i in range(count):
             self.start(f"exec-{i + 1}")
@@ -64,6 +67,7 @@ class LocalExecutorProcesses:
             (settings.METRICS_PORT, 0),
             # Their /metrics is read as the driver's is (a scrape token in env comes along).
             (settings.UI_READ_ACCESS, self._read_access),
+            *self._executor_settings,
         ]
         if self._scrape_token_file is not None:
             flags.append((settings.UI_SCRAPE_TOKEN_FILE, self._scrape_token_file))

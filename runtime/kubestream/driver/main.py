@@ -28,7 +28,12 @@ from kubestream.driver.batch_logs import BatchLogContext
 from kubestream.driver.decommission import Decommissioner
 from kubestream.driver.endpoint import DriverEndpoint
 from kubestream.driver.local_cluster import LocalExecutorProcesses
-from kubestream.driver.metrics import DriverMetrics, HealthCollector, InputsCollector
+from kubestream.driver.metrics import (
+    DriverMetrics,
+    HealthCollector,
+    InputsCollector,
+    OutputsCollector,
+)
 from kubestream.driver.progress import ProgressMonitor
 from kubestream.driver.status import context_status
 from kubestream.driver.ui.server import Actions, UIServer, tls_context
@@ -111,6 +116,9 @@ def run_driver(options: DriverOptions, local_executors: int = 0) -> int:
                 log_format=values[settings.LOG_FORMAT],
                 read_access=values[settings.UI_READ_ACCESS],
                 scrape_token_file=values[settings.UI_SCRAPE_TOKEN_FILE],
+                executor_settings=[
+                    (settings.KAFKA_CONSUMER_POOL_SIZE, values[settings.KAFKA_CONSUMER_POOL_SIZE])
+                ],
             )
         ssc = StreamingContext(
             values[settings.BATCH_INTERVAL],
@@ -159,6 +167,7 @@ def _start_ui(ssc: StreamingContext, options: DriverOptions) -> tuple[UIServer, 
         DriverMetrics(registry, ssc.batch_interval, ssc.engine, ssc.receiver_tracker)
     )
     registry.register(InputsCollector(ssc.graph))
+    registry.register(OutputsCollector(ssc.graph))
     values = options.settings
     progress = ProgressMonitor(
         ssc.engine.task_scheduler,

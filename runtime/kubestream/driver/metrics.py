@@ -287,3 +287,32 @@ class HealthCollector(Collector):
                 "When a checkpoint was last written (Unix s).",
                 value=view["last_written"],
             )
+
+
+class OutputsCollector(Collector):
+    """What sinks report at scrape time (DStreamGraph.output_details): rows written and
+    records they refused and skipped on the executors (save_to_cassandra's
+    on_bad_record="skip")."""
+
+    def __init__(self, graph: DStreamGraph) -> None:
+        self._graph = graph
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        written = CounterMetricFamily(
+            PREFIX + "output_rows_written",
+            "Rows a sink wrote, by output operation (replayed batches count again).",
+            labels=["output", "kind"],
+        )
+        bad = CounterMetricFamily(
+            PREFIX + "output_bad_records",
+            "Records a sink could not write and skipped, by output operation.",
+            labels=["output", "kind"],
+        )
+        for details in self._graph.output_details():
+            labels = [str(details["output_id"]), str(details.get("kind", ""))]
+            if "rows_written" in details:
+                written.add_metric(labels, details["rows_written"])
+            if "bad_records" in details:
+                bad.add_metric(labels, details["bad_records"])
+        yield written
+        yield bad

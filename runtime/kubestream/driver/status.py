@@ -8,6 +8,7 @@ change both together.
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -107,14 +108,10 @@ def _mean(values: Sequence[float]) -> float | None:
 
 def _slope(points: Sequence[tuple[float, float]]) -> float | None:
     """Least-squares slope of y over x; None with fewer than two distinct x."""
-    if len(points) < 2:
+    try:
+        return statistics.linear_regression([x for x, _ in points], [y for _, y in points]).slope
+    except statistics.StatisticsError:
         return None
-    mx = sum(x for x, _ in points) / len(points)
-    my = sum(y for _, y in points) / len(points)
-    sxx = sum((x - mx) ** 2 for x, _ in points)
-    if sxx == 0:
-        return None
-    return sum((x - mx) * (y - my) for x, y in points) / sxx
 
 
 def summarise(
@@ -159,6 +156,7 @@ def build_status(
     receivers: Sequence[ReceiverView],
     now: float,
     inputs: Sequence[InputView] = (),
+    outputs: Sequence[Mapping[str, Any]] = (),
     decommissions: Mapping[str, str] | None = None,
     limit: int = 100,
     window: float = SUMMARY_WINDOW,
@@ -213,6 +211,7 @@ def build_status(
             {"stream_id": i.stream_id, "kind": i.kind, "rate_limit": i.rate_limit, **i.details}
             for i in sorted(inputs, key=lambda i: i.stream_id)
         ],
+        "outputs": [dict(o) for o in outputs],
         "decommissions": dict(decommissions or {}),
         "stall": _stall(stall, now),
         "slow_tasks": [_task(t) for t in slow_tasks],
@@ -259,6 +258,7 @@ def context_status(
         inputs=[
             InputView(i.id, i.describe(), i.rate_limit, i.input_details()) for i in ssc.graph.inputs
         ],
+        outputs=ssc.graph.output_details(),
         decommissions=decommissions,
         limit=limit,
         stall=stall,

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from kubestream.core.functions import FunctionCache
 from kubestream.core.input_files import InputEvent
 from kubestream.core.protocol import (
+    BlockRecorded,
     BlocksMigrated,
     ExecutorDraining,
     ExecutorLost,
@@ -67,6 +68,9 @@ class ExecutorCore:
         self._lost_peers: set[str] = set()
         self._draining_peers: set[str] = set()
         self._receivers: dict[int, ReceiverSupervisor] = {}
+        self._retiring: set[ReceiverSupervisor] = set()
+        """Receivers stopping: their last blocks still wait for the driver's answers."""
+        self._receivers_lock = threading.Lock()
         self._stopping = threading.Event()
         self._workers = [
             threading.Thread(target=self._work, name=f"task-{i}", daemon=True) for i in range(cores)
@@ -85,9 +89,15 @@ class ExecutorCore:
         elif isinstance(message, StartReceiver):
             self._start_receiver(message)
         elif isinstance(message, StopReceiver):
-            supervisor = self._receivers.pop(message.stream_id, None)
+            supervisor = self._receivers.get(message.stream_id)
             if supervisor is not None:
-                supervisor.stop()
+                self._stop_receiver(supervisor)
+        elif isinstance(message, BlockRecorded):
+            with self._receivers_lock:
+                supervisors = [*self._receivers.values(), *self._retiring]
+            for supervisor in supervisors:
+                if supervisor.stream_id == message.stream_id:
+                    supervisor.block_recorded(message)
         elif isinstance(message, UpdateRateLimit):
             receiver = self._receivers.get(message.stream_id)
             if receiver is not None:
@@ -191,7 +201,36 @@ class ExecutorCore:
             worker.join(max(0.0, deadline - time.monotonic()))
         return not any(worker.is_alive() for worker in self._workers)
 
+    def driver_connected(self) -> None:
+        """The executor (re)registered: its receivers repeat what the driver may not have."""
+        with self._receivers_lock:
+            supervisors = [*self._receivers.values(), *self._retiring]
+        for supervisor in supervisors:
+            supervisor.driver_connected()
+
+    def _stop_receiver(self, supervisor: ReceiverSupervisor, announce: bool = True) -> None:
+        """Stop on a thread of its own: its last blocks wait for answers that arrive on the
+        thread that calls handle(). Without `announce`, the driver is not told (it has just
+        started the stream's receiver here again)."""
+        with self._receivers_lock:
+            if self._receivers.get(supervisor.stream_id) is supervisor:
+                del self._receivers[supervisor.stream_id]
+            self._retiring.add(supervisor)
+
+        def stop() -> None:
+            supervisor.stop(announce)
+            with self._receivers_lock:
+                self._retiring.discard(supervisor)
+
+        threading.Thread(
+            target=stop, name=f"receiver-stop-{supervisor.stream_id}", daemon=True
+        ).start()
+
     def _start_receiver(self, message: StartReceiver) -> None:
+        previous = self._receivers.get(message.stream_id)
+        if previous is not None:
+            # Started by a driver that this one replaced: it stops, flushing what it stored.
+            self._stop_receiver(previous, announce=False)
         receiver = pickle.loads(message.receiver)
 
         def replicate(block_id: str, blob: bytes) -> str | None:
@@ -207,9 +246,14 @@ class ExecutorCore:
             replicate,
             message.wal_dir,
             rate_limit=message.rate_limit,
+            on_refused=self._stop_receiver,
         )
-        self._receivers[message.stream_id] = supervisor
+        with self._receivers_lock:
+            self._receivers[message.stream_id] = supervisor
         supervisor.start()
+        # A driver placing receivers listens for their blocks; the one this executor
+        # registered with may not have been (a restarted driver recovering its checkpoint).
+        self.driver_connected()
 
     def _work(self) -> None:
         while (message := self._queue.get()) is not None:

@@ -76,7 +76,7 @@ class ExecutorMetrics:
             self.task_time.observe(message.duration)
             for event in message.input_events:
                 self.input_events.labels(event.kind).inc(max(1, event.records))
-        elif isinstance(message, BlockAdded):
+        elif isinstance(message, BlockAdded) and not message.repeated:
             self.records_received.labels(str(message.stream_id)).inc(message.records)
         elif isinstance(message, BadRecords):
             self.bad_records.labels(str(message.stream_id), message.reason).inc(message.records)

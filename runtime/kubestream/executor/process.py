@@ -17,6 +17,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from kubestream.access import OPEN, Access
+from kubestream.core import resources
 from kubestream.core.protocol import (
     BlocksFetched,
     BlockStored,
@@ -141,7 +142,8 @@ class ExecutorProcess:
         if isinstance(message, Heartbeat):
             if not self._registered:
                 log.info("executor %s registered with the driver", self.executor_id)
-            self._registered = True
+                self._registered = True
+                self.core.driver_connected()
         elif isinstance(message, RegistrationRefused):
             log.error("the driver refused executor %s: %s", self.executor_id, message.reason)
             self._finish(2)
@@ -186,6 +188,7 @@ class ExecutorProcess:
         self._done.wait()
         if not self.core.stop(TASKS_STOP_WAIT):
             log.info("executor %s exits with a task still running user code", self.executor_id)
+        resources.close_all()  # after the tasks: none is left writing through a closed client
         self._fetcher.close()
         self._client.close()
         self._blocks_server.close()

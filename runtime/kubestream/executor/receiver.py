@@ -14,6 +14,12 @@ from typing import Any, Protocol
 from kubestream.errors import ConfigError
 
 
+class BlockNotRecordedError(ConnectionError):
+    """store_block's records are not confirmed by the driver (it did not answer in time, or
+    the stream is received elsewhere now): the receiver must not acknowledge its source,
+    which then sends the records again. A ConnectionError, as a lost broker connection is."""
+
+
 class ReceiverHost(Protocol):
     def store(self, records: Iterable[Any]) -> None: ...
 
@@ -68,9 +74,17 @@ class Receiver(ABC):
         self._require_host().store(records)
 
     def store_block(self, records: Iterable[Any]) -> None:
-        """Store records as one block and return once it is safe: kept on two executors and,
-        with the write-ahead log on, written under the checkpoint directory. A reliable
-        receiver acknowledges its source only after this returns."""
+        """Store records as one block and return once it is safe: kept on two executors,
+        with the write-ahead log on written under the checkpoint directory, and recorded by
+        the driver's ReceiverTracker (so a restarted driver processes it too). A reliable
+        receiver acknowledges its source only after this returns.
+
+        Raises
+        ------
+        BlockNotRecordedError
+            The driver did not confirm the block (it is gone, or the stream moved): do not
+            acknowledge; the source sends the records again.
+        """
         self._require_host().store_block(list(records))
 
     def restart(self, message: str, error: BaseException | None = None) -> None:

@@ -1,7 +1,16 @@
-"""Runs one receiver on an executor and cuts what it stores into blocks every block interval."""
+"""Runs one receiver on an executor and cuts what it stores into blocks every block interval.
+
+Each block is reported to the driver and, as Spark's ReceiverSupervisorImpl does, kept
+waiting until the driver's ReceiverTracker answers that it recorded it: a reliable
+receiver acknowledges its source only then. With no answer in time (the driver is
+gone) the block is abandoned, and the source sends its records again; a block the
+driver refuses (the stream is received elsewhere now, e.g. after a driver restart)
+stops this receiver.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import threading
@@ -10,10 +19,17 @@ import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from kubestream.core.protocol import BadRecords, BlockAdded, ReceiverStatus, ToDriver
+from kubestream.core.protocol import (
+    BadRecords,
+    BlockAbandoned,
+    BlockAdded,
+    BlockRecorded,
+    ReceiverStatus,
+    ToDriver,
+)
 from kubestream.errors import USER_CODE_ERRORS
 from kubestream.executor.rate_limiter import RateLimiter
-from kubestream.executor.receiver import Receiver
+from kubestream.executor.receiver import BlockNotRecordedError, Receiver
 from kubestream.storage.block_manager import BlockManager, serialise
 from kubestream.storage.checkpoint_store import write_atomically
 
@@ -21,6 +37,22 @@ log = logging.getLogger(__name__)
 
 BAD_RECORD_WARNING_INTERVAL = 10.0
 """Seconds between warnings about a receiver's bad records (each with the count since)."""
+
+
+BLOCK_CONFIRM_TIMEOUT = 10.0
+"""Seconds a block waits for the driver to record it (Spark's AddBlock ask). A live driver
+answers in milliseconds; it stays below the sources' own patience (a Flume Thrift sink's
+request timeout, 20 s; a RabbitMQ connection's missed heartbeats, 60 s), so an unconfirmed
+block goes back to its source before the source gives up on the receiver."""
+
+
+@dataclasses.dataclass(slots=True)
+class _Report:
+    """A reported block waiting for the driver's BlockRecorded."""
+
+    message: BlockAdded
+    answered: threading.Event = dataclasses.field(default_factory=threading.Event)
+    answer: BlockRecorded | None = None
 
 
 class ReceiverSupervisor:
@@ -36,6 +68,8 @@ class ReceiverSupervisor:
         wal_dir: str | None = None,
         restart_delay: float = 2.0,
         rate_limit: float | None = None,
+        confirm_timeout: float = BLOCK_CONFIRM_TIMEOUT,
+        on_refused: Callable[[ReceiverSupervisor], None] | None = None,
     ) -> None:
         self.stream_id = stream_id
         self.receiver = receiver
@@ -55,6 +89,11 @@ class ReceiverSupervisor:
         self._bad: dict[str, tuple[int, str]] = {}
         self._bad_unwarned: dict[str, int] = {}
         self._bad_warned_at: dict[str, float] = {}
+        self._confirm_timeout = confirm_timeout
+        self._on_refused = on_refused
+        self._reports: dict[str, _Report] = {}
+        self._resend: list[BlockAdded | BlockAbandoned] = []
+        self._reports_lock = threading.Lock()
         # A receiver that comes back to an executor must not reuse the ids of blocks kept there.
         self._incarnation = uuid.uuid4().hex[:12]
         self._cutter = threading.Thread(
@@ -73,8 +112,9 @@ class ReceiverSupervisor:
         except USER_CODE_ERRORS as exc:
             self.report_error("receiver failed to start", exc)
 
-    def stop(self) -> None:
-        """Stop the receiver and flush what it stored, so a graceful stop loses nothing."""
+    def stop(self, announce: bool = True) -> None:
+        """Stop the receiver and flush what it stored, so a graceful stop loses nothing;
+        with `announce`, then tell the driver it stopped."""
         if self._stopped.is_set():
             return
         self._stopped.set()
@@ -84,7 +124,8 @@ class ReceiverSupervisor:
             self.report_error("receiver failed to stop cleanly", exc)
         self._cutter.join(timeout=5)
         self._flush()
-        self._to_driver(ReceiverStatus(self.stream_id, "stopped"))
+        if announce:
+            self._to_driver(ReceiverStatus(self.stream_id, "stopped"))
 
     def set_rate_limit(self, rate: float | None) -> None:
         log.info("receiver %s: rate limit %s records/s", self.stream_id, rate)
@@ -142,19 +183,54 @@ class ReceiverSupervisor:
     def store_block(self, records: list[Any]) -> None:
         if records:
             self._limiter.acquire(len(records), self._stopped)
-            self._write_block(records)
+            self._write_block(records, reliable=True)
 
     def _flush(self) -> None:
         with self._buffer_lock:
             records, self._buffer = self._buffer, []
             bad, self._bad = self._bad, {}
         if records:
-            self._write_block(records)
+            try:
+                self._write_block(records, reliable=False)
+            except BlockNotRecordedError as exc:
+                log.warning("receiver %s: %s", self.stream_id, exc)
         for reason, (count, detail) in bad.items():
             self._to_driver(BadRecords(self.stream_id, reason, count, detail))
 
-    def _write_block(self, records: list[Any]) -> None:
-        """Memory, write-ahead log, second executor, then tell the driver: in that order."""
+    def block_recorded(self, answer: BlockRecorded) -> None:
+        """The driver's answer to a block report (on the executor's transport thread)."""
+        with self._reports_lock:
+            report = self._reports.get(answer.block_id)
+            if report is None:
+                return  # answered after its wait ended, or a second answer to a resent report
+            report.answer = answer
+        report.answered.set()
+
+    def driver_connected(self) -> None:
+        """The executor (re)registered with a driver, perhaps a new one that never heard the
+        reports sent to its predecessor: send again the blocks still waiting for an answer,
+        those abandoned and those stored with store() that were never answered."""
+        with self._reports_lock:
+            reports = [r.message for r in self._reports.values()]
+            messages = [dataclasses.replace(m, repeated=True) for m in reports] + [
+                dataclasses.replace(m, repeated=True) if isinstance(m, BlockAdded) else m
+                for m in self._resend
+            ]
+            self._resend = []
+        for message in messages:
+            self._to_driver(message)
+
+    def _write_block(self, records: list[Any], reliable: bool) -> None:
+        """Memory, write-ahead log, second executor, then tell the driver and wait until it
+        recorded the block: in that order. Reliable (store_block): an unanswered block is
+        abandoned, since its source sends the records again; otherwise (store(), whose
+        source sends nothing again) its report is repeated to the next driver instead.
+
+        Raises
+        ------
+        BlockNotRecordedError
+            The driver did not answer within the confirmation timeout, or refused the block.
+        """
         with self._write_lock:
             self._seq += 1
             block_id = f"input-{self.stream_id}-{self._executor_id}-{self._incarnation}-{self._seq}"
@@ -166,4 +242,36 @@ class ReceiverSupervisor:
             os.makedirs(os.path.dirname(wal_path), exist_ok=True)
             write_atomically(wal_path, blob)
         replica = self._replicate(block_id, blob)
-        self._to_driver(BlockAdded(self.stream_id, block_id, len(records), replica, wal_path))
+        report = _Report(BlockAdded(self.stream_id, block_id, len(records), replica, wal_path))
+        abandoned = BlockAbandoned(self.stream_id, block_id, wal_path)
+        with self._reports_lock:
+            self._reports[block_id] = report
+        try:
+            self._to_driver(report.message)
+            report.answered.wait(self._confirm_timeout)
+        finally:
+            with self._reports_lock:
+                del self._reports[block_id]
+                answer = report.answer
+                if answer is None:
+                    self._resend.append(abandoned if reliable else report.message)
+        if answer is None:
+            if reliable:
+                self._to_driver(abandoned)
+            then = "; the source is not acknowledged and sends the records again"
+            raise BlockNotRecordedError(
+                f"the driver did not record block {block_id} within {self._confirm_timeout:g} s"
+                + (then if reliable else "")
+            )
+        if not answer.recorded:
+            self._blocks.remove([block_id])
+            self._refused(answer.reason)
+            raise BlockNotRecordedError(f"the driver refused block {block_id}: {answer.reason}")
+
+    def _refused(self, reason: str) -> None:
+        """This receiver is not the stream's any more (a previous driver started it): stop."""
+        if self._stopped.is_set():
+            return
+        log.warning("receiver %s stops: %s", self.stream_id, reason)
+        if self._on_refused is not None:
+            self._on_refused(self)

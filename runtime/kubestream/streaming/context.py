@@ -19,6 +19,7 @@ from typing import Any
 
 from kubestream import settings
 from kubestream.clock import Clock, SystemClock
+from kubestream.core import resources
 from kubestream.core.engine import Engine
 from kubestream.core.input_files import DECODE_ERROR_POLICIES, check_encoding
 from kubestream.core.protocol import ReceiverStatus
@@ -782,6 +783,8 @@ class StreamingContext:
         self.engine.remove_executor_listener(self.receiver_tracker)
         if stop_engine and self._own_executors is not None:
             self._own_executors.stop()
+        # This process's connector clients: the driver's, and in-process executors'.
+        resources.close_all()
         self.state = StreamingContextState.STOPPED
         with _ACTIVE_LOCK:
             if self in _ACTIVE:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from kubestream.core.rdd import RDD
 from kubestream.errors import ConfigError
@@ -48,6 +48,16 @@ class DStreamGraph:
             if rdd is not None:
                 jobs.append(Job(output_id, functools.partial(fn, batch_time, rdd)))
         return jobs
+
+    def output_details(self) -> list[dict[str, Any]]:
+        """What output operations that count their work report (a sink's `output_details()`:
+        rows written, records refused and skipped), each with its output and stream id."""
+        found = []
+        for output_id, (stream, fn) in enumerate(self.outputs):
+            details = getattr(fn, "output_details", None)
+            if callable(details):
+                found.append({"output_id": output_id, "stream_id": stream.id, **details()})
+        return found
 
     def clear_metadata(self, batch_time: int) -> list[RDD]:
         dropped: list[RDD] = []

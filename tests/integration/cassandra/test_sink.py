@@ -21,8 +21,11 @@ from cassandra.cluster import NoHostAvailable, Session
 from cassandra.query import BatchStatement, BatchType
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from prometheus_client import CollectorRegistry
 
 from kubestream import CassandraConnection, ConfigError, JobFailedError
+from kubestream.driver.metrics import OutputsCollector
+from kubestream.driver.status import context_status
 from kubestream.streaming.dstream import DStream
 from kubestream.streaming.sinks.cassandra.config import WriteOptions
 from kubestream.streaming.sinks.cassandra.rows import ColumnMapping
@@ -238,6 +241,49 @@ def test_bad_records_are_counted_skipped_and_kept_as_dead_letters(
         strict(2_000, executors.engine.parallelize([("ant", 9), ("fox", "seven")], 1))
     assert "column 'total'" in str(failure.value) or "total" in str(failure.value)
     assert "on_bad_record='skip'" in str(failure.value)
+
+
+def test_records_skipped_on_executors_reach_the_drivers_status_and_metrics(
+    executors: Cluster, connection: CassandraConnection, cql: Session, keyspace: str
+) -> None:
+    cql.execute(f"CREATE TABLE {keyspace}.totals (word text PRIMARY KEY, total bigint)")
+    batches = [[("ant", 1), ("bee", "two"), ("cat", 3)], [("dog", 2**70), ("eel", 5)]]
+    seen: list[tuple[dict[str, Any], dict[str, float]]] = []
+
+    def pipeline(pairs: DStream[tuple[str, Any]]) -> DStream[tuple[str, Any]]:
+        pairs.save_to_cassandra(
+            keyspace, "totals", ["word", "total"], connection=connection, on_bad_record="skip"
+        )
+
+        def observe(rdd: Any) -> None:  # the next output: runs after the save, in order
+            ssc = pairs.env.context
+            assert ssc is not None
+            (doc,) = context_status(ssc, "test")["outputs"]
+            registry = CollectorRegistry()
+            registry.register(OutputsCollector(ssc.graph))
+            samples = {
+                s.name: s.value
+                for metric in registry.collect()
+                for s in metric.samples
+                if s.name.endswith("_total")
+            }
+            seen.append((doc, samples))
+
+        pairs.foreach_rdd(observe)
+        return pairs
+
+    run_batches([batches], pipeline, engine=executors.engine)
+    written, bad = (
+        [doc["rows_written"] for doc, _ in seen],
+        [doc["bad_records"] for doc, _ in seen],
+    )
+    assert (written, bad) == ([2, 3], [1, 2])
+    doc, samples = seen[-1]
+    assert doc["kind"] == "cassandra" and doc["table"] == f"{keyspace}.totals"
+    assert samples == {
+        "kubestream_output_rows_written_total": 3,
+        "kubestream_output_bad_records_total": 2,
+    }
 
 
 def test_tables_that_cannot_take_the_rows_are_refused_before_writing(

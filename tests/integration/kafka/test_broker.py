@@ -66,3 +66,23 @@ def test_tls_listener_is_verified_against_the_test_ca(kafka_broker: KafkaBroker)
     # The system's CAs do not know the test CA: the handshake fails.
     with pytest.raises(KafkaException):
         AdminClient(tls).list_topics(timeout=5)
+
+
+def test_sasl_ssl_listener_needs_both_the_ca_and_the_scram_password(
+    kafka_broker: KafkaBroker,
+) -> None:
+    config = {
+        "bootstrap.servers": kafka_broker.sasl_ssl_bootstrap_servers,
+        "security.protocol": "SASL_SSL",
+        "ssl.ca.location": str(kafka_broker.ca_location),
+        "sasl.mechanism": "SCRAM-SHA-256",
+        "sasl.username": kafka_broker.sasl_username,
+        "sasl.password": kafka_broker.sasl_password,
+    }
+    assert len(AdminClient(config).list_topics(timeout=30).brokers) == 1
+    for wrong in (
+        {**config, "sasl.password": "not-" + kafka_broker.sasl_password},
+        {k: v for k, v in config.items() if k != "ssl.ca.location"},  # the system CAs
+    ):
+        with pytest.raises(KafkaException):
+            AdminClient(wrong).list_topics(timeout=5)

@@ -11,8 +11,10 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+import cloudpickle
 import pytest
 from confluent_kafka import Consumer
 from confluent_kafka import TopicPartition as KafkaTopicPartition
@@ -21,8 +23,9 @@ from kubestream import StreamingContext
 from kubestream.core.rdd import RDD
 from kubestream.driver.status import context_status
 from kubestream.streaming.sources.kafka.offsets import OffsetRange
+from kubestream.streaming.sources.kafka.stream import KafkaRangeReader
 from tests.brokers import KafkaBroker
-from tests.integration.conftest import Cluster
+from tests.integration.conftest import Cluster, start_cluster, stop_cluster
 from tests.integration.kafka.topics import (
     add_partitions,
     create_topic,
@@ -201,6 +204,37 @@ def test_records_deleted_before_they_were_read_fail_loudly_or_are_skipped_and_co
     assert stream.input_details()["lost_records"] == 50
 
 
+def test_records_deleted_after_planning_are_skipped_by_the_executor_and_counted_by_the_driver(
+    cluster: Cluster, kafka_broker: KafkaBroker, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The batch is planned over [0, 100), then retention takes [0, 60) before the executor
+    process reads: it skips them, and its report reaches the driver's counters and status."""
+    bootstrap = kafka_broker.bootstrap_servers
+    topic = create_topic(bootstrap, 1)
+    produce(bootstrap, topic, [(0, None, f"v{i}") for i in range(100)])
+    ssc = StreamingContext(0.3, engine=cluster.engine)
+    stream = ssc.kafka_stream(topic, {"bootstrap.servers": bootstrap}, fail_on_data_loss=False)
+    stream.start()
+    try:
+        rdd = stream.compute(1_000)
+        assert rdd is not None
+        assert [(r.from_offset, r.until_offset) for r in stream.offset_ranges(1_000)] == [(0, 100)]
+        delete_records_before(bootstrap, topic, 0, 60)
+        with caplog.at_level(logging.WARNING, "kubestream.streaming.sources.kafka.stream"):
+            got = rdd.map(lambda kv: kv[1]).collect()
+    finally:
+        stream.stop()
+    assert got == [f"v{i}" for i in range(60, 100)]
+    details = stream.input_details()
+    assert (details["lost_records"], details["data_loss_events"]) == (60, 1)
+    assert f"topic '{topic}' partition 0: wanted offset 0" in details["last_data_loss"]
+    assert "KafkaDataLoss: stream" in caplog.text and "found by an executor" in caplog.text
+    (view,) = [
+        i for i in context_status(ssc, "kafka-test")["inputs"] if i["stream_id"] == stream.id
+    ]
+    assert view["lost_records"] == 60
+
+
 def test_sink_writes_every_count_and_the_sasl_password_never_shows(
     cluster: Cluster, kafka_broker: KafkaBroker, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -227,17 +261,83 @@ def test_sink_writes_every_count_and_the_sasl_password_never_shows(
         try:
             wait_for(lambda: written == expected, "every count")
             wait_for(lambda: done_records(ssc) >= len(lines), "the batches' Kafka output")
-            status = json.dumps(context_status(ssc, "kafka-test"))
+            document = context_status(ssc, "kafka-test")
+            status = json.dumps(document)
         finally:
             ssc.stop(stop_engine=False)
     got: Counter[str] = Counter()
-    for key, value in read_topic(bootstrap, sink, 3):
+    in_sink = read_topic(bootstrap, sink, 3)
+    for key, value in in_sink:
         assert key is not None
         got[key] += int(value)
     assert got == expected
+    (output,) = (o for o in document["outputs"] if o["kind"] == "kafka")
+    assert (output["topic"], output["rows_written"]) == (sink, len(in_sink))
     assert kafka_broker.sasl_password not in caplog.text
     assert kafka_broker.sasl_password not in status
     assert '"total_lag": 0' in status
+
+
+def test_sasl_over_tls_with_credentials_by_reference_as_a_streaming_job_passes_them(
+    kafka_broker: KafkaBroker,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """SASL_SSL: SCRAM over TLS verified against the test CA. The password is an environment
+    variable (what spec.secretRefs makes) and the user name a file in a directory (what
+    spec.secretMounts makes); the settings carry only references to them, so no task, log
+    or status holds the password."""
+    secrets_dir = tmp_path / "kafka-credentials"
+    secrets_dir.mkdir()
+    (secrets_dir / "username").write_text(kafka_broker.sasl_username + "\n")
+    monkeypatch.setenv("KAFKA_PASSWORD", kafka_broker.sasl_password)
+    bootstrap = kafka_broker.bootstrap_servers
+    source, sink = create_topic(bootstrap, 2), create_topic(bootstrap, 2)
+    lines = texts(300, seed=5)
+    produce(bootstrap, source, [(i % 2, None, t) for i, t in enumerate(lines)])
+    params = {
+        "bootstrap.servers": kafka_broker.sasl_ssl_bootstrap_servers,
+        "security.protocol": "SASL_SSL",
+        "ssl.ca.location": str(kafka_broker.ca_location),
+        "sasl.mechanism": "SCRAM-SHA-256",
+        "sasl.username": f"${{directory:{secrets_dir}:username}}",
+        "sasl.password": "${env:KAFKA_PASSWORD}",
+    }
+    cluster = start_cluster()  # after setenv: executor processes inherit the variable
+    try:
+        ssc = StreamingContext(0.3, engine=cluster.engine)
+        stream = ssc.kafka_stream(source, params)
+        counts = word_counts(stream)
+        written: Counter[str] = Counter()
+        counts.foreach_rdd(lambda rdd: written.update(dict(rdd.collect())))
+        counts.write_to_kafka(sink, params)
+        expected = Counter(w for t in lines for w in t.split())
+        with caplog.at_level(logging.DEBUG):
+            ssc.start()
+            try:
+                wait_for(lambda: written == expected, "every count")
+                wait_for(lambda: done_records(ssc) >= len(lines), "the batches' Kafka output")
+                status = json.dumps(context_status(ssc, "kafka-test"))
+            finally:
+                ssc.stop(stop_engine=False)
+    finally:
+        stop_cluster(cluster)
+    got: Counter[str] = Counter()
+    for key, value in read_topic(bootstrap, sink, 2):
+        assert key is not None
+        got[key] += int(value)
+    assert got == expected
+    password = kafka_broker.sasl_password
+    assert password not in caplog.text and password not in status
+    task_source = KafkaRangeReader(
+        stream.reader_config, OffsetRange(source, 0, 0, 1), False, True, 1
+    )
+    assert password.encode() not in cloudpickle.dumps(task_source)
+    # A reference that cannot be read names the setting and the variable, not a value.
+    monkeypatch.delenv("KAFKA_PASSWORD")
+    with pytest.raises(ValueError, match=r"'sasl\.password': environment variable KAFKA_PASSWORD"):
+        stream.reader_config.to_dict()
 
 
 def test_a_stream_reads_and_writes_over_tls(cluster: Cluster, kafka_broker: KafkaBroker) -> None:

@@ -7,6 +7,8 @@ import time
 import pytest
 from confluent_kafka import Producer
 
+from kubestream import settings
+from kubestream.core import resources
 from kubestream.streaming.sources.kafka.client import (
     ConsumerPool,
     KafkaAdmin,
@@ -38,6 +40,33 @@ def test_consecutive_ranges_read_every_record_once_reusing_one_consumer(
         assert len(pool) == 1
     assert read == [(f"k{i}", f"v{i}") for i in range(1000)]
     pool.close()
+
+
+def test_the_pool_keeps_as_many_consumers_as_the_executor_setting_and_closes_with_the_job(
+    kafka_broker: KafkaBroker,
+) -> None:
+    topic = create_topic(kafka_broker.bootstrap_servers, 5)
+    produce(kafka_broker.bootstrap_servers, topic, [(p, None, f"v{p}") for p in range(5)])
+    config = reader_config(kafka_broker)
+    pool = ConsumerPool()  # sized by settings.KAFKA_CONSUMER_POOL_SIZE, as the executor's
+    try:
+        resources.configure(settings.KAFKA_CONSUMER_POOL_SIZE, 2)
+        for p in range(5):
+            assert list(read_range(config, OffsetRange(topic, p, 0, 1), None, pool=pool)) == [
+                (None, f"v{p}")
+            ]
+            assert len(pool) == min(p + 1, 2)
+        resources.configure(settings.KAFKA_CONSUMER_POOL_SIZE, 64)
+        for p in range(5):
+            list(read_range(config, OffsetRange(topic, p, 0, 1), None, pool=pool))
+        assert len(pool) == 5
+        assert resources.close_all() == []  # what the executor calls as it exits
+        assert len(pool) == 0
+    finally:
+        resources.configure(
+            settings.KAFKA_CONSUMER_POOL_SIZE, settings.KAFKA_CONSUMER_POOL_SIZE.default
+        )
+        pool.close()
 
 
 def test_transaction_markers_and_aborted_records_do_not_stall_a_range(

@@ -45,3 +45,15 @@ def depth(broker: RabbitMQBroker, queue: str) -> tuple[int, int]:
         if fields and fields[0] == queue:
             return int(fields[1]), int(fields[2])
     raise AssertionError(f"queue {queue} not listed")
+
+
+def drain(broker: RabbitMQBroker, queue: str) -> list[str]:
+    """Every body left in the queue, taken out with basic_get and acknowledged."""
+    bodies: list[str] = []
+    with pika.BlockingConnection(parameters(broker)) as connection:
+        channel = connection.channel()
+        while True:
+            method, _, body = channel.basic_get(queue, auto_ack=True)
+            if method is None:
+                return bodies
+            bodies.append(body.decode())

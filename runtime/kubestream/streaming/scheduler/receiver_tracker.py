@@ -2,10 +2,21 @@
 
 A block reported before a batch's time is allocated to that batch, once. A
 receiver whose executor is lost is started again on another one.
+
+Every reported block is answered (BlockRecorded, Spark's reply to AddBlock), and a
+reliable receiver acknowledges its source only after a yes. Yes means the block is
+held here for a batch; with the write-ahead log it also means a restarted driver
+processes it: the block's log file was written before the report, so it existed
+while this driver lived, and a successor either finds the block in its checkpoint
+or adopts the file when it starts (adopt_orphans). No means the stream is not
+received on that executor now (a receiver left over from a previous driver, or one
+moved away): its log file is deleted at once, since its source will send the
+records again to the receiver that is.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import itertools
 import logging
@@ -20,7 +31,10 @@ import cloudpickle
 
 from kubestream.core.protocol import (
     BadRecords,
+    BlockAbandoned,
     BlockAdded,
+    BlockRecorded,
+    ReceiverMessage,
     ReceiverStatus,
     StartReceiver,
     StopReceiver,
@@ -152,11 +166,13 @@ class ReceiverTracker:
     def executor_added(self, executor_id: str) -> None:
         self.place_receivers()
 
-    def receiver_message(
-        self, executor_id: str, message: BlockAdded | ReceiverStatus | BadRecords
-    ) -> None:
+    def receiver_message(self, executor_id: str, message: ReceiverMessage) -> None:
         if isinstance(message, BlockAdded):
-            self.add_block(executor_id, message)
+            refusal = self.add_block(executor_id, message)
+            answer = BlockRecorded(message.stream_id, message.block_id, not refusal, refusal)
+            self._send(executor_id, answer)
+        elif isinstance(message, BlockAbandoned):
+            self.abandon_block(executor_id, message)
         elif isinstance(message, BadRecords):
             self.add_bad_records(message)
         else:
@@ -191,15 +207,47 @@ class ReceiverTracker:
         self.adopt_orphans(written_by=executor_id)
         self.place_receivers()
 
-    def add_block(self, executor_id: str, block: BlockAdded) -> None:
+    def add_block(self, executor_id: str, block: BlockAdded) -> str:
+        """Hold the block for the next batch; returns "" when it is held (now or before),
+        else why it is refused (its log file is then deleted)."""
         with self._lock:
             if block.block_id in self._tracked_ids(block.stream_id):
-                return  # adopted from the log after its executor was declared lost
+                return ""  # adopted from the log, or a report sent again after a reconnect
+            info = self._receivers.get(block.stream_id)
+            if info is None or info.executor_id != executor_id:
+                where = "nowhere" if info is None or info.executor_id is None else "elsewhere"
+                self._delete_logged(block.wal_path)
+                return f"stream {block.stream_id} is received {where} now, not on {executor_id}"
             self._unallocated.setdefault(block.stream_id, []).append(
                 ReceivedBlock(
                     block.block_id, block.records, executor_id, block.replica, block.wal_path
                 )
             )
+            return ""
+
+    def abandon_block(self, executor_id: str, block: BlockAbandoned) -> None:
+        """The receiver did not acknowledge the block's records (no answer came in time), so
+        its source sends them again: forget its log file unless the block is held already."""
+        with self._lock:
+            if block.block_id in self._tracked_ids(block.stream_id):
+                log.warning(
+                    "block %s from %s was abandoned after it was recorded: its records may be "
+                    "processed twice (dropped again with message ids)",
+                    block.block_id,
+                    executor_id,
+                )
+                return
+            self._delete_logged(block.wal_path)
+
+    def _delete_logged(self, wal_path: str | None) -> None:
+        """Delete a refused block's log file (only inside this job's log directory)."""
+        if wal_path is None or self.wal_dir is None:
+            return
+        root = os.path.realpath(self.wal_dir)
+        path = os.path.realpath(wal_path)
+        if os.path.commonpath([root, path]) == root and path != root:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(path)
 
     def add_bad_records(self, message: BadRecords) -> None:
         """Count what a receiver could not store as it came; its detail is the last error."""
@@ -213,9 +261,11 @@ class ReceiverTracker:
             info.last_error = f"{message.records} {message.reason}: {message.detail}"
 
     def update_status(self, executor_id: str, status: ReceiverStatus) -> None:
+        """A receiver's news; none from a receiver the stream left (one a previous driver
+        started, stopping now that its blocks are refused)."""
         with self._lock:
             info = self._receivers.get(status.stream_id)
-            if info is None:
+            if info is None or info.executor_id not in (executor_id, None):
                 return
             info.state = status.state
             if status.state == "error":

@@ -256,7 +256,7 @@ class FileInputDStream(InputDStream):
 
     def _input_event(self, event: InputEvent) -> None:
         """A task's report of a file of this stream (from the transport thread)."""
-        if os.path.dirname(event.path) != self._directory_prefix:
+        if event.stream_id is not None or os.path.dirname(event.path) != self._directory_prefix:
             return
         with self._lock:
             if event.kind == "missing":

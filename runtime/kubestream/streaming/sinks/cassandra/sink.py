@@ -9,7 +9,7 @@ and refused.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from kubestream.streaming.sinks.cassandra.config import CassandraConnection, WriteOptions
 from kubestream.streaming.sinks.cassandra.rows import ColumnMapping, TablePlan
@@ -41,6 +41,15 @@ class CassandraSink:
         self.planned: tuple[TablePlan, ColumnMapping] | None = None
         self.rows_written = 0
         self.bad_records = 0
+
+    def output_details(self) -> dict[str, Any]:
+        """For the status document and metrics (DStreamGraph.output_details)."""
+        return {
+            "kind": "cassandra",
+            "table": f"{self.keyspace}.{self.table}",
+            "rows_written": self.rows_written,
+            "bad_records": self.bad_records,
+        }
 
     def __call__(self, batch_time: int, rdd: RDD) -> None:
         if self.planned is None:

@@ -7,6 +7,8 @@ flight (execute_concurrent). Every write carries the batch time as its write
 timestamp, so the statements are idempotent: the driver may retry them, a retried
 task or a replayed batch rewrites the same cells, and a later batch's cells win.
 The driver uses `table_plan` once, to check the table before the first batch.
+Sessions are cached per process and shut down when the job stops (`close_sessions`,
+through `kubestream.core.resources`).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from cassandra.metadata import protect_name
 from cassandra.policies import DCAwareRoundRobinPolicy, RetryPolicy, TokenAwarePolicy
 from cassandra.query import BatchStatement, BatchType, BoundStatement, PreparedStatement
 
+from kubestream.core import resources
 from kubestream.errors import ConfigError
 from kubestream.streaming.sinks.cassandra.config import CassandraConnection, WriteOptions
 from kubestream.streaming.sinks.cassandra.rows import (
@@ -115,7 +118,20 @@ def shared_session(connection: CassandraConnection) -> Session:
             )
             session = cluster.connect()
             _sessions[connection.fingerprint] = session
+            resources.on_close("cassandra sessions", close_sessions)
         return session
+
+
+def close_sessions() -> None:
+    """Shut down this process's clusters (their sessions, connections and threads) and
+    forget their prepared statements; the next write connects again. Called when the
+    job stops, so the server sees the sessions close instead of the connections drop."""
+    with _lock:
+        sessions = list(_sessions.values())
+        _sessions.clear()
+        _prepared.clear()
+    for session in sessions:
+        session.cluster.shutdown()
 
 
 def table_plan(

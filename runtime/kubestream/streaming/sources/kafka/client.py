@@ -31,6 +31,8 @@ from confluent_kafka import (
 from confluent_kafka import TopicPartition as KafkaTopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec  # type: ignore[attr-defined]
 
+from kubestream import settings
+from kubestream.core import resources
 from kubestream.streaming.sources.kafka.config import ClientConfig
 from kubestream.streaming.sources.kafka.offsets import OffsetRange, TopicPartition
 from kubestream.streaming.sources.kafka.planning import DataLoss, OffsetsLostError, PartitionOffsets
@@ -202,13 +204,22 @@ class ConsumerPool:
 
     A consumer is lent to one reader at a time; a second reader of the same
     partition meanwhile gets a consumer of its own, closed when it is returned
-    to a full pool. Least recently used consumers are closed first.
+    to a full pool. Least recently used consumers are closed first. Without a
+    `capacity`, the process's setting (`settings.KAFKA_CONSUMER_POOL_SIZE`, which the
+    executor passes in through `kubestream.core.resources`) decides, read at each
+    return. The pool closes its consumers when the process's job stops.
     """
 
-    def __init__(self, capacity: int = 64) -> None:
-        self.capacity = capacity
+    def __init__(self, capacity: int | None = None) -> None:
+        self._capacity = capacity
         self._idle: OrderedDict[tuple[str, TopicPartition], _Lent] = OrderedDict()
         self._lock = threading.Lock()
+
+    @property
+    def capacity(self) -> int:
+        if self._capacity is not None:
+            return self._capacity
+        return resources.setting(settings.KAFKA_CONSUMER_POOL_SIZE)
 
     @contextmanager
     def lend(self, config: ClientConfig, tp: TopicPartition) -> Iterator[_Lent]:
@@ -216,6 +227,7 @@ class ConsumerPool:
         with self._lock:
             lent = self._idle.pop(key, None)
         if lent is None:
+            resources.on_close(f"kafka consumers {id(self)}", self.close)
             lent = _Lent(Consumer(config.to_dict(), logger=log), None)
         healthy = False
         try:
@@ -229,12 +241,13 @@ class ConsumerPool:
 
     def _return(self, key: tuple[str, TopicPartition], lent: _Lent) -> None:
         evicted: list[_Lent] = []
+        capacity = self.capacity
         with self._lock:
             if key in self._idle:
                 evicted.append(lent)
             else:
                 self._idle[key] = lent
-            while len(self._idle) > self.capacity:
+            while len(self._idle) > capacity:
                 evicted.append(self._idle.popitem(last=False)[1])
         for old in evicted:
             old.consumer.close()
@@ -279,12 +292,14 @@ def read_range(
     fail_on_data_loss: bool = True,
     poll_timeout: float = 120.0,
     pool: ConsumerPool = POOL,
+    on_data_loss: Callable[[DataLoss, int], None] | None = None,
 ) -> Iterator[Any]:
     """Every record of `offset_range` through `handler` (default: (key, value) as UTF-8).
 
     Done when the consumer's position reaches until_offset (progress.py). Raises
     OffsetsLostError when the range's records were deleted before being read
-    (unless `fail_on_data_loss` is False: then it skips them with a warning),
+    (unless `fail_on_data_loss` is False: then it skips them with a warning and
+    tells `on_data_loss` the loss and how many of the range's records it skipped),
     TimeoutError after `poll_timeout` seconds without progress, KafkaException
     for other broker errors; the task then fails and is retried.
     """
@@ -305,7 +320,9 @@ def read_range(
             for message in batch:
                 error = message.error()
                 if error is not None:
-                    _on_error(error, message, consumer, ktp, progress, fail_on_data_loss)
+                    _on_error(
+                        error, message, consumer, ktp, progress, fail_on_data_loss, on_data_loss
+                    )
                 elif progress.accept(message.offset() or 0):
                     if handler is None:
                         yield decode_key_value(message)
@@ -337,6 +354,7 @@ def _on_error(
     ktp: KafkaTopicPartition,
     progress: RangeProgress,
     fail_on_data_loss: bool,
+    on_data_loss: Callable[[DataLoss, int], None] | None,
 ) -> None:
     code = error.code()
     if code == KafkaError._PARTITION_EOF:
@@ -348,7 +366,10 @@ def _on_error(
         loss = DataLoss(tp, progress.position, PartitionOffsets(earliest, latest))
         if fail_on_data_loss:
             raise OffsetsLostError((loss,))
-        log.warning("skipping lost Kafka records: %s", loss)
+        skipped = min(earliest, progress.until_offset) - progress.position
+        log.warning("KafkaDataLoss: skipping %d lost records: %s", skipped, loss)
+        if on_data_loss is not None:
+            on_data_loss(loss, skipped)
         progress.advance(earliest)
         if not progress.done:
             consumer.assign([KafkaTopicPartition(ktp.topic, ktp.partition, progress.position)])

@@ -5,20 +5,67 @@ Settings are librdkafka's names ("bootstrap.servers", "security.protocol",
 confluent-kafka takes them. They travel to executors inside tasks (over the
 CURVE-encrypted transport); their repr and str show secrets as "***", so a
 task, a log line or an exception that names them never leaks one.
+
+A value may instead refer to where the secret is, in the syntax of Kafka's own
+config providers: ``${env:NAME}`` (EnvVarConfigProvider: a variable, e.g. from the
+StreamingJob's secretRefs) or ``${directory:/path/to/dir:file}``
+(DirectoryConfigProvider: a file, e.g. of a Secret mounted with secretMounts).
+Only the reference then travels with tasks and checkpoints; each process opening
+a client resolves it (`to_dict`) and keeps the value out of its logs.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
+
+from kubestream import logs
 
 SECRET_WORDS = ("password", "secret", "token", ".pem", "jaas", "oauthbearer.config")
 """A setting whose name contains one of these holds a credential."""
 
 
+_REFERENCE = re.compile(r"^\$\{(env|directory):(.+)\}$")
+
+
 def is_secret(name: str) -> bool:
     return any(word in name for word in SECRET_WORDS)
+
+
+def resolve(name: str, value: str) -> str:
+    """`value`, or what its ``${env:...}`` / ``${directory:DIR:FILE}`` reference names;
+    ValueError naming the setting and the reference (never a value) when it cannot be read."""
+    found = _REFERENCE.match(value)
+    if found is None:
+        return value
+    provider, where = found.groups()
+    if provider == "env":
+        resolved = os.environ.get(where)
+        if resolved is None:
+            raise ValueError(
+                f"Kafka setting {name!r}: environment variable {where} is not set in this"
+                " process: map it from a Secret (the StreamingJob's secretRefs)"
+            )
+    else:
+        directory, sep, file = where.rpartition(":")
+        if not sep or not directory or not file or "/" in file:
+            raise ValueError(
+                f"Kafka setting {name!r}: write ${{directory:/path/to/dir:file}}, got {value!r}"
+            )
+        try:
+            resolved = (Path(directory) / file).read_text().rstrip("\r\n")
+        except OSError as e:
+            raise ValueError(
+                f"Kafka setting {name!r}: {directory}/{file} cannot be read ({e.strerror}):"
+                " mount the Secret there (the StreamingJob's secretMounts)"
+            ) from None
+    if is_secret(name):
+        logs.redact(resolved)
+    return resolved
 
 
 @dataclass(frozen=True)
@@ -58,8 +105,9 @@ class ClientConfig(Mapping[str, str]):
         return ClientConfig(tuple(sorted({**dict(self.items_), **overrides}.items())))
 
     def to_dict(self) -> dict[str, str]:
-        """The settings for the client library, secrets included: never log this."""
-        return dict(self.items_)
+        """The settings for the client library, references resolved and secrets included:
+        never log this. ValueError naming the setting whose reference cannot be read."""
+        return {name: resolve(name, value) for name, value in self.items_}
 
     @property
     def fingerprint(self) -> str:

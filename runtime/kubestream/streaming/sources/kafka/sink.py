@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from confluent_kafka import Consumer, KafkaException, Producer
 from confluent_kafka import TopicPartition as KafkaTopicPartition
 
+from kubestream.core import resources
 from kubestream.streaming.sources.kafka.config import ClientConfig
 from kubestream.streaming.sources.kafka.records import RecordShape
 
@@ -60,7 +61,20 @@ def shared_producer(config: ClientConfig) -> Producer:
             settings = {**config.to_dict(), "delivery.report.only.error": True}
             producer = Producer(settings, logger=log)
             _producers[config.fingerprint] = producer
+            resources.on_close("kafka producers", close_producers)
         return producer
+
+
+def close_producers(timeout: float = 10.0) -> None:
+    """Deliver what the process's producers still hold (up to `timeout` s each), then drop
+    them; the next write opens a new one. Called when the job stops."""
+    with _producers_lock:
+        producers = list(_producers.values())
+        _producers.clear()
+    for producer in producers:
+        left = producer.flush(timeout)
+        if left:
+            log.warning("a Kafka producer closed with %d records undelivered", left)
 
 
 class DeliveryFailures:
@@ -108,7 +122,8 @@ def produce_all(
 
 @dataclass(frozen=True)
 class ProducePartition:
-    """Runs on executors (foreach_partition): writes a partition and flushes it."""
+    """Runs on executors (map_partitions): writes a partition, flushes it, and yields how
+    many records it wrote."""
 
     config: ClientConfig
     topic: str
@@ -116,7 +131,7 @@ class ProducePartition:
     partitioner: Partitioner | None
     flush_timeout: float
 
-    def __call__(self, records: Iterator[Any]) -> None:
+    def __call__(self, records: Iterator[Any]) -> Iterator[int]:
         producer = shared_producer(self.config)
         failures = DeliveryFailures()
         n = produce_all(producer, self.topic, records, self.shape, self.partitioner, failures)
@@ -131,10 +146,13 @@ class ProducePartition:
                 f"{failures.count} of {n} records not written to Kafka topic {self.topic!r};"
                 f" first: {failures.first}"
             )
+        return iter((n,))
 
 
 class KafkaSink:
-    """The at-least-once output operation: fn(batch_time, rdd) on the driver."""
+    """The at-least-once output operation: fn(batch_time, rdd) on the driver;
+    `rows_written` counts over the sink's life in this driver process (a task retried
+    after a failure may have written some records again, uncounted)."""
 
     def __init__(
         self,
@@ -147,13 +165,19 @@ class KafkaSink:
         self.write = ProducePartition(
             idempotent_producer_config(config), topic, shape, partitioner, flush_timeout
         )
+        self.rows_written = 0
+
+    def output_details(self) -> dict[str, Any]:
+        """For the status document and metrics (DStreamGraph.output_details)."""
+        return {"kind": "kafka", "topic": self.write.topic, "rows_written": self.rows_written}
 
     def __call__(self, batch_time: int, rdd: RDD) -> None:
-        rdd.foreach_partition(self.write)
+        self.rows_written += sum(rdd.map_partitions(self.write).collect())
 
 
 class TransactionalKafkaSink:
-    """The exactly-once output operation: one transaction per batch, from the driver."""
+    """The exactly-once output operation: one transaction per batch, from the driver;
+    `rows_written` counts the records of committed transactions in this driver process."""
 
     def __init__(
         self,
@@ -183,6 +207,15 @@ class TransactionalKafkaSink:
         self.timeout = timeout
         self._producer: Producer | None = None
         self._consumer: Consumer | None = None
+        self.rows_written = 0
+
+    def output_details(self) -> dict[str, Any]:
+        """For the status document and metrics (DStreamGraph.output_details)."""
+        return {
+            "kind": "kafka-transactional",
+            "topic": self.topic,
+            "rows_written": self.rows_written,
+        }
 
     def _clients(self) -> tuple[Producer, Consumer]:
         if self._producer is None or self._consumer is None:
@@ -236,3 +269,4 @@ class TransactionalKafkaSink:
             raise
         if failures.count:
             raise KafkaException(f"{failures.count} records failed: {failures.first}")
+        self.rows_written += len(records)

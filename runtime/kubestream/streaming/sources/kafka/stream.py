@@ -19,10 +19,11 @@ import re
 import threading
 import time
 import zlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from kubestream.core.input_files import InputEvent
 from kubestream.core.ops import MapOp
 from kubestream.core.rdd import RDD, SourceRDD
 from kubestream.core.tasks import ReaderSource, SourceSpec, TaskEnv
@@ -40,7 +41,12 @@ from kubestream.streaming.sources.kafka.client import (
 from kubestream.streaming.sources.kafka.config import ClientConfig
 from kubestream.streaming.sources.kafka.discovery import Subscription
 from kubestream.streaming.sources.kafka.offsets import OffsetRange, TopicPartition
-from kubestream.streaming.sources.kafka.planning import BatchPlan, plan_batch, records_budget
+from kubestream.streaming.sources.kafka.planning import (
+    BatchPlan,
+    DataLoss,
+    plan_batch,
+    records_budget,
+)
 from kubestream.streaming.sources.kafka.starting import (
     FromTimestamp,
     StartingOffsets,
@@ -55,6 +61,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ISOLATION_LEVELS = ("read_committed", "read_uncommitted")
+DATA_LOSS = "data_loss"
+"""The InputEvent kind of records a task found deleted and skipped (fail_on_data_loss=False)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,15 +74,22 @@ class KafkaRangeReader:
     raw: bool
     fail_on_data_loss: bool
     poll_timeout: float
+    stream_id: int = -1
 
-    def read(self, env: TaskEnv) -> Iterator[Any]:
+    def read(self, env: TaskEnv, report: Callable[[InputEvent], None]) -> Iterator[Any]:
         handler = _as_message if self.raw else None
+
+        def lost(loss: DataLoss, skipped: int) -> None:
+            tp = str(loss.topic_partition)
+            report(InputEvent(tp, DATA_LOSS, skipped, str(loss), self.stream_id))
+
         return read_range(
             self.config,
             self.offset_range,
             handler,
             fail_on_data_loss=self.fail_on_data_loss,
             poll_timeout=self.poll_timeout,
+            on_data_loss=lost,
         )
 
 
@@ -185,6 +200,10 @@ class KafkaInputDStream(InputDStream):
         self.lag: dict[TopicPartition, int] = {}
         self.lost_records = 0
         self.data_loss_events = 0
+        self.last_data_loss: str | None = None
+        self.last_data_loss_time: int | None = None
+        """Unix ms of the latest loss, as the driver learnt of it."""
+        self._loss_lock = threading.Lock()
         self._partitions: list[TopicPartition] = []
         self._discovered_at: float | None = None
         self._committer: _Committer | None = None
@@ -198,12 +217,35 @@ class KafkaInputDStream(InputDStream):
             self._client = KafkaAdmin(self.config, self.isolation_level)
         if self.commit_offsets:
             self._committer = _Committer(self._client, self.group_id)
+        self.env.engine.input_listeners.append(self._input_event)
 
     def stop(self) -> None:
+        if self._input_event in self.env.engine.input_listeners:
+            self.env.engine.input_listeners.remove(self._input_event)
         if self._committer is not None:
             self._committer.stop()
         if self._client is not None:
             self._client.close()
+
+    def _input_event(self, event: InputEvent) -> None:
+        """A task's report of records it found deleted and skipped (transport thread)."""
+        if event.stream_id == self.id and event.kind == DATA_LOSS:
+            self._count_loss(event.detail, event.records, "an executor")
+
+    def _count_loss(self, loss: str, records: int, where: str) -> None:
+        with self._loss_lock:
+            self.data_loss_events += 1
+            self.lost_records += records
+            self.last_data_loss = loss
+            self.last_data_loss_time = int(time.time() * 1000)
+        # One line a log shipper can turn into a Kubernetes Event: fixed reason, then facts.
+        log.warning(
+            "KafkaDataLoss: stream %d skipped %d lost records (found by %s): %s",
+            self.id,
+            records,
+            where,
+            loss,
+        )
 
     def checkpoint_state(self) -> dict[str, Any]:
         return {
@@ -256,7 +298,7 @@ class KafkaInputDStream(InputDStream):
         sources: list[SourceSpec] = [
             ReaderSource(
                 KafkaRangeReader(
-                    self.reader_config, r, raw, self.fail_on_data_loss, self.poll_timeout
+                    self.reader_config, r, raw, self.fail_on_data_loss, self.poll_timeout, self.id
                 )
             )
             for r in ranges
@@ -288,9 +330,7 @@ class KafkaInputDStream(InputDStream):
             fail_on_data_loss=self.fail_on_data_loss,
         )
         for loss in plan.losses:
-            self.data_loss_events += 1
-            self.lost_records += loss.skipped or 0
-            log.warning("KafkaDataLoss: stream %d skipped lost records: %s", self.id, loss)
+            self._count_loss(str(loss), loss.skipped or 0, "planning")
         return plan
 
     def _discover(self, client: BrokerClient) -> None:
@@ -330,6 +370,8 @@ class KafkaInputDStream(InputDStream):
             "total_lag": sum(lag.values()),
             "lost_records": self.lost_records,
             "data_loss_events": self.data_loss_events,
+            "last_data_loss": self.last_data_loss,
+            "last_data_loss_time": self.last_data_loss_time,
         }
 
 
