@@ -79,7 +79,7 @@ def test_a_generation_reads_back_from_its_text(generation: int) -> None:
     assert parse_generation(f" {generation}\n") == generation
 
 
-@pytest.mark.parametrize("text", ["-1", "1.5", "one", "0x10", "١", "9" * 19])
+@pytest.mark.parametrize("text", ["-1", "1.5", "one", "0x10", "\u0661", "9" * 19])
 def test_malformed_generations_are_none(text: str) -> None:
     assert parse_generation(text) is None
 
