@@ -54,9 +54,7 @@ def test_another_generation_gives_other_tokens(secret: str, one: int, other: int
 
 
 @given(secrets_, generations)
-def test_the_checkpoint_key_does_not_depend_on_the_generation(
-    secret: str, generation: int
-) -> None:
+def test_the_checkpoint_key_does_not_depend_on_the_generation(secret: str, generation: int) -> None:
     """Resolved as a pod resolves it, with the generation file in its environment."""
     environ = {
         settings.CURVE_SECRET_KEY.env: secret,
