@@ -119,14 +119,16 @@ def _rotate_ui_tokens(cluster: Cluster, job: m.JobRef, rotation: TokenRotation) 
 def ui_tokens(cluster: Cluster, job: m.JobRef) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
     """The job's read tokens and change tokens to try in turn: those of the token
     generation in its Secret, then those of the one before, which a pod still holds
-    until the kubelet updates its copy of the Secret (up to about a minute); None
-    without a CURVE secret key or with a malformed generation."""
+    until the kubelet updates its copy of the Secret (up to about a minute), then
+    generation 0's, which pods made before token generations (no generation file)
+    hold until they restart; None without a CURVE secret key or with a malformed
+    generation."""
     secret_key = _secret_key(cluster, job)
     text = _secret_value(cluster, job.namespace, m.secret_name(job), m.TOKEN_GENERATION_KEY)
     generation = parse_generation(text)
     if secret_key is None or generation is None:
         return None
-    generations = (generation, generation - 1) if generation > 0 else (generation,)
+    generations = tuple(dict.fromkeys((generation, max(generation - 1, 0), 0)))
     return (
         tuple(read_token(secret_key, g) for g in generations),
         tuple(api_token(secret_key, g) for g in generations),
