@@ -43,6 +43,7 @@ class Driver:
     context: ssl.SSLContext | None
     log: Path
     secret: str
+    public: str
 
     def request(
         self,
@@ -153,7 +154,7 @@ def start_driver(tmp_path: Path) -> Iterator[StartDriver]:
         if tls is not None:
             context = ssl.create_default_context(cafile=str(tls / "ca.crt"))
         return Driver(
-            int(found.group(2)), read_token(secret), api_token(secret), context, log, secret
+            int(found.group(2)), read_token(secret), api_token(secret), context, log, secret, public
         )
 
     yield start
@@ -357,6 +358,25 @@ def replace(path: Path, text: str) -> None:
     os.replace(staged, path)
 
 
+def decommission_cli(driver: Driver, generation_file: Path) -> str:
+    """What `kubestream decommission nobody` says, with the job's keys and this file."""
+    done = subprocess.run(
+        [sys.executable, "-m", "kubestream", "decommission", "nobody", "--timeout", "5"],
+        env={
+            **os.environ,
+            "KUBESTREAM_CURVE_PUBLIC_KEY": driver.public,
+            "KUBESTREAM_CURVE_SECRET_KEY": driver.secret,
+            "KUBESTREAM_UI_TOKEN_GENERATION_FILE": str(generation_file),
+            "KUBESTREAM_URL": f"http://127.0.0.1:{driver.port}",
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode != 0
+    return done.stdout + done.stderr
+
+
 def test_a_new_token_generation_rotates_the_read_and_change_tokens_without_a_restart(
     start_driver: StartDriver, tmp_path: Path
 ) -> None:
@@ -391,11 +411,17 @@ def test_a_new_token_generation_rotates_the_read_and_change_tokens_without_a_res
     replace(generation_file, "1\n")
     refused(driver.read, driver.change)
     allowed(*generations[1])
+    # `kubestream decommission` in a pod reads the same file: the driver lets it ask.
+    assert "answered 409: no executor 'nobody'" in decommission_cli(driver, generation_file)
+    old_file = tmp_path / "old-generation"
+    old_file.write_text("0")
+    assert "answered 401" in decommission_cli(driver, old_file)
     assert get(executor_port, "/metrics", SCRAPE) == 200  # the scrape token is another matter
     # A file that holds no generation refuses every token rather than fall back to 0.
     replace(generation_file, "one\n")
     refused(driver.read, driver.change)
     refused(*generations[1])
+    assert "KUBESTREAM_UI_TOKEN_GENERATION_FILE" in decommission_cli(driver, generation_file)
     replace(generation_file, "2")
     allowed(*generations[2])
     refused(*generations[1])
