@@ -28,7 +28,9 @@ COMMANDS = {
 """Each command and the reader whose settings (`kubestream.settings`) are its flags."""
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(plugins: bool = True) -> argparse.ArgumentParser:
+    """The CLI's parser; with `plugins`, also the commands plugged in from other packages
+    (the operator: importing it takes a second, which no driver or executor should wait)."""
     parser = argparse.ArgumentParser(
         prog="kubestream", description="Micro-batch stream processing, locally or on Kubernetes."
     )
@@ -54,8 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
         settings.add_arguments(command, settings.read_by(reader))
         command.set_defaults(reader=reader)
 
-    for plugin in entry_points(group="kubestream.commands"):
-        plugin.load()(commands)
+    if plugins:
+        for plugin in entry_points(group="kubestream.commands"):
+            plugin.load()(commands)
     return parser
 
 
@@ -200,7 +203,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "--" in argv:
         split = argv.index("--")
         argv, app_args = argv[:split], argv[split + 1 :]
-    parser = build_parser()
+    command = next((a for a in argv if not a.startswith("-")), None)
+    parser = build_parser(plugins=command not in COMMANDS)
     args = parser.parse_args(argv)
     args.app_args = app_args if args.command == "run" else getattr(args, "app_args", None)
     args.app_args_extra = app_args

@@ -209,7 +209,9 @@ def test_failing_batch_stops_the_job_when_the_policy_says_so(tmp_path: Path) -> 
     )
     assert result.returncode == 1, result.stderr
     assert "ZeroDivisionError" in result.stderr
-    assert re.search(r"\b1 of 1 batches failed", result.stderr), "the job ran on after the failure"
+    assert re.search(r"\b1 of 1 batches that ran failed", result.stderr), (
+        "the job ran on after the failure"
+    )
 
 
 def test_a_failing_transform_under_report_keeps_the_job_running_and_exits_1(
@@ -232,7 +234,7 @@ def test_a_failing_transform_under_report_keeps_the_job_running_and_exits_1(
     assert result.returncode == 1, result.stderr
     assert "transform failed once" in result.stderr
     assert "later batches keep running" in result.stderr
-    failed = re.search(r"\b1 of (\d+) batches failed", result.stderr)
+    failed = re.search(r"\b1 of (\d+) batches that ran failed", result.stderr)
     assert failed and int(failed.group(1)) > 2, result.stderr
 
 

@@ -29,6 +29,7 @@ from typing import Any
 from prometheus_client.parser import text_string_to_metric_families
 
 from kubestream.transport import generate_keypair
+from tests.integration.browser import chromium
 from tests.integration.run_job import children
 
 STALL_TIMEOUT = 3
@@ -197,6 +198,11 @@ def test_a_task_that_never_returns_is_a_stall_until_it_returns(tmp_path: Path) -
             "the stall and the slow tasks counted",
         )
         wait_for(lambda: "stalled: batch" in job.stderr, "the stall in the log")
+        page = chromium(job.url, "--dump-dom")
+        assert page.returncode == 0, page.stderr[-2000:]
+        shown = re.findall(r'<p class="problem" data-problem-kind="(\w+)">([^<]*)</p>', page.stdout)
+        assert {kind for kind, _ in shown} == {"stall", "slow_tasks"}, shown
+        assert f"batch {stall['batch_time']} has made no progress" in dict(shown)["stall"]
 
         release.touch()
         wait_for(

@@ -12,12 +12,10 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.error
@@ -31,9 +29,10 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.integration.browser import chromium
+
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "artifacts"
-CHROMIUM = Path("/usr/bin/chromium")
 BATCH_INTERVAL = 0.5
 FAIL_EVERY = 9
 
@@ -266,44 +265,6 @@ def test_each_executor_serves_its_own_metrics(job: Job) -> None:
     assert ids == {"exec-1", "exec-2"}
     assert finished > 0
     assert received > 0
-
-
-def chromium_or_skip() -> Path:
-    if not CHROMIUM.exists():
-        result = subprocess.run(
-            [str(ROOT / "hack" / "install-chromium.sh")], capture_output=True, text=True
-        )
-        if result.returncode != 0 or not CHROMIUM.exists():
-            pytest.skip(f"chromium is missing and could not be installed: {result.stderr[-500:]}")
-    return CHROMIUM
-
-
-def chromium(url: str, *flags: str) -> subprocess.CompletedProcess[str]:
-    profile = tempfile.mkdtemp(prefix="kubestream-chromium-")
-    try:
-        return subprocess.run(
-            [
-                str(chromium_or_skip()),
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                f"--user-data-dir={profile}",
-                "--window-size=1400,1150",
-                "--virtual-time-budget=5000",
-                *flags,
-                url,
-            ],
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-    finally:
-        shutil.rmtree(profile, ignore_errors=True)
 
 
 class PageDom(HTMLParser):

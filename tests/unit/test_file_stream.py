@@ -97,6 +97,23 @@ def test_a_file_gone_before_its_task_is_skipped_and_counted_and_nothing_else_los
     run.ssc.stop()
 
 
+def test_a_large_file_is_shared_by_several_splits_and_read_whole(inbox: Path) -> None:
+    parts: list[int] = []
+
+    def count_partitions(rdd: RDD) -> RDD:
+        parts.append(rdd.num_partitions)
+        return rdd
+
+    run = Run(inbox, ManualClock(1000.0), transform=count_partitions)
+    lines = [f"line {i} {'x' * (i % 97)}" for i in range(60_000)]  # about 3.4 MB
+    put(inbox, "big.txt", "\r\n".join(lines))
+    put(inbox, "small.gz.txt", "one\ntwo\n")
+    run.batch()
+    run.ssc.stop()
+    assert parts == [run.ssc.engine.default_parallelism + 1]
+    assert sorted(run.records()) == sorted([*lines, "one", "two"])
+
+
 def test_a_binary_records_file_gone_before_its_task_is_skipped_and_counted(inbox: Path) -> None:
     victim = inbox / "b.bin"
 

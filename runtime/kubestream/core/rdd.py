@@ -868,12 +868,14 @@ class StateRDD(PersistedRDD):
 
 
 class StateViewRDD(RDD):
-    """Another view of a state version: the records its batch emitted (`mapped`)."""
+    """Another view of a state version: the records its batch emitted (`mapped`), or per
+    partition its changes since batch time `since` (`changes`; see tasks.StateSource)."""
 
-    def __init__(self, state: StateRDD, view: str) -> None:
+    def __init__(self, state: StateRDD, view: str, since: int = 0) -> None:
         super().__init__(state.engine, state.num_partitions)
         self.state = state
         self.view = view
+        self.since = since
 
     def narrow_parents(self) -> Sequence[RDD]:
         return (self.state,)
@@ -881,7 +883,7 @@ class StateViewRDD(RDD):
     def plan(self, split: int, locate: MapLocations) -> tuple[SourceSpec, list[PartitionFn]]:
         source, ops = self.state.plan(split, locate)
         assert isinstance(source, StateSource)
-        return StateSource(source.block_id, source.locations, self.view), ops
+        return StateSource(source.block_id, source.locations, self.view, self.since), ops
 
     def preferred_executors(self, split: int) -> tuple[str, ...]:
         return self.state.preferred_executors(split)

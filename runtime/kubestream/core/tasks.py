@@ -25,6 +25,7 @@ from kubestream.storage.state_store import (
     PartitionState,
     StateDelta,
     StateStore,
+    changes_id,
     delta_message,
 )
 
@@ -54,12 +55,15 @@ class RangeSource:
 @dataclass(frozen=True, slots=True)
 class FileSource:
     """A file's text records (str; encoding and decode policy as input_files.read_text_file),
-    or with `record_length` its fixed-length records (bytes)."""
+    or with `record_length` its fixed-length records (bytes); with `start`/`stop`, those of
+    one split of it (input_files: bytes [start, stop), stop None to the end)."""
 
     path: str
     encoding: str = "utf-8"
     on_decode_error: str = "replace"
     record_length: int | None = None
+    start: int = 0
+    stop: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,11 +76,14 @@ class BlockSource:
 @dataclass(frozen=True, slots=True)
 class StateSource:
     """A version of a state partition (storage.state_store): its (key, state) `entries`,
-    or the `mapped` records the version's batch emitted (map_with_state)."""
+    the `mapped` records the version's batch emitted (map_with_state), or (view
+    "changes") one record, StateStore.changes against the version at batch time `since`
+    (None when no executor holding the version can tell)."""
 
     block_id: str
     locations: tuple[ExecutorAddress, ...]
     view: str = "entries"
+    since: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -286,7 +293,27 @@ def _fetch_state(key: PartitionKey, base: StateSource, env: TaskEnv) -> Partitio
     raise BlockLostError(f"state {base.block_id} is held by no live executor")
 
 
+def _state_changes(source: StateSource, env: TaskEnv) -> Any:
+    """StateStore.changes from this executor, else from one holding the version (a task
+    placed away from the state asks it there); None when none can tell."""
+    found = env.states.changes(source.block_id, source.since)
+    for location in source.locations:
+        if found is not None:
+            break
+        if location.executor_id == env.executor_id:
+            continue
+        try:
+            (blob,) = env.fetch_blocks(location, [changes_id(source.block_id, source.since)])
+        except ConnectionError:
+            continue
+        if blob is not None:
+            found = pickle.loads(blob)
+    return found
+
+
 def _read_state(source: StateSource, env: TaskEnv) -> Iterator[Any]:
+    if source.view == "changes":
+        return iter([_state_changes(source, env)])
     found = env.states.read(source.block_id)
     for location in source.locations:
         if found is not None:
@@ -318,8 +345,12 @@ def _open_source(
     if isinstance(source, FileSource):
         report = events.append if events is not None else None
         if source.record_length is not None:
-            return read_fixed_length_file(source.path, source.record_length, report)
-        return read_text_file(source.path, source.encoding, source.on_decode_error, report)
+            return read_fixed_length_file(
+                source.path, source.record_length, report, source.start, source.stop
+            )
+        return read_text_file(
+            source.path, source.encoding, source.on_decode_error, report, source.start, source.stop
+        )
     if isinstance(source, BlockSource):
         return iter(deserialise(_read_input_block(source, env)))
     if isinstance(source, ShuffleSource):

@@ -253,5 +253,6 @@ def _run(ssc: StreamingContext, options: DriverOptions, signals: _Signals) -> in
     code = 1 if failure is not None and not signals.requested.is_set() else 0
     failed = [b for b in ssc.batches if b.failed]
     if failed:
-        log.warning("%d of %d batches failed", len(failed), len(ssc.batches))
+        ran = [b for b in ssc.batches if b.completed or b.failed]
+        log.warning("%d of %d batches that ran failed", len(failed), len(ran))
     return code

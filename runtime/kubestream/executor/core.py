@@ -112,9 +112,9 @@ class ExecutorCore:
             ).start()
 
     def serve_fetch(self, block_id: str) -> bytes | None:
-        """A block for a peer; a state version as a full copy of it."""
+        """A block for a peer; a state version as a full copy of it, or its changes."""
         if is_state_block(block_id):
-            return self.states.snapshot(block_id)
+            return self.states.serve(block_id)
         return self.blocks.get(block_id)
 
     def serve_put(self, block_id: str, blob: bytes) -> bool:

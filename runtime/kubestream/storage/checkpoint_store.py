@@ -188,3 +188,17 @@ class CheckpointStore:
 
     def times(self, prefix: str) -> list[int]:
         return sorted({t for t, _, _ in self._names(prefix)})
+
+    def remove(self, prefix: str, batch_time: int) -> None:
+        """Delete the checkpoints of this batch time, every phase."""
+        for time, _, name in self._names(prefix):
+            if time == batch_time:
+                os.unlink(os.path.join(self.directory, name))
+
+    def size(self, prefix: str, batch_time: int) -> int:
+        """Bytes of the checkpoints of this batch time, every phase."""
+        return sum(
+            os.path.getsize(os.path.join(self.directory, name))
+            for time, _, name in self._names(prefix)
+            if time == batch_time
+        )

@@ -7,6 +7,13 @@ changed (an undo record): a retried task, a lagging reader or a replica can go
 back to an older version while the driver still holds it, and a replica is sent
 only a version's changes. Version ids are block ids (`state_<stream>_<t>_<split>`),
 so the driver's block cleanup drops versions as it drops blocks.
+
+For incremental data checkpoints each partition also remembers when each key last
+changed (`changed_at`, from `tracked_since` on): the driver asks for the changes
+since its previous checkpoint (`changes`) and writes only those. Keys removed long
+ago are forgotten once they outnumber the live ones (raising `tracked_since`), so
+the record stays bounded by the state's size; a question about older changes then
+gets None, and the driver writes a full snapshot instead.
 """
 
 from __future__ import annotations
@@ -42,7 +49,8 @@ class PartitionState:
     """One partition at its newest version (`head`), with the undo records of older ones.
 
     `by_time` is map_with_state's timeout index (update time -> keys), kept in step by
-    commits once built; None until the updater needs it.
+    commits once built; None until the updater needs it. `changed_at` (key -> batch
+    time ms of its latest change) holds every key changed after `tracked_since`.
     """
 
     key: PartitionKey
@@ -50,6 +58,8 @@ class PartitionState:
     data: dict[Any, Any]
     versions: dict[str, _Version] = field(default_factory=dict)
     by_time: dict[int, dict[Any, None]] | None = None
+    changed_at: dict[Any, int] = field(default_factory=dict)
+    tracked_since: int = 0
 
 
 class StateStore:
@@ -90,6 +100,7 @@ class StateStore:
         with self._lock:
             self._drop(key)
             part = PartitionState(key, version, data, {version: _Version(None, {}, [], mapped)})
+            part.tracked_since = version_time(version)
             self._parts[key] = part
             self._where[version] = key
             return part
@@ -100,6 +111,10 @@ class StateStore:
             data, index = part.data, part.by_time
             old: dict[Any, Any] = {}
             added: list[Any] = []
+            time = version_time(version)
+            changed_at = part.changed_at
+            changed_at.update(dict.fromkeys(delta.updated, time))
+            changed_at.update(dict.fromkeys(delta.removed, time))
             for k, value in delta.updated.items():
                 if k in data:
                     previous = old[k] = data[k]
@@ -120,6 +135,47 @@ class StateStore:
             part.versions[version] = _Version(part.head, old, added, delta.mapped)
             part.head = version
             self._where[version] = part.key
+            if len(changed_at) > 2 * len(data) + FORGET_REMOVED_AFTER:
+                _forget_removed(part)
+
+    def changes(self, version: str, since: int) -> tuple[dict[Any, Any], list[Any]] | None:
+        """(updated entries, removed keys) of `version` against the partition's version at
+        batch time `since` (ms), for an incremental checkpoint: disjoint, and possibly
+        naming keys changed after `version` too (at their value there, or as removed).
+        None when this executor cannot tell (it does not hold `version`, or tracks
+        changes from later than `since`). Changes at or before `since` are forgotten:
+        the driver has them."""
+        with self._lock:
+            key = self._where.get(version)
+            part = self._parts.get(key) if key is not None else None
+            if part is None or since < part.tracked_since or not self._reachable(part, version):
+                return None
+            changed = {k: t for k, t in part.changed_at.items() if t > since}
+            part.changed_at, part.tracked_since = changed, since
+            undone = self._undo_overlay(part, version)
+            updated: dict[Any, Any] = {}
+            removed: list[Any] = []
+            data = part.data
+            for k in changed:
+                value = undone.get(k, _ABSENT) if k in undone else data.get(k, _ABSENT)
+                if value is _ABSENT:
+                    removed.append(k)
+                else:
+                    updated[k] = value
+            return updated, removed
+
+    @staticmethod
+    def _undo_overlay(part: PartitionState, version: str) -> dict[Any, Any]:
+        """The values at `version` of keys newer versions changed (_ABSENT: not held)."""
+        overlay: dict[Any, Any] = {}
+        current = part.head
+        while current != version:
+            entry = part.versions[current]
+            overlay.update(dict.fromkeys(entry.added, _ABSENT))
+            overlay.update(entry.old)
+            assert entry.previous is not None
+            current = entry.previous
+        return overlay
 
     def read(self, version: str) -> tuple[list[tuple[Any, Any]], list[Any] | None] | None:
         """(entries, mapped records) of a version held here; None when not held."""
@@ -151,6 +207,15 @@ class StateStore:
             return None
         entries, mapped = found
         return full_message(key, version, dict(entries), mapped)
+
+    def serve(self, block_id: str) -> bytes | None:
+        """What a peer fetching `block_id` gets: a version as a full-replica message, or for
+        `changes_id(version, since)` the pickled changes (None when not held or not told)."""
+        version, at, since = block_id.partition(CHANGES_SEPARATOR)
+        if not at:
+            return self.snapshot(block_id)
+        found = self.changes(version, int(since))
+        return None if found is None else pickle.dumps(found, pickle.HIGHEST_PROTOCOL)
 
     def receive(self, blob: bytes) -> bool:
         """Apply a replica message (delta or full); False when a delta's base is not held."""
@@ -199,6 +264,37 @@ class StateStore:
         """(versions held, entries in head versions)."""
         with self._lock:
             return len(self._where), sum(len(p.data) for p in self._parts.values())
+
+
+FORGET_REMOVED_AFTER = 1024
+"""Keys whose changes are remembered beyond twice the live ones before the older half of
+the removed ones are forgotten."""
+
+_ABSENT = object()
+
+
+CHANGES_SEPARATOR = "@changes-since-"
+
+
+def changes_id(version: str, since: int) -> str:
+    """The id a peer fetches to get `changes(version, since)` (see StateStore.serve)."""
+    return f"{version}{CHANGES_SEPARATOR}{since}"
+
+
+def version_time(version: str) -> int:
+    """The batch time (ms) of a version id `state_<stream>_<t>_<split>`."""
+    return int(version.rsplit("_", 2)[1])
+
+
+def _forget_removed(part: PartitionState) -> None:
+    """Forget the older half of the removed keys, so the record stays bounded by the
+    state: changes can then be told from the newest forgotten time on."""
+    data = part.data
+    gone = sorted(t for k, t in part.changed_at.items() if k not in data)
+    if gone:
+        cutoff = gone[len(gone) // 2]
+        part.tracked_since = max(part.tracked_since, cutoff)
+        part.changed_at = {k: t for k, t in part.changed_at.items() if t > cutoff or k in data}
 
 
 def delta_message(key: PartitionKey, base: str, version: str, delta: StateDelta) -> bytes:

@@ -1,8 +1,11 @@
 """Metadata checkpoints every batch, data checkpoints of state every N batches, and recovery.
 
-Recovery rebuilds the graph from the application (so checkpoints hold no code),
-checks it against the checkpoint's fingerprint, restores source positions and
-the state of the newest data checkpoint, and resumes at the batch after it.
+A data checkpoint writes only the keys that changed since the previous one, with a
+full snapshot every few (storage.state_checkpoints), so its cost follows the
+changes, not the state's size. Recovery rebuilds the graph from the application
+(so checkpoints hold no code), checks it against the checkpoint's fingerprint,
+restores source positions and the state of the newest data checkpoint (a full and
+the deltas after it), and resumes at the batch after it.
 Batches between that data checkpoint and the crash run again on the same
 inputs (each source recorded them), and batch outputs replace themselves
 atomically, so replayable sources give exactly-once output.
@@ -22,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from kubestream.errors import CheckpointWriteError, ConfigError, describe_error
 from kubestream.storage.checkpoint_store import CheckpointStore
+from kubestream.storage.state_checkpoints import Changes, Entries, StateCheckpoints
 from kubestream.streaming.batch import BatchInfo
 from kubestream.streaming.dstream import StatefulDStream
 
@@ -31,7 +35,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 METADATA = "metadata"
-STATE = "state"
 MIN_DATA_INTERVAL_MS = 10_000
 
 
@@ -155,7 +158,7 @@ class Checkpointer:
         self.directory = directory
         self.health = CheckpointHealth(directory, now)
         self.store = CheckpointStore(directory, keep)
-        self.state_store = CheckpointStore(directory, max(2, keep // 3))
+        self.state_checkpoints = StateCheckpoints(directory)
         self._requested_ms = None if data_interval is None else round(data_interval * 1000)
         self.interval_ms = env.batch_interval_ms
         self.data_time: int | None = None
@@ -173,7 +176,7 @@ class Checkpointer:
             batch_ms, [s.slide_ms for s in self.stateful], min(filter(None, asked), default=None)
         )
         self.history_ms = (
-            self.state_store.keep * self.interval_ms
+            self.state_checkpoints.span * self.interval_ms
             + self.env.graph.max_remember_ms()
             + 2 * batch_ms
         )
@@ -226,18 +229,15 @@ class Checkpointer:
         # their metadata) ahead of completing them, so the newest metadata may name an
         # older data checkpoint than ones written since, which pruning may have left alone.
         covered = max([*meta["pending"], meta["last_completed"] or 0, meta["data_time"] or 0])
-        for time in reversed(self.state_store.times(STATE)):
-            if time > covered:
-                continue
-            data = self.state_store.read(STATE, time)
-            if data is None:
-                continue
-            for stream in self.stateful:
-                stream.restore_records(time, data.get(stream.id, []))
-            self.data_time = time
-            return time + self.env.batch_interval_ms
-        log.warning("no usable state checkpoint: replaying from the job's first batch")
-        return self.env.graph.zero_time + self.env.batch_interval_ms
+        found = self.state_checkpoints.read_newest(covered)
+        if found is None:
+            log.warning("no usable state checkpoint: replaying from the job's first batch")
+            return self.env.graph.zero_time + self.env.batch_interval_ms
+        time, data = found
+        for stream in self.stateful:
+            stream.restore_records(time, data.get(stream.id, []))
+        self.data_time = time
+        return time + self.env.batch_interval_ms
 
     def _metadata(self, last_completed: int | None, pending: list[int]) -> dict[str, Any]:
         graph = self.env.graph
@@ -264,8 +264,13 @@ class Checkpointer:
             The file could not be written; the message names it and the cause.
         """
         path = store.path(prefix, batch_time, phase)
+        self._guard(path, batch_time, lambda: store.write(prefix, batch_time, phase, payload))
+
+    def _guard(self, path: str, batch_time: int, write: Callable[[], object]) -> None:
+        """Run `write` (of the file at `path`), its outcome recorded in `health`; raises
+        CheckpointWriteError as _write."""
         try:
-            store.write(prefix, batch_time, phase, payload)
+            write()
         except Exception as exc:
             self.health.failed(path, exc)
             raise CheckpointWriteError(f"cannot write {path}: {describe_error(exc)}") from exc
@@ -310,13 +315,30 @@ class Checkpointer:
             raise failure
 
     def _write_state(self, batch_time: int) -> None:
-        data = {}
-        for stream in self.stateful:
-            if (batch_time - self.env.graph.zero_time) % stream.slide_ms:
+        """The changes since the previous data checkpoint when every stream can tell them
+        and no full snapshot is due; else every stream's whole state."""
+        streams, chain = self.stateful, self.state_checkpoints
+        if any((batch_time - self.env.graph.zero_time) % s.slide_ms for s in streams):
+            return
+        base = chain.delta_base()
+        if base is not None:
+            changes: dict[int, Changes] = {}
+            for stream in streams:
+                found = stream.checkpoint_changes(batch_time, base)
+                if found is None:
+                    break
+                changes[stream.id] = found
+            else:
+                path = self.state_checkpoints.path(batch_time, full=False)
+                self._guard(path, batch_time, lambda: chain.write_delta(batch_time, changes))
+                self.data_time = batch_time
                 return
+        data: dict[int, Entries] = {}
+        for stream in streams:
             records = stream.checkpoint_records(batch_time)
             if records is None:
                 return
             data[stream.id] = records
-        self._write(self.state_store, STATE, batch_time, 0, data)
+        path = self.state_checkpoints.path(batch_time, full=True)
+        self._guard(path, batch_time, lambda: chain.write_full(batch_time, data))
         self.data_time = batch_time

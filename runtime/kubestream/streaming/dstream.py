@@ -791,6 +791,13 @@ class StatefulDStream(DStream):
         rdd = self.generated.get(batch_time)
         return None if rdd is None else rdd.collect()
 
+    def checkpoint_changes(
+        self, batch_time: int, since: int
+    ) -> tuple[dict[Any, Any], list[Any]] | None:
+        """(updated entries, removed keys) from batch `since` to `batch_time`, for an
+        incremental data checkpoint; None when only a full one will do (the default)."""
+        return None
+
     def restore_records(self, batch_time: int, records: list[Any]) -> None:
         self.generated[batch_time] = self.env.engine.parallelize(records)
 

@@ -58,6 +58,23 @@ class _StateStream(StatefulDStream):
         seeded = self.seed(batch_time, records)
         self.generated[batch_time] = seeded or self.env.engine.parallelize([])
 
+    def checkpoint_changes(
+        self, batch_time: int, since: int
+    ) -> tuple[dict[Any, Any], list[Any]] | None:
+        """What the executors holding the state tell changed since `since` (StateStore.changes);
+        None when one of them cannot tell (it holds a copy made since)."""
+        rdd = self.generated.get(batch_time)
+        if not isinstance(rdd, StateRDD):
+            return None
+        updated: dict[Any, Any] = {}
+        removed: list[Any] = []
+        for found in StateViewRDD(rdd, "changes", since).collect():
+            if found is None:
+                return None
+            updated.update(found[0])
+            removed += found[1]
+        return updated, removed
+
     def compute(self, batch_time: int) -> RDD | None:
         new = self.parents[0].get_or_compute(batch_time)
         if new is None:

@@ -123,6 +123,24 @@ function render(status) {
   document.getElementById("ratio").textContent = s.processing_ratio === null ? "–" : (s.processing_ratio * 100).toFixed(1) + " %";
   document.getElementById("trend").textContent = s.scheduling_delay_trend === null ? "–" : (s.scheduling_delay_trend * 1000).toFixed(2) + " ms/s";
 
+  const problems = [];
+  if (status.stall) problems.push(["stall", "Stalled: " + status.stall.message]);
+  const checkpoint = status.checkpoint && status.checkpoint.problem;
+  if (checkpoint) problems.push(["checkpoint", `Checkpoints failing since ${clock(checkpoint.since * 1000)}: ${checkpoint.path}: ${checkpoint.error}`]);
+  if (status.slow_tasks && status.slow_tasks.length) {
+    const longest = status.slow_tasks[0];
+    problems.push(["slow_tasks", `${status.slow_tasks.length} slow task(s); the longest, ${longest.task_id} on ${longest.executor_id}, has run ${seconds(longest.running_seconds)}`]);
+  }
+  const banner = document.getElementById("problems");
+  banner.replaceChildren(...problems.map(([kind, text]) => {
+    const p = document.createElement("p");
+    p.className = "problem";
+    p.dataset.problemKind = kind;
+    p.textContent = text;
+    return p;
+  }));
+  banner.hidden = problems.length === 0;
+
   const oldestFirst = status.batches.slice().reverse();
   for (const svg of document.querySelectorAll("svg.plot")) {
     const key = svg.dataset.series;

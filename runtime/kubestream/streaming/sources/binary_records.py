@@ -21,6 +21,7 @@ class BinaryRecordsInputDStream(FileInputDStream):
         require_count("record_length", record_length)
         super().__init__(env, directory)
         self.record_length = record_length
+        self.split_alignment = record_length
 
-    def file_source(self, path: str) -> FileSource:
-        return FileSource(path, record_length=self.record_length)
+    def file_source(self, path: str, start: int = 0, stop: int | None = None) -> FileSource:
+        return FileSource(path, record_length=self.record_length, start=start, stop=stop)

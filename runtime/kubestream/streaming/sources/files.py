@@ -3,9 +3,12 @@
 Like Spark's FileInputDStream: the driver lists the directory every batch and
 selects files that pass the path filter, were modified within the remember
 window, and were not selected before; each selected file becomes one partition,
-read on an executor (decompressed by extension, split as Hadoop's line reader
-splits). No receiver: the selected files are the stream's whole state, which makes
-it replayable from a checkpoint.
+read on an executor (decompressed by extension, records ended as Hadoop's line
+reader ends them), and a large uncompressed one several byte-range splits (about
+the batch's bytes over the default parallelism each, cut as Hadoop's line reader
+cuts them), so the executors share a batch of one big file. No receiver: the
+selected files are the stream's whole state, which makes it replayable from a
+checkpoint.
 
 The remembered files are bounded the way Spark bounds them: a file is remembered
 until its modification time and the batch that selected it both fall out of the
@@ -29,7 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from kubestream.core.input_files import InputEvent
+from kubestream.core.input_files import InputEvent, byte_ranges, is_compressed, split_bytes
 from kubestream.core.rdd import RDD, SourceRDD
 from kubestream.core.tasks import FileSource
 from kubestream.streaming.sources.input_stream import InputDStream
@@ -116,6 +119,16 @@ def select_new_files(
     return sorted(new, key=lambda p: (listed[p], p))
 
 
+def _splittable_size(path: str) -> int | None:
+    """The file's size when it can be split (uncompressed, still there), else None."""
+    if is_compressed(path):
+        return None
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return None  # its task reports it gone
+
+
 class FileInputDStream(InputDStream):
     """Spark's FileInputDStream over text files; see the module docstring."""
 
@@ -136,6 +149,8 @@ class FileInputDStream(InputDStream):
         self.new_files_only = new_files_only
         self.encoding = encoding
         self.on_decode_error = on_decode_error
+        self.split_alignment = 1
+        """Splits are cut at multiples of this many bytes (a fixed record length)."""
         interval = env.batch_interval_ms
         self.remember_window_ms = math.ceil(min_remember_duration * 1000 / interval) * interval
         # path -> the later of its modification time and its selecting batch's time (ms):
@@ -188,11 +203,19 @@ class FileInputDStream(InputDStream):
             files = self._select(batch_time)
         if not files:
             return self.env.engine.empty_rdd()
-        return SourceRDD(self.env.engine, [self.file_source(f) for f in files])
+        sizes = {path: _splittable_size(path) for path in files}
+        target = split_bytes(sum(filter(None, sizes.values())), self.env.engine.default_parallelism)
+        sources = [
+            self.file_source(path, start, stop)
+            for path in files
+            for start, stop in byte_ranges(sizes[path], target, self.split_alignment)
+        ]
+        return SourceRDD(self.env.engine, sources)
 
-    def file_source(self, path: str) -> FileSource:
-        """How an executor reads one selected file: text, in this stream's encoding."""
-        return FileSource(path, self.encoding, self.on_decode_error)
+    def file_source(self, path: str, start: int = 0, stop: int | None = None) -> FileSource:
+        """How an executor reads one split of a selected file: text, in this stream's
+        encoding."""
+        return FileSource(path, self.encoding, self.on_decode_error, start=start, stop=stop)
 
     def _select(self, batch_time: int) -> list[str]:
         listing = list_files(self.directory, self.path_filter)
