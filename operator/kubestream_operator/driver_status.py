@@ -197,27 +197,46 @@ def _request(
         connection.close()
 
 
-def fetch(api: DriverAPI, token: str = "", timeout: float = 2.0) -> dict[str, Any] | None:
-    """The driver's status document (``token``: the read token), or None if it cannot
-    be had right now: no answer, a refusal, or a certificate that does not verify."""
+Tokens = str | tuple[str, ...]
+"""A bearer token, or several to try in turn: the one of the job's current token
+generation first, then the previous one, which a pod whose kubelet has not yet
+updated its copy of the Secret still wants."""
+
+
+def _authorized(
+    api: DriverAPI, method: str, path: str, tokens: Tokens, timeout: float
+) -> tuple[int, bytes]:
+    """``_request`` with each of ``tokens`` until one is not refused (401)."""
+    choices = (tokens,) if isinstance(tokens, str) else tokens or ("",)
+    for token in choices[:-1]:
+        code, body = _request(api, method, path, token, timeout)
+        if code != 401:
+            return code, body
+    return _request(api, method, path, choices[-1], timeout)
+
+
+def fetch(api: DriverAPI, token: Tokens = "", timeout: float = 2.0) -> dict[str, Any] | None:
+    """The driver's status document (``token``: the read token, or tokens to try in
+    turn), or None if it cannot be had right now: no answer, a refusal, or a
+    certificate that does not verify."""
     try:
-        code, body = _request(api, "GET", STATUS_PATH, token, timeout)
+        code, body = _authorized(api, "GET", STATUS_PATH, token, timeout)
         doc = json.loads(body) if code == 200 else None
     except (OSError, ValueError, http.client.HTTPException):
         return None
     return doc if isinstance(doc, dict) else None
 
 
-def decommission(api: DriverAPI, executor_id: str, token: str, timeout: float = 2.0) -> str:
-    """Ask the driver to drain an executor (``token``: the change token): "" once it
-    has begun, else why not.
+def decommission(api: DriverAPI, executor_id: str, token: Tokens, timeout: float = 2.0) -> str:
+    """Ask the driver to drain an executor (``token``: the change token, or tokens to
+    try in turn): "" once it has begun, else why not.
 
     The reason never holds the token: it travels in a header, and neither the
     URL nor the driver's answer repeats it.
     """
     path = f"/api/v1/executors/{quote(executor_id, safe='')}/decommission"
     try:
-        code, body = _request(api, "POST", path, token, timeout)
+        code, body = _authorized(api, "POST", path, token, timeout)
     except (OSError, ValueError, http.client.HTTPException) as err:
         return f"the driver did not answer: {err}"
     if code < 300:

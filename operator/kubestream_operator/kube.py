@@ -175,14 +175,20 @@ class Cluster:
         )
 
     def update_secret(
-        self, namespace: str, name: str, string_data: Mapping[str, str | None]
+        self,
+        namespace: str,
+        name: str,
+        string_data: Mapping[str, str | None],
+        annotations: Mapping[str, str | None] | None = None,
     ) -> None:
         """Set keys of a Secret (None: remove the key), keeping the others (the job's
-        certificate on renewal, its scrape token on rotation)."""
+        certificate on renewal, its scrape token on rotation); and annotations likewise."""
         body: dict[str, Any] = {
             "stringData": {k: v for k, v in string_data.items() if v is not None},
             "data": {k: None for k, v in string_data.items() if v is None},
         }
+        if annotations:
+            body["metadata"] = {"annotations": dict(annotations)}
         self._call(
             f"update Secret {name}", self.core.patch_namespaced_secret, name, namespace, body
         )

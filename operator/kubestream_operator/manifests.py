@@ -41,6 +41,10 @@ PUBLIC_KEY = "curve-public-key"
 SECRET_KEY = "curve-secret-key"
 READ_TOKEN_KEY = "ui-read-token"
 SCRAPE_TOKEN_KEY = "ui-scrape-token"
+TOKEN_GENERATION_KEY = "ui-token-generation"
+# On a StreamingJob: a new value (any) rotates its read and change tokens. On its Secret:
+# the value the operator last rotated for.
+ROTATE_UI_TOKENS_ANNOTATION = "kubestream.io/rotate-ui-tokens"
 SECRET_FILE_MODE = 0o440
 """Mounted Secret files: readable by the pod's user and group (fsGroup), no one else."""
 # The operator's certificate for the UI port (spec.ui.tls without a secretName), and the
@@ -175,25 +179,39 @@ def build_secret(
     secret_key: str,
     scrape_token: str = "",
     tls: Mapping[str, str] | None = None,
+    rotated_for: str = "",
 ) -> Manifest:
     """The job's CURVE key pair, which the driver and executors read as env vars; the
     UI's read token derived from it, for people (`kubectl port-forward`); the cluster's
     scrape token (a PodMonitor's), when the operator was given one; and the UI port's
-    certificate when the operator makes it (``tls``: from ``certificate_data``)."""
+    certificate when the operator makes it (``tls``: from ``certificate_data``).
+    ``rotated_for``: the job's ROTATE_UI_TOKENS_ANNOTATION, already honoured by new keys."""
     data = {
         PUBLIC_KEY: public_key,
         SECRET_KEY: secret_key,
-        READ_TOKEN_KEY: read_token(secret_key),
+        **ui_token_data(secret_key, 0),
         **(tls or {}),
     }
     if scrape_token:
         data[SCRAPE_TOKEN_KEY] = scrape_token
+    metadata = _metadata(job, secret_name(job))
+    if rotated_for:
+        metadata["annotations"] = {ROTATE_UI_TOKENS_ANNOTATION: rotated_for}
     return {
         "apiVersion": "v1",
         "kind": "Secret",
-        "metadata": _metadata(job, secret_name(job)),
+        "metadata": metadata,
         "type": "Opaque",
         "stringData": data,
+    }
+
+
+def ui_token_data(secret_key: str, generation: int) -> dict[str, str]:
+    """The Secret keys of the UI's token generation (which pods mount and derive the
+    read and change tokens with) and the read token it gives, for people to copy."""
+    return {
+        TOKEN_GENERATION_KEY: str(generation),
+        READ_TOKEN_KEY: read_token(secret_key, generation),
     }
 
 
@@ -318,13 +336,15 @@ def _key_ref(job: JobRef, key: str) -> dict[str, Any]:
 
 
 SCRAPE_TOKEN_FILE = f"{ACCESS_PATH}/{SCRAPE_TOKEN_KEY}"
+TOKEN_GENERATION_FILE = f"{ACCESS_PATH}/{TOKEN_GENERATION_KEY}"
 
 
 def _access_volume(job: JobRef) -> dict[str, Any]:
-    """The scrape token of the job's Secret as a file (only that key), which the kubelet
-    updates when the operator rotates it. Optional: a Secret made before scrape tokens,
-    or by an operator given none, has no such key."""
-    items = [{"key": SCRAPE_TOKEN_KEY, "path": SCRAPE_TOKEN_KEY}]
+    """The scrape token and the token generation of the job's Secret as files (only
+    those keys), which the kubelet updates when the operator rotates them. Optional: a
+    Secret made before scrape tokens (or by an operator given none) or before token
+    generations lacks the key, which the runtime takes as no token, or generation 0."""
+    items = [{"key": key, "path": key} for key in (SCRAPE_TOKEN_KEY, TOKEN_GENERATION_KEY)]
     return {
         "name": "access",
         "secret": {"secretName": secret_name(job), "items": items, "optional": True},
@@ -354,6 +374,7 @@ def driver_settings(job: JobRef, spec: JobSpec) -> list[tuple[Setting[Any], EnvV
         (settings.UI_READ_ACCESS, spec.ui.read_access),
         (settings.UI_CHANGE_ACCESS, spec.ui.change_access),
         (settings.UI_SCRAPE_TOKEN_FILE, SCRAPE_TOKEN_FILE),
+        (settings.UI_TOKEN_GENERATION_FILE, TOKEN_GENERATION_FILE),
         (settings.UI_TLS_CERT, f"{TLS_PATH}/{TLS_CERT_KEY}" if spec.ui.tls else None),
         (settings.UI_TLS_KEY, f"{TLS_PATH}/{TLS_PRIVATE_KEY}" if spec.ui.tls else None),
     ]
@@ -377,6 +398,7 @@ def executor_settings(
         (settings.CURVE_SECRET_KEY, _key_ref(job, SECRET_KEY)),
         (settings.UI_READ_ACCESS, spec.ui.read_access),
         (settings.UI_SCRAPE_TOKEN_FILE, SCRAPE_TOKEN_FILE),
+        (settings.UI_TOKEN_GENERATION_FILE, TOKEN_GENERATION_FILE),
     ]
 
 

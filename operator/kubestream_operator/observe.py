@@ -10,6 +10,7 @@ import hmac
 from collections.abc import Mapping
 from typing import Any
 
+from kubestream.driver.api_auth import parse_generation, read_token
 from kubestream_operator import manifests as m
 from kubestream_operator.certificates import Validity, validity
 from kubestream_operator.kube import Cluster
@@ -98,6 +99,34 @@ def _ui_certificate(secret: Mapping[str, Any] | None) -> Validity | None:
         return None
 
 
+def _secret_text(secret: Mapping[str, Any] | None, key: str) -> str | None:
+    """A key of a Secret, decoded; None if absent or not UTF-8 base64."""
+    encoded = ((secret or {}).get("data") or {}).get(key)
+    try:
+        return base64.b64decode(encoded, validate=True).decode() if encoded else None
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+
+
+def _ui_tokens(
+    secret: Mapping[str, Any] | None,
+) -> tuple[int | None, bool, str]:
+    """The job's token generation in its Secret (None: malformed), whether the Secret's
+    ui-read-token is not the one that generation gives, and the rotation request the
+    operator last carried out (the Secret's ROTATE_UI_TOKENS_ANNOTATION)."""
+    if secret is None:
+        return 0, False, ""
+    generation = parse_generation(_secret_text(secret, m.TOKEN_GENERATION_KEY))
+    secret_key = _secret_text(secret, m.SECRET_KEY)
+    stale = False
+    if generation is not None and secret_key:
+        found = _secret_text(secret, m.READ_TOKEN_KEY) or ""
+        expected = read_token(secret_key, generation)
+        stale = not hmac.compare_digest(found.encode(), expected.encode())
+    done = (secret["metadata"].get("annotations") or {}).get(m.ROTATE_UI_TOKENS_ANNOTATION, "")
+    return generation, stale, str(done)
+
+
 def _scrape_token_stale(secret: Mapping[str, Any] | None, token: str) -> bool:
     """Whether the Secret's scrape token differs from ``token`` (the operator's; "": none)."""
     if secret is None:
@@ -162,6 +191,7 @@ def observe(cluster: Cluster, job: Mapping[str, Any], now: float) -> Observed:
     found = {kind: cluster.get_child(kind, ref.namespace, name) for kind, name in names.items()}
     config = found["ConfigMap"]
     claim = found[CLAIM]
+    token_generation, read_token_stale, rotated_for = _ui_tokens(found["Secret"])
     return Observed(
         job=ref,
         generation=generation,
@@ -177,6 +207,12 @@ def observe(cluster: Cluster, job: Mapping[str, Any], now: float) -> Observed:
         network_policy_spec=(found[NETWORK_POLICY] or {}).get("spec"),
         ui_certificate=_ui_certificate(found["Secret"]),
         scrape_token_stale=_scrape_token_stale(found["Secret"], cluster.scrape_token),
+        rotate_ui_tokens=str(
+            (job["metadata"].get("annotations") or {}).get(m.ROTATE_UI_TOKENS_ANNOTATION, "")
+        ),
+        ui_tokens_rotated_for=rotated_for,
+        ui_token_generation=token_generation,
+        read_token_stale=read_token_stale,
         driver=driver,
         executors=executors,
         removed_executors=parse_executor_ids(

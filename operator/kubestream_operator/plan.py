@@ -97,6 +97,14 @@ class Observed:
     ui_certificate: Validity | None = None
     # The scrape token in the job's Secret is not the operator's (rotated, or given up).
     scrape_token_stale: bool = False
+    # The StreamingJob's ROTATE_UI_TOKENS_ANNOTATION, and the value its Secret records
+    # the last rotation for: a difference asks for a rotation.
+    rotate_ui_tokens: str = ""
+    ui_tokens_rotated_for: str = ""
+    # The token generation in the job's Secret (None: not a non-negative integer), and
+    # whether the Secret's ui-read-token is not the one it gives.
+    ui_token_generation: int | None = 0
+    read_token_stale: bool = False
     driver: PodState | None = None
     executors: tuple[PodState, ...] = ()
     # None when the driver is not running or did not answer.
@@ -126,6 +134,15 @@ class Note:
 
 
 @dataclass(frozen=True)
+class TokenRotation:
+    """Write token ``generation`` and its read token into the job's Secret, recording
+    the rotation request ``rotated_for`` carried out ("" for none)."""
+
+    generation: int
+    rotated_for: str
+
+
+@dataclass(frozen=True)
 class Plan:
     """What one reconcile does, in order: keys, creates, updates, deletes, drains, status, events.
 
@@ -140,6 +157,10 @@ class Plan:
     # Put the operator's scrape token into the job's Secret (remove it if it has none):
     # the pods read it from a file the kubelet updates, so no restart.
     update_scrape_token: bool = False
+    # New read and change tokens (pods read the generation from a file the kubelet
+    # updates: no restart), or the Secret's ui-read-token brought in step; with
+    # create_keys, what the key Secret being created starts with.
+    ui_tokens: TokenRotation | None = None
     create: tuple[m.Manifest, ...] = ()
     update_config: m.Manifest | None = None
     # The job's NetworkPolicy as it should be, when the one found differs (made by an
@@ -604,6 +625,37 @@ def _invalid(obs: Observed, reason: str, message: str, waiting_for: str) -> Plan
     return Plan(status=status, events=events)
 
 
+def _ui_tokens(d: _Draft) -> TokenRotation | None:
+    """A rotation of the job's read and change tokens when its StreamingJob asks for one
+    (or the Secret's generation is malformed), else the Secret's ui-read-token put back
+    in step with its generation when it is not."""
+    obs = d.obs
+    if "Secret" not in obs.children:
+        return None
+    secret = m.secret_name(obs.job)
+    requested = obs.rotate_ui_tokens != obs.ui_tokens_rotated_for
+    if obs.ui_token_generation is None:
+        generation = 1
+        why = f"its {m.TOKEN_GENERATION_KEY} was not a non-negative integer"
+        malformed = True
+    elif requested:
+        generation = obs.ui_token_generation + 1
+        why = f"asked by the {m.ROTATE_UI_TOKENS_ANNOTATION} annotation"
+        malformed = False
+    elif obs.read_token_stale:
+        return TokenRotation(obs.ui_token_generation, obs.ui_tokens_rotated_for)
+    else:
+        return None
+    d.note(
+        "UITokensRotated",
+        f"Secret {secret}: read and change tokens of generation {generation} ({why}); pods "
+        "take them when the kubelet updates their copy of the Secret, the old ones are "
+        "refused from then on",
+        warning=malformed,
+    )
+    return TokenRotation(generation, obs.rotate_ui_tokens)
+
+
 def plan(obs: Observed) -> Plan:
     """Converge one job towards its spec: the level-based heart of the operator.
 
@@ -627,6 +679,7 @@ def plan(obs: Observed) -> Plan:
         d.note(
             "ScrapeTokenRotated", f"Secret {m.secret_name(obs.job)}: the operator's scrape token"
         )
+    ui_tokens = TokenRotation(0, obs.rotate_ui_tokens) if create_keys else _ui_tokens(d)
     # Pods wait for the key Secret: they record which key pair they start with.
     blocked = bool(d.problems) or create_keys
     if d.spec.suspend:
@@ -656,6 +709,7 @@ def plan(obs: Observed) -> Plan:
         create_keys=create_keys,
         issue_certificate=issue_certificate,
         update_scrape_token=update_scrape_token,
+        ui_tokens=ui_tokens,
         create=tuple(d.create),
         update_config=update_config,
         update_network_policy=d.update_network_policy,

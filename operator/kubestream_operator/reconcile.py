@@ -20,7 +20,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from kubestream.driver.api_auth import api_token, read_token
+from kubestream.driver.api_auth import api_token, parse_generation, read_token
 from kubestream_operator import autoscale, certificates, driver_status
 from kubestream_operator import manifests as m
 from kubestream_operator.keys import curve_keypair
@@ -28,7 +28,16 @@ from kubestream_operator.kube import ApiError, Cluster
 from kubestream_operator.metrics import OperatorMetrics
 from kubestream_operator.observe import job_ref, observe, pods_of
 from kubestream_operator.phases import Condition, Phase, merge_conditions, phase_named
-from kubestream_operator.plan import Note, Observed, Plan, PodState, iso, plan, plan_stop
+from kubestream_operator.plan import (
+    Note,
+    Observed,
+    Plan,
+    PodState,
+    TokenRotation,
+    iso,
+    plan,
+    plan_stop,
+)
 from kubestream_operator.spec import JobSpec
 
 log = logging.getLogger(__name__)
@@ -73,12 +82,15 @@ def _apply(cluster: Cluster, job: m.JobRef, todo: Plan, now: float) -> None:
     tls = _certificate(cluster, job, now) if todo.issue_certificate else None
     if todo.create_keys:
         public, secret = curve_keypair()
-        cluster.create(m.build_secret(job, public, secret, cluster.scrape_token, tls))
+        asked = todo.ui_tokens.rotated_for if todo.ui_tokens is not None else ""
+        cluster.create(m.build_secret(job, public, secret, cluster.scrape_token, tls, asked))
     elif tls is not None:
         cluster.update_secret(job.namespace, m.secret_name(job), tls)
     if todo.update_scrape_token:
         token = cluster.scrape_token or None
         cluster.update_secret(job.namespace, m.secret_name(job), {m.SCRAPE_TOKEN_KEY: token})
+    if todo.ui_tokens is not None and not todo.create_keys:
+        _rotate_ui_tokens(cluster, job, todo.ui_tokens)
     for manifest in todo.create:
         cluster.create(manifest)
     if todo.update_config is not None:
@@ -91,6 +103,38 @@ def _apply(cluster: Cluster, job: m.JobRef, todo: Plan, now: float) -> None:
         cluster.delete_pod(job.namespace, gone.name, gone.uid, gone.grace)
 
 
+def _rotate_ui_tokens(cluster: Cluster, job: m.JobRef, rotation: TokenRotation) -> None:
+    secret_key = _secret_key(cluster, job)
+    if secret_key is None:
+        log.warning("%s/%s: no CURVE secret key to derive UI tokens from", job.namespace, job.name)
+        return
+    cluster.update_secret(
+        job.namespace,
+        m.secret_name(job),
+        m.ui_token_data(secret_key, rotation.generation),
+        {m.ROTATE_UI_TOKENS_ANNOTATION: rotation.rotated_for or None},
+    )
+
+
+def ui_tokens(cluster: Cluster, job: m.JobRef) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
+    """The job's read tokens and change tokens to try in turn: those of the token
+    generation in its Secret, then those of the one before, which a pod still holds
+    until the kubelet updates its copy of the Secret (up to about a minute), then
+    generation 0's, which pods made before token generations (no generation file)
+    hold until they restart; None without a CURVE secret key or with a malformed
+    generation."""
+    secret_key = _secret_key(cluster, job)
+    text = _secret_value(cluster, job.namespace, m.secret_name(job), m.TOKEN_GENERATION_KEY)
+    generation = parse_generation(text)
+    if secret_key is None or generation is None:
+        return None
+    generations = tuple(dict.fromkeys((generation, max(generation - 1, 0), 0)))
+    return (
+        tuple(read_token(secret_key, g) for g in generations),
+        tuple(api_token(secret_key, g) for g in generations),
+    )
+
+
 def _observe(
     cluster: Cluster, job: m.Manifest, now: float
 ) -> tuple[Observed, dict[str, Any] | None]:
@@ -99,9 +143,10 @@ def _observe(
     driver = obs.driver
     if driver is None or driver.phase != "Running" or not driver.ip or driver.deleting:
         return obs, None
-    secret_key = _secret_key(cluster, obs.job)
-    token = read_token(secret_key) if secret_key else ""
-    doc = driver_status.fetch(driver_api(cluster, obs.job, obs.spec, driver), token)
+    tokens = ui_tokens(cluster, obs.job)
+    doc = driver_status.fetch(
+        driver_api(cluster, obs.job, obs.spec, driver), tokens[0] if tokens else ""
+    )
     if doc is None:
         return obs, None
     return replace(obs, driver_report=driver_status.executor_report(doc)), doc
@@ -143,13 +188,17 @@ def _drain(
     executor_ids: tuple[str, ...],
 ) -> None:
     """Ask the driver to drain executors; one it refuses is asked again next pass."""
-    secret_key = _secret_key(cluster, job)
-    if secret_key is None:
-        log.warning("%s/%s: no CURVE secret key to drain executors with", job.namespace, job.name)
+    tokens = ui_tokens(cluster, job)
+    if tokens is None:
+        log.warning(
+            "%s/%s: no CURVE secret key or token generation to drain executors with",
+            job.namespace,
+            job.name,
+        )
         return
     api = driver_api(cluster, job, spec, driver)
     for eid in executor_ids:
-        refused = driver_status.decommission(api, eid, api_token(secret_key))
+        refused = driver_status.decommission(api, eid, tokens[1])
         if refused:
             log.warning(
                 "%s/%s: executor %s not drained yet: %s", job.namespace, job.name, eid, refused

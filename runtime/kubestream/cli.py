@@ -154,6 +154,7 @@ def _cmd_executor(args: argparse.Namespace) -> int:
         change_open=True,  # an executor's port changes nothing
         scrape=values[settings.UI_SCRAPE_TOKEN],
         scrape_file=values[settings.UI_SCRAPE_TOKEN_FILE],
+        generation_file=values[settings.UI_TOKEN_GENERATION_FILE],
     )
     process = ExecutorProcess(
         _executor_id(values),
@@ -176,17 +177,21 @@ def _cmd_executor(args: argparse.Namespace) -> int:
 
 
 def _cmd_decommission(args: argparse.Namespace) -> int:
-    from kubestream.driver.api_auth import api_token, read_token
+    from kubestream.driver.api_auth import GenerationFile, JobTokens
     from kubestream.driver.api_client import decommission
 
     values: settings.Values = args.settings
     keys = _keys(values, generate=False)
+    path = values[settings.UI_TOKEN_GENERATION_FILE]
+    tokens = JobTokens(keys.secret, GenerationFile(path) if path else None)
+    change, read = tokens.change(), tokens.read()
+    if change is None or read is None:
+        raise ConfigError(
+            f"{settings.UI_TOKEN_GENERATION_FILE.env} ({path}): the file must hold the job's "
+            "token generation, a non-negative integer (the ui-token-generation key of its Secret)"
+        )
     outcome = decommission(
-        values[settings.URL],
-        args.executor_id,
-        api_token(keys.secret),
-        values[settings.TIMEOUT],
-        read_token(keys.secret),
+        values[settings.URL], args.executor_id, change, values[settings.TIMEOUT], read
     )
     print(f"executor {args.executor_id}: {outcome}")
     return 0 if outcome == "decommissioned" else 1

@@ -310,6 +310,15 @@ UI_SCRAPE_TOKEN_FILE = Setting[str | None](
     "a rotated token is taken without a restart)",
     DRIVER_SIDE | Reader.EXECUTOR,
 )
+UI_TOKEN_GENERATION_FILE = Setting[str | None](
+    "ui_token_generation_file",
+    str,
+    None,
+    "a file holding the job's token generation (a non-negative integer; none: 0), which the "
+    "read and change tokens derive from with the CURVE secret key; read again when it "
+    "changes (a mounted Secret: rotated tokens are taken without a restart)",
+    DRIVER_SIDE | Reader.EXECUTOR | Reader.DECOMMISSION,
+)
 UI_TLS_CERT = Setting[str | None](
     "ui_tls_cert",
     str,
@@ -563,6 +572,7 @@ RUNTIME: tuple[Setting[Any], ...] = (
     UI_CHANGE_ACCESS,
     UI_SCRAPE_TOKEN,
     UI_SCRAPE_TOKEN_FILE,
+    UI_TOKEN_GENERATION_FILE,
     UI_TLS_CERT,
     UI_TLS_KEY,
     BATCH_INTERVAL,

@@ -18,10 +18,13 @@ class SpoolReceiver(Receiver):
         self.spool = spool
 
     def on_start(self) -> None:
-        threading.Thread(target=self._drain, daemon=True).start()
+        self._thread = threading.Thread(target=self._drain, daemon=True)
+        self._thread.start()
 
     def on_stop(self) -> None:
-        pass
+        # Return only once no file is being stored: the replacement may start right after.
+        if self._thread is not threading.current_thread():
+            self._thread.join(timeout=30)
 
     def _drain(self) -> None:
         while not self.is_stopped():

@@ -42,6 +42,8 @@ class Driver:
     change: str
     context: ssl.SSLContext | None
     log: Path
+    secret: str
+    public: str
 
     def request(
         self,
@@ -151,7 +153,9 @@ def start_driver(tmp_path: Path) -> Iterator[StartDriver]:
         context = None
         if tls is not None:
             context = ssl.create_default_context(cafile=str(tls / "ca.crt"))
-        return Driver(int(found.group(2)), read_token(secret), api_token(secret), context, log)
+        return Driver(
+            int(found.group(2)), read_token(secret), api_token(secret), context, log, secret, public
+        )
 
     yield start
     for proc in procs:
@@ -345,3 +349,83 @@ def test_a_rotated_scrape_token_file_is_taken_by_the_running_driver_and_executor
         assert get(port, "/metrics") == 401
     output = driver.log.read_text()
     assert "first-scrape-token" not in output and "second-scrape-token" not in output
+
+
+def replace(path: Path, text: str) -> None:
+    """Write a file as the kubelet updates a mounted Secret's key: whole, in one rename."""
+    staged = path.with_name(path.name + ".staged")
+    staged.write_text(text)
+    os.replace(staged, path)
+
+
+def decommission_cli(driver: Driver, generation_file: Path) -> str:
+    """What `kubestream decommission nobody` says, with the job's keys and this file."""
+    done = subprocess.run(
+        [sys.executable, "-m", "kubestream", "decommission", "nobody", "--timeout", "5"],
+        env={
+            **os.environ,
+            "KUBESTREAM_CURVE_PUBLIC_KEY": driver.public,
+            "KUBESTREAM_CURVE_SECRET_KEY": driver.secret,
+            "KUBESTREAM_UI_TOKEN_GENERATION_FILE": str(generation_file),
+            "KUBESTREAM_URL": f"http://127.0.0.1:{driver.port}",
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode != 0
+    return done.stdout + done.stderr
+
+
+def test_a_new_token_generation_rotates_the_read_and_change_tokens_without_a_restart(
+    start_driver: StartDriver, tmp_path: Path
+) -> None:
+    """The file stands for the job Secret's ui-token-generation as the kubelet mounts it."""
+    generation_file = tmp_path / "ui-token-generation"
+    generation_file.write_text("0\n")
+    driver = start_driver(
+        KUBESTREAM_UI_READ_ACCESS="token",
+        KUBESTREAM_UI_TOKEN_GENERATION_FILE=str(generation_file),
+        KUBESTREAM_LOG_LEVEL="INFO",
+    )
+    executor_port = executor_metrics_port(driver)
+    drain = "/api/v1/executors/nobody/decommission"  # 409 once allowed: no such executor
+
+    def allowed(read: str, change: str) -> None:
+        assert driver.request("GET", "/api/v1/status", token=read).status == 200
+        assert get(driver.port, "/metrics", read) == 200
+        assert get(executor_port, "/metrics", read) == 200
+        assert driver.request("GET", f"/?token={read}").status == 303
+        assert driver.request("POST", drain, token=change).status == 409
+
+    def refused(read: str, change: str) -> None:
+        assert driver.request("GET", "/api/v1/status", token=read).status == 401
+        assert get(driver.port, "/metrics", read) == 401
+        assert get(executor_port, "/metrics", read) == 401
+        assert driver.request("GET", f"/?token={read}").status == 401
+        assert driver.request("POST", drain, token=change).status == 401
+
+    generations = {g: (read_token(driver.secret, g), api_token(driver.secret, g)) for g in (1, 2)}
+    allowed(driver.read, driver.change)  # generation 0: the tokens from before generations
+    refused(*generations[1])
+    replace(generation_file, "1\n")
+    refused(driver.read, driver.change)
+    allowed(*generations[1])
+    # `kubestream decommission` in a pod reads the same file: the driver lets it ask.
+    assert "answered 409: no executor 'nobody'" in decommission_cli(driver, generation_file)
+    old_file = tmp_path / "old-generation"
+    old_file.write_text("0")
+    assert "answered 401" in decommission_cli(driver, old_file)
+    assert get(executor_port, "/metrics", SCRAPE) == 200  # the scrape token is another matter
+    # A file that holds no generation refuses every token rather than fall back to 0.
+    replace(generation_file, "one\n")
+    refused(driver.read, driver.change)
+    refused(*generations[1])
+    assert "KUBESTREAM_UI_TOKEN_GENERATION_FILE" in decommission_cli(driver, generation_file)
+    replace(generation_file, "2")
+    allowed(*generations[2])
+    refused(*generations[1])
+    output = driver.log.read_text()
+    assert "does not hold a non-negative integer" in output
+    tokens = [driver.read, driver.change, *(t for pair in generations.values() for t in pair)]
+    assert not [token for token in tokens if token in output]

@@ -1,5 +1,6 @@
 """The autoscaler's pure parts: capacity fit, state in status, the decision's laws, the adapter."""
 
+import math
 from dataclasses import replace
 from typing import Any
 
@@ -164,7 +165,7 @@ def test_every_decision_keeps_the_policys_laws(
         assert queued == 0 and not draining
         assert d.reason is Reason.UNDERLOAD
     if d.action is Action.UP:
-        assert d.reason in (Reason.OVERLOAD, Reason.BACKLOG)
+        assert d.reason in (Reason.OVERLOAD, Reason.BACKLOG, Reason.OVERDUE)
     assert d.applied == (d.action is not Action.NONE and act and not pinned)
     assert after.owned_replicas == (d.target if d.applied else replicas)
 
@@ -179,6 +180,65 @@ def test_overload_scales_up_in_one_step_to_the_models_count() -> None:
     assert d.target == 5
     assert d.predicted_ratio is not None and abs(d.predicted_ratio - 0.7) < 1e-6
     assert after.last_scale_up == 930.0  # the first evaluation: a backlog waits for no window
+
+
+@given(
+    running=st.floats(0.0, 3600.0),
+    replicas=st.integers(1, 6),
+    completed=st.integers(0, 30),
+)
+def test_a_batch_that_does_not_end_scales_up_without_waiting_for_completed_batches(
+    running: float, replicas: int, completed: int
+) -> None:
+    """Spark's dynamic allocation waits for completed batches and hangs on a batch that
+    takes minutes: here a batch still processing after the overdue limit is a lower bound
+    of the processing ratio, and the count goes up in proportion to it."""
+    policy = Policy(1, 16)
+    m = replace(metrics(replicas, 0.5, batches=completed), running_since=1000.0 - running)
+    d, _ = decide(m, policy, settled(replicas), replicas, 1000.0)
+    limit = max(10 * INTERVAL, policy.stabilization_window)
+    if running < limit:
+        assert d.reason is not Reason.OVERDUE
+        return
+    ratio = running / INTERVAL
+    expected = min(
+        16,
+        replicas + policy.step_limit(replicas),
+        max(replicas + 1, math.ceil(replicas * ratio / policy.target_utilization)),
+    )
+    assert (d.action, d.reason, d.target) == (Action.UP, Reason.OVERDUE, expected), d
+    assert f"processed for {running:.0f}s" in d.message
+
+
+def test_an_overdue_batch_keeps_the_cooldown_and_the_maximum() -> None:
+    m = replace(metrics(4, 0.5, batches=0), running_since=700.0)
+    cooling = replace(settled(4), last_scale_up=990.0)
+    d, _ = decide(m, Policy(1, 16), cooling, 4, 1000.0)
+    assert (d.action, d.reason) == (Action.NONE, Reason.COOLDOWN)
+    d, _ = decide(m, Policy(1, 4), replace(settled(4), policy=Policy(1, 4).key()), 4, 1000.0)
+    assert (d.action, d.reason) == (Action.NONE, Reason.AT_MAX)
+
+
+def test_the_oldest_processing_batch_is_read_from_the_status_document() -> None:
+    document = doc(2, 0.5, 100, 1000.0)
+    document["batches"] += [
+        {
+            "batch_time": 1_000_002_000,
+            "state": "processing",
+            "num_records": 5,
+            "processing_start": 990.0,
+        },
+        {
+            "batch_time": 1_000_000_000,
+            "state": "processing",
+            "num_records": 5,
+            "processing_start": 400.0,
+        },
+        {"batch_time": 1_000_004_000, "state": "queued", "num_records": 5},
+    ]
+    m = metrics_from_status(document)
+    assert m is not None and m.running_since == 400.0
+    assert metrics_from_status(doc(2, 0.5, 100, 1000.0)).running_since is None  # type: ignore[union-attr]
 
 
 def test_a_load_more_executors_cannot_help_is_refused_with_its_reason() -> None:

@@ -112,15 +112,21 @@ def test_operator_tls_changes_the_pods_but_not_the_hash_of_jobs_without_it() -> 
 
 
 def test_every_pod_reads_the_read_permission_and_the_scrape_token_file_alike() -> None:
-    """The scrape token comes as a file of the job's Secret (that key only; optional), which
-    the kubelet updates on rotation, never as a variable fixed at start."""
+    """The scrape token and the token generation come as files of the job's Secret (those
+    keys only; optional), which the kubelet updates on rotation, never as variables fixed
+    at start."""
     s = spec(ui={"readAccess": "token"})
     for pod in (m.build_driver_pod(JOB, s, "k"), m.build_executor_pod(JOB, s, 0, "k")):
         env = env_of(pod)
         assert env["KUBESTREAM_UI_READ_ACCESS"] == "token"
         assert env["KUBESTREAM_UI_SCRAPE_TOKEN_FILE"] == f"{m.ACCESS_PATH}/ui-scrape-token"
         assert "KUBESTREAM_UI_SCRAPE_TOKEN" not in env
-        items = [{"key": "ui-scrape-token", "path": "ui-scrape-token"}]
+        generation_file = f"{m.ACCESS_PATH}/ui-token-generation"
+        assert env["KUBESTREAM_UI_TOKEN_GENERATION_FILE"] == generation_file
+        items = [
+            {"key": "ui-scrape-token", "path": "ui-scrape-token"},
+            {"key": "ui-token-generation", "path": "ui-token-generation"},
+        ]
         volume = {"secretName": "wc-curve", "items": items, "optional": True}
         assert {"name": "access", "secret": volume} in pod["spec"]["volumes"]
         mount = {"name": "access", "mountPath": m.ACCESS_PATH, "readOnly": True}
@@ -132,6 +138,18 @@ def test_the_secret_carries_the_read_token_the_driver_derives() -> None:
     assert secret[m.READ_TOKEN_KEY] == read_token("S" * 40)
     assert secret[m.SCRAPE_TOKEN_KEY] == "scrape"
     assert m.SCRAPE_TOKEN_KEY not in m.build_secret(JOB, "P" * 40, "S" * 40)["stringData"]
+    assert secret[m.TOKEN_GENERATION_KEY] == "0"
+    assert "annotations" not in m.build_secret(JOB, "P" * 40, "S" * 40)["metadata"]
+    made = m.build_secret(JOB, "P" * 40, "S" * 40, rotated_for="asked")["metadata"]
+    assert made["annotations"] == {m.ROTATE_UI_TOKENS_ANNOTATION: "asked"}
+
+
+def test_a_token_generations_data_holds_that_generations_read_token() -> None:
+    assert m.ui_token_data("S" * 40, 7) == {
+        m.TOKEN_GENERATION_KEY: "7",
+        m.READ_TOKEN_KEY: read_token("S" * 40, 7),
+    }
+    assert read_token("S" * 40, 7) != read_token("S" * 40, 6)
 
 
 def test_claim_is_owned_only_when_not_retained() -> None:

@@ -24,6 +24,7 @@ from kubestream_operator.plan import (
     Observed,
     Plan,
     PodState,
+    TokenRotation,
     plan,
     plan_stop,
     read_status,
@@ -66,6 +67,12 @@ class World:
         self.report: DriverReport | None = None
         self.certificate: Validity | None = None
         self.scrape_token_stale = False
+        # The job's rotate-ui-tokens annotation; its Secret's generation, rotated-for
+        # annotation and whether its ui-read-token is out of step.
+        self.rotate_ui_tokens = ""
+        self.rotated_for = ""
+        self.token_generation: int | None = 0
+        self.read_token_stale = False
         self.removed: frozenset[int] = frozenset()
         self.last: Plan = Plan()
 
@@ -97,6 +104,10 @@ class World:
             driver_report=self.report,
             ui_certificate=self.certificate,
             scrape_token_stale=self.scrape_token_stale,
+            rotate_ui_tokens=self.rotate_ui_tokens,
+            ui_tokens_rotated_for=self.rotated_for,
+            ui_token_generation=self.token_generation,
+            read_token_stale=self.read_token_stale,
             removed_executors=self.removed,
         )
 
@@ -115,6 +126,10 @@ class World:
         if todo.create_keys:
             self.children.add(SECRET)
             self.keys_id = f"keys-{next(_uids)}"
+        if todo.ui_tokens is not None:
+            self.token_generation = todo.ui_tokens.generation
+            self.rotated_for = todo.ui_tokens.rotated_for
+            self.read_token_stale = False
         if todo.issue_certificate:
             self.certificate = Validity(self.now - 300, self.now + LIFE)
         for obj in todo.create:
@@ -271,6 +286,44 @@ def test_a_rotated_scrape_token_is_written_into_the_secret_without_restarting_a_
     assert todo.delete == () and todo.create == ()
     w.scrape_token_stale = False
     assert not w.step().update_scrape_token
+
+
+def test_a_rotate_annotation_raises_the_token_generation_once_without_restarting_a_pod() -> None:
+    w = World()
+    w.rotate_ui_tokens = "made-with-it"  # a job created with the annotation: nothing to do
+    assert plan(w.observe()).ui_tokens == TokenRotation(0, "made-with-it")  # the new Secret's
+    w.step()
+    assert (w.token_generation, w.rotated_for) == (0, "made-with-it")
+    assert "UITokensRotated" not in w.reasons()
+    w.run_all()
+    assert w.step().ui_tokens is None and w.token_generation == 0
+    for request, generation in (("2026-11-30", 1), ("again", 2)):
+        w.rotate_ui_tokens = request
+        todo = w.step()
+        assert todo.ui_tokens == TokenRotation(generation, request)
+        assert w.reasons() == ["UITokensRotated"] and todo.delete == () and todo.create == ()
+        (note,) = w.last.events
+        assert note.type == "Normal" and f"generation {generation} (asked by" in note.message
+        assert w.step().ui_tokens is None  # carried out: the Secret records the request
+    w.rotate_ui_tokens = ""  # the annotation removed is a request too
+    assert w.step().ui_tokens == TokenRotation(3, "")
+    assert w.step().ui_tokens is None
+
+
+def test_the_secrets_read_token_is_kept_in_step_and_a_malformed_generation_replaced() -> None:
+    w = World()
+    w.step()
+    w.run_all()
+    w.step()
+    w.token_generation, w.rotated_for, w.read_token_stale = 4, "asked", True
+    w.rotate_ui_tokens = "asked"
+    todo = w.step()  # a ui-read-token not the generation's (a hand-edited Secret)
+    assert todo.ui_tokens == TokenRotation(4, "asked") and w.reasons() == []
+    w.token_generation = None
+    todo = w.step()
+    assert todo.ui_tokens == TokenRotation(1, "asked")
+    assert [(e.type, e.reason) for e in w.last.events] == [("Warning", "UITokensRotated")]
+    assert w.step().ui_tokens is None
 
 
 def test_running_job_is_ready_and_keeps_condition_times() -> None:

@@ -123,6 +123,22 @@ def test_a_block_the_driver_never_answers_is_not_acknowledged(tmp_path: Path) ->
     assert [m.block_id for m in link.sent if isinstance(m, BlockAbandoned)] == [added[0].block_id]
 
 
+def test_a_stopped_receiver_stores_nothing_more(tmp_path: Path) -> None:
+    """Once stopped (to be moved), a receiver's late store is refused before anything is
+    written or reported: its replacement may read the same records."""
+    link, receiver = Link(), Acking()
+    link.driver = new_driver(link, tmp_path, "exec-1")
+    supervisor = supervise(link, receiver, tmp_path)
+    supervisor.start()
+    assert receiver.deliver(["a"]) is True
+    supervisor.stop(announce=False)
+    sent = len(link.sent)
+    assert receiver.deliver(["b"]) is False
+    assert receiver.acked == ["a"]
+    assert link.sent[sent:] == []
+    assert held(link.driver) == ["a"]
+
+
 def test_an_abandoned_block_is_forgotten_by_the_next_driver_unless_it_holds_it(
     tmp_path: Path,
 ) -> None:

@@ -37,6 +37,10 @@ from kubestream_operator.autoscaler.state import AutoscalerState
 
 # Batches at the current executor count needed before the autoscaler trusts the ratio.
 MIN_BATCHES = 2
+OVERDUE_INTERVALS = 10
+"""A batch still processing after this many batch intervals (and the stabilization
+window) is evidence enough to scale up before any batch completes: waiting for
+completed batches is how Spark's dynamic allocation hangs on a batch that takes minutes."""
 # The "recent" ratio is taken over at least this many seconds (and 3 batches).
 RECENT_SECONDS = 10.0
 # Scheduling delay growing faster than this (seconds per second) counts as rising.
@@ -54,6 +58,7 @@ class Reason(StrEnum):
 
     OVERLOAD = "OVERLOAD"
     BACKLOG = "BACKLOG"
+    OVERDUE = "OVERDUE"
     UNDERLOAD = "UNDERLOAD"
     STEADY = "STEADY"
     STABILIZING = "STABILIZING"
@@ -360,16 +365,9 @@ def _scale_up(e: _Eval, backlog: bool) -> Decision:
     if e.replicas >= p.max_executors:
         return _hold(e, Reason.AT_MAX, f"{why}; already at executors.max ({p.max_executors})")
     target = min(need, usable, e.replicas + p.step_limit(e.replicas))
-    last = max(e.st.last_scale_up or -math.inf, e.st.last_scale_down or -math.inf)
-    ready = last + p.scale_up_cooldown
-    if e.now < ready:
-        return _hold(
-            e,
-            Reason.COOLDOWN,
-            f"{why}; would scale up to {target}, but the last action was "
-            f"{e.now - last:.0f}s ago (scaleUpCooldownSeconds {p.scale_up_cooldown:g})",
-            ready,
-        )
+    cooling = _up_cooldown(e, why, target)
+    if cooling is not None:
+        return cooling
     capped = ""
     if target < need:
         capped = (
@@ -385,6 +383,57 @@ def _scale_up(e: _Eval, backlog: bool) -> Decision:
         e.replicas,
         target,
         e.predicted(target),
+        e.now + min(p.scale_up_cooldown, p.scale_down_cooldown),
+        e.inputs,
+    )
+
+
+def _up_cooldown(e: _Eval, why: str, target: int) -> Decision | None:
+    """A COOLDOWN hold while the last action is more recent than scaleUpCooldownSeconds."""
+    p = e.policy
+    last = max(e.st.last_scale_up or -math.inf, e.st.last_scale_down or -math.inf)
+    ready = last + p.scale_up_cooldown
+    if e.now >= ready:
+        return None
+    return _hold(
+        e,
+        Reason.COOLDOWN,
+        f"{why}; would scale up to {target}, but the last action was "
+        f"{e.now - last:.0f}s ago (scaleUpCooldownSeconds {p.scale_up_cooldown:g})",
+        ready,
+    )
+
+
+def _overdue(e: _Eval) -> Decision | None:
+    """Scale up for a batch that has processed for OVERDUE_INTERVALS intervals (and the
+    stabilization window): its processing ratio is at least its time so far over the
+    interval, whatever the completed batches (if any) say. None when no batch is overdue."""
+    m, p = e.m, e.policy
+    if m.running_since is None:
+        return None
+    running = m.time - m.running_since
+    if running < max(OVERDUE_INTERVALS * m.batch_interval, p.stabilization_window):
+        return None
+    ratio = running / m.batch_interval
+    why = (
+        f"a batch has processed for {running:.0f}s ({ratio:.0f} batch intervals) and is not "
+        f"done: its processing ratio is at least {ratio:.0f}"
+    )
+    usable = p.max_executors if m.partitions is None else min(p.max_executors, m.partitions)
+    if e.replicas >= usable:
+        return _hold(e, Reason.AT_MAX, f"{why}; already at the {usable} executors it can use")
+    need = max(e.replicas + 1, math.ceil(e.replicas * ratio / p.target_utilization))
+    target = min(need, usable, e.replicas + p.step_limit(e.replicas))
+    cooling = _up_cooldown(e, why, target)
+    if cooling is not None:
+        return cooling
+    return Decision(
+        Action.UP,
+        Reason.OVERDUE,
+        f"{why}; {e.replicas} -> {target} executors",
+        e.replicas,
+        target,
+        None,
         e.now + min(p.scale_up_cooldown, p.scale_down_cooldown),
         e.inputs,
     )
@@ -451,6 +500,10 @@ def _scale_down(e: _Eval, surplus: bool) -> Decision:
 
 def _evaluate(e: _Eval) -> tuple[Decision, AutoscalerState]:
     p, i, m = e.policy, e.inputs, e.m
+    if not m.draining and i.active_executors >= e.replicas:
+        overdue = _overdue(e)
+        if overdue is not None:
+            return overdue, e.st
     if not e.window:
         what = f"{i.pending_batches} batches queued, " if i.pending_batches else ""
         return _hold(e, Reason.NO_DATA, f"{what}no batch completed at the current count yet"), e.st

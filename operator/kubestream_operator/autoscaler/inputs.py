@@ -40,6 +40,8 @@ class JobMetrics:
     ``scheduling_delay_trend`` is seconds of delay per second (None: unknown).
     ``arrivals`` are (batch time, records) of every batch it lists, oldest first, and
     ``queued`` the records of each batch queued or running, oldest first.
+    ``running_since`` is when the oldest batch still processing started (Unix seconds on
+    the driver's clock; None when none is).
     ``draining`` is true while any drain the driver was asked for is under way.
     ``partitions`` is the most tasks a batch's first stage has, when every input
     says (a Kafka direct stream: one per topic-partition); None when unknown.
@@ -62,6 +64,7 @@ class JobMetrics:
     draining: bool
     partitions: int | None = None
     records_counted: bool = True
+    running_since: float | None = None
 
     @property
     def active_executors(self) -> int:
@@ -132,6 +135,13 @@ def metrics_from_status(doc: Mapping[str, Any]) -> JobMetrics | None:
     raw: Sequence[Any] = doc.get("batches") or []
     batches = sorted((b for b in map(_batch, raw) if b is not None), key=lambda b: b.batch_time)
     arrivals: list[tuple[float, int, bool]] = []
+    started = [
+        start
+        for b in raw
+        if isinstance(b, Mapping)
+        and b.get("state") == "processing"
+        and (start := _num(b.get("processing_start"))) is not None
+    ]
     for b in raw:
         if not isinstance(b, Mapping):
             continue
@@ -160,4 +170,5 @@ def metrics_from_status(doc: Mapping[str, Any]) -> JobMetrics | None:
         records_counted=not any(
             isinstance(i, Mapping) and "directory" in i for i in doc.get("inputs") or []
         ),
+        running_since=min(started, default=None),
     )

@@ -5,23 +5,37 @@ A browser behind ``kubectl port-forward`` opens ``/?token=<read token>`` once;
 the answer sets the token as an HttpOnly cookie and redirects to ``/``, as
 Jupyter does. The cookie only ever reads: a change needs the header, so a page
 on another site cannot make a browser drain an executor. The operator also writes
-the read token into the job's Secret, as ``ui-read-token``, for people to copy.
+the read token into the job's Secret, as ``ui-read-token``, for people to copy, and
+keeps it in step with the token generation (``ui-token-generation``) it rotates.
 """
 
 from __future__ import annotations
 
 from http.cookies import CookieError, SimpleCookie
 
-from kubestream.access import OPEN, Access, api_token, bearer, matches, read_token
+from kubestream.access import (
+    OPEN,
+    Access,
+    GenerationFile,
+    JobTokens,
+    api_token,
+    bearer,
+    matches,
+    parse_generation,
+    read_token,
+)
 
 __all__ = [
     "COOKIE",
     "OPEN",
     "Access",
+    "GenerationFile",
+    "JobTokens",
     "api_token",
     "bearer",
     "cookie_token",
     "matches",
+    "parse_generation",
     "read_token",
 ]
 

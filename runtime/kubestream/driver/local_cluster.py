@@ -25,6 +25,7 @@ class LocalExecutorProcesses:
         log_format: str = "text",
         read_access: str = settings.UI_READ_ACCESS.default,
         scrape_token_file: str | None = None,
+        generation_file: str | None = None,
         executor_settings: Sequence[tuple[settings.Setting[Any], Any]] = (),
     ) -> None:
         self._driver_port = driver_port
@@ -34,6 +35,7 @@ class LocalExecutorProcesses:
         self._log_format = log_format
         self._read_access = read_access
         self._scrape_token_file = scrape_token_file
+        self._generation_file = generation_file
         self._executor_settings = tuple(executor_settings)
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         for i in range(count):
@@ -71,6 +73,8 @@ class LocalExecutorProcesses:
         ]
         if self._scrape_token_file is not None:
             flags.append((settings.UI_SCRAPE_TOKEN_FILE, self._scrape_token_file))
+        if self._generation_file is not None:
+            flags.append((settings.UI_TOKEN_GENERATION_FILE, self._generation_file))
         command = [sys.executable, "-m", "kubestream", "executor", *settings.arguments(flags)]
         process = subprocess.Popen(command, env=env)
         self.processes[executor_id] = process

@@ -116,6 +116,7 @@ def run_driver(options: DriverOptions, local_executors: int = 0) -> int:
                 log_format=values[settings.LOG_FORMAT],
                 read_access=values[settings.UI_READ_ACCESS],
                 scrape_token_file=values[settings.UI_SCRAPE_TOKEN_FILE],
+                generation_file=values[settings.UI_TOKEN_GENERATION_FILE],
                 executor_settings=[
                     (settings.KAFKA_CONSUMER_POOL_SIZE, values[settings.KAFKA_CONSUMER_POOL_SIZE])
                 ],
@@ -188,6 +189,7 @@ def _start_ui(ssc: StreamingContext, options: DriverOptions) -> tuple[UIServer, 
         change_open=values[settings.UI_CHANGE_ACCESS] == "open",
         scrape=values[settings.UI_SCRAPE_TOKEN],
         scrape_file=values[settings.UI_SCRAPE_TOKEN_FILE],
+        generation_file=values[settings.UI_TOKEN_GENERATION_FILE],
     )
     ui = UIServer(
         status,

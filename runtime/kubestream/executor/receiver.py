@@ -49,7 +49,9 @@ class Receiver(ABC):
 
     @abstractmethod
     def on_stop(self) -> None:
-        """Release what on_start acquired; the reading thread should notice is_stopped()."""
+        """Release what on_start acquired, and return only once the reading thread has
+        stopped storing (join it): a moved receiver is started elsewhere as soon as this
+        returns, and one still storing would overlap its replacement and read twice."""
 
     def _require_host(self) -> ReceiverHost:
         if self._host is None:

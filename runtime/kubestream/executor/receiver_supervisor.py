@@ -181,6 +181,14 @@ class ReceiverSupervisor:
             self._flush()
 
     def store_block(self, records: list[Any]) -> None:
+        """See Receiver.store_block. A receiver stopped (to be moved, or restarted) stores
+        nothing more: its replacement may already read the same source, and a block stored
+        now would be read twice; it keeps the records unacknowledged instead."""
+        if self._stopped.is_set():
+            raise BlockNotRecordedError(
+                f"receiver {self.stream_id} is stopped: block not stored, records not to be"
+                " acknowledged"
+            )
         if records:
             self._limiter.acquire(len(records), self._stopped)
             self._write_block(records, reliable=True)

@@ -35,7 +35,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from kubestream import settings
-from kubestream.driver.api_auth import COOKIE, OPEN, Access, bearer, cookie_token, matches
+from kubestream.driver.api_auth import COOKIE, OPEN, Access, bearer, cookie_token
 from kubestream.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -279,7 +279,7 @@ def _handler(
             )
             if path == "/metrics":
                 return access.may_scrape(presented)
-            return matches(presented, access.read)
+            return access.may_read(presented)
 
         def _get(self) -> None:
             url = urlsplit(self.path)
@@ -314,7 +314,7 @@ def _handler(
                 return
             # The header only, never the cookie: another site's page cannot make a browser
             # that holds the cookie change the job.
-            if not matches(bearer(self.headers.get("Authorization")), access.change):
+            if not access.may_change(bearer(self.headers.get("Authorization"))):
                 log.warning("refused an unauthenticated request from %s", self.address_string())
                 self._error(HTTPStatus.UNAUTHORIZED, _CHANGE_REFUSED)
                 return
@@ -329,7 +329,7 @@ def _handler(
 
         def _log_in(self, token: str) -> None:
             """``/?token=``: the read token as a cookie, then the page without it in the URL."""
-            if access.read is None or not matches(token, access.read):
+            if access.read_open or not access.may_read(token):
                 log.warning("UI: refused a wrong token from %s", self.address_string())
                 self._error(HTTPStatus.UNAUTHORIZED, _READ_REFUSED)
                 return
