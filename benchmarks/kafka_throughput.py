@@ -231,7 +231,7 @@ def pyspark_kafka(bootstrap: str, topic: str, lines: int) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--lines", type=int, default=200_000)
+    parser.add_argument("--lines", type=int, default=1_000_000)
     parser.add_argument("--out", default=str(ROOT / "benchmarks/results/kafka.json"))
     args = parser.parse_args()
     lines = make_lines(args.lines)
