@@ -210,6 +210,21 @@ def test_a_batch_that_does_not_end_scales_up_without_waiting_for_completed_batch
     assert f"processed for {running:.0f}s" in d.message
 
 
+@given(delay=st.floats(0.0, 600.0))
+def test_batches_completing_behind_a_backlog_still_count(delay: float) -> None:
+    """The window holds batches by when they completed, not by their batch time: under a
+    backlog every completed batch is older than the window by the scheduling delay, and a
+    window by batch time was empty (NO_DATA) exactly when the job needed executors."""
+    m = metrics(1, 1.9, records=1000, queued=20)
+    behind = tuple(
+        replace(b, batch_time=b.batch_time - delay, scheduling_delay=delay) for b in m.batches
+    )
+    m = replace(m, batches=behind, arrivals=tuple((t - delay, r) for t, r in m.arrivals))
+    d, _ = run(m, settled(1), 1, 1000.0, Policy(1, 16))
+    assert d.reason is not Reason.NO_DATA, d
+    assert d.action is Action.UP, d
+
+
 def test_an_overdue_batch_keeps_the_cooldown_and_the_maximum() -> None:
     m = replace(metrics(4, 0.5, batches=0), running_since=700.0)
     cooling = replace(settled(4), last_scale_up=990.0)

@@ -616,7 +616,9 @@ def decide(
         since = st.executors_since if st.executors_since is not None else metrics.time
         start = metrics.time - policy.stabilization_window - metrics.batch_interval
         window = [
-            b for b in metrics.batches if b.processing_start >= since and b.batch_time >= start
+            b
+            for b in metrics.batches
+            if b.processing_start >= since and b.processing_start + b.processing_time >= start
         ]
         count = max(3, math.ceil(RECENT_SECONDS / metrics.batch_interval))
         recent = window[-count:]
