@@ -225,6 +225,22 @@ def test_batches_completing_behind_a_backlog_still_count(delay: float) -> None:
     assert d.action is Action.UP, d
 
 
+@given(seconds=st.floats(13.0, 120.0))
+def test_batches_longer_than_the_window_still_make_a_decision(seconds: float) -> None:
+    """Batches that each take longer than the stabilization window (10 s here) leave
+    fewer than two completions in it: the newest completed batches stand in, or the job
+    would warm up forever (the e2e story's slow job, one executor, 16 s batches)."""
+    policy = Policy(1, 16, stabilization_window=10)
+    done = tuple(
+        Batch(1000.0 - 300 + k * seconds / 4, 1, 1000.0 - (k + 1) * seconds - 1, seconds, 60.0)
+        for k in range(3)
+    )[::-1]
+    m = replace(metrics(1, seconds, queued=20), batches=done)
+    d, _ = decide(m, policy, replace(settled(1), policy=policy.key()), 1, 1000.0)
+    assert d.reason not in (Reason.WARMING_UP, Reason.NO_DATA), d
+    assert d.action is Action.UP, d
+
+
 def test_an_overdue_batch_keeps_the_cooldown_and_the_maximum() -> None:
     m = replace(metrics(4, 0.5, batches=0), running_since=700.0)
     cooling = replace(settled(4), last_scale_up=990.0)

@@ -615,11 +615,11 @@ def decide(
         st = _fold_batches(metrics, st)
         since = st.executors_since if st.executors_since is not None else metrics.time
         start = metrics.time - policy.stabilization_window - metrics.batch_interval
-        window = [
-            b
-            for b in metrics.batches
-            if b.processing_start >= since and b.processing_start + b.processing_time >= start
-        ]
+        completed = [b for b in metrics.batches if b.processing_start >= since]
+        window = [b for b in completed if b.processing_start + b.processing_time >= start]
+        if len(window) < MIN_BATCHES:
+            # Batches longer than the window: the newest completed ones, or it never fills.
+            window = completed[-MIN_BATCHES:]
         count = max(3, math.ceil(RECENT_SECONDS / metrics.batch_interval))
         recent = window[-count:]
         model = _model(st, window, metrics)
