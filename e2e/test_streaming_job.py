@@ -122,11 +122,12 @@ def test_4_a_deleted_executor_is_replaced_and_results_stay_exact(story: Story) -
     story.wait_for_exact_output()
 
 
-def _finished_tasks(story: Story, pod: str) -> float:
-    """kubestream_executor_tasks_total{state="finished"} from the executor's own /metrics."""
+def _finished_tasks(story: Story, pod: str, via: str = FEEDER) -> float:
+    """kubestream_executor_tasks_total{state="finished"} from the executor's own /metrics,
+    fetched from inside the cluster by the pod `via`."""
     ip = story.core.read_namespaced_pod(pod, story.namespace).status.pod_ip
     text = pod_exec(
-        story.core, story.namespace, FEEDER, ["python3", "-c", FETCH, f"http://{ip}:4040/metrics"]
+        story.core, story.namespace, via, ["python3", "-c", FETCH, f"http://{ip}:4040/metrics"]
     )
     match = re.search(r'^kubestream_executor_tasks_total\{state="finished"\} (\S+)$', text, re.M)
     assert match, f"no finished-task counter in {pod}'s /metrics:\n{text[:2000]}"
@@ -412,7 +413,7 @@ def test_8b_autoscaling_adds_executors_under_load_and_drains_them_after(story: S
         done = {}
         for pod in added:
             try:
-                done[pod] = _finished_tasks(story, pod)
+                done[pod] = _finished_tasks(story, pod, via=SCALED_FEEDER)
             except (AssertionError, ApiException):
                 done[pod] = 0.0  # not serving yet
         return any(done.values()), done
