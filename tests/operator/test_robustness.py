@@ -320,6 +320,8 @@ def test_job_pods_get_no_api_rights_and_keys_stay_out_of_status_and_events(
     secret = kube.core.read_namespaced_secret("wc-curve", namespace)
     values = {name: base64.b64decode(v).decode() for name, v in secret.data.items()}
     assert {m.PUBLIC_KEY, m.SECRET_KEY, m.READ_TOKEN_KEY} <= set(values)
+    # The token generation is a counter ("0"), kept beside the keys but not secret.
+    assert values.pop(m.TOKEN_GENERATION_KEY).isdigit()
     seen = kube.kubectl("get", "sj,events,pods", "-n", namespace, "-o", "yaml").stdout
     seen += operator.log.read_text()
     for name, value in values.items():
