@@ -23,6 +23,9 @@ from kubestream.core.engine import Engine
 from kubestream.executor.in_process import InProcessExecutors
 from kubestream.streaming.batch import BatchInfo
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from stateful import cpu_seconds
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -97,17 +100,6 @@ def _tree(pid: int) -> list[int]:
     return tree
 
 
-def _cpu_seconds(pids: list[int]) -> float:
-    total = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
-
-
 def _totals(out: Path, newer_than: float) -> dict[str, int] | None:
     """The newest running totals written after `newer_than` (epoch s), if any."""
     fresh = [p for p in out.glob("totals-*/_SUCCESS") if p.stat().st_mtime > newer_than]
@@ -174,7 +166,7 @@ def recovery_time(runs: int = 3) -> dict[str, Any]:
             driver = subprocess.Popen(command, stdout=subprocess.DEVNULL)
             _wait_for(lambda k=killed: _totals(out, k))
             seconds = time.time() - killed
-            cpu = _cpu_seconds(_tree(driver.pid))
+            cpu = cpu_seconds(_tree(driver.pid))
             # The batches since the last data checkpoint run again first; then the
             # totals hold every file: the state was recovered, not started afresh.
             _wait_for(lambda k=killed, n=run + 1: (_totals(out, k) or {}).get("count") == n)
