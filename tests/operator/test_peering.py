@@ -134,7 +134,9 @@ def test_two_replicas_with_derived_priorities_one_works_the_other_stands_by(
 
         kube.apply(namespace, job_manifest())
         wait_for(lambda: len(kube.pods(namespace)) == 3, "3 pods from the active replica")
-        assert "DriverCreated" in high.log.read_text()
+        # The operator logs what it did after the API server has done it: the pods
+        # can be listed before the line is written.
+        wait_for(logged(high, "DriverCreated"), "the active replica logs the driver it created")
         assert "DriverCreated" not in low.log.read_text()
         for replica in (low, high):
             assert "Possibly conflicting operators" not in replica.log.read_text()

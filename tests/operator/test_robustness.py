@@ -372,6 +372,8 @@ def test_peered_replicas_hand_over_when_the_active_one_stops(
         wait_for(lambda: peers() == 2, "both replicas registered")
         kube.apply(namespace, job_manifest())
         wait_for(lambda: len(kube.pods(namespace)) == 3, "3 pods from the active replica")
+        # Pods are listed before the operator logs creating them: wait for its line.
+        wait_for(lambda: "DriverCreated" in high.log.read_text(), "the active replica's log")
         assert "DriverCreated" not in low.log.read_text()
         high.stop()
         wait_for(lambda: "Resuming operations" in low.log.read_text(), "the standby resumes")
