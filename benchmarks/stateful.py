@@ -298,7 +298,11 @@ def kubestream_stateful(cluster: Cluster, names: list[str], work: str, op: str) 
             while str(target) not in source.remembered:  # one file per batch
                 time.sleep(0.002)
         deadline = time.monotonic() + 1800
-        while sum(totals.values()) < expected and time.monotonic() < deadline:
+        while (
+            sum(totals.values()) < expected
+            and not any(b.failed for b in ssc.batches)
+            and time.monotonic() < deadline
+        ):
             time.sleep(0.01)
     ssc.stop(stop_engine=False)
     failed = {

@@ -14,6 +14,8 @@ from typing import Any
 
 import cloudpickle
 
+from kubestream.errors import KubestreamError
+
 FunctionRef = str
 
 
@@ -52,26 +54,58 @@ class FunctionRegistry:
             return self._blobs[ref]
 
 
+class FunctionLoadError(KubestreamError):
+    """A function's pickle cannot be loaded on this executor (usually: a module the driver
+    imports is missing here)."""
+
+
 class FunctionCache:
-    """Executor side: hash -> loaded function."""
+    """Executor side: hash -> function, unpickled on first use.
+
+    Blobs are registered as tasks arrive, in launch order, and unpickled by the first
+    task that uses them, so a task running before the one that carried its function
+    still finds it. A blob that cannot be loaded fails every task that uses it with the
+    loading error itself, not with a missing key.
+    """
 
     def __init__(self) -> None:
+        self._blobs: dict[FunctionRef, bytes] = {}
         self._loaded: dict[FunctionRef, Any] = {}
+        self._failed: dict[FunctionRef, str] = {}
         self._lock = threading.Lock()
 
     def add(self, blobs: dict[FunctionRef, bytes]) -> None:
-        for ref, blob in blobs.items():
-            with self._lock:
-                if ref in self._loaded:
-                    continue
-            fn = pickle.loads(blob)
-            with self._lock:
-                self._loaded[ref] = fn
+        """Register blobs (cheap: nothing is unpickled here)."""
+        with self._lock:
+            for ref, blob in blobs.items():
+                if ref not in self._loaded and ref not in self._failed:
+                    self._blobs.setdefault(ref, blob)
 
     def get(self, ref: FunctionRef) -> Any:
-        with self._lock:
-            return self._loaded[ref]
+        """The function named `ref`.
 
-    def __contains__(self, ref: object) -> bool:
+        Raises
+        ------
+        FunctionLoadError
+            Its pickle failed to load (now or for an earlier task), or it never arrived.
+        """
         with self._lock:
-            return ref in self._loaded
+            if ref in self._loaded:
+                return self._loaded[ref]
+            if ref in self._failed:
+                raise FunctionLoadError(self._failed[ref])
+            blob = self._blobs.pop(ref, None)
+            if blob is None:
+                raise FunctionLoadError(f"function {ref} was never sent to this executor")
+            try:
+                fn = pickle.loads(blob)
+            except Exception as exc:
+                self._failed[ref] = (
+                    f"a function of the job cannot be loaded on this executor: "
+                    f"{type(exc).__name__}: {exc}. A function defined in a module is pickled "
+                    f"by reference to it: install that module on the executors (their image "
+                    f"or PYTHONPATH), or define the function in the application's main file"
+                )
+                raise FunctionLoadError(self._failed[ref]) from exc
+            self._loaded[ref] = fn
+            return fn

@@ -80,6 +80,7 @@ class ExecutorCore:
 
     def handle(self, message: ToExecutor) -> None:
         if isinstance(message, LaunchTask):
+            self.functions.add(message.functions)
             self._queue.put(message)
         elif isinstance(message, RemoveBlocks):
             for prefix in message.prefixes:
@@ -265,7 +266,6 @@ class ExecutorCore:
         started = time.perf_counter()
         events: list[InputEvent] = []
         try:
-            self.functions.add(message.functions)
             value = pickle.dumps(run_task(task, self, events), protocol=pickle.HIGHEST_PROTOCOL)
         except FetchFailedError as exc:
             return TaskFinished(
