@@ -7,6 +7,7 @@ chain of operators lazily, so consecutive narrow steps never materialise.
 from __future__ import annotations
 
 import itertools
+import operator
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -92,7 +93,11 @@ class Aggregator:
         create, merge = self.create_combiner, self.merge_value
         combined: dict[Any, Any] = {}
         get = combined.get
-        if create is identity:
+        if create is identity and merge is operator.add:  # reduce_by_key(add): no call a record
+            for key, value in records:
+                old = get(key, _MISSING)
+                combined[key] = value if old is _MISSING else old + value
+        elif create is identity:
             for key, value in records:
                 old = get(key, _MISSING)
                 combined[key] = value if old is _MISSING else merge(old, value)
@@ -104,6 +109,11 @@ class Aggregator:
 
     def merge_into(self, combined: dict[Any, Any], records: Iterable[tuple[Any, Any]]) -> None:
         merge, get = self.merge_combiners, combined.get
+        if merge is operator.add:
+            for key, value in records:
+                old = get(key, _MISSING)
+                combined[key] = value if old is _MISSING else old + value
+            return
         for key, value in records:
             old = get(key, _MISSING)
             combined[key] = value if old is _MISSING else merge(old, value)
@@ -157,3 +167,14 @@ class HashPartitioner:
 
     def __call__(self, key: Any) -> int:
         return portable_hash(key) % self.num_partitions
+
+    def split(self, pairs: Iterable[tuple[Any, Any]]) -> list[list[tuple[Any, Any]]]:
+        """(key, value) pairs into one list per partition, each in input order: a shuffle's
+        map-side bucketing, with hash() inlined for str keys (their hash is portable)."""
+        n = self.num_partitions
+        buckets: list[list[tuple[Any, Any]]] = [[] for _ in range(n)]
+        appends = [bucket.append for bucket in buckets]
+        for pair in pairs:
+            key = pair[0]
+            appends[(hash(key) if type(key) is str else portable_hash(key)) % n](pair)
+        return buckets

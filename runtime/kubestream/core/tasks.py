@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import itertools
 import pickle
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from kubestream.core.functions import FunctionCache, FunctionRef
 from kubestream.core.input_files import InputEvent, read_fixed_length_file, read_text_file
-from kubestream.core.ops import Aggregator
+from kubestream.core.ops import Aggregator, HashPartitioner
 from kubestream.errors import BlockLostError, FetchFailedError
 from kubestream.storage.block_manager import BlockManager, deserialise, serialise, shuffle_block_id
 from kubestream.storage.checkpoint_store import read_verified
@@ -451,13 +451,12 @@ def _write_shuffle(output: ShuffleWrite, records: Iterator[Any], env: TaskEnv) -
         for i, record in enumerate(records, start=output.map_index):
             buckets[i % n].append(record)
     else:
-        partition = env.functions.get(output.partitioner)
-        items: Any = records
+        partitioner: HashPartitioner = env.functions.get(output.partitioner)
+        items: Iterable[Any] = records
         if output.aggregator is not None:
             aggregator: Aggregator = env.functions.get(output.aggregator)
             items = aggregator.combine_values(records).items()
-        for pair in items:
-            buckets[partition(pair[0])].append(pair)
+        buckets = partitioner.split(items)
     for reduce_index, bucket in enumerate(buckets):
         block_id = shuffle_block_id(output.shuffle_id, output.map_index, reduce_index)
         env.blocks.put(block_id, serialise(bucket))
