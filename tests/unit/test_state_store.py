@@ -98,3 +98,50 @@ def test_dropped_versions_free_their_undo_records_and_a_dropped_head_its_partiti
     assert store.stats() == (2, 3)
     store.remove_prefix("state_1_3_")
     assert store.stats() == (0, 0)
+
+
+@settings(max_examples=200, deadline=None)
+@given(changes=deltas, data=st.data())
+def test_a_replica_applying_in_the_background_reads_as_the_reference_at_any_moment(
+    changes: Any, data: st.DataObject
+) -> None:
+    """Deltas are queued on receipt; whatever mix of background applies and reads
+    happens between them, every read gives that version exactly."""
+    primary, references = build(changes)
+    replica = StateStore()
+    first = primary.snapshot(version(0))
+    assert first is not None and replica.receive(first)
+    for t, (updated, removed) in enumerate(changes, start=1):
+        message = delta_message(KEY, version(t - 1), version(t), StateDelta(updated, removed))
+        assert replica.receive(message)
+        for _ in range(data.draw(st.integers(0, 2), label="background applies")):
+            replica.apply_pending()
+        if data.draw(st.booleans(), label="read now"):
+            back = data.draw(st.integers(0, t), label="version read")
+            found = replica.read(version(back))
+            assert found is not None and dict(found[0]) == references[back]
+    while replica.apply_pending():
+        pass
+    found = replica.read(version(len(changes)))
+    assert found is not None and dict(found[0]) == references[-1]
+
+
+def test_a_retried_batch_on_a_replica_with_queued_deltas_rolls_back_to_its_base() -> None:
+    replica = StateStore()
+    replica.install(KEY, version(0), {"a": 1}, None)
+    assert replica.receive(delta_message(KEY, version(0), version(1), StateDelta({"b": 2}, [])))
+    assert replica.receive(delta_message(KEY, version(1), version(2), StateDelta({"c": 3}, [])))
+    # Batch 2 ran again on a new primary, from version 1, with other results.
+    assert replica.receive(delta_message(KEY, version(1), version(2), StateDelta({"d": 4}, [])))
+    assert replica.read(version(2)) == ([("a", 1), ("b", 2), ("d", 4)], None)
+
+
+def test_dropping_a_queued_version_applies_it_first() -> None:
+    replica = StateStore()
+    replica.install(KEY, version(0), {"a": 1}, None)
+    for t in (1, 2):
+        message = delta_message(KEY, version(t - 1), version(t), StateDelta({f"k{t}": t}, []))
+        assert replica.receive(message)
+    replica.remove_prefix("state_1_1_")
+    assert replica.read(version(2)) == ([("a", 1), ("k1", 1), ("k2", 2)], None)
+    assert not replica.apply_pending()

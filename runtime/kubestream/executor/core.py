@@ -77,6 +77,8 @@ class ExecutorCore:
         ]
         for worker in self._workers:
             worker.start()
+        self._replica_deltas = threading.Event()
+        threading.Thread(target=self._apply_replicas, name="state-replicas", daemon=True).start()
 
     def handle(self, message: ToExecutor) -> None:
         if isinstance(message, LaunchTask):
@@ -121,9 +123,22 @@ class ExecutorCore:
     def serve_put(self, block_id: str, blob: bytes) -> bool:
         """A copy from a peer; False when it is a state delta whose base is not here."""
         if is_state_block(block_id):
-            return self.states.receive(blob)
+            accepted = self.states.receive(blob)
+            self._replica_deltas.set()
+            return accepted
         self.blocks.put(block_id, blob)
         return True
+
+    def _apply_replicas(self) -> None:
+        """Applies the state deltas peers queued here, off their tasks' critical path."""
+        while not self._stopping.is_set():
+            self._replica_deltas.wait()
+            self._replica_deltas.clear()
+            try:
+                while self.states.apply_pending():
+                    pass
+            except Exception:
+                log.exception("applying a replica's state delta failed")
 
     def block_stats(self) -> tuple[int, int]:
         """(blocks and state versions held, bytes of the blocks)."""
@@ -192,6 +207,7 @@ class ExecutorCore:
         stop, not the user. Waits up to `wait` seconds for the task threads to end, so their
         results still reach the driver; returns whether they all ended."""
         self._stopping.set()
+        self._replica_deltas.set()
         for supervisor in list(self._receivers.values()):
             supervisor.stop()
         self._receivers.clear()

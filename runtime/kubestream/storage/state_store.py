@@ -8,6 +8,12 @@ back to an older version while the driver still holds it, and a replica is sent
 only a version's changes. Version ids are block ids (`state_<stream>_<t>_<split>`),
 so the driver's block cleanup drops versions as it drops blocks.
 
+A replica queues the deltas it receives and answers at once: a background thread
+(apply_pending) unpickles and applies them in order, so the primary's task does not
+wait for the replica's work, and anything that reads a partition first applies what
+is queued for it (settle). A delta on a base other than the newest held or queued
+version (a retried batch) is applied at once, rolling back as checkout does.
+
 For incremental data checkpoints each partition also remembers when each key last
 changed (`changed_at`, from `tracked_since` on): the driver asks for the changes
 since its previous checkpoint (`changes`) and writes only those. Keys removed long
@@ -62,15 +68,30 @@ class PartitionState:
     tracked_since: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class _QueuedDelta:
+    """A replica's delta not applied yet: `payload` is the pickled StateDelta."""
+
+    base: str
+    version: str
+    payload: bytes
+
+
 class StateStore:
     def __init__(self) -> None:
         self._parts: dict[PartitionKey, PartitionState] = {}
         self._where: dict[str, PartitionKey] = {}
+        self._queued: dict[PartitionKey, list[_QueuedDelta]] = {}
         self._lock = threading.RLock()
 
     def checkout(self, key: PartitionKey, version: str) -> PartitionState | None:
         """The partition at `version`, rolling back newer versions (a retried or redone
         batch); None when this executor cannot produce that version."""
+        with self._lock:
+            self._settle(key)
+            return self._checkout(key, version)
+
+    def _checkout(self, key: PartitionKey, version: str) -> PartitionState | None:
         with self._lock:
             part = self._parts.get(key)
             if part is None or not self._reachable(part, version):
@@ -147,7 +168,7 @@ class StateStore:
         the driver has them."""
         with self._lock:
             key = self._where.get(version)
-            part = self._parts.get(key) if key is not None else None
+            part = self._settled(key)
             if part is None or since < part.tracked_since or not self._reachable(part, version):
                 return None
             changed = {k: t for k, t in part.changed_at.items() if t > since}
@@ -181,7 +202,7 @@ class StateStore:
         """(entries, mapped records) of a version held here; None when not held."""
         with self._lock:
             key = self._where.get(version)
-            part = self._parts.get(key) if key is not None else None
+            part = self._settled(key)
             if part is None or not self._reachable(part, version):
                 return None
             mapped = part.versions[version].mapped
@@ -218,23 +239,77 @@ class StateStore:
         return None if found is None else pickle.dumps(found, pickle.HIGHEST_PROTOCOL)
 
     def receive(self, blob: bytes) -> bool:
-        """Apply a replica message (delta or full); False when a delta's base is not held."""
+        """Take a replica message (delta or full); False when a delta's base is not held.
+
+        A delta on the newest version held or queued is queued (see apply_pending);
+        any other is applied now."""
         message = pickle.loads(blob)
         if message[0] == "full":
             _, key, version, data, mapped = message
             self.install(key, version, data, mapped)
             return True
-        _, key, base, version, delta = message
+        _, key, base, version, payload = message
         with self._lock:
-            part = self.checkout(key, base)
+            queued = self._queued.get(key)
+            part = self._parts.get(key)
+            newest = queued[-1].version if queued else part.head if part is not None else None
+            if base == newest:
+                self._queued.setdefault(key, []).append(_QueuedDelta(base, version, payload))
+                self._where[version] = key
+                return True
+            self._settle(key)
+            part = self._checkout(key, base)
             if part is None:
                 return False
-            self.commit(part, version, delta)
+            self.commit(part, version, pickle.loads(payload))
             return True
+
+    def apply_pending(self) -> bool:
+        """Apply the oldest queued delta of one partition; False when none is queued.
+
+        Unpickles outside the lock, so tasks reading other partitions do not wait."""
+        with self._lock:
+            key = next(iter(self._queued), None)
+            if key is None:
+                return False
+            first = self._queued[key][0]
+        delta = pickle.loads(first.payload)
+        with self._lock:
+            queued = self._queued.get(key)
+            if queued and queued[0] is first:  # else settled or dropped meanwhile
+                self._apply_first(key, delta)
+        return True
+
+    def _settle(self, key: PartitionKey | None) -> None:
+        """Apply every delta queued for `key`, in order."""
+        with self._lock:
+            while key is not None and self._queued.get(key):
+                self._apply_first(key, pickle.loads(self._queued[key][0].payload))
+
+    def _settled(self, key: PartitionKey | None) -> PartitionState | None:
+        if key is None:
+            return None
+        self._settle(key)
+        return self._parts.get(key)
+
+    def _apply_first(self, key: PartitionKey, delta: StateDelta) -> None:
+        queued = self._queued[key]
+        first = queued.pop(0)
+        if not queued:
+            del self._queued[key]
+        self._where.pop(first.version, None)
+        part = self._checkout(key, first.base)
+        if part is None:  # its base was dropped meanwhile: the rest cannot apply either
+            for later in self._queued.pop(key, []):
+                self._where.pop(later.version, None)
+            return
+        self.commit(part, first.version, delta)
 
     def remove_prefix(self, prefix: str) -> None:
         """Drop versions whose id starts with prefix; dropping a head drops its partition."""
         with self._lock:
+            for queued_key in {self._where[v] for v in self._where if v.startswith(prefix)}:
+                self._settle(queued_key)
             for version in [v for v in self._where if v.startswith(prefix)]:
                 key = self._where.get(version)
                 part = self._parts.get(key) if key is not None else None
@@ -250,6 +325,8 @@ class StateStore:
                             entry.previous, entry.old, entry.added = None, {}, []
 
     def _drop(self, key: PartitionKey) -> None:
+        for queued in self._queued.pop(key, []):
+            self._where.pop(queued.version, None)
         part = self._parts.pop(key, None)
         if part is not None:
             for version in part.versions:
@@ -258,6 +335,8 @@ class StateStore:
     def heads(self) -> list[str]:
         """The newest version of every partition held (what a draining executor hands over)."""
         with self._lock:
+            for key in list(self._queued):
+                self._settle(key)
             return [p.head for p in self._parts.values()]
 
     def stats(self) -> tuple[int, int]:
@@ -298,7 +377,9 @@ def _forget_removed(part: PartitionState) -> None:
 
 
 def delta_message(key: PartitionKey, base: str, version: str, delta: StateDelta) -> bytes:
-    return pickle.dumps(("delta", key, base, version, delta), pickle.HIGHEST_PROTOCOL)
+    """The delta pickled apart from its header, so a replica can queue it unread."""
+    payload = pickle.dumps(delta, pickle.HIGHEST_PROTOCOL)
+    return pickle.dumps(("delta", key, base, version, payload), pickle.HIGHEST_PROTOCOL)
 
 
 def full_message(key: PartitionKey, version: str, data: dict[Any, Any], mapped: Any) -> bytes:
