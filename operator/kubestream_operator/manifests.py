@@ -367,6 +367,7 @@ def driver_settings(job: JobRef, spec: JobSpec) -> list[tuple[Setting[Any], EnvV
         (settings.BACKPRESSURE, spec.flow_control.backpressure),
         (settings.CHECKPOINT_INTERVAL, spec.checkpoint.interval_seconds),
         (settings.MAX_RATE, spec.flow_control.max_rate_per_receiver),
+        (settings.BLOCK_INTERVAL, spec.flow_control.block_interval),
         (settings.STALL_TIMEOUT, spec.monitoring.stall_timeout),
         (settings.TASK_DURATION_THRESHOLD, spec.monitoring.task_duration_threshold),
         (settings.CURVE_PUBLIC_KEY, _key_ref(job, PUBLIC_KEY)),

@@ -113,10 +113,12 @@ class Monitoring:
 
 @dataclass(frozen=True)
 class FlowControl:
-    """How fast inputs are read: an adaptive cap, a fixed one (``None``: none), or both."""
+    """How fast inputs are read: an adaptive cap, a fixed one (``None``: none), or both; and
+    how often receivers cut blocks (``None``: the runtime's default)."""
 
     backpressure: bool
     max_rate_per_receiver: int | None
+    block_interval: float | None
 
 
 @dataclass(frozen=True)
@@ -435,6 +437,9 @@ def _flow_control(raw: Any) -> FlowControl:
         ),
         max_rate_per_receiver=_declared(
             f, "maxRatePerReceiver", "flowControl.maxRatePerReceiver", settings.MAX_RATE
+        ),
+        block_interval=_declared(
+            f, "blockIntervalSeconds", "flowControl.blockIntervalSeconds", settings.BLOCK_INTERVAL
         ),
     )
 

@@ -19,6 +19,7 @@ SPEC_SETTINGS: Mapping[str, Setting[Any]] = {
     "reliability.writeAheadLog": settings.WRITE_AHEAD_LOG,
     "flowControl.backpressure": settings.BACKPRESSURE,
     "flowControl.maxRatePerReceiver": settings.MAX_RATE,
+    "flowControl.blockIntervalSeconds": settings.BLOCK_INTERVAL,
     "monitoring.stallTimeoutSeconds": settings.STALL_TIMEOUT,
     "monitoring.taskDurationThresholdSeconds": settings.TASK_DURATION_THRESHOLD,
     "ui.readAccess": settings.UI_READ_ACCESS,

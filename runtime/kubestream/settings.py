@@ -385,6 +385,19 @@ MAX_RATE = Setting[int | None](
     minimum=1,
     maximum=1_000_000_000,
 )
+BLOCK_INTERVAL = Setting[float | None](
+    "block_interval",
+    float,
+    None,
+    "how often a receiver cuts what it received into a block; each block is one task of "
+    "its batch, so a batch gets about batch_interval / block_interval tasks per receiver "
+    "(default: 0.2 s, Spark's spark.streaming.blockInterval, or half the batch interval "
+    "when that is shorter, so both halves of a short batch can run at once)",
+    DRIVER_SIDE,
+    unit="seconds",
+    minimum=0.01,
+    maximum=60,
+)
 GRACEFUL_TIMEOUT = Setting[float | None](
     "graceful_timeout",
     float,
@@ -581,6 +594,7 @@ RUNTIME: tuple[Setting[Any], ...] = (
     WRITE_AHEAD_LOG,
     BACKPRESSURE,
     MAX_RATE,
+    BLOCK_INTERVAL,
     GRACEFUL_TIMEOUT,
     ON_BATCH_FAILURE,
     HEARTBEAT_TIMEOUT,

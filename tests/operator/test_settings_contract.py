@@ -44,7 +44,7 @@ EVERY_OPTION: dict[str, Any] = {
     "configuration": {"topic": "clicks"},
     "checkpoint": {"intervalSeconds": 30},
     "reliability": {"writeAheadLog": True},
-    "flowControl": {"backpressure": True, "maxRatePerReceiver": 5000},
+    "flowControl": {"backpressure": True, "maxRatePerReceiver": 5000, "blockIntervalSeconds": 0.05},
     "ui": {"readAccess": "token", "changeAccess": "token", "tls": {"secretName": "wc-tls"}},
 }
 

@@ -131,6 +131,7 @@ def run_driver(options: DriverOptions, local_executors: int = 0) -> int:
             write_ahead_log=values[settings.WRITE_AHEAD_LOG],
             backpressure=values[settings.BACKPRESSURE],
             max_rate=values[settings.MAX_RATE],
+            block_interval=values[settings.BLOCK_INTERVAL],
             conf=_application_conf(values[settings.CONFIG]),
         )
         ui, progress = _start_ui(ssc, options)

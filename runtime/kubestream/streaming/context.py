@@ -37,7 +37,7 @@ from kubestream.streaming.listener import StreamingListener
 from kubestream.streaming.scheduler.job_generator import JobGenerator, first_batch_time
 from kubestream.streaming.scheduler.job_scheduler import JobScheduler
 from kubestream.streaming.scheduler.rate_controller import PIDRateEstimator, RateController
-from kubestream.streaming.scheduler.receiver_tracker import ReceiverTracker
+from kubestream.streaming.scheduler.receiver_tracker import ReceiverTracker, default_block_interval
 from kubestream.streaming.sources.binary_records import BinaryRecordsInputDStream
 from kubestream.streaming.sources.files import DEFAULT_MIN_REMEMBER_DURATION, FileInputDStream
 from kubestream.streaming.sources.flume import FlumeReceiver
@@ -104,6 +104,10 @@ class StreamingContext:
     max_rate : int, optional
         Whole records per second each rate-limitable source reads at most, 1 to 10^9
         (Spark's spark.streaming.receiver.maxRate).
+    block_interval : float, optional
+        Seconds between the blocks a receiver cuts, 0.01 to 60; each block is a task
+        (Spark's spark.streaming.blockInterval). Default: 0.2 s, or half the batch
+        interval when that is shorter.
     conf : Mapping[str, str], optional
         The application's own settings, read back as ``ssc.conf`` (read-only): under
         `kubestream run`/`driver` the files of ``--config DIR``, on Kubernetes the
@@ -133,12 +137,14 @@ class StreamingContext:
         write_ahead_log: bool = False,
         backpressure: bool = False,
         max_rate: int | None = None,
+        block_interval: float | None = None,
         conf: Mapping[str, str] | None = None,
     ) -> None:
         checks: tuple[tuple[settings.Setting[Any], object], ...] = (
             (settings.BATCH_INTERVAL, batch_interval),
             (settings.ON_BATCH_FAILURE, on_batch_failure),
             (settings.MAX_RATE, max_rate),
+            (settings.BLOCK_INTERVAL, block_interval),
             (settings.CHECKPOINT_INTERVAL, checkpoint_interval),
             (settings.GRACEFUL_TIMEOUT, graceful_timeout),
         )
@@ -167,7 +173,11 @@ class StreamingContext:
             self._own_executors = InProcessExecutors(engine, executors)
         self.engine = engine
         self.graph = DStreamGraph()
-        self.receiver_tracker = ReceiverTracker(engine.send, engine.task_scheduler.executors)
+        self.receiver_tracker = ReceiverTracker(
+            engine.send,
+            engine.task_scheduler.executors,
+            block_interval or default_block_interval(batch_interval),
+        )
         self.env = StreamingEnv(engine, self.graph, self.receiver_tracker, self.batch_interval_ms)
         self.env.context = self
         self._remember_ms = 0

@@ -48,6 +48,16 @@ from kubestream.storage.checkpoint_store import read_verified
 
 log = logging.getLogger(__name__)
 
+SPARK_BLOCK_INTERVAL = 0.2
+"""Seconds: spark.streaming.blockInterval's default."""
+
+
+def default_block_interval(batch_interval: float) -> float:
+    """Spark's 200 ms, or half the batch interval when shorter: a batch of one block is one
+    task, so with 100 ms batches every other batch ran on one executor and the next had no
+    records, which waited in the receiver up to 200 ms."""
+    return min(SPARK_BLOCK_INTERVAL, batch_interval / 2)
+
 
 @dataclass(frozen=True, slots=True)
 class ReceivedBlock:
@@ -80,7 +90,7 @@ class ReceiverTracker:
         self,
         send: Callable[[str, ToExecutor], None],
         executors: Callable[[], dict[str, ExecutorAddress]],
-        block_interval: float = 0.2,
+        block_interval: float = SPARK_BLOCK_INTERVAL,
     ) -> None:
         self._send = send
         self._executors = executors
