@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import random
 import secrets
+import time
 import tomllib
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -25,7 +26,7 @@ from typing import Any
 from kubernetes import client
 
 from conftest import REPO, Cluster
-from waits import pod_exec, pods_ready, wait_for
+from waits import pod_exec, pods_ready, wait_for, wait_for_event
 
 VERSION = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
 IMAGE = f"kubestream/kubestream:{VERSION}"
@@ -232,6 +233,30 @@ class Story:
             f"sj/{self.name} Running with {executors}/{executors} executors", probe, timeout=180
         )
         self.kubectl("get", "sj", self.name)
+
+    def replace_executor(
+        self, index: int, executors: int, while_gone: Callable[[], None] = lambda: None
+    ) -> None:
+        """Deletes executor pod `index`, runs `while_gone` once it is gone, and waits until
+        the operator made a new one and the driver lists all `executors` again."""
+        victim = f"{self.name}-executor-{index}"
+        old = self.pod_uid(victim)
+        since = now()
+        started = time.monotonic()
+        self.kubectl("delete", "pod", victim)  # returns once the pod is gone
+        print(f"{victim} stopped and was gone in {time.monotonic() - started:.1f} s")
+        while_gone()
+        wait_for_event(self.core, self.namespace, "ExecutorCreated", self.name, since=since)
+        wait_for(
+            f"a new {victim}",
+            lambda: (self.pod_uid(victim) not in (None, old), self.pod_uid(victim)),
+        )
+        self.wait_for_running(executors=executors)
+        ids = [str(i) for i in range(executors)]
+        wait_for(
+            f"the driver to list executors {ids}",
+            lambda: (self.executor_ids() == ids, self.executor_ids()),
+        )
 
     def install_operator(self, *, watch_own_namespace: bool = False) -> None:
         """Builds the image, ``helm install``s the chart and waits for the operator's pod.

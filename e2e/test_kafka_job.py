@@ -322,20 +322,7 @@ def test_4_a_deleted_driver_resumes_from_its_checkpoint_exactly(
 def test_5_a_deleted_executor_is_replaced_and_totals_stay_exact(
     story: Story, records: Records
 ) -> None:
-    victim = f"{JOB}-executor-1"
-    old = story.pod_uid(victim)
     records.produce(200)
-    since = now()
-    story.kubectl("delete", "pod", victim)  # returns once the pod is gone
-    records.produce(200)
-    wait_for_event(story.core, story.namespace, "ExecutorCreated", JOB, since=since)
-    wait_for(
-        f"a new {victim}", lambda: (story.pod_uid(victim) not in (None, old), story.pod_uid(victim))
-    )
-    story.wait_for_running(executors=2)
-    wait_for(
-        "the driver to list executors 0 and 1",
-        lambda: (story.executor_ids() == ["0", "1"], story.executor_ids()),
-    )
+    story.replace_executor(1, executors=2, while_gone=lambda: records.produce(200))
     records.produce(200)
     records.wait_until_read()

@@ -102,22 +102,8 @@ def test_3_a_deleted_driver_is_recreated_and_resumes_from_the_checkpoint(story: 
 
 
 def test_4_a_deleted_executor_is_replaced_and_results_stay_exact(story: Story) -> None:
-    victim = f"{JOB}-executor-1"
-    old = story.pod_uid(victim)
     story.write_files(6)
-    since = now()
-    started = time.monotonic()
-    story.kubectl("delete", "pod", victim)  # returns once the pod is gone
-    print(f"{victim} stopped and was gone in {time.monotonic() - started:.1f} s")
-    wait_for_event(story.core, story.namespace, "ExecutorCreated", JOB, since=since)
-    wait_for(
-        f"a new {victim}", lambda: (story.pod_uid(victim) not in (None, old), story.pod_uid(victim))
-    )
-    story.wait_for_running(executors=2)
-    wait_for(
-        "the driver to list executors 0 and 1",
-        lambda: (story.executor_ids() == ["0", "1"], story.executor_ids()),
-    )
+    story.replace_executor(1, executors=2)
     story.write_files(6)
     story.wait_for_exact_output()
 

@@ -8,6 +8,7 @@ batch) must give that version exactly.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from hypothesis import given, settings
@@ -49,6 +50,24 @@ def build(changes: list[tuple[dict[str, int], list[str]]]) -> tuple[StateStore, 
     return store, references
 
 
+def replica_of(
+    primary: StateStore,
+    changes: list[tuple[dict[str, int], list[str]]],
+    meanwhile: Callable[[StateStore, int], None] | None = None,
+) -> StateStore:
+    """A replica given the primary's first version whole, then only each batch's delta;
+    `meanwhile(replica, t)` runs after the delta of batch t arrived."""
+    replica = StateStore()
+    first = primary.snapshot(version(0))
+    assert first is not None and replica.receive(first)
+    for t, (updated, removed) in enumerate(changes, start=1):
+        message = delta_message(KEY, version(t - 1), version(t), StateDelta(updated, removed))
+        assert replica.receive(message)
+        if meanwhile is not None:
+            meanwhile(replica, t)
+    return replica
+
+
 @settings(max_examples=200, deadline=None)
 @given(changes=deltas)
 def test_every_held_version_reads_as_the_reference(changes: Any) -> None:
@@ -65,12 +84,7 @@ def test_every_held_version_reads_as_the_reference(changes: Any) -> None:
 @given(changes=deltas)
 def test_a_replica_fed_only_deltas_equals_the_primary(changes: Any) -> None:
     primary, references = build(changes)
-    replica = StateStore()
-    first = primary.snapshot(version(0))
-    assert first is not None and replica.receive(first)
-    for t, (updated, removed) in enumerate(changes, start=1):
-        message = delta_message(KEY, version(t - 1), version(t), StateDelta(updated, removed))
-        assert replica.receive(message)
+    replica = replica_of(primary, changes)
     found = replica.read(version(len(changes)))
     assert found is not None and dict(found[0]) == references[-1]
     stale = delta_message(KEY, "state_1_999_0", version(99), StateDelta({"z": 1}, []))
@@ -108,18 +122,16 @@ def test_a_replica_applying_in_the_background_reads_as_the_reference_at_any_mome
     """Deltas are queued on receipt; whatever mix of background applies and reads
     happens between them, every read gives that version exactly."""
     primary, references = build(changes)
-    replica = StateStore()
-    first = primary.snapshot(version(0))
-    assert first is not None and replica.receive(first)
-    for t, (updated, removed) in enumerate(changes, start=1):
-        message = delta_message(KEY, version(t - 1), version(t), StateDelta(updated, removed))
-        assert replica.receive(message)
+
+    def meanwhile(replica: StateStore, t: int) -> None:
         for _ in range(data.draw(st.integers(0, 2), label="background applies")):
             replica.apply_pending()
         if data.draw(st.booleans(), label="read now"):
             back = data.draw(st.integers(0, t), label="version read")
             found = replica.read(version(back))
             assert found is not None and dict(found[0]) == references[back]
+
+    replica = replica_of(primary, changes, meanwhile)
     while replica.apply_pending():
         pass
     found = replica.read(version(len(changes)))

@@ -277,16 +277,26 @@ def _update_state(
     return None
 
 
-def _fetch_state(key: PartitionKey, base: StateSource, env: TaskEnv) -> PartitionState:
-    """Copy a state version from an executor holding it (this one holds none)."""
-    for location in base.locations:
+def _peer_copies(
+    locations: Iterable[ExecutorAddress], block_id: str, env: TaskEnv
+) -> Iterator[bytes]:
+    """`block_id` from each other executor in `locations` that answers and holds it, asked
+    one at a time as the caller takes them."""
+    for location in locations:
         if location.executor_id == env.executor_id:
             continue
         try:
-            (blob,) = env.fetch_blocks(location, [base.block_id])
+            (blob,) = env.fetch_blocks(location, [block_id])
         except ConnectionError:
             continue
-        if blob is not None and env.states.receive(blob):
+        if blob is not None:
+            yield blob
+
+
+def _fetch_state(key: PartitionKey, base: StateSource, env: TaskEnv) -> PartitionState:
+    """Copy a state version from an executor holding it (this one holds none)."""
+    for blob in _peer_copies(base.locations, base.block_id, env):
+        if env.states.receive(blob):
             part = env.states.checkout(key, base.block_id)
             if part is not None:
                 return part
@@ -297,17 +307,10 @@ def _state_changes(source: StateSource, env: TaskEnv) -> Any:
     """StateStore.changes from this executor, else from one holding the version (a task
     placed away from the state asks it there); None when none can tell."""
     found = env.states.changes(source.block_id, source.since)
-    for location in source.locations:
-        if found is not None:
-            break
-        if location.executor_id == env.executor_id:
-            continue
-        try:
-            (blob,) = env.fetch_blocks(location, [changes_id(source.block_id, source.since)])
-        except ConnectionError:
-            continue
-        if blob is not None:
-            found = pickle.loads(blob)
+    if found is None:
+        asked = changes_id(source.block_id, source.since)
+        blob = next(_peer_copies(source.locations, asked, env), None)
+        found = None if blob is None else pickle.loads(blob)
     return found
 
 
@@ -315,15 +318,8 @@ def _read_state(source: StateSource, env: TaskEnv) -> Iterator[Any]:
     if source.view == "changes":
         return iter([_state_changes(source, env)])
     found = env.states.read(source.block_id)
-    for location in source.locations:
-        if found is not None:
-            break
-        if location.executor_id == env.executor_id:
-            continue
-        try:
-            (blob,) = env.fetch_blocks(location, [source.block_id])
-        except ConnectionError:
-            continue
+    if found is None:
+        blob = next(_peer_copies(source.locations, source.block_id, env), None)
         if blob is not None:
             _, _, _, data, mapped = pickle.loads(blob)
             found = list(data.items()), mapped
@@ -372,15 +368,9 @@ def _read_input_block(source: BlockSource, env: TaskEnv) -> bytes:
     local = env.blocks.get(source.block_id)
     if local is not None:
         return local
-    for location in source.locations:
-        if location.executor_id == env.executor_id:
-            continue
-        try:
-            (blob,) = env.fetch_blocks(location, [source.block_id])
-        except ConnectionError:
-            continue
-        if blob is not None:
-            return blob
+    blob = next(_peer_copies(source.locations, source.block_id, env), None)
+    if blob is not None:
+        return blob
     if source.wal_path is not None:
         blob = read_verified(source.wal_path)
         if isinstance(blob, bytes):
