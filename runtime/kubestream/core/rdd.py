@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import bisect
 import copy
+import dataclasses
 import heapq
 import itertools
 import math
@@ -689,7 +690,7 @@ class SourceRDD(RDD):
         source = self.sources[split]
         if isinstance(source, BlockSource):
             locations = self.engine.locate(source.block_id, source.locations)
-            return BlockSource(source.block_id, locations, source.wal_path), []
+            return dataclasses.replace(source, locations=locations), []
         return source, []
 
     def preferred_executors(self, split: int) -> tuple[str, ...]:
@@ -716,9 +717,21 @@ def range_sources(start: int, stop: int, slices: int) -> list[SourceSpec]:
 
 
 def block_sources(
-    blocks: Sequence[tuple[str, tuple[ExecutorAddress, ...], str | None]],
+    blocks: Sequence[tuple[str, tuple[ExecutorAddress, ...], str | None]], slices: int = 1
 ) -> list[SourceSpec]:
-    return [BlockSource(block_id, locations, wal) for block_id, locations, wal in blocks]
+    """Each block as `slices` partitions (BlockSource.slice), in block then record order."""
+    return [
+        BlockSource(block_id, locations, wal, i, slices)
+        for block_id, locations, wal in blocks
+        for i in range(slices)
+    ]
+
+
+def slices_per_block(blocks: int, parallelism: int) -> int:
+    """Slices of each block so that a batch's tasks are a multiple of the cores: a batch of
+    one large block (or of 3 blocks on 2 executors) would otherwise leave a core idle while
+    one task, or one extra round of tasks, finishes."""
+    return parallelism // math.gcd(blocks, parallelism) if blocks else 1
 
 
 def empty_sources() -> list[SourceSpec]:

@@ -68,9 +68,14 @@ class FileSource:
 
 @dataclass(frozen=True, slots=True)
 class BlockSource:
+    """A stored block's records; with `slices` > 1, the `slice`-th of that many contiguous,
+    near-equal runs of them, so several tasks share one large block in record order."""
+
     block_id: str
     locations: tuple[ExecutorAddress, ...]
     wal_path: str | None = None
+    slice: int = 0
+    slices: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -348,7 +353,12 @@ def _open_source(
             source.path, source.encoding, source.on_decode_error, report, source.start, source.stop
         )
     if isinstance(source, BlockSource):
-        return iter(deserialise(_read_input_block(source, env)))
+        records = deserialise(_read_input_block(source, env))
+        if source.slices > 1:
+            total = len(records)
+            start = total * source.slice // source.slices
+            records = records[start : total * (source.slice + 1) // source.slices]
+        return iter(records)
     if isinstance(source, ShuffleSource):
         return _read_shuffle(source, env)
     if isinstance(source, CoGroupSource):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from kubestream.core.rdd import RDD, SourceRDD, block_sources
+from kubestream.core.rdd import RDD, SourceRDD, block_sources, slices_per_block
 from kubestream.executor.receiver import Receiver
 from kubestream.streaming.sources.input_stream import InputDStream
 
@@ -37,4 +37,6 @@ class ReceiverInputDStream(InputDStream):
             locations = tuple(address for address in live if address is not None)
             specs.append((block.block_id, locations, block.wal_path))
             preferred.append(holders)
-        return SourceRDD(engine, block_sources(specs), preferred)
+        slices = slices_per_block(len(specs), engine.default_parallelism)
+        preferred = [holders for holders in preferred for _ in range(slices)]
+        return SourceRDD(engine, block_sources(specs, slices), preferred)
