@@ -46,6 +46,7 @@ def test_every_public_method_is_in_the_table() -> None:
     tables = _tables()
     internal = {"compute", "describe", "is_time_valid", "get_or_compute", "clear_metadata"}
     internal |= {"plan", "narrow_parents", "shuffle_dependencies", "preferred_executors"}
+    internal |= {"state_read"}
     internal |= {"slide_ms", "wait_for_batch", "batches", "count_by_value_rdd"}
     internal |= {"remember"}  # DStream.remember(ms) is the graph's; the user's is the context's
     for section, cls in SECTIONS.items():

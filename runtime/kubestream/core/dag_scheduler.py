@@ -6,20 +6,25 @@ recomputes the missing map outputs and tries again, a bounded number of times.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
+import pickle
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
 
-from kubestream.core.functions import FunctionRegistry
+from kubestream.core.functions import FunctionRef, FunctionRegistry
 from kubestream.core.map_output_tracker import MapOutputTracker
 from kubestream.core.rdd import RDD, PersistedRDD, ShuffleDependency, walk_lineage
 from kubestream.core.task_scheduler import PlannedTask, TaskSetOutcome
 from kubestream.core.tasks import (
     ExecutorAddress,
     OutputSpec,
+    ReadBack,
     ResultOutput,
     ShuffleWrite,
     TaskDescription,
+    UpdatedAndRead,
+    UpdateState,
 )
 from kubestream.errors import FetchFailedError, JobFailedError
 
@@ -53,9 +58,37 @@ class DAGScheduler:
     ) -> list[Any]:
         """Values of result_fn over the given partitions, in partition order."""
         wanted = list(range(rdd.num_partitions) if partitions is None else partitions)
-        output = ResultOutput(self._functions.ref(result_fn))
-        done = self._run_to_completion(rdd, wanted, lambda _split: output, set())
-        return [done[p][1] for p in wanted]
+        fn = self._functions.ref(result_fn)
+        results = self._read_while_updating(rdd, wanted, fn)
+        missing = [p for p in wanted if p not in results]
+        if missing:
+            output = ResultOutput(fn)
+            done = self._run_to_completion(rdd, missing, lambda _split: output, set())
+            results.update((p, done[p][1]) for p in missing)
+        return [results[p] for p in wanted]
+
+    def _read_while_updating(self, rdd: RDD, wanted: list[int], fn: FunctionRef) -> dict[int, Any]:
+        """When every partition of rdd reads one state version not yet computed, compute it in
+        a stage whose tasks then run the result on it (tasks.ReadBack): one stage fewer. What
+        it gives: the results of the partitions whose read succeeded; the others, as a read
+        that failed, are left to a result stage of their own, which reports the failure."""
+        if wanted != list(range(rdd.num_partitions)):
+            return {}
+        reads = [read for split in wanted if (read := rdd.state_read(split)) is not None]
+        if not reads or len(reads) < len(wanted) or any(r[0] is not reads[0][0] for r in reads):
+            return {}
+
+        def then(split: int) -> ReadBack:
+            _, source, ops = reads[split]
+            refs = tuple(self._functions.ref(op) for op in ops)
+            return ReadBack(source.view, source.since, refs, fn)
+
+        done = self._materialise(reads[0][0], set(), then)
+        return {
+            split: pickle.loads(value.value)
+            for split, (_, value) in done.items()
+            if isinstance(value, UpdatedAndRead) and value.error is None
+        }
 
     def _run_to_completion(
         self,
@@ -81,17 +114,28 @@ class DAGScheduler:
             return results
         raise JobFailedError(f"stage failed {self._max_attempts} times on fetch failures")
 
-    def _materialise(self, persisted: PersistedRDD, shuffles_done: set[int]) -> None:
+    def _materialise(
+        self,
+        persisted: PersistedRDD,
+        shuffles_done: set[int],
+        then: Callable[[int], ReadBack] | None = None,
+    ) -> dict[int, tuple[ExecutorAddress, Any]]:
+        """Compute and store persisted's blocks, unless stored already (then: {}). With `then`
+        (a state version only), each task then reads what it stored; returns the tasks'
+        values."""
         with persisted.lock:
             if persisted.blocks is not None:
-                return
+                return {}
             if persisted.failure is not None:
                 raise JobFailedError(persisted.failure)
             peers = sorted(self._tasks.executors().values(), key=lambda a: a.executor_id)
 
             def output(split: int) -> OutputSpec:
                 turn = split % len(peers) if peers else 0
-                return persisted.store_output(split, tuple(peers[turn:] + peers[:turn]))
+                spec = persisted.store_output(split, tuple(peers[turn:] + peers[:turn]))
+                if then is not None and isinstance(spec, UpdateState):
+                    spec = dataclasses.replace(spec, then=then(split))
+                return spec
 
             splits = list(range(persisted.num_partitions))
             parent = persisted.parent
@@ -110,11 +154,14 @@ class DAGScheduler:
             blocks = []
             for split in splits:
                 location, replica = done[split]
+                if isinstance(replica, UpdatedAndRead):
+                    replica = replica.replica
                 copies = [location]
                 if replica in executors:
                     copies.append(executors[replica])
                 blocks.append((persisted.block_id(split), tuple(copies)))
             persisted.materialised(blocks)
+            return done
 
     def _ensure_parents(self, rdd: RDD, done: set[int]) -> None:
         for persisted in _unmaterialised(rdd):

@@ -96,6 +96,11 @@ class RDD(Generic[T]):
         """Source of partition `split` and the operators applied to it, in order."""
         raise NotImplementedError
 
+    def state_read(self, split: int) -> tuple[StateRDD, StateSource, list[PartitionFn]] | None:
+        """When partition `split` reads a state version not yet computed, through narrow steps
+        that keep its partitions: that version, how it is read, and the operators after."""
+        return None
+
     def preferred_executors(self, split: int) -> tuple[str, ...]:
         """Executors holding partition `split`'s input, best first (empty: anywhere)."""
         return ()
@@ -879,6 +884,11 @@ class StateRDD(PersistedRDD):
         block_id, locations = self.blocks[split]
         return StateSource(block_id, self.engine.locate(block_id, locations)), []
 
+    def state_read(self, split: int) -> tuple[StateRDD, StateSource, list[PartitionFn]] | None:
+        if self.blocks is not None or self.failure is not None:
+            return None
+        return self, StateSource(self.block_id(split), ()), []
+
 
 class StateViewRDD(RDD):
     """Another view of a state version: the records its batch emitted (`mapped`), or per
@@ -897,6 +907,13 @@ class StateViewRDD(RDD):
         source, ops = self.state.plan(split, locate)
         assert isinstance(source, StateSource)
         return StateSource(source.block_id, source.locations, self.view, self.since), ops
+
+    def state_read(self, split: int) -> tuple[StateRDD, StateSource, list[PartitionFn]] | None:
+        found = self.state.state_read(split)
+        if found is None:
+            return None
+        state, source, ops = found
+        return state, StateSource(source.block_id, (), self.view, self.since), ops
 
     def preferred_executors(self, split: int) -> tuple[str, ...]:
         return self.state.preferred_executors(split)
@@ -947,6 +964,10 @@ class MapPartitionsRDD(RDD):
     def plan(self, split: int, locate: MapLocations) -> tuple[SourceSpec, list[PartitionFn]]:
         source, ops = self.parent.plan(split, locate)
         return source, [*ops, self.op]
+
+    def state_read(self, split: int) -> tuple[StateRDD, StateSource, list[PartitionFn]] | None:
+        found = self.parent.state_read(split)
+        return None if found is None else (found[0], found[1], [*found[2], self.op])
 
     def preferred_executors(self, split: int) -> tuple[str, ...]:
         return self.parent.preferred_executors(split)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import pickle
+import traceback
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -17,7 +18,7 @@ from typing import Any, Protocol
 from kubestream.core.functions import FunctionCache, FunctionRef
 from kubestream.core.input_files import InputEvent, read_fixed_length_file, read_text_file
 from kubestream.core.ops import Aggregator, HashPartitioner
-from kubestream.errors import BlockLostError, FetchFailedError
+from kubestream.errors import USER_CODE_ERRORS, BlockLostError, FetchFailedError
 from kubestream.storage.block_manager import BlockManager, deserialise, serialise, shuffle_block_id
 from kubestream.storage.checkpoint_store import read_verified
 from kubestream.storage.state_store import (
@@ -157,11 +158,33 @@ class StoreBlock:
 
 
 @dataclass(frozen=True, slots=True)
+class ReadBack:
+    """A result task's work on the state version an UpdateState just made, done in the same
+    task (as Spark computes a StateRDD inside the job that reads it): the `view` (see
+    StateSource) through `ops`, then `fn`. It saves a stage a batch."""
+
+    view: str
+    since: int
+    ops: tuple[FunctionRef, ...]
+    fn: FunctionRef
+
+
+@dataclass(frozen=True, slots=True)
+class UpdatedAndRead:
+    """What an UpdateState with a ReadBack returns: the replica's executor id, and the read's
+    pickled value or its failure (a traceback), which leaves the update standing."""
+
+    replica: str | None
+    value: bytes = b""
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class UpdateState:
     """Apply the partition's (key, value) records to version `base` of a state partition
     (None: an empty one), keep the result as version `block_id` here, and send its changes
-    to one peer. `updater(partition, records, batch_time) -> StateDelta` must not modify
-    the partition: a failure leaves the base intact."""
+    to one peer; then run `then` on it, if given. `updater(partition, records, batch_time)
+    -> StateDelta` must not modify the partition: a failure leaves the base intact."""
 
     family: str
     block_id: str
@@ -169,6 +192,7 @@ class UpdateState:
     updater: FunctionRef
     batch_time: int
     peers: tuple[ExecutorAddress, ...]
+    then: ReadBack | None = None
 
 
 OutputSpec = ShuffleWrite | ResultOutput | StoreBlock | UpdateState
@@ -189,6 +213,8 @@ class TaskDescription:
             refs.append(self.output.fn)
         elif isinstance(self.output, UpdateState):
             refs.append(self.output.updater)
+            if self.output.then is not None:
+                refs += [*self.output.then.ops, self.output.then.fn]
         elif isinstance(self.output, ShuffleWrite):
             refs += [r for r in (self.output.partitioner, self.output.aggregator) if r]
         sources: list[SourceSpec] = [self.source]
@@ -254,8 +280,26 @@ def _store_block(output: StoreBlock, records: Iterator[Any], env: TaskEnv) -> st
 
 def _update_state(
     output: UpdateState, partition: int, records: Iterator[Any], env: TaskEnv
+) -> str | UpdatedAndRead | None:
+    """Update one state partition in place; returns the executor id of its replica, with
+    the read's outcome when the output has one."""
+    replica = _update_and_replicate(output, partition, records, env)
+    then = output.then
+    if then is None:
+        return replica
+    try:
+        read = _read_state(StateSource(output.block_id, (), then.view, then.since), env)
+        for ref in then.ops:
+            read = iter(env.functions.get(ref)(partition, read))
+        value = env.functions.get(then.fn)(partition, read)
+        return UpdatedAndRead(replica, pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
+    except USER_CODE_ERRORS:
+        return UpdatedAndRead(replica, error=traceback.format_exc())
+
+
+def _update_and_replicate(
+    output: UpdateState, partition: int, records: Iterator[Any], env: TaskEnv
 ) -> str | None:
-    """Update one state partition in place; returns the executor id of its replica."""
     key = (output.family, partition)
     updater = env.functions.get(output.updater)
     base = output.base
