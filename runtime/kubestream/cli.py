@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from importlib.metadata import entry_points
 from typing import Any
 
-from kubestream import collector, logs, settings
+from kubestream import interpreter, logs, settings
 from kubestream.errors import ConfigError
 
 COMMANDS = {
@@ -111,7 +111,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         port=0,
         job=_job(args) or "",
     )
-    collector.tune_for_batches()
+    interpreter.tune_for_batches()
     return run_driver(options, local_executors=values[settings.EXECUTORS])
 
 
@@ -131,7 +131,7 @@ def _cmd_driver(args: argparse.Namespace) -> int:
         port=values[settings.DRIVER_PORT],
         job=_job(args) or "",
     )
-    collector.tune_for_batches()
+    interpreter.tune_for_batches()
     return run_driver(options)
 
 
@@ -172,7 +172,7 @@ def _cmd_executor(args: argparse.Namespace) -> int:
         driver_timeout=values[settings.DRIVER_TIMEOUT],
         parent_pid=values[settings.PARENT_PID],
     )
-    collector.tune_for_batches()
+    interpreter.tune_for_batches()
     # In a pod the executor is PID 1, which ignores SIGTERM without a handler:
     # deleting the pod would wait out its whole grace period before SIGKILL.
     signal.signal(signal.SIGTERM, lambda signum, frame: process.stop())
