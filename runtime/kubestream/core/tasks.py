@@ -366,7 +366,7 @@ def _state_changes(source: StateSource, env: TaskEnv) -> Any:
 def _read_state(source: StateSource, env: TaskEnv) -> Iterator[Any]:
     if source.view == "changes":
         return iter([_state_changes(source, env)])
-    found = env.states.read(source.block_id)
+    found = env.states.read(source.block_id, entries=source.view != "mapped")
     if found is None:
         blob = next(_peer_copies(source.locations, source.block_id, env), None)
         if blob is not None:

@@ -198,14 +198,19 @@ class StateStore:
             current = entry.previous
         return overlay
 
-    def read(self, version: str) -> tuple[list[tuple[Any, Any]], list[Any] | None] | None:
-        """(entries, mapped records) of a version held here; None when not held."""
+    def read(
+        self, version: str, entries: bool = True
+    ) -> tuple[list[tuple[Any, Any]], list[Any] | None] | None:
+        """(entries, mapped records) of a version held here, entries [] unless `entries`;
+        None when not held."""
         with self._lock:
             key = self._where.get(version)
             part = self._settled(key)
             if part is None or not self._reachable(part, version):
                 return None
             mapped = part.versions[version].mapped
+            if not entries:
+                return [], mapped
             if part.head == version:
                 return list(part.data.items()), mapped
             view = dict(part.data)
@@ -263,6 +268,11 @@ class StateStore:
                 return False
             self.commit(part, version, pickle.loads(payload))
             return True
+
+    def queued_deltas(self) -> int:
+        """Replica deltas received and not yet applied, over all partitions."""
+        with self._lock:
+            return sum(len(queued) for queued in self._queued.values())
 
     def apply_pending(self) -> bool:
         """Apply the oldest queued delta of one partition; False when none is queued.
