@@ -325,20 +325,25 @@ def _map_keys(
 ) -> StateDelta:
     """Calls the function for each record, then for each idle key whose timeout expired."""
     data = part.data
+    held = data.get
     updated: dict[Any, Any] = {}
     removed: list[Any] = []
     mapped: list[Any] = []
+    emit = mapped.append
     states: dict[Any, State] = {}
-    for key, value in records:
-        state = states.get(key)
+    known = states.get
+    for key, value in records:  # the hottest loop of map_with_state: no call but the user's
+        state = known(key)
         if state is None:
-            entry = data.get(key)
-            held = None if entry is None else entry[0]
-            state = states[key] = State(held, entry is not None, timing_out=False)
-        mapped.append(function(key, value, state))
+            entry = held(key)
+            if entry is None:
+                state = states[key] = State(None, False, False)
+            else:
+                state = states[key] = State(entry[0], True, False)
+        emit(function(key, value, state))
     for key, state in states.items():
-        if state.exists():
-            updated[key] = (state.get(), batch_time)
+        if state._exists:
+            updated[key] = (state._value, batch_time)
         elif key in data:
             removed.append(key)
     if timeout_ms is not None:
