@@ -39,6 +39,7 @@ from kubestream.core.tasks import (
     BlockSource,
     CoGroupPart,
     CoGroupSource,
+    ConcatSource,
     EmptySource,
     ExecutorAddress,
     OutputSpec,
@@ -696,6 +697,12 @@ class SourceRDD(RDD):
         if isinstance(source, BlockSource):
             locations = self.engine.locate(source.block_id, source.locations)
             return dataclasses.replace(source, locations=locations), []
+        if isinstance(source, ConcatSource):
+            parts = tuple(
+                dataclasses.replace(p, locations=self.engine.locate(p.block_id, p.locations))
+                for p in source.parts
+            )
+            return ConcatSource(parts), []
         return source, []
 
     def preferred_executors(self, split: int) -> tuple[str, ...]:
@@ -721,22 +728,32 @@ def range_sources(start: int, stop: int, slices: int) -> list[SourceSpec]:
     return [RangeSource(a, b) for a, b in itertools.pairwise(bounds)]
 
 
-def block_sources(
-    blocks: Sequence[tuple[str, tuple[ExecutorAddress, ...], str | None]], slices: int = 1
-) -> list[SourceSpec]:
-    """Each block as `slices` partitions (BlockSource.slice), in block then record order."""
-    return [
-        BlockSource(block_id, locations, wal, i, slices)
-        for block_id, locations, wal in blocks
-        for i in range(slices)
-    ]
+def block_ranges(blocks: Sequence[tuple[BlockSource, int]], partitions: int) -> list[SourceSpec]:
+    """The blocks' records, (block, its record count) in order, as at most `partitions` runs
+    of near-equal length (BlockSource ranges, ConcatSource when a run spans blocks).
 
-
-def slices_per_block(blocks: int, parallelism: int) -> int:
-    """Slices of each block so that a batch's tasks are a multiple of the cores: a batch of
-    one large block (or of 3 blocks on 2 executors) would otherwise leave a core idle while
-    one task, or one extra round of tasks, finishes."""
-    return parallelism // math.gcd(blocks, parallelism) if blocks else 1
+    A batch's blocks differ in size (a receiver cuts one every block interval, unaligned
+    with batches), so a partition per block left one executor with the larger share; equal
+    runs give each core one. A run reaching a block's end reads to its end, so a count
+    lower than the block's records loses none.
+    """
+    total = sum(count for _, count in blocks)
+    n = max(1, min(partitions, total))
+    bounds = [total * i // n for i in range(n + 1)]
+    runs: list[list[BlockSource]] = [[] for _ in range(n)]
+    offset = 0
+    for block, count in blocks:
+        end = offset + count
+        if count == 0:  # whole, in the run at its position
+            runs[min(n - 1, bisect.bisect_right(bounds, offset) - 1)].append(block)
+            continue
+        for i in range(n):
+            lo, hi = bounds[i], bounds[i + 1]
+            if lo < end and hi > offset:
+                start, stop = max(lo, offset) - offset, None if hi >= end else hi - offset
+                runs[i].append(dataclasses.replace(block, start=start, stop=stop))
+        offset = end
+    return [run[0] if len(run) == 1 else ConcatSource(tuple(run)) for run in runs if run]
 
 
 def empty_sources() -> list[SourceSpec]:

@@ -69,14 +69,20 @@ class FileSource:
 
 @dataclass(frozen=True, slots=True)
 class BlockSource:
-    """A stored block's records; with `slices` > 1, the `slice`-th of that many contiguous,
-    near-equal runs of them, so several tasks share one large block in record order."""
+    """A stored block's records [start, stop) (stop None: to the end)."""
 
     block_id: str
     locations: tuple[ExecutorAddress, ...]
     wal_path: str | None = None
-    slice: int = 0
-    slices: int = 1
+    start: int = 0
+    stop: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ConcatSource:
+    """The records of each part in turn: a partition made of runs of several blocks."""
+
+    parts: tuple[BlockSource, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +135,7 @@ class ReaderSource:
 
 SourceSpec = (
     (EmptySource | ParallelSource | RangeSource | FileSource | BlockSource | ShuffleSource)
+    | ConcatSource
     | CoGroupSource
     | StateSource
     | ReaderSource
@@ -398,11 +405,11 @@ def _open_source(
         )
     if isinstance(source, BlockSource):
         records = deserialise(_read_input_block(source, env))
-        if source.slices > 1:
-            total = len(records)
-            start = total * source.slice // source.slices
-            records = records[start : total * (source.slice + 1) // source.slices]
+        if source.start or source.stop is not None:
+            records = records[source.start : source.stop]
         return iter(records)
+    if isinstance(source, ConcatSource):
+        return itertools.chain.from_iterable(_open_source(p, partition, env) for p in source.parts)
     if isinstance(source, ShuffleSource):
         return _read_shuffle(source, env)
     if isinstance(source, CoGroupSource):

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from kubestream.core.rdd import RDD, SourceRDD, block_sources, slices_per_block
+from kubestream.core.rdd import RDD, SourceRDD, block_ranges
+from kubestream.core.tasks import BlockSource, ConcatSource, SourceSpec
 from kubestream.executor.receiver import Receiver
 from kubestream.streaming.sources.input_stream import InputDStream
 
@@ -29,14 +30,23 @@ class ReceiverInputDStream(InputDStream):
         self.records_per_batch[batch_time] = sum(b.records for b in blocks)
         if not blocks:
             return engine.empty_rdd()
-        specs = []
-        preferred = []
+        holders: dict[str, tuple[str, ...]] = {}
+        sized: list[tuple[BlockSource, int]] = []
         for block in blocks:
-            holders = block.holders()
-            live = (engine.executor_address(e) for e in holders)
+            holders[block.block_id] = block.holders()
+            live = (engine.executor_address(e) for e in block.holders())
             locations = tuple(address for address in live if address is not None)
-            specs.append((block.block_id, locations, block.wal_path))
-            preferred.append(holders)
-        slices = slices_per_block(len(specs), engine.default_parallelism)
-        preferred = [holders for holders in preferred for _ in range(slices)]
-        return SourceRDD(engine, block_sources(specs, slices), preferred)
+            sized.append((BlockSource(block.block_id, locations, block.wal_path), block.records))
+        sources = block_ranges(sized, engine.default_parallelism)
+        preferred = [_holders_of(source, holders) for source in sources]
+        return SourceRDD(engine, sources, preferred)
+
+
+def _holders_of(source: SourceSpec, holders: dict[str, tuple[str, ...]]) -> tuple[str, ...]:
+    """Executors holding a run's blocks, those of its first block first."""
+    parts = source.parts if isinstance(source, ConcatSource) else (source,)
+    found: dict[str, None] = {}
+    for part in parts:
+        if isinstance(part, BlockSource):
+            found.update(dict.fromkeys(holders[part.block_id]))
+    return tuple(found)
