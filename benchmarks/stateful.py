@@ -18,9 +18,11 @@ the first file to the last result. Contenders, in one run on the same files:
 Then latency: lines from a socket at 20,000 lines/s with 500 ms and 100 ms batches,
 and 100 lines/s with 100 ms batches (the fixed cost of a batch): total delay (batch
 end to result) p50/p99, and plain Python's processing time of the same batches.
-Peak RSS is sampled over each contender's process tree; CPU seconds are the
-processes' user + system time. `--small` runs 400,000 lines in 8 files (same file
-size) and shorter latency runs, to fit a few minutes on a shared machine.
+Latency is measured `--latency-runs` times (default 3), the configurations interleaved;
+each figure is the median over the runs, which are kept beside it. Peak RSS is sampled
+over each contender's process tree; CPU seconds are the processes' user + system time.
+`--small` runs 400,000 lines in 8 files (same file size) and one shorter latency run,
+to fit a few minutes on a shared machine.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import operator
 import os
 import platform
 import socket
+import statistics
 import sys
 import tempfile
 import threading
@@ -282,13 +285,13 @@ def kubestream_stateful(cluster: Cluster, names: list[str], work: str, op: str) 
         last[0] = time.perf_counter()
 
     stateful_stream(source, op).foreach_rdd(deliver)
-    cpu_before = cpu_seconds(cluster.pids())
-    ssc.start()
-    time.sleep(0.3)
     expected = 0
     for name in names:
         with open(name, encoding="utf-8") as f:
             expected += sum(len(line.split()) for line in f)
+    cpu_before = cpu_seconds(cluster.pids())
+    ssc.start()
+    time.sleep(0.3)
     with PeakRss(cluster.pids) as peak:
         started = time.perf_counter()
         for name in names:
@@ -371,6 +374,19 @@ def kubestream_latency(
     }
 
 
+def median_run(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """Each figure's median over runs (latency on a shared 2-core VM drifts from run to run),
+    with the runs themselves."""
+    if len(results) == 1:
+        return results[0]
+    median = {
+        key: statistics.median(r[key] for r in results)
+        for key, value in results[0].items()
+        if isinstance(value, int | float) and all(r.get(key) is not None for r in results)
+    }
+    return {**median, "runs": results}
+
+
 def plain_latency(lines: list[str], rate: int, interval: float, batches: int) -> dict[str, Any]:
     """Processing time of each batch's lines (no scheduling): the floor of result latency."""
     per_batch = max(1, round(rate * interval))
@@ -392,6 +408,12 @@ def main() -> None:
     parser.add_argument("--lines", type=int, default=2_000_000)
     parser.add_argument("--files", type=int, default=40)
     parser.add_argument("--latency-seconds", type=float, default=12.0)
+    parser.add_argument(
+        "--latency-runs",
+        type=int,
+        default=3,
+        help="latency runs, interleaved; each figure is the median over them (runs kept)",
+    )
     parser.add_argument("--small", action="store_true", help="400,000 lines in 8 files")
     parser.add_argument("--skip-pyspark", action="store_true")
     parser.add_argument("--only", choices=["throughput", "latency"], default=None)
@@ -399,7 +421,7 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "benchmarks/results/stateful.json"))
     args = parser.parse_args()
     if args.small:
-        args.lines, args.files, args.latency_seconds = 400_000, 8, 8.0
+        args.lines, args.files, args.latency_seconds, args.latency_runs = 400_000, 8, 8.0, 1
 
     work = tempfile.mkdtemp(prefix="kubestream-stateful-")
     paths = write_zipf_files(Path(work) / "source", args.lines, args.files)
@@ -437,17 +459,24 @@ def main() -> None:
                 run["exact"] = run.pop("final_totals") == reference
                 throughput[f"kubestream_2_executors_{op}"] = run
         if args.only in (None, "latency"):
-            for rate, interval in ((20_000, 0.5), (20_000, 0.1), (100, 0.1)):
-                name = f"{rate}_lines_per_second_{round(interval * 1000)}ms_batches"
-                latency[name] = {
-                    "plain_python_1_process": plain_latency(sample, rate, interval, 50),
-                    **{
-                        f"kubestream_{op}": kubestream_latency(
-                            cluster, sample, op, rate, interval, args.latency_seconds
+            runs: dict[str, dict[str, list[dict[str, Any]]]] = {}
+            for _ in range(args.latency_runs):
+                for rate, interval in ((20_000, 0.5), (20_000, 0.1), (100, 0.1)):
+                    name = f"{rate}_lines_per_second_{round(interval * 1000)}ms_batches"
+                    cell = runs.setdefault(name, {})
+                    cell.setdefault("plain_python_1_process", []).append(
+                        plain_latency(sample, rate, interval, 50)
+                    )
+                    for op in ("update_state_by_key", "map_with_state"):
+                        cell.setdefault(f"kubestream_{op}", []).append(
+                            kubestream_latency(
+                                cluster, sample, op, rate, interval, args.latency_seconds
+                            )
                         )
-                        for op in ("update_state_by_key", "map_with_state")
-                    },
-                }
+            latency = {
+                name: {who: median_run(results) for who, results in cell.items()}
+                for name, cell in runs.items()
+            }
     finally:
         cluster.close()
     if args.only in (None, "throughput") and not args.skip_pyspark:
