@@ -389,10 +389,10 @@ BLOCK_INTERVAL = Setting[float | None](
     "block_interval",
     float,
     None,
-    "how often a receiver cuts what it received into a block; each block is one task of "
-    "its batch, so a batch gets about batch_interval / block_interval tasks per receiver "
-    "(default: 0.2 s, Spark's spark.streaming.blockInterval, or half the batch interval "
-    "when that is shorter, so both halves of a short batch can run at once)",
+    "how often a receiver cuts what it received into a block; a batch's blocks are read as "
+    "one run of near-equal length per core (default: 0.2 s, Spark's "
+    "spark.streaming.blockInterval, or half the batch interval when that is shorter, so a "
+    "short batch's records do not wait in the receiver for the next block)",
     DRIVER_SIDE,
     unit="seconds",
     minimum=0.01,

@@ -53,9 +53,8 @@ SPARK_BLOCK_INTERVAL = 0.2
 
 
 def default_block_interval(batch_interval: float) -> float:
-    """Spark's 200 ms, or half the batch interval when shorter: a batch of one block is one
-    task, so with 100 ms batches every other batch ran on one executor and the next had no
-    records, which waited in the receiver up to 200 ms."""
+    """Spark's 200 ms, or half the batch interval when shorter: with 100 ms batches and 200 ms
+    blocks every other batch had no records, which waited in the receiver up to 200 ms."""
     return min(SPARK_BLOCK_INTERVAL, batch_interval / 2)
 
 
