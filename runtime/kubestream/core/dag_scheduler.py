@@ -78,12 +78,15 @@ class DAGScheduler:
         if not reads or len(reads) < len(wanted) or any(r[0] is not reads[0][0] for r in reads):
             return {}
 
-        def then(split: int) -> ReadBack:
-            _, source, ops = reads[split]
-            refs = tuple(self._functions.ref(op) for op in ops)
-            return ReadBack(source.view, source.since, refs, fn)
-
-        done = self._materialise(reads[0][0], set(), then)
+        try:  # before the update: an op that cannot be pickled is left to the result stage,
+            # which fails the job after the update is kept, as any failing read does
+            backs = [
+                ReadBack(source.view, source.since, tuple(map(self._functions.ref, ops)), fn)
+                for _, source, ops in reads
+            ]
+        except Exception:
+            return {}
+        done = self._materialise(reads[0][0], set(), backs.__getitem__)
         return {
             split: pickle.loads(value.value)
             for split, (_, value) in done.items()
