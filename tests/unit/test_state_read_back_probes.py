@@ -1,4 +1,4 @@
-"""Review probes of the fused state read (tasks.ReadBack) and of block ranges: a window
+"""The fused state read (tasks.ReadBack) and block ranges in the cases around them: a window
 over map_with_state, mapped and snapshots both read, an executor lost in the middle of a
 fused read, a read failing on one partition beside another output, checkpoints reading a
 state no output read, and block counts of any size (wrong ones too)."""

@@ -78,8 +78,9 @@ class DAGScheduler:
         if not reads or len(reads) < len(wanted) or any(r[0] is not reads[0][0] for r in reads):
             return {}
 
-        try:  # before the update: an op that cannot be pickled is left to the result stage,
-            # which fails the job after the update is kept, as any failing read does
+        # Built before the update: an op that cannot be pickled is left to the result stage,
+        # which fails the job after the update is kept, as any failing read does.
+        try:
             backs = [
                 ReadBack(source.view, source.since, tuple(map(self._functions.ref, ops)), fn)
                 for _, source, ops in reads

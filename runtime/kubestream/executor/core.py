@@ -75,14 +75,14 @@ class ExecutorCore:
         """Receivers stopping: their last blocks still wait for the driver's answers."""
         self._receivers_lock = threading.Lock()
         self._stopping = threading.Event()
+        self._activity = threading.Condition()
+        """Notified when a task starts or ends, or a peer's state delta arrives."""
+        self._running = 0
         self._workers = [
             threading.Thread(target=self._work, name=f"task-{i}", daemon=True) for i in range(cores)
         ]
         for worker in self._workers:
             worker.start()
-        self._activity = threading.Condition()
-        """Notified when a task starts or ends, or a peer's state delta arrives."""
-        self._running = 0
         threading.Thread(target=self._apply_replicas, name="state-replicas", daemon=True).start()
 
     def handle(self, message: ToExecutor) -> None:
