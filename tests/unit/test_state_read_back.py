@@ -4,7 +4,6 @@ plain-Python reference, and a failing read fails its batch but keeps the batch's
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -14,11 +13,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kubestream import DStream, State, StateSpec, StreamingContext
+from kubestream import DStream, StateSpec, StreamingContext
 from kubestream.clock import ManualClock
 from kubestream.core.dag_scheduler import DAGScheduler
 from kubestream.core.rdd import RDD
 from kubestream.testing import run_batches
+from tests.stateful_cases import add_running, running_mapped, running_sums
 
 Pairs = list[tuple[str, int]]
 BOOM = ("boom", 1)
@@ -26,11 +26,6 @@ BOOM = ("boom", 1)
 
 def running_sum(values: list[int], old: int | None) -> int:
     return sum(values) + (old or 0)
-
-
-def add_running(key: str, value: int | None, state: State[int]) -> tuple[str, int]:
-    state.update(state.get_option(0) + (value or 0))  # type: ignore[operator]
-    return key, state.get()
 
 
 def by_update_state_by_key(pairs: DStream[tuple[str, int]]) -> DStream[tuple[str, int]]:
@@ -49,15 +44,8 @@ OPERATORS = [by_update_state_by_key, by_map_with_state, by_state_snapshots]
 
 
 def reference(operator: Callable[..., Any], batches: list[Pairs]) -> list[Pairs]:
-    totals: Counter[str] = Counter()
-    out = []
-    for batch in batches:
-        mapped = []
-        for key, value in batch:
-            totals[key] += value
-            mapped.append((key, totals[key]))
-        out.append(sorted(mapped if operator is by_map_with_state else totals.items()))
-    return out
+    expected = running_mapped(batches) if operator is by_map_with_state else running_sums(batches)
+    return [sorted(b) for b in expected]
 
 
 @contextmanager

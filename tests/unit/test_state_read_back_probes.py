@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import importlib
 import threading
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kubestream import State, StateSpec, StreamingContext
+from kubestream import StateSpec, StreamingContext
 from kubestream.clock import ManualClock
 from kubestream.core.dag_scheduler import DAGScheduler
 from kubestream.core.engine import Engine
@@ -24,6 +23,7 @@ from kubestream.core.tasks import BlockSource
 from kubestream.executor.in_process import InProcessExecutors
 from kubestream.storage.block_manager import serialise
 from kubestream.testing import run_batches
+from tests.stateful_cases import add_running, running_mapped, running_sums
 from tests.unit.test_block_ranges import BlocksOnlyEnv, read
 from tests.unit.test_recovery import Job
 
@@ -39,31 +39,29 @@ BATCHES = [
 ]
 
 
-def add_running(key: str, value: int | None, state: State[int]) -> tuple[str, int]:
-    state.update(state.get_option(0) + (value or 0))  # type: ignore[operator]
-    return key, state.get()
+def step_batches(
+    ssc: StreamingContext, clock: ManualClock, count: int, failures_allowed: bool = False
+) -> list[int]:
+    """Start ssc, run `count` batches one at a time, stop it; their batch times (ms)."""
+    ssc.start()
+    times = []
+    try:
+        for _ in range(count):
+            clock.advance(1.0)
+            times.append(round(clock.now() * 1000))
+            info = ssc.wait_for_batch(times[-1], 60)
+            assert failures_allowed or not info.failed, info.errors
+    finally:
+        ssc.stop()
+    return times
 
 
-def reference_mapped(batches: list[list[tuple[str, int]]]) -> list[list[tuple[str, int]]]:
-    totals: Counter[str] = Counter()
-    out = []
-    for batch in batches:
-        mapped = []
-        for k, v in batch:
-            totals[k] += v
-            mapped.append((k, totals[k]))
-        out.append(sorted(mapped))
-    return out
+def reference_mapped(batches: list[list[tuple[str, int]]]) -> list[list[Any]]:
+    return [sorted(b) for b in running_mapped(batches)]
 
 
-def reference_totals(batches: list[list[tuple[str, int]]]) -> list[list[tuple[str, int]]]:
-    totals: Counter[str] = Counter()
-    out = []
-    for batch in batches:
-        for k, v in batch:
-            totals[k] += v
-        out.append(sorted(totals.items()))
-    return out
+def reference_totals(batches: list[list[tuple[str, int]]]) -> list[list[Any]]:
+    return [sorted(b) for b in running_sums(batches)]
 
 
 def test_window_over_map_with_state() -> None:
@@ -86,17 +84,7 @@ def test_mapped_and_snapshots_both_outputs() -> None:
         lambda t, rdd: snaps_out.__setitem__(t, sorted(rdd.collect()))
     )
     mapped.foreach_rdd(lambda t, rdd: rdd.take(2))
-    ssc.start()
-    times = []
-    try:
-        for _ in BATCHES:
-            clock.advance(1.0)
-            t = round(clock.now() * 1000)
-            info = ssc.wait_for_batch(t, 60)
-            assert not info.failed, info.errors
-            times.append(t)
-    finally:
-        ssc.stop()
+    times = step_batches(ssc, clock, len(BATCHES))
     assert [mapped_out[t] for t in times] == reference_mapped(BATCHES)
     assert [snaps_out[t] for t in times] == reference_totals(BATCHES)
 
@@ -131,17 +119,9 @@ def test_losing_the_executor_in_the_middle_of_a_fused_read(fused: bool, monkeypa
     stream.map_partitions_with_index(kill_mid_read).foreach_rdd(
         lambda t, rdd: outputs.__setitem__(t, sorted(rdd.collect()))
     )
-    ssc.start()
-    times = []
     try:
-        for _ in BATCHES:
-            clock.advance(1.0)
-            t = round(clock.now() * 1000)
-            info = ssc.wait_for_batch(t, 60)
-            assert not info.failed, info.errors
-            times.append(t)
+        times = step_batches(ssc, clock, len(BATCHES))
     finally:
-        ssc.stop()
         cluster.stop()
     assert killed
     assert [outputs[t] for t in times] == reference_mapped(BATCHES)
@@ -182,16 +162,7 @@ def test_first_output_fails_on_one_partition_second_reads_same_state() -> None:
     mapped.state_snapshots().foreach_rdd(
         lambda t, rdd: second.__setitem__(t, sorted(rdd.collect()))
     )
-    ssc.start()
-    times = []
-    try:
-        for _ in BATCHES:
-            clock.advance(1.0)
-            t = round(clock.now() * 1000)
-            ssc.wait_for_batch(t, 60)
-            times.append(t)
-    finally:
-        ssc.stop()
+    times = step_batches(ssc, clock, len(BATCHES), failures_allowed=True)
     assert [second.get(t) for t in times] == reference_totals(BATCHES)
 
 
