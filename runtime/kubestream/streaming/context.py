@@ -105,9 +105,9 @@ class StreamingContext:
         Whole records per second each rate-limitable source reads at most, 1 to 10^9
         (Spark's spark.streaming.receiver.maxRate).
     block_interval : float, optional
-        Seconds between the blocks a receiver cuts, 0.01 to 60; each block is a task
-        (Spark's spark.streaming.blockInterval). Default: 0.2 s, or half the batch
-        interval when that is shorter.
+        Seconds between the blocks a receiver cuts, 0.01 to 60 (Spark's
+        spark.streaming.blockInterval); a batch's blocks are read as one run of near-equal
+        length per core. Default: 0.2 s, or half the batch interval when that is shorter.
     conf : Mapping[str, str], optional
         The application's own settings, read back as ``ssc.conf`` (read-only): under
         `kubestream run`/`driver` the files of ``--config DIR``, on Kubernetes the
