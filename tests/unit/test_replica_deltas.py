@@ -17,6 +17,7 @@ from kubestream.executor.core import MAX_DEFERRED_DELTAS, ExecutorCore
 from kubestream.storage.state_store import StateDelta, delta_message
 
 KEY = ("state_1", 0)
+STARTED = threading.Event()
 RELEASE = threading.Event()
 
 
@@ -25,6 +26,7 @@ def version(t: int) -> str:
 
 
 def wait_for_release(_split: int, _records: Any) -> None:
+    STARTED.set()
     RELEASE.wait(30)
 
 
@@ -44,11 +46,14 @@ def core() -> Any:
 
 
 def start_blocking_task(core: ExecutorCore) -> None:
+    """Returns once the task runs: a launched task waits in a queue for a worker thread."""
+    STARTED.clear()
     RELEASE.clear()
     registry = FunctionRegistry()
     ref = registry.ref(wait_for_release)
     task = TaskDescription(1, 1, 0, EmptySource(), (), ResultOutput(ref))
     core.handle(LaunchTask(task, {ref: registry.blob(ref)}))
+    assert STARTED.wait(10)
 
 
 def put_deltas(core: ExecutorCore, first: int, count: int) -> None:
