@@ -390,9 +390,9 @@ BLOCK_INTERVAL = Setting[float | None](
     float,
     None,
     "how often a receiver cuts what it received into a block; a batch's blocks are read as "
-    "one run of near-equal length per core (default: 0.2 s, Spark's "
-    "spark.streaming.blockInterval, or half the batch interval when that is shorter, so a "
-    "short batch's records do not wait in the receiver for the next block)",
+    "one run of near-equal length per core (default: the longest interval up to 0.2 s, Spark's "
+    "spark.streaming.blockInterval, that divides the batch interval into at least two "
+    "blocks, so every batch gets as many)",
     DRIVER_SIDE,
     unit="seconds",
     minimum=0.01,

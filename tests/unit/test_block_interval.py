@@ -1,6 +1,9 @@
-"""How often receivers cut blocks: Spark's default, halved for short batches, or the setting."""
+"""How often and when receivers cut blocks: up to Spark's default, dividing the batch interval
+evenly, or the setting; cuts fall a lead before the interval's multiples."""
 
 from __future__ import annotations
+
+import math
 
 import pytest
 from hypothesis import given
@@ -8,6 +11,7 @@ from hypothesis import strategies as st
 
 from kubestream import StreamingContext
 from kubestream.errors import ConfigError
+from kubestream.executor.receiver_supervisor import BLOCK_CUT_LEAD, next_block_cut
 from kubestream.streaming.scheduler.receiver_tracker import (
     SPARK_BLOCK_INTERVAL,
     default_block_interval,
@@ -15,16 +19,46 @@ from kubestream.streaming.scheduler.receiver_tracker import (
 
 
 @given(st.floats(min_value=0.01, max_value=3600))
-def test_a_batch_has_at_least_two_blocks_and_never_longer_ones_than_sparks(batch: float) -> None:
+def test_blocks_divide_a_batch_evenly_into_the_fewest_no_longer_than_sparks(batch: float) -> None:
     block = default_block_interval(batch)
-    assert block <= SPARK_BLOCK_INTERVAL
-    assert block <= batch / 2
-    assert block in (SPARK_BLOCK_INTERVAL, batch / 2)
+    blocks = round(batch / block)
+    assert blocks * block == pytest.approx(batch)
+    assert blocks >= 2
+    assert block <= SPARK_BLOCK_INTERVAL * (1 + 1e-9)
+    assert blocks == 2 or batch / (blocks - 1) > SPARK_BLOCK_INTERVAL
+
+
+@given(
+    st.floats(min_value=0, max_value=2e9, allow_nan=False),
+    st.floats(min_value=0.01, max_value=60),
+)
+def test_a_block_is_cut_within_an_interval_a_lead_before_a_multiple_of_it(
+    now: float, interval: float
+) -> None:
+    cut = next_block_cut(now, interval)
+    lead = min(BLOCK_CUT_LEAD, interval / 4)
+    assert now < cut <= now + interval * (1 + 1e-9)
+    assert abs(math.remainder(cut + lead, interval)) < 1e-6  # seconds
+
+
+def test_cuts_fall_before_each_batch_time_so_batches_get_equal_blocks() -> None:
+    """Batch times are multiples of the batch interval (JobGenerator.first_batch_time)."""
+    batch = 0.5
+    block = default_block_interval(batch)
+    cuts, now = [], 1_700_000_000.0
+    while now < 1_700_000_010.0:
+        now = next_block_cut(now, block)
+        cuts.append(now)
+    per_batch = [
+        sum(t - batch < c <= t for c in cuts)
+        for t in (1_700_000_000.5 + i * batch for i in range(1, 19))
+    ]
+    assert per_batch == [3] * 18
 
 
 @pytest.mark.parametrize(
     ("batch", "given_interval", "expected"),
-    [(1.0, None, 0.2), (0.1, None, 0.05), (0.1, 0.02, 0.02), (1.0, 0.5, 0.5)],
+    [(1.0, None, 0.2), (0.5, None, 0.5 / 3), (0.1, None, 0.05), (0.1, 0.02, 0.02), (1.0, 0.5, 0.5)],
 )
 def test_the_context_gives_its_receivers_the_interval(
     batch: float, given_interval: float | None, expected: float

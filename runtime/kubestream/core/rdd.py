@@ -732,10 +732,9 @@ def block_ranges(blocks: Sequence[tuple[BlockSource, int]], partitions: int) -> 
     """The blocks' records, (block, its record count) in order, as at most `partitions` runs
     of near-equal length (BlockSource ranges, ConcatSource when a run spans blocks).
 
-    A batch's blocks differ in size (a receiver cuts one every block interval, unaligned
-    with batches), so a partition per block left one executor with the larger share; equal
-    runs give each core one. A run reaching a block's end reads to its end, so a count
-    lower than the block's records loses none.
+    A batch's blocks differ in size (records arrive unevenly), so a partition per block left
+    one executor with the larger share; equal runs give each core one. A run reaching a
+    block's end reads to its end, so a count lower than the block's records loses none.
     """
     total = sum(count for _, count in blocks)
     n = max(1, min(partitions, total))

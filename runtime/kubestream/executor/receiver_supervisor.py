@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import os
 import threading
 import time
@@ -19,6 +20,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from kubestream.clock import SystemClock
 from kubestream.core.protocol import (
     BadRecords,
     BlockAbandoned,
@@ -44,6 +46,21 @@ BLOCK_CONFIRM_TIMEOUT = 10.0
 answers in milliseconds; it stays below the sources' own patience (a Flume Thrift sink's
 request timeout, 20 s; a RabbitMQ connection's missed heartbeats, 60 s), so an unconfirmed
 block goes back to its source before the source gives up on the receiver."""
+
+
+BLOCK_CUT_LEAD = 0.02
+"""Seconds before a batch's time that its last block is cut: storing, replicating and
+reporting a block takes a few milliseconds, and a block the driver has not recorded when a
+batch starts goes to the next batch."""
+
+
+def next_block_cut(now: float, interval: float) -> float:
+    """Clock time (seconds) of the first cut after `now`: a lead before a multiple of the
+    interval. Batch times are multiples of the batch interval, so when the block interval
+    divides it, as the default does, each batch gets the same number of blocks. Timed from
+    the previous cut instead, cuts drift by the time each block takes to store."""
+    lead = min(BLOCK_CUT_LEAD, interval / 4)
+    return (math.floor((now + lead) / interval) + 1) * interval - lead
 
 
 @dataclasses.dataclass(slots=True)
@@ -177,7 +194,8 @@ class ReceiverSupervisor:
         return self._stopped.is_set()
 
     def _cut_blocks(self) -> None:
-        while not self._stopped.wait(self._block_interval):
+        clock = SystemClock()
+        while clock.wait_until(next_block_cut(clock.now(), self._block_interval), self._stopped):
             self._flush()
 
     def store_block(self, records: list[Any]) -> None:

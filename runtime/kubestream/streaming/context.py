@@ -107,7 +107,8 @@ class StreamingContext:
     block_interval : float, optional
         Seconds between the blocks a receiver cuts, 0.01 to 60 (Spark's
         spark.streaming.blockInterval); a batch's blocks are read as one run of near-equal
-        length per core. Default: 0.2 s, or half the batch interval when that is shorter.
+        length per core. Default: the longest interval up to 0.2 s that divides the batch
+        interval into at least two blocks, so every batch gets as many.
     conf : Mapping[str, str], optional
         The application's own settings, read back as ``ssc.conf`` (read-only): under
         `kubestream run`/`driver` the files of ``--config DIR``, on Kubernetes the

@@ -20,6 +20,7 @@ import contextlib
 import dataclasses
 import itertools
 import logging
+import math
 import os
 import pickle
 import threading
@@ -53,9 +54,11 @@ SPARK_BLOCK_INTERVAL = 0.2
 
 
 def default_block_interval(batch_interval: float) -> float:
-    """Spark's 200 ms, or half the batch interval when shorter: with 100 ms batches and 200 ms
-    blocks every other batch had no records, which waited in the receiver up to 200 ms."""
-    return min(SPARK_BLOCK_INTERVAL, batch_interval / 2)
+    """The longest interval up to Spark's 200 ms that divides the batch interval into at least
+    two blocks. Receivers cut blocks on the clock's multiples of it, so every batch gets the
+    same number of blocks: with 200 ms blocks, 500 ms batches got two or three, and the
+    batches of three took half as long again."""
+    return batch_interval / max(2, math.ceil(batch_interval / SPARK_BLOCK_INTERVAL - 1e-9))
 
 
 @dataclass(frozen=True, slots=True)
