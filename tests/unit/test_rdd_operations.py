@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kubestream.core.engine import Engine
-from kubestream.errors import ConfigError
+from kubestream.errors import ConfigError, JobFailedError
 from kubestream.executor.in_process import InProcessExecutors
 
 numbers = st.lists(st.integers(-30, 30), max_size=40)
@@ -93,6 +93,36 @@ def test_fold_by_key_and_count_by_key(
     assert rdd.count_by_key() == dict(Counter(k for k, _ in records))
     for key in "ab":
         assert sorted(rdd.lookup(key)) == sorted(v for k, v in records if k == key)
+
+
+hashables = st.lists(
+    st.one_of(
+        st.integers(-3, 3),
+        st.booleans(),
+        st.sampled_from([0.0, 1.0, 2.5]),
+        st.text("ab", max_size=2),
+        st.tuples(st.integers(0, 2), st.text("ab", max_size=1)),
+    ),
+    max_size=40,
+)
+
+
+@checked
+@given(records=hashables, n=slices, out=st.none() | slices)
+def test_count_by_value_counts_equal_records_together(
+    engine: Engine, records: list[object], n: int, out: int | None
+) -> None:
+    """Equal records count as one, whatever their type (1, 1.0 and True), as in a dict."""
+    rdd = engine.parallelize(records, n)
+    assert rdd.count_by_value() == Counter(records)
+    counted = rdd.count_by_value_rdd(out).collect()
+    assert len(counted) == len(Counter(records))
+    assert dict(counted) == Counter(records)
+
+
+def test_count_by_value_of_unhashable_records_fails_naming_the_type(engine: Engine) -> None:
+    with pytest.raises(JobFailedError, match="unhashable type: 'list'"):
+        engine.parallelize([[1], [1]], 2).count_by_value()
 
 
 @checked

@@ -32,8 +32,8 @@ from kubestream.core.ops import (
     MapPartitionsWithIndexOp,
     MapValuesOp,
     PartitionFn,
+    count_values,
     identity,
-    with_one,
 )
 from kubestream.core.tasks import (
     BlockSource,
@@ -214,7 +214,7 @@ class RDD(Generic[T]):
 
     def count_by_value_rdd(self, num_partitions: int | None = None) -> RDD[tuple[T, int]]:
         """(record, occurrences) for each distinct record, as an RDD (count_by_value's dict)."""
-        return self.map(with_one).reduce_by_key(operator.add, num_partitions)
+        return self.map_partitions(count_values).reduce_by_key(operator.add, num_partitions)
 
     def partition_by(self: RDD[tuple[K, V]], num_partitions: int) -> RDD[tuple[K, V]]:
         """The (key, value) records hash-partitioned by key into `num_partitions`.

@@ -30,8 +30,8 @@ from kubestream.core.ops import (
     MapPartitionsWithIndexOp,
     MapValuesOp,
     PartitionFn,
+    count_values,
     identity,
-    with_one,
 )
 from kubestream.core.rdd import RDD, MapPartitionsRDD, PersistedRDD, ShuffledRDD, UnionRDD
 from kubestream.core.typevars import C, K, S, T, U, V, W
@@ -298,7 +298,7 @@ class DStream(Generic[T]):
 
     def count_by_value(self, num_partitions: int | None = None) -> DStream[tuple[T, int]]:
         """Per batch, (record, occurrences) for each distinct record (records must hash)."""
-        return self.map(with_one).reduce_by_key(operator.add, num_partitions)
+        return self.map_partitions(count_values).reduce_by_key(operator.add, num_partitions)
 
     def reduce(self, fn: Callable[[T, T], T]) -> DStream[T]:
         """One record per non-empty batch: its records folded by fn (associative, commutative)."""
@@ -489,7 +489,7 @@ class DStream(Generic[T]):
         Records with no occurrence left in the window are dropped. Arguments and
         errors as in reduce_by_key_and_window.
         """
-        return self.map(with_one).reduce_by_key_and_window(
+        return self.map_partitions(count_values).reduce_by_key_and_window(
             operator.add, operator.sub, window, slide, num_partitions, _non_zero_value
         )
 
