@@ -11,7 +11,11 @@ from hypothesis import strategies as st
 
 from kubestream import StreamingContext
 from kubestream.errors import ConfigError
-from kubestream.executor.receiver_supervisor import BLOCK_CUT_LEAD, next_block_cut
+from kubestream.executor.receiver_supervisor import (
+    BLOCK_CUT_LEAD,
+    CLOCK_RESOLUTION,
+    next_block_cut,
+)
 from kubestream.streaming.scheduler.receiver_tracker import (
     SPARK_BLOCK_INTERVAL,
     default_block_interval,
@@ -37,23 +41,39 @@ def test_a_block_is_cut_within_an_interval_a_lead_before_a_multiple_of_it(
 ) -> None:
     cut = next_block_cut(now, interval)
     lead = min(BLOCK_CUT_LEAD, interval / 4)
-    assert now < cut <= now + interval * (1 + 1e-9)
+    assert now < cut <= now + interval + CLOCK_RESOLUTION
     assert abs(math.remainder(cut + lead, interval)) < 1e-6  # seconds
 
 
-def test_cuts_fall_before_each_batch_time_so_batches_get_equal_blocks() -> None:
+@given(
+    st.floats(min_value=0, max_value=2e9, allow_nan=False),
+    st.floats(min_value=0.01, max_value=60),
+)
+def test_cuts_advance_when_the_clock_reads_exactly_the_last_cut(
+    now: float, interval: float
+) -> None:
+    """A cut fed back in as the time must give the next one: rounding in (now + lead) / interval
+    returned the same cut or one a few ulps later, an empty block."""
+    cut = next_block_cut(now, interval)
+    assert next_block_cut(cut, interval) - cut == pytest.approx(interval, abs=1e-5)
+
+
+@given(st.integers(100, 5000), st.integers(1_600_000_000, 1_900_000_000))
+def test_cuts_fall_before_each_batch_time_so_batches_get_equal_blocks(
+    batch_ms: int, start: int
+) -> None:
     """Batch times are multiples of the batch interval (JobGenerator.first_batch_time)."""
-    batch = 0.5
+    batch = batch_ms / 1000
     block = default_block_interval(batch)
-    cuts, now = [], 1_700_000_000.0
-    while now < 1_700_000_010.0:
+    first = math.ceil(start / batch) * batch
+    cuts, now = [], first
+    while now < first + 9 * batch:
         now = next_block_cut(now, block)
         cuts.append(now)
     per_batch = [
-        sum(t - batch < c <= t for c in cuts)
-        for t in (1_700_000_000.5 + i * batch for i in range(1, 19))
+        sum(t - batch < c <= t for c in cuts) for t in (first + i * batch for i in range(1, 9))
     ]
-    assert per_batch == [3] * 18
+    assert per_batch == [round(batch / block)] * 8
 
 
 @pytest.mark.parametrize(

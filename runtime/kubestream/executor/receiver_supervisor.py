@@ -54,13 +54,19 @@ reporting a block takes a few milliseconds, and a block the driver has not recor
 batch starts goes to the next batch."""
 
 
+CLOCK_RESOLUTION = 1e-6
+"""Seconds: a cut closer than this to `now` is the one just made, recomputed with rounding
+(1.7e9 s is exact to 2.4e-7 s), not a new one."""
+
+
 def next_block_cut(now: float, interval: float) -> float:
     """Clock time (seconds) of the first cut after `now`: a lead before a multiple of the
     interval. Batch times are multiples of the batch interval, so when the block interval
     divides it, as the default does, each batch gets the same number of blocks. Timed from
     the previous cut instead, cuts drift by the time each block takes to store."""
     lead = min(BLOCK_CUT_LEAD, interval / 4)
-    return (math.floor((now + lead) / interval) + 1) * interval - lead
+    cut = (math.floor((now + lead) / interval) + 1) * interval - lead
+    return cut if cut - now > CLOCK_RESOLUTION else cut + interval
 
 
 @dataclasses.dataclass(slots=True)
