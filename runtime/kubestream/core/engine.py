@@ -12,6 +12,7 @@ import logging
 import pickle
 import threading
 import time
+import traceback
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
 
@@ -35,7 +36,8 @@ from kubestream.core.protocol import (
 )
 from kubestream.core.rdd import RDD, SourceRDD, empty_sources, parallel_sources, range_sources
 from kubestream.core.task_scheduler import TaskScheduler
-from kubestream.core.tasks import ExecutorAddress, TaskDescription
+from kubestream.core.tasks import ExecutorAddress, TaskDescription, UpdatedAndRead
+from kubestream.errors import USER_CODE_ERRORS
 from kubestream.storage.block_manager import shuffle_map_output
 
 log = logging.getLogger(__name__)
@@ -239,8 +241,8 @@ class Engine:
     def handle(self, executor_id: str, message: ToDriver) -> None:
         """A message from an executor (called on the transport's thread)."""
         if isinstance(message, TaskFinished):
-            if message.state is TaskState.FINISHED and isinstance(message.value, bytes):
-                message = dataclasses.replace(message, value=pickle.loads(message.value))
+            if message.state is TaskState.FINISHED:
+                message = _unpickled_result(message)
             if message.state is TaskState.FINISHED:
                 for event in message.input_events:
                     for input_listener in list(self.input_listeners):
@@ -302,3 +304,23 @@ def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 
             return False
         time.sleep(interval)
     return True
+
+
+def _unpickled_result(message: TaskFinished) -> TaskFinished:
+    """The task's value unpickled as it arrives, while the stage's other tasks still run. A
+    value the driver cannot unpickle (a class from a module only the executors have) fails
+    the task with the reason, as Spark's TaskResultGetter fails it, instead of escaping to
+    the transport's thread, which logs it and leaves the job waiting."""
+    try:
+        value = pickle.loads(message.value) if isinstance(message.value, bytes) else message.value
+    except USER_CODE_ERRORS:
+        return dataclasses.replace(
+            message,
+            state=TaskState.FAILED,
+            value=None,
+            error="the task's result cannot be unpickled on the driver; install the modules "
+            f"its values come from on the driver too:\n{traceback.format_exc()}",
+        )
+    if isinstance(value, UpdatedAndRead):
+        value = value.unpickled()
+    return dataclasses.replace(message, value=value)

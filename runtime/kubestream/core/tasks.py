@@ -179,11 +179,24 @@ class ReadBack:
 @dataclass(frozen=True, slots=True)
 class UpdatedAndRead:
     """What an UpdateState with a ReadBack returns: the replica's executor id, and the read's
-    pickled value or its failure (a traceback), which leaves the update standing."""
+    value or its failure (a traceback), which leaves the update standing. The executor
+    pickles the value itself, so a value that cannot be pickled fails the read, not the
+    update; the driver unpickles it as the task's result arrives (Engine.handle), while
+    other tasks of the stage still run, as it does any task's result."""
 
     replica: str | None
-    value: bytes = b""
+    value: Any = b""
     error: str | None = None
+
+    def unpickled(self) -> UpdatedAndRead:
+        """The driver's copy, value unpickled; a value that cannot be unpickled there (a
+        class the driver cannot import) fails the read, to be run again as a result stage."""
+        if self.error is not None:
+            return self
+        try:
+            return UpdatedAndRead(self.replica, pickle.loads(self.value))
+        except USER_CODE_ERRORS:
+            return UpdatedAndRead(self.replica, error=traceback.format_exc())
 
 
 @dataclass(frozen=True, slots=True)
