@@ -309,8 +309,9 @@ def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 
 def _unpickled_result(message: TaskFinished) -> TaskFinished:
     """The task's value unpickled as it arrives, while the stage's other tasks still run. A
     value the driver cannot unpickle (a class from a module only the executors have) fails
-    the task with the reason, as Spark's TaskResultGetter fails it, instead of escaping to
-    the transport's thread, which logs it and leaves the job waiting."""
+    the task with the reason, and the job once its attempts are spent (Spark's
+    TaskResultGetter aborts the stage at once); raised here, it reached the transport's
+    thread, which logs it and leaves the job waiting."""
     try:
         value = pickle.loads(message.value) if isinstance(message.value, bytes) else message.value
     except USER_CODE_ERRORS:
