@@ -21,6 +21,9 @@ from kubestream.streaming.scheduler.receiver_tracker import (
     default_block_interval,
 )
 
+clock_times = st.floats(min_value=0, max_value=2e9, allow_nan=False)  # seconds since the epoch
+intervals = st.floats(min_value=0.01, max_value=60)  # block intervals, seconds
+
 
 @given(st.floats(min_value=0.01, max_value=3600))
 def test_blocks_divide_a_batch_evenly_into_the_fewest_no_longer_than_sparks(batch: float) -> None:
@@ -32,10 +35,7 @@ def test_blocks_divide_a_batch_evenly_into_the_fewest_no_longer_than_sparks(batc
     assert blocks == 2 or batch / (blocks - 1) > SPARK_BLOCK_INTERVAL
 
 
-@given(
-    st.floats(min_value=0, max_value=2e9, allow_nan=False),
-    st.floats(min_value=0.01, max_value=60),
-)
+@given(clock_times, intervals)
 def test_a_block_is_cut_within_an_interval_a_lead_before_a_multiple_of_it(
     now: float, interval: float
 ) -> None:
@@ -45,10 +45,7 @@ def test_a_block_is_cut_within_an_interval_a_lead_before_a_multiple_of_it(
     assert abs(math.remainder(cut + lead, interval)) < 1e-6  # seconds
 
 
-@given(
-    st.floats(min_value=0, max_value=2e9, allow_nan=False),
-    st.floats(min_value=0.01, max_value=60),
-)
+@given(clock_times, intervals)
 def test_cuts_advance_when_the_clock_reads_exactly_the_last_cut(
     now: float, interval: float
 ) -> None:

@@ -9,12 +9,13 @@ from typing import Any
 
 import pytest
 
-from kubestream import State, StateSpec, StreamingContext
+from kubestream import StateSpec, StreamingContext
 from kubestream.clock import ManualClock
 from kubestream.core.engine import Engine
 from kubestream.core.rdd import RDD
 from kubestream.errors import JobFailedError
 from kubestream.executor.in_process import InProcessExecutors
+from tests.stateful_cases import add_running
 
 
 def _import_executor_only_module() -> None:
@@ -44,11 +45,6 @@ def test_a_result_the_driver_cannot_unpickle_fails_its_job_naming_the_cause(
         broken.collect()
     assert "executor_only" in str(failed.value)
     assert engine.parallelize(range(4), 2).map(lambda x: x * 2).collect() == [0, 2, 4, 6]
-
-
-def add_running(key: str, value: int | None, state: State[int]) -> tuple[str, int]:
-    state.update(state.get_option(0) + (value or 0))  # type: ignore[operator]
-    return key, state.get()
 
 
 def test_a_state_read_the_driver_cannot_unpickle_fails_its_batch_and_keeps_the_update() -> None:

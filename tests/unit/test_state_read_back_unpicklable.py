@@ -7,16 +7,12 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from kubestream import State, StateSpec, StreamingContext
+from kubestream import StateSpec, StreamingContext
 from kubestream.clock import ManualClock
 from kubestream.core.rdd import RDD
+from tests.stateful_cases import add_running
 
 BATCHES = [[("a", 1), ("b", 1)], [("a", 2), ("c", 5)], [("a", 3)]]
-
-
-def add_running(key: str, value: int | None, state: State[int]) -> tuple[str, int]:
-    state.update(state.get_option(0) + (value or 0))  # type: ignore[operator]
-    return key, state.get()
 
 
 def test_an_unpicklable_read_fails_its_batch_and_keeps_its_update() -> None:
