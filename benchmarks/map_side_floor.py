@@ -15,7 +15,6 @@ to set beside the plain loops' totals in benchmarks/results/stateful.json.
 from __future__ import annotations
 
 import argparse
-import collections
 import json
 import operator
 import os
@@ -24,8 +23,8 @@ import statistics
 import sys
 import tempfile
 import time
-from collections import Counter
-from collections.abc import Callable
+from collections import Counter, deque
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -44,13 +43,13 @@ def pair_with_one(word: str) -> tuple[str, int]:
     return word, 1
 
 
-def words(lines: list[str]) -> Any:
+def words(lines: list[str]) -> Iterator[str]:
     return FlatMapOp(str.split)(0, iter(lines))
 
 
-def drain(records: Any) -> None:
+def drain(records: Iterator[Any]) -> None:
     """Consume an iterator in C, so the step's time is its own."""
-    collections.deque(records, maxlen=0)
+    deque(records, maxlen=0)
 
 
 def split_only(lines: list[str]) -> None:
