@@ -8,12 +8,14 @@ a union partition is one parent's partition, and cogroup is a shuffle read.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import pickle
 import traceback
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from kubestream.core.functions import FunctionCache, FunctionRef
 from kubestream.core.input_files import InputEvent, read_fixed_length_file, read_text_file
@@ -29,6 +31,9 @@ from kubestream.storage.state_store import (
     changes_id,
     delta_message,
 )
+
+_R = TypeVar("_R")
+"""What a call run in the background returns."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,6 +267,10 @@ class TaskEnv(Protocol):
         raises ConnectionError when the peer cannot answer."""
         ...
 
+    def in_background(self, fn: Callable[[], _R]) -> Future[_R]:
+        """fn run on another of the executor's threads while the task goes on."""
+        ...
+
 
 def run_task(task: TaskDescription, env: TaskEnv, events: list[InputEvent] | None = None) -> Any:
     """Run one task; returns the result value, or None for a shuffle-map task.
@@ -302,24 +311,30 @@ def _update_state(
     output: UpdateState, partition: int, records: Iterator[Any], env: TaskEnv
 ) -> str | UpdatedAndRead | None:
     """Update one state partition in place; returns the executor id of its replica, with
-    the read's outcome when the output has one."""
-    replica = _update_and_replicate(output, partition, records, env)
+    the read's outcome when the output has one. The replica is sent the change while the
+    task reads the state back: a put waits for the peer's answer, and the peer is most
+    often running its own partition's update (2-4 ms, up to 11 ms at 100 ms batches)."""
+    replicated = env.in_background(_update(output, partition, records, env))
     then = output.then
     if then is None:
-        return replica
+        return replicated.result()
+    blob, error = b"", None
     try:
         read = _read_state(StateSource(output.block_id, (), then.view, then.since), env)
         for ref in then.ops:
             read = iter(env.functions.get(ref)(partition, read))
         value = env.functions.get(then.fn)(partition, read)
-        return UpdatedAndRead(replica, pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
+        blob = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
     except USER_CODE_ERRORS:
-        return UpdatedAndRead(replica, error=traceback.format_exc())
+        error = traceback.format_exc()
+    return UpdatedAndRead(replicated.result(), blob, error)
 
 
-def _update_and_replicate(
+def _update(
     output: UpdateState, partition: int, records: Iterator[Any], env: TaskEnv
-) -> str | None:
+) -> Callable[[], str | None]:
+    """Apply the batch to the partition; returns what copies the change to a replica
+    (giving the replica's executor id, None when no peer took it)."""
     key = (output.family, partition)
     updater = env.functions.get(output.updater)
     base = output.base
@@ -332,6 +347,12 @@ def _update_and_replicate(
         delta = updater(part, records, output.batch_time)
         env.states.commit(part, output.block_id, delta)
         message = delta_message(key, base.block_id, output.block_id, delta)
+    return functools.partial(_replicate, output, message, env)
+
+
+def _replicate(output: UpdateState, message: bytes | None, env: TaskEnv) -> str | None:
+    """Copy a version to the first peer that takes it: its delta, or the whole partition
+    when there is no delta or the peer lacks the delta's base."""
     for peer in output.peers:
         if peer.executor_id == env.executor_id:
             continue

@@ -13,6 +13,8 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TypeVar
 
 from kubestream.core.functions import FunctionCache
 from kubestream.core.input_files import InputEvent
@@ -47,6 +49,8 @@ MAX_DEFERRED_DELTAS = 4
 BlockFetcher = Callable[[ExecutorAddress, list[str]], list[bytes | None]]
 BlockPutter = Callable[[ExecutorAddress, str, bytes], bool]
 
+_R = TypeVar("_R")
+
 
 class ExecutorCore:
     def __init__(
@@ -78,6 +82,8 @@ class ExecutorCore:
         self._activity = threading.Condition()
         """Notified when a task starts or ends, or a peer's state delta arrives."""
         self._running = 0
+        self._background = ThreadPoolExecutor(cores, thread_name_prefix="task-background")
+        """Work a task starts and waits for later: copying a state change to a replica."""
         self._workers = [
             threading.Thread(target=self._work, name=f"task-{i}", daemon=True) for i in range(cores)
         ]
@@ -168,6 +174,9 @@ class ExecutorCore:
             raise ConnectionError(f"executor {location.executor_id} is lost")
         return self._fetcher(location, block_ids)
 
+    def in_background(self, fn: Callable[[], _R]) -> Future[_R]:
+        return self._background.submit(fn)
+
     def put_block(self, location: ExecutorAddress, block_id: str, blob: bytes) -> bool:
         if self.is_lost(location.executor_id):
             raise ConnectionError(f"executor {location.executor_id} is lost")
@@ -232,6 +241,7 @@ class ExecutorCore:
         deadline = time.monotonic() + wait
         for worker in self._workers:
             worker.join(max(0.0, deadline - time.monotonic()))
+        self._background.shutdown(wait=False)
         return not any(worker.is_alive() for worker in self._workers)
 
     def driver_connected(self) -> None:
