@@ -40,6 +40,7 @@ def read_entries(_split: int, records: Any) -> list[tuple[str, int]]:
 
 
 def no_fetch(*_args: Any) -> Any:
+    """A fake fetcher: nothing is fetched from peers here."""
     raise ConnectionError("nothing is fetched in this test")
 
 
@@ -47,12 +48,14 @@ def test_the_read_runs_while_the_replica_put_waits() -> None:
     READ.clear()
     read_before_the_put_answered: list[bool] = []
 
-    def busy_peer(location: ExecutorAddress, block_id: str, blob: bytes) -> bool:
+    def fake_busy_peer(location: ExecutorAddress, block_id: str, blob: bytes) -> bool:
+        """A fake putter: the peer takes the delta, answering once the read ran (at most
+        10 s later, so the test fails rather than hangs without the overlap)."""
         read_before_the_put_answered.append(READ.wait(10))
         return True
 
     sent: list[ToDriver] = []
-    core = ExecutorCore("exec-1", sent.append, no_fetch, busy_peer)
+    core = ExecutorCore("exec-1", sent.append, no_fetch, fake_busy_peer)
     try:
         core.states.install(("state_1", 0), "state_1_1000_0", {"a": 1}, None)
         registry = FunctionRegistry()

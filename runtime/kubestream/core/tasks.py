@@ -314,11 +314,12 @@ def _update_state(
     the read's outcome when the output has one. The replica is sent the change while the
     task reads the state back: a put waits for the peer's answer, and the peer is most
     often running its own partition's update (on the stateful benchmark at 100 ms
-    batches, 2-4 ms and up to 11 ms)."""
-    replicated = env.in_background(_update(output, partition, records, env))
+    batches, 2-4 ms and up to 11 ms). With nothing to read, the task puts it itself."""
+    replicate = _update(output, partition, records, env)
     then = output.then
     if then is None:
-        return replicated.result()
+        return replicate()
+    replicated = env.in_background(replicate)
     blob, error = b"", None
     try:
         read = _read_state(StateSource(output.block_id, (), then.view, then.since), env)
