@@ -8,13 +8,14 @@ batch) must give that version exactly.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kubestream.storage.state_store import StateDelta, StateStore, delta_message
+from kubestream.storage.state_store import COPY_SHARE, StateDelta, StateStore, delta_message
 
 KEY = ("state_1", 0)
 keys = st.sampled_from("abcdefgh")
@@ -23,6 +24,7 @@ deltas = st.lists(
     min_size=1,
     max_size=8,
 )
+copy_shares = st.sampled_from([0.0, COPY_SHARE, math.inf])  # always copy, mixed, never copy
 
 
 def version(t: int) -> str:
@@ -37,8 +39,10 @@ def apply(reference: dict[str, int], delta: StateDelta) -> dict[str, int]:
     return out
 
 
-def build(changes: list[tuple[dict[str, int], list[str]]]) -> tuple[StateStore, list[dict]]:
-    store = StateStore()
+def build(
+    changes: list[tuple[dict[str, int], list[str]]], share: float = COPY_SHARE
+) -> tuple[StateStore, list[dict]]:
+    store = StateStore(share)
     references: list[dict[str, int]] = [{"a": 1}]
     store.install(KEY, version(0), {"a": 1}, None)
     for t, (updated, removed) in enumerate(changes, start=1):
@@ -54,10 +58,11 @@ def replica_of(
     primary: StateStore,
     changes: list[tuple[dict[str, int], list[str]]],
     meanwhile: Callable[[StateStore, int], None] | None = None,
+    share: float = COPY_SHARE,
 ) -> StateStore:
     """A replica given the primary's first version whole, then only each batch's delta;
     `meanwhile(replica, t)` runs after the delta of batch t arrived."""
-    replica = StateStore()
+    replica = StateStore(share)
     first = primary.snapshot(version(0))
     assert first is not None and replica.receive(first)
     for t, (updated, removed) in enumerate(changes, start=1):
@@ -69,9 +74,9 @@ def replica_of(
 
 
 @settings(max_examples=200, deadline=None)
-@given(changes=deltas)
-def test_every_held_version_reads_as_the_reference(changes: Any) -> None:
-    store, references = build(changes)
+@given(changes=deltas, share=copy_shares)
+def test_every_held_version_reads_as_the_reference(changes: Any, share: float) -> None:
+    store, references = build(changes, share)
     for t, reference in enumerate(references):
         found = store.read(version(t))
         assert found is not None
@@ -81,10 +86,10 @@ def test_every_held_version_reads_as_the_reference(changes: Any) -> None:
 
 
 @settings(max_examples=200, deadline=None)
-@given(changes=deltas)
-def test_a_replica_fed_only_deltas_equals_the_primary(changes: Any) -> None:
-    primary, references = build(changes)
-    replica = replica_of(primary, changes)
+@given(changes=deltas, share=copy_shares)
+def test_a_replica_fed_only_deltas_equals_the_primary(changes: Any, share: float) -> None:
+    primary, references = build(changes, share)
+    replica = replica_of(primary, changes, share=share)
     found = replica.read(version(len(changes)))
     assert found is not None and dict(found[0]) == references[-1]
     stale = delta_message(KEY, "state_1_999_0", version(99), StateDelta({"z": 1}, []))
@@ -92,11 +97,11 @@ def test_a_replica_fed_only_deltas_equals_the_primary(changes: Any) -> None:
 
 
 @settings(max_examples=200, deadline=None)
-@given(changes=deltas, data=st.data())
+@given(changes=deltas, share=copy_shares, data=st.data())
 def test_rolling_back_for_a_retried_batch_gives_the_older_version(
-    changes: Any, data: st.DataObject
+    changes: Any, share: float, data: st.DataObject
 ) -> None:
-    store, references = build(changes)
+    store, references = build(changes, share)
     back = data.draw(st.integers(0, len(changes)))
     part = store.checkout(KEY, version(back))
     assert part is not None and part.data == references[back]
@@ -115,13 +120,13 @@ def test_dropped_versions_free_their_undo_records_and_a_dropped_head_its_partiti
 
 
 @settings(max_examples=200, deadline=None)
-@given(changes=deltas, data=st.data())
+@given(changes=deltas, share=copy_shares, data=st.data())
 def test_a_replica_applying_in_the_background_reads_as_the_reference_at_any_moment(
-    changes: Any, data: st.DataObject
+    changes: Any, share: float, data: st.DataObject
 ) -> None:
     """Deltas are queued on receipt; whatever mix of background applies and reads
     happens between them, every read gives that version exactly."""
-    primary, references = build(changes)
+    primary, references = build(changes, share)
 
     def meanwhile(replica: StateStore, t: int) -> None:
         for _ in range(data.draw(st.integers(0, 2), label="background applies")):
@@ -131,7 +136,7 @@ def test_a_replica_applying_in_the_background_reads_as_the_reference_at_any_mome
             found = replica.read(version(back))
             assert found is not None and dict(found[0]) == references[back]
 
-    replica = replica_of(primary, changes, meanwhile)
+    replica = replica_of(primary, changes, meanwhile, share)
     while replica.apply_pending():
         pass
     found = replica.read(version(len(changes)))

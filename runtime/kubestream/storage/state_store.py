@@ -2,11 +2,13 @@
 
 update_state_by_key and map_with_state keep each partition of their state here,
 on the executor that updates it and on one replica. A batch changes its
-partition in place and records, per version, the old values of the keys it
-changed (an undo record): a retried task, a lagging reader or a replica can go
-back to an older version while the driver still holds it, and a replica is sent
-only a version's changes. Version ids are block ids (`state_<stream>_<t>_<split>`),
-so the driver's block cleanup drops versions as it drops blocks.
+partition and records, per version, how to undo it: the old values of the keys
+it changed, or, when it changed a large share of the keys, the whole previous
+dict (the batch then applies to a copy, see COPY_SHARE). A retried task, a lagging
+reader or a replica can go back to an older version while the driver still holds
+it, and a replica is sent only a version's changes. Version ids are block ids
+(`state_<stream>_<t>_<split>`), so the driver's block cleanup drops versions as it
+drops blocks.
 
 A replica queues the deltas it receives and answers at once: a background thread
 (apply_pending) unpickles and applies them in order, so the primary's task does not
@@ -48,6 +50,7 @@ class _Version:
     old: dict[Any, Any]  # value before this version of each changed key that existed
     added: list[Any]  # keys this version created
     mapped: list[Any] | None
+    replaced: dict[Any, Any] | None = None  # the whole previous dict, instead of old and added
 
 
 @dataclass(slots=True)
@@ -78,7 +81,9 @@ class _QueuedDelta:
 
 
 class StateStore:
-    def __init__(self) -> None:
+    def __init__(self, copy_share: float | None = None) -> None:
+        """copy_share: COPY_SHARE unless given (tests force either way of undoing)."""
+        self._copy_share = COPY_SHARE if copy_share is None else copy_share
         self._parts: dict[PartitionKey, PartitionState] = {}
         self._where: dict[str, PartitionKey] = {}
         self._queued: dict[PartitionKey, list[_QueuedDelta]] = {}
@@ -98,6 +103,8 @@ class StateStore:
                 return None
             while part.head != version:
                 undone = part.versions.pop(part.head)
+                if undone.replaced is not None:
+                    part.data = undone.replaced
                 for k in undone.added:
                     part.data.pop(k, None)
                 part.data.update(undone.old)
@@ -129,34 +136,18 @@ class StateStore:
     def commit(self, part: PartitionState, version: str, delta: StateDelta) -> None:
         """Apply a batch's changes to the partition at its head, as `version`."""
         with self._lock:
-            data, index = part.data, part.by_time
-            old: dict[Any, Any] = {}
-            added: list[Any] = []
             time = version_time(version)
-            changed_at = part.changed_at
-            changed_at.update(dict.fromkeys(delta.updated, time))
-            changed_at.update(dict.fromkeys(delta.removed, time))
-            for k, value in delta.updated.items():
-                if k in data:
-                    previous = old[k] = data[k]
-                    if index is not None:
-                        _unindex(index, k, previous)
-                else:
-                    added.append(k)
-                data[k] = value
-                if index is not None:
-                    index.setdefault(value[1], {})[k] = None
-            for k in delta.removed:
-                if k in data:
-                    previous = data.pop(k)
-                    if k not in old and k not in delta.updated:  # else its undo is recorded
-                        old[k] = previous
-                    if index is not None:
-                        _unindex(index, k, previous)
-            part.versions[version] = _Version(part.head, old, added, delta.mapped)
+            part.changed_at.update(dict.fromkeys(delta.updated, time))
+            part.changed_at.update(dict.fromkeys(delta.removed, time))
+            changes = len(delta.updated) + len(delta.removed)
+            if part.by_time is None and changes >= self._copy_share * len(part.data):
+                undo = _commit_to_copy(part, delta)
+            else:
+                undo = _commit_in_place(part, delta)
+            part.versions[version] = undo
             part.head = version
             self._where[version] = part.key
-            if len(changed_at) > 2 * len(data) + FORGET_REMOVED_AFTER:
+            if len(part.changed_at) > 2 * len(part.data) + FORGET_REMOVED_AFTER:
                 _forget_removed(part)
 
     def changes(self, version: str, since: int) -> tuple[dict[Any, Any], list[Any]] | None:
@@ -173,30 +164,16 @@ class StateStore:
                 return None
             changed = {k: t for k, t in part.changed_at.items() if t > since}
             part.changed_at, part.tracked_since = changed, since
-            undone = self._undo_overlay(part, version)
+            at = _data_at(part, version)
             updated: dict[Any, Any] = {}
             removed: list[Any] = []
-            data = part.data
             for k in changed:
-                value = undone.get(k, _ABSENT) if k in undone else data.get(k, _ABSENT)
+                value = at.get(k, _ABSENT)
                 if value is _ABSENT:
                     removed.append(k)
                 else:
                     updated[k] = value
             return updated, removed
-
-    @staticmethod
-    def _undo_overlay(part: PartitionState, version: str) -> dict[Any, Any]:
-        """The values at `version` of keys newer versions changed (_ABSENT: not held)."""
-        overlay: dict[Any, Any] = {}
-        current = part.head
-        while current != version:
-            entry = part.versions[current]
-            overlay.update(dict.fromkeys(entry.added, _ABSENT))
-            overlay.update(entry.old)
-            assert entry.previous is not None
-            current = entry.previous
-        return overlay
 
     def read(
         self, version: str, entries: bool = True
@@ -211,18 +188,7 @@ class StateStore:
             mapped = part.versions[version].mapped
             if not entries:
                 return [], mapped
-            if part.head == version:
-                return list(part.data.items()), mapped
-            view = dict(part.data)
-            current = part.head
-            while current != version:
-                entry = part.versions[current]
-                for k in entry.added:
-                    view.pop(k, None)
-                view.update(entry.old)
-                assert entry.previous is not None
-                current = entry.previous
-            return list(view.items()), mapped
+            return list(_data_at(part, version).items()), mapped
 
     def snapshot(self, version: str) -> bytes | None:
         """A version as a full-replica message, for a peer that lacks it; None when not held."""
@@ -333,6 +299,7 @@ class StateStore:
                     for entry in part.versions.values():
                         if entry.previous == version:  # nothing reads back past a dropped version
                             entry.previous, entry.old, entry.added = None, {}, []
+                            entry.replaced = None
 
     def _drop(self, key: PartitionKey) -> None:
         for queued in self._queued.pop(key, []):
@@ -353,6 +320,69 @@ class StateStore:
         """(versions held, entries in head versions)."""
         with self._lock:
             return len(self._where), sum(len(p.data) for p in self._parts.values())
+
+
+COPY_SHARE = 0.25
+"""A batch changing at least this share of a partition's keys applies to a copy of its
+dict and keeps the old dict as its undo record: the copy is a C-speed pass over the
+partition, while recording old values is a Python-speed pass over the changes, ~30x
+slower a key; below this share the old values take far less memory than a whole dict.
+A state with a timeout index always records old values (the index needs them)."""
+
+
+def _commit_to_copy(part: PartitionState, delta: StateDelta) -> _Version:
+    """Apply delta to a copy of the partition's dict; the old dict is the undo record."""
+    replaced = part.data
+    part.data = replaced | delta.updated
+    for k in delta.removed:
+        part.data.pop(k, None)
+    return _Version(part.head, {}, [], delta.mapped, replaced)
+
+
+def _commit_in_place(part: PartitionState, delta: StateDelta) -> _Version:
+    """Apply delta to the partition's dict, recording the old values it changes (and
+    keeping the timeout index in step)."""
+    data, index = part.data, part.by_time
+    old: dict[Any, Any] = {}
+    added: list[Any] = []
+    for k, value in delta.updated.items():
+        if k in data:
+            previous = old[k] = data[k]
+            if index is not None:
+                _unindex(index, k, previous)
+        else:
+            added.append(k)
+        data[k] = value
+        if index is not None:
+            index.setdefault(value[1], {})[k] = None
+    for k in delta.removed:
+        if k in data:
+            previous = data.pop(k)
+            if k not in old and k not in delta.updated:  # else its undo is recorded
+                old[k] = previous
+            if index is not None:
+                _unindex(index, k, previous)
+    return _Version(part.head, old, added, delta.mapped)
+
+
+def _data_at(part: PartitionState, version: str) -> dict[Any, Any]:
+    """The partition's entries at `version`, which it holds; the head's own dict when
+    `version` is the head, so the caller must not change it."""
+    view, owned = part.data, False
+    current = part.head
+    while current != version:
+        entry = part.versions[current]
+        if entry.replaced is not None:
+            view, owned = entry.replaced, False
+        if entry.added or entry.old:
+            if not owned:
+                view, owned = dict(view), True
+            for k in entry.added:
+                view.pop(k, None)
+            view.update(entry.old)
+        assert entry.previous is not None
+        current = entry.previous
+    return view
 
 
 FORGET_REMOVED_AFTER = 1024
