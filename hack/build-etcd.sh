@@ -7,6 +7,7 @@
 #
 # etcd's own go.mod replaces its sibling modules with local paths, so
 # `go install ...@version` refuses it; a wrapper module requires it instead.
+# Concurrent runs take turns on a lock, as in hack/build-kube.sh.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=hack/versions.env
@@ -15,11 +16,13 @@ here=$(cd "$(dirname "$0")" && pwd)
 cache=${KUBESTREAM_CACHE:-$HOME/.cache/kubestream}
 bin="$cache/etcd-$ETCD_VERSION/bin"
 work="$cache/etcd-$ETCD_VERSION/module"
+mkdir -p "$bin" "$work"
+exec 9>"$cache/etcd-$ETCD_VERSION/.lock"
+flock 9
 if [ -x "$bin/etcd" ]; then
   echo "$bin"
   exit 0
 fi
-mkdir -p "$bin" "$work"
 cd "$work"
 if [ ! -f go.mod ]; then
   cat > go.mod.tmp <<GOMOD

@@ -7,7 +7,9 @@
 # Prints the bin directory as its last line. Cache root: $KUBESTREAM_CACHE
 # (default ~/.cache/kubestream). k8s.io/kubernetes replaces its staging modules
 # with local paths, so a wrapper module requires it and points each staging
-# module at its published v0.x.y release instead.
+# module at its published v0.x.y release instead. Concurrent runs (the cluster
+# and the operator tests share the cache) take turns on a lock: two `go` runs
+# rewriting one go.mod fail with "existing contents have changed since last read".
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=hack/versions.env
@@ -17,6 +19,8 @@ cache=${KUBESTREAM_CACHE:-$HOME/.cache/kubestream}
 bin="$cache/kubernetes-$KUBE_VERSION/bin"
 work="$cache/kubernetes-$KUBE_VERSION/module"
 mkdir -p "$bin" "$work"
+exec 9>"$cache/kubernetes-$KUBE_VERSION/.lock"
+flock 9
 
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(kube-apiserver kube-controller-manager)
