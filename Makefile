@@ -32,7 +32,9 @@ lint: setup
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
+## The stateful word count (the headline), then the stateless one.
 bench: setup
+	$(PY) benchmarks/stateful.py
 	$(PY) benchmarks/throughput.py
 
 clean:
