@@ -42,12 +42,39 @@ class DStreamGraph:
             )
 
     def generate_jobs(self, batch_time: int) -> list[Job]:
+        """The jobs of `batch_time` (ms), after computing every input an output reads.
+
+        What an input gives a batch (the files listed, the Kafka offsets planned, the RDD
+        taken from a queue) is fixed when the batch is generated, as received blocks are
+        allocated to it, even when no output reads that batch yet: a window sliding slower
+        than the batch interval reads such a batch one slide later, and listing or planning
+        it then would give it the next batch's data too, so later windows missed it.
+        """
+        for source in self.inputs_read_by(self.outputs):
+            source.get_or_compute(batch_time)
         jobs = []
         for output_id, (stream, fn) in enumerate(self.outputs):
             rdd = stream.get_or_compute(batch_time)
             if rdd is not None:
                 jobs.append(Job(output_id, functools.partial(fn, batch_time, rdd)))
         return jobs
+
+    def inputs_read_at(self, batch_time: int) -> list[InputDStream]:
+        """The inputs that an output running at `batch_time` (ms) reads: a batch where no
+        output reading an input runs (a window between slides) leaves that input's data to
+        the batch that reads it, and so its commit of what was read (Kafka's offsets)."""
+        return self.inputs_read_by([o for o in self.outputs if o[0].is_time_valid(batch_time)])
+
+    def inputs_read_by(self, outputs: list[tuple[DStream, OutputFn]]) -> list[InputDStream]:
+        """The inputs the given output operations' streams descend from, in graph order."""
+        reached: set[int] = set()
+        stack = [stream for stream, _ in outputs]
+        while stack:
+            stream = stack.pop()
+            if stream.id not in reached:
+                reached.add(stream.id)
+                stack.extend(stream.parents)
+        return [stream for stream in self.inputs if stream.id in reached]
 
     def output_details(self) -> list[dict[str, Any]]:
         """What output operations that count their work report (a sink's `output_details()`:

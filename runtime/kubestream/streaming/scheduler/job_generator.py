@@ -125,7 +125,7 @@ class JobGenerator:
                 self.checkpointer.batch_completed(info, pending)
             except Exception as exc:  # logged by the checkpointer's health; cleanup goes on
                 info.errors.append(f"checkpoint at {info.batch_time}: {describe_error(exc)}")
-        for stream in env.graph.inputs:
+        for stream in env.graph.inputs_read_at(info.batch_time):
             stream.batch_completed(info)
         with self.graph_lock:
             dropped = env.graph.clear_metadata(info.batch_time)
